@@ -1,0 +1,424 @@
+import { type DType, packHalf, storageBytes, unpackHalf } from './dtype.ts';
+import { GpuDeviceLostError, GpuLimitError, GpuValidationError, WebGPUUnavailableError } from './errors.ts';
+import type { Kernel } from './kernel.ts';
+import { Profiler } from './profiler.ts';
+import { Tensor } from './tensor.ts';
+
+/** Limits the engine raises to the adapter's maximum when it asks for a device. */
+export const RAISED_LIMITS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+] as const;
+export type RaisedLimit = (typeof RAISED_LIMITS)[number];
+
+/** Optional features used when the adapter has them. */
+export const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+
+export interface GpuContextOptions {
+  /** The GPU entry point: `navigator.gpu` in a page or Worker (default), or Node's from src/gpu/node.ts. */
+  gpu?: GPU;
+  /** Minimum values a model needs; a GpuLimitError names any the adapter cannot give. */
+  requiredLimits?: Partial<Record<RaisedLimit, number>>;
+  powerPreference?: GPUPowerPreference;
+  /** Collect per-kernel GPU time (timestamp-query, where the adapter has it). */
+  profile?: boolean;
+  /** 'node' enables the Dawn busy-wait mitigation (sleep before awaiting GPU promises). */
+  host?: 'browser' | 'node';
+}
+
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallbackAdapter: boolean;
+  features: string[];
+  limits: Record<string, number>;
+}
+
+type Readable = Float32Array | Int32Array | Uint32Array;
+
+const UNIFORM_CHUNK = 64 * 1024;
+
+/**
+ * One WebGPU device plus the engine's per-device state: pipeline cache, uniform arena, profiler,
+ * error and device-loss tracking. Create with `GpuContext.create()` (browser/Worker) or
+ * `createNodeGpuContext()` (Node).
+ */
+export class GpuContext {
+  readonly hasF16: boolean;
+  readonly hasSubgroups: boolean;
+  readonly hasTimestamps: boolean;
+  readonly profiler: Profiler | null;
+  readonly uniformAlign: number;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly kernelSources = new Map<string, string>();
+  private pendingPipelineChecks: Promise<void>[] = [];
+  private freeUniformChunks: GPUBuffer[] = [];
+  private lostError: GpuDeviceLostError | null = null;
+  private readonly lostListeners: ((e: GpuDeviceLostError) => void)[] = [];
+  private waitEstimateMs = 0;
+  private destroyed = false;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly adapter: AdapterSummary,
+    readonly host: 'browser' | 'node',
+    profile: boolean,
+  ) {
+    this.hasF16 = device.features.has('shader-f16');
+    this.hasSubgroups = device.features.has('subgroups');
+    this.hasTimestamps = device.features.has('timestamp-query');
+    this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
+    this.profiler = profile && this.hasTimestamps ? new Profiler(device) : null;
+    device.lost.then((info) => {
+      if (this.destroyed) return;
+      this.lostError = new GpuDeviceLostError(String(info.reason), info.message || 'no message');
+      for (const cb of this.lostListeners) cb(this.lostError);
+    });
+  }
+
+  /**
+   * Requests an adapter and a device with raised limits and the optional features present.
+   * Throws WebGPUUnavailableError without WebGPU or an adapter, GpuLimitError when a required
+   * limit exceeds what the adapter offers.
+   */
+  static async create(options: GpuContextOptions = {}): Promise<GpuContext> {
+    const gpu = options.gpu ?? (typeof navigator !== 'undefined' ? navigator.gpu : undefined);
+    if (!gpu) {
+      throw new WebGPUUnavailableError(
+        'WebGPU is not available here (no navigator.gpu). Use a browser with WebGPU enabled (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu), or in Node use createNodeGpuContext().',
+      );
+    }
+    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    if (!adapter) {
+      throw new WebGPUUnavailableError(
+        'navigator.gpu.requestAdapter() returned no adapter: the GPU is blocklisted or no driver is present. In headless Chromium pass --enable-unsafe-webgpu; in Node set VK_ICD_FILENAMES to a Vulkan driver.',
+      );
+    }
+    const requiredLimits: Record<string, number> = {};
+    for (const name of RAISED_LIMITS) {
+      const have = adapter.limits[name];
+      const need = options.requiredLimits?.[name];
+      if (need !== undefined && need > have) {
+        throw new GpuLimitError(`the adapter offers ${name} = ${have}, the model needs ${need}. Use a GPU with more memory per buffer or a smaller model.`);
+      }
+      requiredLimits[name] = have;
+    }
+    const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+    const info = adapter.info;
+    const summary: AdapterSummary = {
+      vendor: info?.vendor ?? '',
+      architecture: info?.architecture ?? '',
+      device: info?.device ?? '',
+      description: info?.description ?? '',
+      isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean })?.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+      features: [...device.features].map(String).sort(),
+      limits: Object.fromEntries(RAISED_LIMITS.map((k) => [k, device.limits[k]])),
+    };
+    const host = options.host ?? (typeof window === 'undefined' && typeof process !== 'undefined' && !!process.versions?.node ? 'node' : 'browser');
+    return new GpuContext(device, summary, host, options.profile ?? false);
+  }
+
+  /** Registers a callback for device loss; the error is also thrown by every later submit. */
+  onLost(cb: (e: GpuDeviceLostError) => void): void {
+    this.lostListeners.push(cb);
+    if (this.lostError) cb(this.lostError);
+  }
+
+  /** Throws the device-lost error if the device is gone. */
+  checkAlive(): void {
+    if (this.lostError) throw this.lostError;
+  }
+
+  /** A new zero-filled tensor. */
+  tensor(shape: readonly number[], dtype: DType, label: string): Tensor {
+    this.checkAlive();
+    const numel = shape.reduce((a, b) => a * b, 1);
+    const size = Math.max(16, Math.ceil(storageBytes(dtype, numel) / 16) * 16);
+    if (size > this.device.limits.maxBufferSize) {
+      throw new GpuLimitError(`tensor '${label}' needs ${size} bytes, over the device's maxBufferSize ${this.device.limits.maxBufferSize}`);
+    }
+    const buffer = this.device.createBuffer({
+      label,
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    return new Tensor(buffer, shape, dtype, label);
+  }
+
+  /** A new tensor holding `data`. f16/bf16 accept f32 values (rounded to nearest even) or packed Uint32Array words. */
+  upload(data: ArrayLike<number> | ArrayBufferView, shape: readonly number[], dtype: DType, label: string): Tensor {
+    const t = this.tensor(shape, dtype, label);
+    this.write(t, data);
+    return t;
+  }
+
+  /** Writes host data into `t` through the queue (ordered before any later submit). */
+  write(t: Tensor, data: ArrayLike<number> | ArrayBufferView): void {
+    let bytes: ArrayBufferView;
+    if ((t.dtype === 'f16' || t.dtype === 'bf16') && !(data instanceof Uint32Array)) {
+      bytes = packHalf(data as ArrayLike<number>, t.dtype);
+    } else if (ArrayBuffer.isView(data)) {
+      bytes = data;
+    } else {
+      bytes = t.dtype === 'f32' ? Float32Array.from(data) : t.dtype === 'i32' ? Int32Array.from(data) : Uint32Array.from(data);
+    }
+    if (bytes.byteLength > t.byteLength + 3) {
+      throw new GpuValidationError(`write to '${t.label}': ${bytes.byteLength} bytes do not fit ${t.byteLength}`);
+    }
+    const padded = bytes.byteLength % 4 === 0 ? bytes : new Uint8Array(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).buffer.slice(0));
+    const len = Math.ceil(padded.byteLength / 4) * 4;
+    if (len !== padded.byteLength) {
+      const tmp = new Uint8Array(len);
+      tmp.set(new Uint8Array(padded.buffer, padded.byteOffset, padded.byteLength));
+      this.device.queue.writeBuffer(t.buffer, t.byteOffset, tmp);
+    } else {
+      this.device.queue.writeBuffer(t.buffer, t.byteOffset, padded.buffer, padded.byteOffset, padded.byteLength);
+    }
+  }
+
+  /** Reads a tensor back: Float32Array for f32/f16/bf16 (halves unpacked), Int32Array, Uint32Array. */
+  async read(t: Tensor): Promise<Readable> {
+    const rec = this.record(`read ${t.label}`);
+    const p = rec.readback(t);
+    await rec.submit();
+    return p;
+  }
+
+  async readF32(t: Tensor): Promise<Float32Array> {
+    const r = await this.read(t);
+    if (!(r instanceof Float32Array)) throw new GpuValidationError(`readF32 of '${t.label}' (${t.dtype})`);
+    return r;
+  }
+
+  /** Starts recording a step: every dispatch goes into one command encoder, one submit. */
+  record(label: string): Recorder {
+    this.checkAlive();
+    return new Recorder(this, label);
+  }
+
+  /** The compute pipeline for `kernel` with these override constants (compiled once, cached). */
+  pipeline(kernel: Kernel, constants: Record<string, number> = {}): GPUComputePipeline {
+    const ck = Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(',');
+    const key = `${kernel.name}|${kernel.entryPoint}|${ck}`;
+    let p = this.pipelines.get(key);
+    if (p) return p;
+    const prev = this.kernelSources.get(kernel.name);
+    if (prev !== undefined && prev !== kernel.source) {
+      throw new GpuValidationError(`two different kernels are named '${kernel.name}'`);
+    }
+    this.kernelSources.set(kernel.name, kernel.source);
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ label: kernel.name, code: kernel.source });
+    p = this.device.createComputePipeline({
+      label: `${kernel.name}[${ck}]`,
+      layout: 'auto',
+      compute: { module, entryPoint: kernel.entryPoint, constants },
+    });
+    this.pendingPipelineChecks.push(
+      this.device.popErrorScope().then((err) => {
+        if (err) throw new GpuValidationError(`kernel '${kernel.name}' [${ck}] failed to compile: ${err.message}`);
+      }),
+    );
+    this.pipelines.set(key, p);
+    return p;
+  }
+
+  /** @internal Awaits compile checks of pipelines created since the last call. */
+  async flushPipelineChecks(): Promise<void> {
+    const checks = this.pendingPipelineChecks;
+    this.pendingPipelineChecks = [];
+    await Promise.all(checks);
+  }
+
+  /** @internal */
+  takeUniformChunk(): GPUBuffer {
+    return (
+      this.freeUniformChunks.pop() ??
+      this.device.createBuffer({ label: 'uniform arena', size: UNIFORM_CHUNK, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST })
+    );
+  }
+
+  /** @internal */
+  returnUniformChunks(chunks: GPUBuffer[]): void {
+    this.freeUniformChunks.push(...chunks);
+  }
+
+  /**
+   * Awaits a GPU promise. In Node, dawn.node busy-polls while a promise is pending and starves
+   * a CPU Vulkan driver, so we first sleep for most of the recently observed wait time.
+   */
+  async waitFor<T>(make: () => Promise<T>): Promise<T> {
+    if (this.host !== 'node') return make();
+    const t0 = performance.now();
+    const nap = Math.min(this.waitEstimateMs * 0.7, 200);
+    if (nap >= 1) await new Promise((r) => setTimeout(r, nap));
+    const out = await make();
+    const dt = performance.now() - t0;
+    this.waitEstimateMs = this.waitEstimateMs === 0 ? dt : 0.7 * this.waitEstimateMs + 0.3 * dt;
+    return out;
+  }
+
+  /** Waits until all submitted work finished. */
+  async sync(): Promise<void> {
+    await this.waitFor(() => this.device.queue.onSubmittedWorkDone());
+    this.checkAlive();
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    for (const c of this.freeUniformChunks) c.destroy();
+    this.device.destroy();
+  }
+
+  static readValue(dtype: DType, bytes: ArrayBuffer, numel: number): Readable {
+    if (dtype === 'f32') return new Float32Array(bytes, 0, numel).slice();
+    if (dtype === 'i32') return new Int32Array(bytes, 0, numel).slice();
+    if (dtype === 'u32') return new Uint32Array(bytes, 0, numel).slice();
+    return unpackHalf(new Uint32Array(bytes, 0, Math.ceil(numel / 2)), dtype, numel);
+  }
+}
+
+/** A dispatch of one kernel: buffers in WGSL binding order, Params values, workgroup counts. */
+export interface DispatchArgs<K extends string> {
+  buffers: readonly (Tensor | GPUBufferBinding)[];
+  params?: Record<K, number>;
+  workgroups: readonly [number, number?, number?];
+  constants?: Record<string, number>;
+  /** Profiler label (defaults to the kernel name). */
+  label?: string;
+}
+
+/**
+ * Records a whole model step into one command encoder. Dispatches share one compute pass (or
+ * one pass each with timestamps while profiling); Params go to a uniform arena written once at
+ * submit; readbacks are copied into staging buffers in the same submit.
+ */
+export class Recorder {
+  private readonly encoder: GPUCommandEncoder;
+  private pass: GPUComputePassEncoder | null = null;
+  private chunks: GPUBuffer[] = [];
+  private staging: ArrayBuffer[] = [];
+  private chunkOffset = UNIFORM_CHUNK;
+  private readonly reads: { buffer: GPUBuffer; tensor: Tensor; resolve: (v: Readable) => void; reject: (e: unknown) => void }[] = [];
+  private submitted = false;
+  dispatchCount = 0;
+
+  constructor(readonly ctx: GpuContext, readonly label: string) {
+    this.encoder = ctx.device.createCommandEncoder({ label });
+  }
+
+  dispatch<K extends string>(kernel: Kernel<K>, args: DispatchArgs<K>): void {
+    if (this.submitted) throw new GpuValidationError(`recording '${this.label}' was already submitted`);
+    if (args.buffers.length !== kernel.bindings.length) {
+      throw new GpuValidationError(`kernel '${kernel.name}' takes ${kernel.bindings.length} buffers (${kernel.bindings.map((b) => b.name).join(', ')}), got ${args.buffers.length}`);
+    }
+    const device = this.ctx.device;
+    const pipeline = this.ctx.pipeline(kernel, args.constants);
+    const entries: GPUBindGroupEntry[] = args.buffers.map((b, i) => ({
+      binding: i,
+      resource: b instanceof Tensor ? b.binding() : b,
+    }));
+    if (kernel.params) {
+      if (!args.params) throw new GpuValidationError(`kernel '${kernel.name}' needs Params`);
+      const size = kernel.params.byteSize;
+      if (this.chunkOffset + size > UNIFORM_CHUNK) {
+        this.chunks.push(this.ctx.takeUniformChunk());
+        this.staging.push(new ArrayBuffer(UNIFORM_CHUNK));
+        this.chunkOffset = 0;
+      }
+      const ci = this.chunks.length - 1;
+      kernel.params.write(new DataView(this.staging[ci]), this.chunkOffset, args.params, kernel.name);
+      entries.push({ binding: kernel.bindings.length, resource: { buffer: this.chunks[ci], offset: this.chunkOffset, size } });
+      this.chunkOffset += Math.ceil(size / this.ctx.uniformAlign) * this.ctx.uniformAlign;
+    }
+    const bindGroup = device.createBindGroup({ label: kernel.name, layout: pipeline.getBindGroupLayout(0), entries });
+    const [x, y = 1, z = 1] = args.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const profiler = this.ctx.profiler;
+    let pass: GPUComputePassEncoder;
+    if (profiler) {
+      this.endPass();
+      pass = this.encoder.beginComputePass({ label: args.label ?? kernel.name, timestampWrites: profiler.next(args.label ?? kernel.name) });
+    } else {
+      pass = this.pass ??= this.encoder.beginComputePass({ label: this.label });
+    }
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    if (profiler) pass.end();
+    this.dispatchCount++;
+  }
+
+  /** Copies `src` into `dst` (same byte length) in command order. */
+  copy(src: Tensor, dst: Tensor, bytes = src.byteLength): void {
+    this.endPass();
+    if (bytes > dst.byteLength) throw new GpuValidationError(`copy ${src.label} -> ${dst.label}: ${bytes} bytes do not fit ${dst.byteLength}`);
+    this.encoder.copyBufferToBuffer(src.buffer, src.byteOffset, dst.buffer, dst.byteOffset, Math.ceil(bytes / 4) * 4);
+  }
+
+  /** Zero-fills `t` in command order. */
+  clear(t: Tensor): void {
+    this.endPass();
+    this.encoder.clearBuffer(t.buffer, t.byteOffset, Math.ceil(t.byteLength / 4) * 4);
+  }
+
+  /** Schedules a copy of `t` to the host; the promise resolves after `submit()`. */
+  readback(t: Tensor): Promise<Readable> {
+    this.endPass();
+    const size = Math.ceil(t.byteLength / 4) * 4;
+    const buffer = this.ctx.device.createBuffer({ label: `read ${t.label}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.encoder.copyBufferToBuffer(t.buffer, t.byteOffset, buffer, 0, size);
+    return new Promise((resolve, reject) => this.reads.push({ buffer, tensor: t, resolve, reject }));
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  /** Writes Params, finishes and submits the encoder, then resolves pending readbacks. */
+  async submit(): Promise<void> {
+    if (this.submitted) throw new GpuValidationError(`recording '${this.label}' was already submitted`);
+    this.submitted = true;
+    this.ctx.checkAlive();
+    this.endPass();
+    const device = this.ctx.device;
+    this.chunks.forEach((c, i) => device.queue.writeBuffer(c, 0, this.staging[i], 0, i === this.chunks.length - 1 ? this.chunkOffset : UNIFORM_CHUNK));
+    const profiler = this.ctx.profiler;
+    profiler?.resolve(this.encoder);
+    device.pushErrorScope('validation');
+    device.queue.submit([this.encoder.finish()]);
+    const err = await device.popErrorScope();
+    this.ctx.returnUniformChunks(this.chunks);
+    this.chunks = [];
+    try {
+      await this.ctx.flushPipelineChecks();
+      if (err) throw new GpuValidationError(`recording '${this.label}': ${err.message}`);
+      if (profiler) await this.ctx.waitFor(() => profiler.collect());
+      if (this.reads.length) {
+        await this.ctx.waitFor(() => Promise.all(this.reads.map((r) => r.buffer.mapAsync(GPUMapMode.READ))));
+        for (const r of this.reads) {
+          r.resolve(GpuContext.readValue(r.tensor.dtype, r.buffer.getMappedRange(), r.tensor.numel));
+          r.buffer.unmap();
+          r.buffer.destroy();
+        }
+      }
+      this.ctx.checkAlive();
+    } catch (e) {
+      for (const r of this.reads) r.reject(e);
+      throw e;
+    }
+  }
+}
