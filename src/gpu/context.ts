@@ -65,6 +65,10 @@ export class GpuContext {
   private lostError: GpuDeviceLostError | null = null;
   private readonly lostListeners: ((e: GpuDeviceLostError) => void)[] = [];
   private waitEstimateMs = 0;
+  /** Bytes held by live tensors created through this context (GPU memory the engine uses). */
+  liveBytes = 0;
+  /** High-water mark of liveBytes. */
+  peakBytes = 0;
   private destroyed = false;
 
   private constructor(
@@ -152,7 +156,13 @@ export class GpuContext {
       size,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
-    return new Tensor(buffer, shape, dtype, label);
+    const t = new Tensor(buffer, shape, dtype, label);
+    this.liveBytes += size;
+    this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
+    t.onDestroy = () => {
+      this.liveBytes -= size;
+    };
+    return t;
   }
 
   /** A new tensor holding `data`. f16/bf16 accept f32 values (rounded to nearest even) or packed Uint32Array words. */

@@ -46,8 +46,15 @@ export class Tensor {
     return { buffer: this.buffer, offset: this.byteOffset, size: this.byteLength };
   }
 
+  /** Set by GpuContext to keep its live-bytes count; called once on destroy(). */
+  onDestroy: (() => void) | null = null;
+
   destroy(): void {
-    if (this.ownsBuffer) this.buffer.destroy();
+    if (this.ownsBuffer) {
+      this.buffer.destroy();
+      this.onDestroy?.();
+      this.onDestroy = null;
+    }
   }
 
   toString(): string {
