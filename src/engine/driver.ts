@@ -1,0 +1,134 @@
+/**
+ * Drives an Engine: pulls whole 1920-sample frames from an input source (ring buffer, packets,
+ * a file), runs one step per frame and pushes each step's 1920 output samples to a sink.
+ * The same driver serves the browser engine Worker (ring/packet sources, real time) and the
+ * Node CLI (file source, as fast as the GPU allows).
+ */
+import type { Engine, StepResult } from './engine.ts';
+import { FRAME_SAMPLES } from './metrics.ts';
+
+/** Where the driver reads input frames from. */
+export interface FrameSource {
+  /** Copies the next 1920 samples into `out` and returns true, or returns false when no whole frame is buffered yet. */
+  pull(out: Float32Array): boolean;
+  /** True once no further frame will ever arrive (end of a file). */
+  readonly ended: boolean;
+  /** Resolves when more input may be available, or after at most `timeoutMs`. */
+  wait(timeoutMs: number): Promise<void>;
+  /** Samples currently buffered (queue depth for the metrics). */
+  queued(): number;
+}
+
+/** Where the driver writes each step's output. */
+export interface FrameSink {
+  /** Takes 1920 samples; returns false when they were dropped (sink full: an overrun). */
+  push(pcm: Float32Array): boolean;
+  /** Samples currently buffered in the sink (queue depth for the metrics). */
+  queued(): number;
+}
+
+/** A whole PCM array as a source: frame t = samples [1920t, 1920(t+1)); the tail is zero-padded to a whole frame. */
+export class ArrayFrameSource implements FrameSource {
+  private pos = 0;
+  readonly frames: number;
+  constructor(private readonly pcm: Float32Array) {
+    this.frames = Math.ceil(pcm.length / FRAME_SAMPLES);
+  }
+  get ended(): boolean {
+    return this.pos >= this.frames * FRAME_SAMPLES;
+  }
+  pull(out: Float32Array): boolean {
+    if (this.ended) return false;
+    const end = Math.min(this.pos + FRAME_SAMPLES, this.pcm.length);
+    out.fill(0);
+    out.set(this.pcm.subarray(this.pos, end));
+    this.pos += FRAME_SAMPLES;
+    return true;
+  }
+  async wait(): Promise<void> {}
+  queued(): number {
+    return Math.max(0, this.pcm.length - this.pos);
+  }
+}
+
+/** Collects every output frame in memory (the CLI's reply). */
+export class ArrayFrameSink implements FrameSink {
+  readonly frames: Float32Array[] = [];
+  push(pcm: Float32Array): boolean {
+    this.frames.push(pcm.slice());
+    return true;
+  }
+  queued(): number {
+    return 0;
+  }
+  /** All frames concatenated. */
+  concat(): Float32Array {
+    const out = new Float32Array(this.frames.length * FRAME_SAMPLES);
+    this.frames.forEach((f, i) => out.set(f, i * FRAME_SAMPLES));
+    return out;
+  }
+}
+
+export interface DriverCallbacks {
+  /** Called after every step, after its PCM went to the sink. */
+  onStep?: (r: StepResult) => void;
+  /** Called when the loop stops because of an error (the loop does not continue after one). */
+  onError?: (e: unknown) => void;
+  /** Called once per loop iteration that found no frame, before waiting (to pump heartbeats, stats). */
+  onIdle?: () => void;
+}
+
+/**
+ * Runs the loop. `run()` resolves when the source ended or `stop()` was called; it rejects
+ * (after calling onError) when a step throws.
+ */
+export class EngineDriver {
+  private running = false;
+  private stopRequested = false;
+  private readonly frame = new Float32Array(FRAME_SAMPLES);
+  /** Output frames the sink refused (counted as overruns). */
+  sinkDrops = 0;
+
+  constructor(
+    readonly engine: Engine,
+    readonly source: FrameSource,
+    readonly sink: FrameSink,
+    private readonly callbacks: DriverCallbacks = {},
+    /** Longest wait for input before checking `stop()` again, ms. */
+    private readonly pollMs = 10,
+  ) {}
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  async run(): Promise<void> {
+    if (this.running) throw new Error('EngineDriver.run: already running');
+    this.running = true;
+    this.stopRequested = false;
+    try {
+      while (!this.stopRequested) {
+        if (!this.source.pull(this.frame)) {
+          if (this.source.ended) break;
+          this.callbacks.onIdle?.();
+          await this.source.wait(this.pollMs);
+          continue;
+        }
+        const r = await this.engine.step(this.frame);
+        if (!this.sink.push(r.pcm)) this.sinkDrops++;
+        this.engine.metrics.setTransport({ inputQueueSamples: this.source.queued(), outputQueueSamples: this.sink.queued() });
+        this.callbacks.onStep?.(r);
+      }
+    } catch (e) {
+      this.callbacks.onError?.(e);
+      throw e;
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Asks the loop to stop after the current step. */
+  stop(): void {
+    this.stopRequested = true;
+  }
+}

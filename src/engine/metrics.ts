@@ -1,0 +1,150 @@
+/**
+ * Per-step metrics of the 80 ms loop: stage times (encode / LM / decode / total, milliseconds of
+ * wall clock on the host running the engine), steps over the real-time budget, queue depths,
+ * underruns / overruns of the audio rings and dropped packets by type. Pure bookkeeping: no GPU,
+ * no DOM, usable in the engine Worker, the Node CLI and the tests.
+ */
+
+/** Samples per engine step: one Mimi frame at 24 kHz (80 ms). */
+export const FRAME_SAMPLES = 1920;
+/** Engine sample rate in Hz. */
+export const SAMPLE_RATE = 24000;
+/** Real-time budget of one step in milliseconds (1920 / 24000 s). */
+export const STEP_BUDGET_MS = (FRAME_SAMPLES / SAMPLE_RATE) * 1000;
+
+/** Wall-clock time of one step's stages, in milliseconds. */
+export interface StepTimings {
+  encodeMs: number;
+  lmMs: number;
+  decodeMs: number;
+  totalMs: number;
+}
+
+/** Percentiles of one quantity over the kept window of steps (milliseconds). */
+export interface Percentiles {
+  p50: number;
+  p95: number;
+  max: number;
+  mean: number;
+}
+
+/** Audio-side and transport-side counters that the engine does not measure itself. */
+export interface TransportCounters {
+  /** Samples waiting in the input ring (captured, not yet consumed by the engine). */
+  inputQueueSamples: number;
+  /** Samples waiting in the output ring (produced, not yet played). */
+  outputQueueSamples: number;
+  /** Playback quanta that found too little audio in the output ring. */
+  underruns: number;
+  /** Capture quanta dropped because the input ring was full, plus engine frames dropped because the output ring was full. */
+  overruns: number;
+  /** Dropped packets per packet type name (e.g. AUDIO_CHUNK, TEXT_PARTIAL). */
+  droppedPackets: Record<string, number>;
+  /** Malformed or out-of-order packets seen by the channel. */
+  protocolErrors: number;
+}
+
+/** A snapshot of the loop's metrics, cheap to structured-clone. */
+export interface MetricsSnapshot extends TransportCounters {
+  /** Steps completed since the last reset. */
+  steps: number;
+  /** Steps where the LM returned tokens (audio was decoded). */
+  tokenSteps: number;
+  /** Steps whose total time exceeded the 80 ms budget. */
+  overBudget: number;
+  /** The budget in ms (80). */
+  budgetMs: number;
+  /** The most recent step's timings, or null before the first step. */
+  last: StepTimings | null;
+  encodeMs: Percentiles;
+  lmMs: Percentiles;
+  decodeMs: Percentiles;
+  stepMs: Percentiles;
+  /** Non-padding text tokens emitted so far. */
+  textTokens: number;
+}
+
+const EMPTY: Percentiles = { p50: 0, p95: 0, max: 0, mean: 0 };
+
+/** Percentiles (nearest-rank) of `values`; zeros for an empty list. */
+export function percentiles(values: ArrayLike<number>): Percentiles {
+  const n = values.length;
+  if (n === 0) return { ...EMPTY };
+  const sorted = Float64Array.from(values).sort();
+  const rank = (p: number) => sorted[Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))];
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += sorted[i];
+  return { p50: rank(0.5), p95: rank(0.95), max: sorted[n - 1], mean: sum / n };
+}
+
+/**
+ * Accumulates step timings in a fixed-size window (default the last 4096 steps, 5.5 minutes)
+ * for percentiles, plus totals since `reset()`. Transport counters are set from outside
+ * (`setTransport`) by whoever owns the rings and the packet channel.
+ */
+export class LoopMetrics {
+  private readonly window: Float64Array[];
+  private next = 0;
+  private filled = 0;
+  steps = 0;
+  tokenSteps = 0;
+  overBudget = 0;
+  textTokens = 0;
+  last: StepTimings | null = null;
+  private transport: TransportCounters = { inputQueueSamples: 0, outputQueueSamples: 0, underruns: 0, overruns: 0, droppedPackets: {}, protocolErrors: 0 };
+
+  constructor(readonly capacity = 4096, readonly budgetMs = STEP_BUDGET_MS) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`LoopMetrics capacity must be a positive integer, got ${capacity}`);
+    this.window = [0, 1, 2, 3].map(() => new Float64Array(capacity));
+  }
+
+  /** Records one step. `tokens`: the LM returned tokens; `textTokens`: text tokens emitted by it (0 or 1). */
+  record(t: StepTimings, tokens: boolean, textTokens: number): void {
+    const i = this.next;
+    this.window[0][i] = t.encodeMs;
+    this.window[1][i] = t.lmMs;
+    this.window[2][i] = t.decodeMs;
+    this.window[3][i] = t.totalMs;
+    this.next = (i + 1) % this.capacity;
+    this.filled = Math.min(this.filled + 1, this.capacity);
+    this.steps++;
+    if (tokens) this.tokenSteps++;
+    if (t.totalMs > this.budgetMs) this.overBudget++;
+    this.textTokens += textTokens;
+    this.last = { ...t };
+  }
+
+  /** Replaces the transport-side counters (queue depths, underruns, drops). */
+  setTransport(c: Partial<TransportCounters>): void {
+    this.transport = { ...this.transport, ...c, droppedPackets: { ...(c.droppedPackets ?? this.transport.droppedPackets) } };
+  }
+
+  snapshot(): MetricsSnapshot {
+    const col = (k: number) => this.window[k].subarray(0, this.filled);
+    return {
+      ...this.transport,
+      droppedPackets: { ...this.transport.droppedPackets },
+      steps: this.steps,
+      tokenSteps: this.tokenSteps,
+      overBudget: this.overBudget,
+      budgetMs: this.budgetMs,
+      last: this.last ? { ...this.last } : null,
+      encodeMs: percentiles(col(0)),
+      lmMs: percentiles(col(1)),
+      decodeMs: percentiles(col(2)),
+      stepMs: percentiles(col(3)),
+      textTokens: this.textTokens,
+    };
+  }
+
+  reset(): void {
+    this.next = 0;
+    this.filled = 0;
+    this.steps = 0;
+    this.tokenSteps = 0;
+    this.overBudget = 0;
+    this.textTokens = 0;
+    this.last = null;
+    this.transport = { inputQueueSamples: 0, outputQueueSamples: 0, underruns: 0, overruns: 0, droppedPackets: {}, protocolErrors: 0 };
+  }
+}

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { ArrayFrameSink, ArrayFrameSource, EngineDriver } from '../../src/engine/driver.ts';
+import { Engine, EngineError, type LmFrame, type LoopCodec, type LoopLm } from '../../src/engine/engine.ts';
+import { FRAME_SAMPLES, LoopMetrics, percentiles } from '../../src/engine/metrics.ts';
+
+// Test doubles with exact, checkable arithmetic: the codec "encodes" a frame to the rounded
+// mean of its samples (x1000) per codebook, "decodes" codes to a constant frame; the LM delays
+// by one step like LMGen (max_delay 1) and echoes the user's codes.
+class EchoCodec implements LoopCodec {
+  encodes = 0;
+  decodes: Int32Array[] = [];
+  constructor(private readonly k: number) {}
+  async encode(pcm: Float32Array): Promise<Int32Array> {
+    this.encodes++;
+    let s = 0;
+    for (const v of pcm) s += v;
+    return new Int32Array(this.k).fill(Math.round((s / pcm.length) * 1000));
+  }
+  async decode(codes: Int32Array, frames: number): Promise<Float32Array> {
+    this.decodes.push(codes.slice());
+    return new Float32Array(frames * FRAME_SAMPLES).fill(codes[0] / 1000);
+  }
+  reset(): void {
+    this.encodes = 0;
+  }
+}
+class DelayLm implements LoopLm {
+  private prev: Int32Array | null = null;
+  async step(user: Int32Array): Promise<LmFrame | null> {
+    const p = this.prev;
+    this.prev = user.slice();
+    return p ? { text: p[0] === 0 ? 3 : 7, audio: p } : null;
+  }
+  reset(): void {
+    this.prev = null;
+  }
+}
+
+describe('percentiles', () => {
+  it('nearest rank over odd and even counts', () => {
+    expect(percentiles([])).toEqual({ p50: 0, p95: 0, max: 0, mean: 0 });
+    const p = percentiles([5, 1, 3, 2, 4]);
+    expect(p.p50).toBe(3);
+    expect(p.p95).toBe(5);
+    expect(p.max).toBe(5);
+    expect(p.mean).toBe(3);
+    const q = percentiles(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(q.p50).toBe(50);
+    expect(q.p95).toBe(95);
+  });
+});
+
+describe('LoopMetrics', () => {
+  it('counts steps over the 80 ms budget and keeps a window', () => {
+    const m = new LoopMetrics(3);
+    for (const t of [10, 90, 20, 100]) m.record({ encodeMs: 1, lmMs: 2, decodeMs: 3, totalMs: t }, t > 15, 1);
+    const s = m.snapshot();
+    expect(s.steps).toBe(4);
+    expect(s.overBudget).toBe(2);
+    expect(s.tokenSteps).toBe(3);
+    expect(s.stepMs.max).toBe(100); // window holds 90, 20, 100
+    expect(s.stepMs.p50).toBe(90);
+    expect(s.budgetMs).toBe(80);
+    m.setTransport({ underruns: 4, droppedPackets: { AUDIO_CHUNK: 2 } });
+    expect(m.snapshot().droppedPackets).toEqual({ AUDIO_CHUNK: 2 });
+    m.reset();
+    expect(m.snapshot().steps).toBe(0);
+    expect(() => new LoopMetrics(0)).toThrow(/capacity/);
+  });
+});
+
+describe('Engine + driver', () => {
+  it('one step per 1920-sample frame, silence while the LM returns null, decode of the audio tokens', async () => {
+    const codec = new EchoCodec(4);
+    const engine = new Engine(codec, new DelayLm(), null, { userCodebooks: 4, depQ: 4 });
+    // 3 frames + 100 samples: the tail frame is zero-padded.
+    const pcm = new Float32Array(3 * FRAME_SAMPLES + 100);
+    for (let t = 0; t < 3; t++) pcm.fill((t + 1) * 0.1, t * FRAME_SAMPLES, (t + 1) * FRAME_SAMPLES);
+    pcm.fill(0.5, 3 * FRAME_SAMPLES);
+    const sink = new ArrayFrameSink();
+    const texts: (string | null)[] = [];
+    await new EngineDriver(engine, new ArrayFrameSource(pcm), sink, { onStep: (r) => texts.push(r.text) }).run();
+    expect(sink.frames.length).toBe(4);
+    expect(sink.frames[0].every((v) => v === 0)).toBe(true);
+    expect(sink.frames[1][0]).toBeCloseTo(0.1, 6);
+    expect(sink.frames[3][1919]).toBeCloseTo(0.3, 6);
+    expect(codec.decodes.length).toBe(3);
+    expect(texts).toEqual([null, '[7]', '[7]', '[7]']);
+    const s = engine.metrics.snapshot();
+    expect(s.steps).toBe(4);
+    expect(s.tokenSteps).toBe(3);
+    expect(s.textTokens).toBe(3);
+    engine.tokenizer = { decodePiece: (id) => `\u2581w${id}` };
+    expect(engine.textOf(7)).toBe(' w7');
+    expect(engine.textOf(3)).toBeNull();
+    expect(engine.textOf(0)).toBeNull();
+  });
+
+  it('rejects wrong frame sizes, concurrent steps and mismatched models with named errors', async () => {
+    const engine = new Engine(new EchoCodec(4), new DelayLm(), null, { userCodebooks: 8 });
+    await expect(engine.step(new Float32Array(960))).rejects.toThrow(/exactly 1920 samples.*got 960/);
+    await expect(engine.step(new Float32Array(FRAME_SAMPLES))).rejects.toThrow(/returned 4 codes.*expects 8/);
+    const ok = new Engine(new EchoCodec(4), new DelayLm());
+    const a = ok.step(new Float32Array(FRAME_SAMPLES));
+    await expect(ok.step(new Float32Array(FRAME_SAMPLES))).rejects.toBeInstanceOf(EngineError);
+    await a;
+    ok.reset();
+    expect(ok.steps).toBe(0);
+  });
+
+  it('the driver reports step errors and stops', async () => {
+    const bad: LoopCodec = { encode: async () => { throw new Error('device lost'); }, decode: async () => new Float32Array(0), reset: () => {} };
+    const errors: unknown[] = [];
+    const d = new EngineDriver(new Engine(bad, new DelayLm()), new ArrayFrameSource(new Float32Array(FRAME_SAMPLES)), new ArrayFrameSink(), { onError: (e) => errors.push(e) });
+    await expect(d.run()).rejects.toThrow('device lost');
+    expect(errors.length).toBe(1);
+    expect(d.isRunning).toBe(false);
+  });
+});
