@@ -1,0 +1,56 @@
+// worker_threads side of tests/unit/ring_buffer.test.ts: one producer or one consumer of a shared
+// RingBuffer moving a counter pattern (sample i = i mod 2^24, exact in Float32) in random chunks.
+import { parentPort, workerData } from 'node:worker_threads';
+import { RingBuffer } from '../../src/audio/ring_buffer.ts';
+import { Rng } from '../harness/rng.ts';
+
+const { role, buffer, total, maxChunk, seed } = workerData as {
+  role: 'producer' | 'consumer';
+  buffer: SharedArrayBuffer;
+  total: number;
+  maxChunk: number;
+  seed: number;
+};
+const ring = new RingBuffer(buffer);
+const rng = new Rng(seed);
+const chunk = new Float32Array(maxChunk);
+const MOD = 1 << 24;
+
+if (role === 'producer') {
+  let sent = 0;
+  let fullHits = 0;
+  while (sent < total) {
+    const len = Math.min(1 + rng.int(maxChunk), total - sent);
+    for (let i = 0; i < len; i++) chunk[i] = (sent + i) % MOD;
+    let off = 0;
+    while (off < len) {
+      const n = ring.push(chunk, off, len - off);
+      if (n === 0) fullHits++;
+      off += n;
+    }
+    sent += len;
+  }
+  parentPort!.postMessage({ sent, fullHits });
+} else {
+  let got = 0;
+  let errors = 0;
+  let firstError = '';
+  let emptyHits = 0;
+  while (got < total) {
+    const want = 1 + rng.int(maxChunk);
+    const n = ring.pop(chunk, 0, want);
+    if (n === 0) {
+      emptyHits++;
+      if (emptyHits % 64 === 0) ring.waitForRead(1, 5);
+      continue;
+    }
+    for (let i = 0; i < n; i++) {
+      if (chunk[i] !== (got + i) % MOD) {
+        if (errors === 0) firstError = `sample ${got + i}: expected ${(got + i) % MOD}, got ${chunk[i]}`;
+        errors++;
+      }
+    }
+    got += n;
+  }
+  parentPort!.postMessage({ got, errors, firstError, emptyHits, leftover: ring.availableRead() });
+}
