@@ -1,0 +1,154 @@
+// conv1d: causal streaming 1-D convolution in time-major layout (moshi/modules/conv.py
+// StreamingConv1d: torch.cat([state.previous, x]) then nn.Conv1d with no padding).
+//   xcat = [prev | x] along time; prev holds the P = (K-1)·DIL + 1 - STRIDE rows of left context
+//          (zeros after reset; with REPLICATE = 1 and params.first = 1 every prev row reads x[0],
+//          the 'replicate' pad of ConvDownsample1d on the first streaming call)
+//   y[t, co] = bias[co] + res[t, co] + Σ_{k<K} Σ_{ci<cin_g} wt[g, k·cin_g + ci, co - g·cout_g] · act(xcat[t·S + k·DIL, g·cin_g + ci])
+//   with g = co / cout_g, cin_g = Cin / G, cout_g = Cout / G, act = identity (ACT 0) or ELU α=1 (ACT 1,
+//   the nn.ELU that precedes every SEANet conv, fused into the input read; ELU(0) = 0 keeps zero padding exact).
+// Layouts (row-major): x [T_in, C_in] · prev [P, C_in] · y, res [T_out, C_out] with
+//   T_out = (P + T_in - ((K-1)·DIL + 1)) / S + 1 · bias [C_out] (read when has_bias = 1) ·
+//   wt [G, K·cin_g, cout_g]: the PyTorch weight W[co, ci, k] relaid at load time (src/kernels/conv1d.ts
+//   relayoutConv1dWeight) so that one reduction row r = k·cin_g + ci is contiguous over output channels.
+// Unused optional inputs (prev when P = 0, bias, res) are bound to another read-only tensor and not read.
+//
+// Entry points (same bindings, each uses all of them):
+// - `main` (G = 1): implicit GEMM, M = T_out (time), N = C_out, R = K·C_in. A workgroup of
+//   (TN/4)×(TM/4) threads owns a TM×TN tile of y; each thread accumulates 4×4 outputs (rows
+//   ty + (TM/4)·i, cols tx + (TN/4)·j) over R in slices of TK staged through workgroup memory
+//   (x slice gathered through the causal/padding index map, act applied once per staged value).
+//   Dispatch (ceil(C_out/TN), ceil(T_out/TM)).
+// - `grouped` (any G, e.g. depthwise): one thread per y element (flat = t·C_out + co), folded over
+//   x/y workgroups. Dispatch grid1d(T_out·C_out, 64).
+override TM: u32 = 64u;
+override TN: u32 = 64u;
+override TK: u32 = 16u;
+override ACT: u32 = 0u;
+override REPLICATE: u32 = 0u;
+
+struct Params { t_in: u32, t_out: u32, c_in: u32, c_out: u32, k: u32, stride: u32, dilation: u32, groups: u32, p: u32, first: u32, has_bias: u32, has_res: u32 }
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> prev: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> res: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
+
+fn act(v: f32) -> f32 {
+  if (ACT == 1u) { return select(exp(v) - 1.0, v, v > 0.0); }
+  return v;
+}
+
+/** act(xcat[j, c]) where xcat = [prev | x]. */
+fn xcat(j: u32, c: u32) -> f32 {
+  let P = params.p;
+  let C = params.c_in;
+  if (j < P) {
+    if (REPLICATE == 1u && params.first != 0u) { return act(x[c]); }
+    return act(prev[j * C + c]);
+  }
+  return act(x[(j - P) * C + c]);
+}
+
+fn epilogue(t: u32, co: u32, acc: f32) {
+  var v = acc;
+  if (params.has_bias != 0u) { v += bias[co]; }
+  if (params.has_res != 0u) { v += res[t * params.c_out + co]; }
+  y[t * params.c_out + co] = v;
+}
+
+var<workgroup> xs: array<f32, TK * TM>;   // [TK][TM], reduction-major
+var<workgroup> ws: array<f32, TK * TN>;   // [TK][TN]
+
+@compute @workgroup_size(TN / 4u, TM / 4u)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let WX = TN / 4u;
+  let WY = TM / 4u;
+  let NT = WX * WY;
+  let tx = lid.x;
+  let ty = lid.y;
+  let flat = ty * WX + tx;
+  let T = params.t_out;
+  let N = params.c_out;
+  let C = params.c_in;
+  let R = params.k * C;
+  let n0 = wid.x * TN;
+  let m0 = wid.y * TM;
+  var acc: array<array<f32, 4>, 4>;
+  for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
+
+  for (var r0 = 0u; r0 < R; r0 += TK) {
+    // x slice: TM time rows × TK reduction entries; consecutive threads take consecutive r
+    // (consecutive input channels, contiguous in memory).
+    for (var e = flat; e < TM * TK; e += NT) {
+      let row = e / TK;
+      let kk = e % TK;
+      let r = r0 + kk;
+      let t = m0 + row;
+      var v = 0.0;
+      if (t < T && r < R) {
+        let k = r / C;
+        let ci = r % C;
+        v = xcat(t * params.stride + k * params.dilation, ci);
+      }
+      xs[kk * TM + row] = v;
+    }
+    // weight slice: TK reduction rows × TN output channels (contiguous in wt).
+    for (var e = flat; e < TK * TN; e += NT) {
+      let kk = e / TN;
+      let col = e % TN;
+      let r = r0 + kk;
+      let n = n0 + col;
+      var v = 0.0;
+      if (r < R && n < N) { v = wt[r * N + n]; }
+      ws[kk * TN + col] = v;
+    }
+    workgroupBarrier();
+    let kmax = min(TK, R - r0);
+    for (var kk = 0u; kk < kmax; kk++) {
+      var a: array<f32, 4>;
+      var c: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) { a[i] = xs[kk * TM + ty + WY * i]; }
+      for (var j = 0u; j < 4u; j++) { c[j] = ws[kk * TN + tx + WX * j]; }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(a[i], c[j], acc[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+
+  for (var i = 0u; i < 4u; i++) {
+    let t = m0 + ty + WY * i;
+    if (t >= T) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + tx + WX * j;
+      if (n < N) { epilogue(t, n, acc[i][j]); }
+    }
+  }
+}
+
+@compute @workgroup_size(64)
+fn grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = gid.x + gid.y * nwg.x * 64u;
+  let N = params.c_out;
+  if (idx >= params.t_out * N) { return; }
+  let t = idx / N;
+  let co = idx % N;
+  let G = params.groups;
+  let cin_g = params.c_in / G;
+  let cout_g = N / G;
+  let g = co / cout_g;
+  let col = co % cout_g;
+  let R = params.k * cin_g;
+  var acc = 0.0;
+  for (var k = 0u; k < params.k; k++) {
+    let j = t * params.stride + k * params.dilation;
+    for (var ci = 0u; ci < cin_g; ci++) {
+      let r = k * cin_g + ci;
+      acc = fma(wt[(g * R + r) * cout_g + col], xcat(j, g * cin_g + ci), acc);
+    }
+  }
+  epilogue(t, co, acc);
+}
