@@ -1,5 +1,12 @@
 import type { KernelSuite } from '../harness/kernel_case.ts';
+import { conv1dSuite } from './conv1d.cases.ts';
+import { elementwiseSuite } from './elementwise.cases.ts';
+import { linearSuite } from './linear.cases.ts';
+import { normSuite } from './norm.cases.ts';
+import { ropeSuite } from './rope.cases.ts';
+import { sampleSuite } from './sample.cases.ts';
+import { softmaxSuite } from './softmax.cases.ts';
 import { unarySuite } from './unary.cases.ts';
 
 /** Every kernel family's cases: run by tests (Node and Chromium) and by `npm run bench`. */
-export const ALL_SUITES: KernelSuite[] = [unarySuite];
+export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, sampleSuite, conv1dSuite, normSuite, elementwiseSuite, softmaxSuite, ropeSuite];

@@ -1,0 +1,154 @@
+// sample: one token per row of logits, as moshi/utils/sampling.py `sample_token` does.
+//   temp <= 0 (greedy):  out[r] = argmax_v logits[r, v], ties to the lowest index (torch.argmax).
+//   temp > 0:            S = the top_k largest logits of the row (top_k = 0 or >= V: the whole row;
+//                        ties at the k-th value go to the lowest indices), then
+//                        out[r] = argmax_{v in S} logits[r, v] / temp - log(E_v),  E_v ~ Exp(1)
+//                      = a draw from softmax(logits / temp) restricted to S (the exponential race of
+//                        `multinomial(..., num_samples=1)`: argmax p_v / E_v).
+//   E_v = -log(u_v), u_v uniform in (0, 1) from a counter-based hash of (seed, draw, r, v): the same
+//   seed and draw give the same token; a new draw index gives an independent one.
+// Layouts: logits f32, row r at logits[logits_offset + r * v .. + v); out i32 at out[out_offset + r].
+// Dispatch: one workgroup of WG threads per row (workgroups = [rows, 1, 1]); thread t owns the
+// contiguous chunk [t * ceil(V / WG), (t + 1) * ceil(V / WG)) of its row.
+// Top-k: the k-th largest value is found by a 32-round bitwise search over order-preserving u32 keys
+// (each round counts keys >= a candidate); elements equal to it are admitted in index order.
+override WG: u32 = 256;
+
+struct Params { v: u32, rows: u32, top_k: u32, temp: f32, seed: u32, draw: u32, logits_offset: u32, out_offset: u32 }
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<i32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+var<workgroup> counter: atomic<u32>;
+var<workgroup> scan: array<u32, WG>;
+var<workgroup> best_val: array<f32, WG>;
+var<workgroup> best_idx: array<u32, WG>;
+
+// Order-preserving map f32 -> u32 (larger float, larger key).
+fn key_of(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  return select(b ^ 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+fn hash(a: u32) -> u32 {
+  // lowbias32 (Chris Wellons): full-avalanche 32-bit integer hash.
+  var x = a;
+  x = x ^ (x >> 16u);
+  x = x * 0x7feb352du;
+  x = x ^ (x >> 15u);
+  x = x * 0x846ca68bu;
+  x = x ^ (x >> 16u);
+  return x;
+}
+
+// Uniform in (0, 1): 24 random bits, centred in their bucket so that 0 and 1 never occur.
+fn uniform01(r: u32, v: u32) -> f32 {
+  let h = hash(hash(hash(hash(params.seed) ^ params.draw) ^ r) ^ v);
+  return (f32(h >> 8u) + 0.5) * (1.0 / 16777216.0);
+}
+
+// Is (a, ia) a better pick than (b, ib)? Larger value, then lower index.
+fn better(a: f32, ia: u32, b: f32, ib: u32) -> bool {
+  return a > b || (a == b && ia < ib);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r = wid.x;
+  let t = lid.x;
+  let n = params.v;
+  let base = params.logits_offset + r * n;
+  let chunk = (n + WG - 1u) / WG;
+  let lo = min(t * chunk, n);
+  let hi = min(lo + chunk, n);
+  let sampling = params.temp > 0.0;
+  let k = select(n, min(params.top_k, n), params.top_k > 0u);
+  let use_top_k = sampling && k < n;
+
+  // Top-k threshold: thr = the k-th largest key of the row.
+  var thr = 0u;
+  var need = 0u;
+  var before = 0u;
+  if (use_top_k) {
+    for (var bit = 31i; bit >= 0i; bit--) {
+      let cand = thr | (1u << u32(bit));
+      var c = 0u;
+      for (var i = lo; i < hi; i++) {
+        c += select(0u, 1u, key_of(logits[base + i]) >= cand);
+      }
+      if (t == 0u) { atomicStore(&counter, 0u); }
+      workgroupBarrier();
+      atomicAdd(&counter, c);
+      workgroupBarrier();
+      let total = atomicLoad(&counter);
+      workgroupBarrier();
+      if (total >= k) { thr = cand; }
+    }
+    // Elements strictly above thr are all in; `need` ties at thr are admitted in index order.
+    var above = 0u;
+    var equal = 0u;
+    for (var i = lo; i < hi; i++) {
+      let kk = key_of(logits[base + i]);
+      above += select(0u, 1u, kk > thr);
+      equal += select(0u, 1u, kk == thr);
+    }
+    if (t == 0u) { atomicStore(&counter, 0u); }
+    scan[t] = equal;
+    workgroupBarrier();
+    atomicAdd(&counter, above);
+    if (t == 0u) {
+      var acc = 0u;
+      for (var j = 0u; j < WG; j++) {
+        let e = scan[j];
+        scan[j] = acc;
+        acc += e;
+      }
+    }
+    workgroupBarrier();
+    need = k - atomicLoad(&counter);
+    before = scan[t];
+  }
+
+  // Per-thread best score over its chunk.
+  var bv = 0.0;  // unused until bi is set
+  var bi = 0xffffffffu;
+  var ties_seen = before;
+  for (var i = lo; i < hi; i++) {
+    let x = logits[base + i];
+    var score = x;
+    if (sampling) {
+      if (use_top_k) {
+        let kk = key_of(x);
+        if (kk < thr) { continue; }
+        if (kk == thr) {
+          let admitted = ties_seen < need;
+          ties_seen += 1u;
+          if (!admitted) { continue; }
+        }
+      }
+      score = x / params.temp - log(-log(uniform01(r, i)));
+    }
+    if (bi == 0xffffffffu || better(score, i, bv, bi)) {
+      bv = score;
+      bi = i;
+    }
+  }
+  best_val[t] = bv;
+  best_idx[t] = bi;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    if (t < s) {
+      let ov = best_val[t + s];
+      let oi = best_idx[t + s];
+      if (oi != 0xffffffffu && (best_idx[t] == 0xffffffffu || better(ov, oi, best_val[t], best_idx[t]))) {
+        best_val[t] = ov;
+        best_idx[t] = oi;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (t == 0u && r < params.rows) {
+    out[params.out_offset + r] = i32(best_idx[0]);
+  }
+}
