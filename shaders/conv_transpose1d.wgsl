@@ -1,0 +1,148 @@
+// conv_transpose1d: causal streaming transposed 1-D convolution in time-major layout
+// (moshi/modules/conv.py StreamingConvTranspose1d.forward: nn.ConvTranspose1d, then the first
+// PT = K - S outputs get the previous call's carried partial sums and the last PT outputs are
+// carried, WITHOUT bias, to the next call instead of being returned).
+//   full[t, co] = Σ_{k<K, i: i·S + k = t} Σ_{ci<cin_g} W[g·cin_g + ci, co - g·cout_g, k] · act(x[i, g·cin_g + ci])
+//   y[t, co] = full[t, co] + (t < T·S ? bias[co] : 0) + (t < PT ? partial[t, co] : 0),   t ∈ [0, T·S + PT)
+// Rows t < T·S are this call's output; rows [T·S, T·S + PT) are the new partial state (no bias),
+// which src/modules/conv.ts copies into `partial` afterwards (contiguous rows in this layout).
+// With t = s·S + ph the taps are k = ph + m·S (m < TAPS = ceil(K/S)) at input row i = s - m, so each
+// output phase ph is an ordinary convolution over x: the weight is relaid at load time
+// (src/kernels/conv_transpose1d.ts relayoutConvTr1dWeight) to wt [G, S, TAPS·cin_g, cout_g] with
+// wt[g, ph, m·cin_g + ci, col] = W[g·cin_g + ci, col, ph + m·S] (0 where ph + m·S ≥ K).
+// Layouts (row-major): x [T, C_in] · partial [PT, C_out] · bias [C_out] (read when has_bias = 1) ·
+// y [T·S + PT, C_out]. act: identity (ACT 0) or ELU α=1 (ACT 1, the SEANet nn.ELU before each convtr).
+// Unused optional inputs (partial when PT = 0, bias) are bound to another read-only tensor.
+//
+// Entry points (same bindings, each uses all of them):
+// - `main` (G = 1): per phase an implicit GEMM (M = output rows of that phase, N = C_out,
+//   R = TAPS·C_in), TM×TN tiles, 4×4 outputs per thread, TK-slices staged in workgroup memory.
+//   Dispatch (ceil(C_out/TN), ceil(ceil((T·S+PT)/S)/TM), S).
+// - `grouped` (any G, e.g. the channel-wise upsample with G = C_in = C_out): one thread per y
+//   element (flat = t·C_out + co), folded over x/y. Dispatch grid1d((T·S+PT)·C_out, 64).
+override TM: u32 = 64u;
+override TN: u32 = 64u;
+override TK: u32 = 16u;
+override ACT: u32 = 0u;
+
+struct Params { t_in: u32, t_ext: u32, c_in: u32, c_out: u32, k: u32, stride: u32, groups: u32, taps: u32, pt: u32, has_bias: u32 }
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> partial: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
+
+fn act(v: f32) -> f32 {
+  if (ACT == 1u) { return select(exp(v) - 1.0, v, v > 0.0); }
+  return v;
+}
+
+fn epilogue(t: u32, co: u32, acc: f32) {
+  var v = acc;
+  if (params.has_bias != 0u && t < params.t_in * params.stride) { v += bias[co]; }
+  if (t < params.pt) { v += partial[t * params.c_out + co]; }
+  y[t * params.c_out + co] = v;
+}
+
+var<workgroup> xs: array<f32, TK * TM>;   // [TK][TM]
+var<workgroup> ws: array<f32, TK * TN>;   // [TK][TN]
+
+@compute @workgroup_size(TN / 4u, TM / 4u)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let WX = TN / 4u;
+  let WY = TM / 4u;
+  let NT = WX * WY;
+  let tx = lid.x;
+  let ty = lid.y;
+  let flat = ty * WX + tx;
+  let S = params.stride;
+  let ph = wid.z;
+  let N = params.c_out;
+  let C = params.c_in;
+  let T = params.t_in;
+  let R = params.taps * C;
+  let rows = (params.t_ext + S - 1u - ph) / S;   // output rows t = s·S + ph < t_ext
+  let n0 = wid.x * TN;
+  let m0 = wid.y * TM;
+  let wbase = ph * R * N;
+  var acc: array<array<f32, 4>, 4>;
+  for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
+
+  for (var r0 = 0u; r0 < R; r0 += TK) {
+    for (var e = flat; e < TM * TK; e += NT) {
+      let row = e / TK;
+      let kk = e % TK;
+      let r = r0 + kk;
+      let s = m0 + row;
+      var v = 0.0;
+      if (s < rows && r < R) {
+        let m = r / C;
+        let ci = r % C;
+        if (s >= m && s - m < T) { v = act(x[(s - m) * C + ci]); }
+      }
+      xs[kk * TM + row] = v;
+    }
+    for (var e = flat; e < TK * TN; e += NT) {
+      let kk = e / TN;
+      let col = e % TN;
+      let r = r0 + kk;
+      let n = n0 + col;
+      var v = 0.0;
+      if (r < R && n < N) { v = wt[wbase + r * N + n]; }
+      ws[kk * TN + col] = v;
+    }
+    workgroupBarrier();
+    let kmax = min(TK, R - r0);
+    for (var kk = 0u; kk < kmax; kk++) {
+      var a: array<f32, 4>;
+      var c: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) { a[i] = xs[kk * TM + ty + WY * i]; }
+      for (var j = 0u; j < 4u; j++) { c[j] = ws[kk * TN + tx + WX * j]; }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(a[i], c[j], acc[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+
+  for (var i = 0u; i < 4u; i++) {
+    let s = m0 + ty + WY * i;
+    if (s >= rows) { continue; }
+    let t = s * S + ph;
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + tx + WX * j;
+      if (n < N) { epilogue(t, n, acc[i][j]); }
+    }
+  }
+}
+
+@compute @workgroup_size(64)
+fn grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = gid.x + gid.y * nwg.x * 64u;
+  let N = params.c_out;
+  if (idx >= params.t_ext * N) { return; }
+  let t = idx / N;
+  let co = idx % N;
+  let S = params.stride;
+  let G = params.groups;
+  let cin_g = params.c_in / G;
+  let cout_g = N / G;
+  let g = co / cout_g;
+  let col = co % cout_g;
+  let s = t / S;
+  let ph = t % S;
+  let R = params.taps * cin_g;
+  let wbase = (g * S + ph) * R;
+  var acc = 0.0;
+  for (var m = 0u; m < params.taps; m++) {
+    if (m > s || s - m >= params.t_in) { continue; }
+    let i = s - m;
+    for (var ci = 0u; ci < cin_g; ci++) {
+      let r = m * cin_g + ci;
+      acc = fma(wt[(wbase + r) * cout_g + col], act(x[i * params.c_in + g * cin_g + ci]), acc);
+    }
+  }
+  epilogue(t, co, acc);
+}
