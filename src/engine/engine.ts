@@ -12,13 +12,15 @@
  * without the server's encoder reset after the first chunk: the plain streaming loop whose
  * goldens are `lm/loop_tokens` and `lm/loop_decoded_pcm`).
  *
- * GPU round trips per step follow the data dependencies: the codes must reach the host before
- * LMGen (which samples on the host), the LM's tokens before decode, the PCM at the end. Each
- * stage records its whole work into one Recorder and submits once.
+ * GPU round trips: with recording-level models (GpuLoop) nothing leaves the GPU between the
+ * stages: encode, LM step and decode are recorded into three command buffers submitted back to
+ * back and one readback returns the tokens and the PCM (one host wait per step). The host-array
+ * path (LoopCodec + LoopLm) waits after each stage.
  */
+import { type GpuContext, type Recorder, Tensor } from '../gpu/index.ts';
 import { FRAME_SAMPLES, LoopMetrics, type StepTimings } from './metrics.ts';
 
-/** The Mimi side of the loop, as `MimiModel` (src/models/mimi.ts) provides it. */
+/** The Mimi side of the loop through host arrays, as `MimiModel` (src/models/mimi.ts) provides it. */
 export interface LoopCodec {
   /** Encodes whole frames of 24 kHz mono PCM; returns codes [numCodebooks, frames] (row-major). */
   encode(pcm: Float32Array): Promise<Int32Array>;
@@ -34,16 +36,152 @@ export interface LmFrame {
   audio: Int32Array;
 }
 
-/** The LM side of the loop, as `LMGen` (src/models/lm_gen.ts) provides it. */
+/** The LM side of the loop through host arrays, as `LMGen` (src/models/lm_gen.ts) provides it. */
 export interface LoopLm {
   /** One step with the user's codes of one frame; null while the delayed outputs are not ready. */
   step(userCodes: Int32Array): Promise<LmFrame | null>;
   reset(): void;
 }
 
+/**
+ * The loop at recording level: every stage records into a Recorder and reads/writes GPU tensors,
+ * so a step needs no host round trip between stages (MimiModel.recordEncode/recordDecode,
+ * LMGen.recordStep).
+ */
+export interface GpuLoop {
+  readonly ctx: GpuContext;
+  /** Codes per frame that encode writes (Mimi's num_codebooks). */
+  readonly codebooks: number;
+  /** Audio tokens per LM frame (dep_q). */
+  readonly depQ: number;
+  /** Resolves when the stages can be recorded (e.g. the LM's condition vector is uploaded). */
+  prepare(): Promise<void>;
+  /** pcm: f32 [1920] -> codes: i32 [codebooks, 1]. */
+  recordEncode(rec: Recorder, pcm: Tensor, codes: Tensor): void;
+  /** codes -> out: i32 [1 + depQ] (text, audio...). Returns false (out untouched) while LMGen returns null. */
+  recordLmStep(rec: Recorder, codes: Tensor, out: Tensor): boolean;
+  /** audio: i32 [depQ, 1] -> pcm: f32 [1920]. */
+  recordDecode(rec: Recorder, audio: Tensor, pcm: Tensor): void;
+  reset(): void;
+}
+
 /** Detokenizer (src/text/tokenizer.ts TextTokenizer). */
 export interface LoopTokenizer {
-  decodePiece(id: number): string;
+  /** The text of one token (U+2581 already turned into spaces), or null for ids that show nothing. */
+  decodePiece(id: number): string | null;
+}
+
+/** What a backend returns for one step; the Engine adds text, checks and metrics. */
+interface BackendStep {
+  frame: LmFrame | null;
+  pcm: Float32Array | null;
+  encodeMs: number;
+  lmMs: number;
+  decodeMs: number;
+}
+
+interface StepBackend {
+  run(pcm: Float32Array): Promise<BackendStep>;
+  reset(): void;
+  /** Codes per frame given to the LM (checked against EngineOptions.userCodebooks), when known up front. */
+  readonly kind: 'host' | 'gpu';
+}
+
+/**
+ * Host-array backend: three awaited stages (encode -> codes on the host -> LMGen.step -> tokens
+ * on the host -> decode). Each stage is one submit; stage times are wall-clock.
+ */
+class HostBackend implements StepBackend {
+  readonly kind = 'host';
+  constructor(private readonly codec: LoopCodec, private readonly lm: LoopLm, private readonly now: () => number, private readonly userCodebooks?: number) {}
+  async run(pcm: Float32Array): Promise<BackendStep> {
+    const t0 = this.now();
+    const codes = await this.codec.encode(pcm); // codes: [K, 1]
+    const t1 = this.now();
+    if (this.userCodebooks !== undefined && codes.length !== this.userCodebooks) {
+      throw new EngineError(`Mimi encode returned ${codes.length} codes for one frame, the LM expects ${this.userCodebooks} user codebooks (n_q - dep_q): check that the Mimi and LM configs belong together`);
+    }
+    const frame = await this.lm.step(codes);
+    const t2 = this.now();
+    const out = frame ? await this.codec.decode(frame.audio, 1) : null; // out: [1920]
+    const t3 = this.now();
+    return { frame, pcm: out, encodeMs: t1 - t0, lmMs: t2 - t1, decodeMs: frame ? t3 - t2 : 0 };
+  }
+  reset(): void {
+    this.codec.reset();
+    this.lm.reset();
+  }
+}
+
+/**
+ * Recording-level backend: the step's input is written once, the three stages are recorded
+ * into three command buffers submitted back to back (no host wait between them: the codes and
+ * tokens stay on the GPU), and one readback returns the tokens and the PCM. Stage times are the
+ * completion times of each command buffer (queue.onSubmittedWorkDone after each submit).
+ */
+class GpuBackend implements StepBackend {
+  readonly kind = 'gpu';
+  private readonly pcmIn: Tensor; // [1920] f32
+  private readonly codes: Tensor; // [K, 1] i32
+  private readonly tokens: Tensor; // [1 + depQ] i32
+  private readonly audio: Tensor; // [depQ, 1] i32
+  private readonly pcmOut: Tensor; // [1920] f32
+  constructor(private readonly loop: GpuLoop, private readonly now: () => number) {
+    const ctx = loop.ctx;
+    this.pcmIn = ctx.tensor([FRAME_SAMPLES], 'f32', 'engine.pcm_in');
+    this.codes = ctx.tensor([loop.codebooks, 1], 'i32', 'engine.codes');
+    this.tokens = ctx.tensor([1 + loop.depQ], 'i32', 'engine.tokens');
+    this.audio = ctx.tensor([loop.depQ, 1], 'i32', 'engine.audio_tokens');
+    this.pcmOut = ctx.tensor([FRAME_SAMPLES], 'f32', 'engine.pcm_out');
+  }
+  async run(pcm: Float32Array): Promise<BackendStep> {
+    await this.loop.prepare();
+    const ctx = this.loop.ctx;
+    const queue = ctx.device.queue;
+    const t0 = this.now();
+    ctx.write(this.pcmIn, pcm);
+    const stamp = () => queue.onSubmittedWorkDone().then(() => this.now());
+    const recE = ctx.record('engine encode');
+    this.loop.recordEncode(recE, this.pcmIn, this.codes);
+    const pE = recE.submit();
+    const dE = stamp();
+    const recL = ctx.record('engine lm');
+    const produced = this.loop.recordLmStep(recL, this.codes, this.tokens);
+    let tokensP: Promise<unknown> | null = null;
+    let pcmP: Promise<unknown> | null = null;
+    if (produced) {
+      tokensP = recL.readback(this.tokens);
+      // Decode takes the audio tokens only (tokens[1:]).
+      recL.copy(new Tensor(this.tokens.buffer, [this.loop.depQ], 'i32', 'engine.tokens[1:]', this.tokens.byteOffset + 4, false), this.audio, 4 * this.loop.depQ);
+    }
+    const pL = recL.submit();
+    const dL = stamp();
+    let pD: Promise<void> | null = null;
+    let dD: Promise<number> | null = null;
+    if (produced) {
+      const recD = ctx.record('engine decode');
+      this.loop.recordDecode(recD, this.audio, this.pcmOut);
+      pcmP = recD.readback(this.pcmOut);
+      pD = recD.submit();
+      dD = stamp();
+    }
+    await ctx.waitFor(() => Promise.all([pE, pL, pD]));
+    const [tE, tL, tD] = await Promise.all([dE, dL, dD ?? dL]);
+    let frame: LmFrame | null = null;
+    let out: Float32Array | null = null;
+    if (produced) {
+      const tok = (await tokensP) as Int32Array;
+      frame = { text: tok[0], audio: tok.slice(1, 1 + this.loop.depQ) };
+      out = (await pcmP) as Float32Array;
+    }
+    return { frame, pcm: out, encodeMs: tE - t0, lmMs: tL - tE, decodeMs: produced ? tD - tL : 0 };
+  }
+  reset(): void {
+    this.loop.reset();
+  }
+  destroy(): void {
+    for (const t of [this.pcmIn, this.codes, this.tokens, this.audio, this.pcmOut]) t.destroy();
+  }
 }
 
 /** What one engine step produced. */
@@ -85,17 +223,33 @@ export class Engine {
   private busy = false;
   private readonly silent: Set<number>;
   private readonly now: () => number;
-  private readonly zeros = new Float32Array(FRAME_SAMPLES);
+  private readonly backend: StepBackend;
 
+  /**
+   * `models`: either `{ codec, lm }` (host arrays: three awaited stages) or `{ gpu }` (recording
+   * level: the stages stay on the GPU, one readback per step).
+   */
   constructor(
-    readonly codec: LoopCodec,
-    readonly lm: LoopLm,
+    models: { codec: LoopCodec; lm: LoopLm } | { gpu: GpuLoop },
     tokenizer: LoopTokenizer | null = null,
     private readonly options: EngineOptions = {},
   ) {
     this.tokenizer = tokenizer;
     this.silent = new Set(options.silentTextIds ?? [0, 3]);
     this.now = options.now ?? (() => performance.now());
+    if ('gpu' in models) {
+      if (options.userCodebooks !== undefined && models.gpu.codebooks < options.userCodebooks) {
+        throw new EngineError(`Mimi emits ${models.gpu.codebooks} codebooks, the LM expects ${options.userCodebooks} user codebooks (n_q - dep_q)`);
+      }
+      this.backend = new GpuBackend(models.gpu, this.now);
+    } else {
+      this.backend = new HostBackend(models.codec, models.lm, this.now, options.userCodebooks);
+    }
+  }
+
+  /** 'gpu': stages recorded back to back with one readback; 'host': three awaited stages. */
+  get mode(): 'host' | 'gpu' {
+    return this.backend.kind;
   }
 
   /** Steps done since the last reset. */
@@ -105,8 +259,9 @@ export class Engine {
 
   /**
    * Runs one 80 ms step. `pcm`: exactly 1920 float samples at 24 kHz in [-1, 1].
-   * Throws EngineError on a wrong frame length or a concurrent call; model and GPU errors
-   * (GpuDeviceLostError, ShapeError, ...) propagate unchanged.
+   * Returns 1920 output samples (zeros while LMGen returns null), the LM frame and its text.
+   * Throws EngineError on a wrong frame length, a concurrent call or mismatched model outputs;
+   * model and GPU errors (GpuDeviceLostError, ShapeError, ...) propagate unchanged.
    */
   async step(pcm: Float32Array): Promise<StepResult> {
     if (pcm.length !== FRAME_SAMPLES) {
@@ -116,29 +271,22 @@ export class Engine {
     this.busy = true;
     try {
       const t0 = this.now();
-      const codes = await this.codec.encode(pcm); // codes: [K, 1]
-      const t1 = this.now();
-      if (this.options.userCodebooks !== undefined && codes.length !== this.options.userCodebooks) {
-        throw new EngineError(`Mimi encode returned ${codes.length} codes for one frame, the LM expects ${this.options.userCodebooks} user codebooks (n_q - dep_q): check that the Mimi and LM configs belong together`);
-      }
-      const frame = await this.lm.step(codes);
-      const t2 = this.now();
-      let out = this.zeros;
+      const r = await this.backend.run(pcm);
+      let out: Float32Array;
       let text: string | null = null;
-      if (frame) {
-        if (this.options.depQ !== undefined && frame.audio.length !== this.options.depQ) {
-          throw new EngineError(`LMGen returned ${frame.audio.length} audio tokens, expected dep_q = ${this.options.depQ}`);
+      if (r.frame) {
+        if (this.options.depQ !== undefined && r.frame.audio.length !== this.options.depQ) {
+          throw new EngineError(`LMGen returned ${r.frame.audio.length} audio tokens, expected dep_q = ${this.options.depQ}`);
         }
-        out = await this.codec.decode(frame.audio, 1); // out: [1920]
-        if (out.length !== FRAME_SAMPLES) throw new EngineError(`Mimi decode of one frame returned ${out.length} samples, expected ${FRAME_SAMPLES}`);
-        text = this.textOf(frame.text);
+        if (!r.pcm || r.pcm.length !== FRAME_SAMPLES) throw new EngineError(`Mimi decode of one frame returned ${r.pcm?.length ?? 0} samples, expected ${FRAME_SAMPLES}`);
+        out = r.pcm;
+        text = this.textOf(r.frame.text);
       } else {
         out = new Float32Array(FRAME_SAMPLES);
       }
-      const t3 = this.now();
-      const timings: StepTimings = { encodeMs: t1 - t0, lmMs: t2 - t1, decodeMs: frame ? t3 - t2 : 0, totalMs: t3 - t0 };
-      this.metrics.record(timings, frame !== null, text === null ? 0 : 1);
-      return { index: this.stepIndex++, pcm: out, frame, text, timings };
+      const timings: StepTimings = { encodeMs: r.encodeMs, lmMs: r.lmMs, decodeMs: r.decodeMs, totalMs: this.now() - t0 };
+      this.metrics.record(timings, r.frame !== null, text === null ? 0 : 1);
+      return { index: this.stepIndex++, pcm: out, frame: r.frame, text, timings };
     } finally {
       this.busy = false;
     }
@@ -148,13 +296,13 @@ export class Engine {
   textOf(id: number): string | null {
     if (this.silent.has(id)) return null;
     if (!this.tokenizer) return `[${id}]`;
-    return this.tokenizer.decodePiece(id).replace(/\u2581/g, ' ');
+    const t = this.tokenizer.decodePiece(id);
+    return t === null ? null : t.replace(/\u2581/g, ' ');
   }
 
   /** Clears Mimi and LMGen streaming state and the metrics: the next step is step 0 of a new conversation. */
   reset(): void {
-    this.codec.reset();
-    this.lm.reset();
+    this.backend.reset();
     this.metrics.reset();
     this.stepIndex = 0;
   }

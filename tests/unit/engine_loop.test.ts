@@ -72,7 +72,7 @@ describe('LoopMetrics', () => {
 describe('Engine + driver', () => {
   it('one step per 1920-sample frame, silence while the LM returns null, decode of the audio tokens', async () => {
     const codec = new EchoCodec(4);
-    const engine = new Engine(codec, new DelayLm(), null, { userCodebooks: 4, depQ: 4 });
+    const engine = new Engine({ codec, lm: new DelayLm() }, null, { userCodebooks: 4, depQ: 4 });
     // 3 frames + 100 samples: the tail frame is zero-padded.
     const pcm = new Float32Array(3 * FRAME_SAMPLES + 100);
     for (let t = 0; t < 3; t++) pcm.fill((t + 1) * 0.1, t * FRAME_SAMPLES, (t + 1) * FRAME_SAMPLES);
@@ -97,10 +97,10 @@ describe('Engine + driver', () => {
   });
 
   it('rejects wrong frame sizes, concurrent steps and mismatched models with named errors', async () => {
-    const engine = new Engine(new EchoCodec(4), new DelayLm(), null, { userCodebooks: 8 });
+    const engine = new Engine({ codec: new EchoCodec(4), lm: new DelayLm() }, null, { userCodebooks: 8 });
     await expect(engine.step(new Float32Array(960))).rejects.toThrow(/exactly 1920 samples.*got 960/);
     await expect(engine.step(new Float32Array(FRAME_SAMPLES))).rejects.toThrow(/returned 4 codes.*expects 8/);
-    const ok = new Engine(new EchoCodec(4), new DelayLm());
+    const ok = new Engine({ codec: new EchoCodec(4), lm: new DelayLm() });
     const a = ok.step(new Float32Array(FRAME_SAMPLES));
     await expect(ok.step(new Float32Array(FRAME_SAMPLES))).rejects.toBeInstanceOf(EngineError);
     await a;
@@ -111,7 +111,7 @@ describe('Engine + driver', () => {
   it('the driver reports step errors and stops', async () => {
     const bad: LoopCodec = { encode: async () => { throw new Error('device lost'); }, decode: async () => new Float32Array(0), reset: () => {} };
     const errors: unknown[] = [];
-    const d = new EngineDriver(new Engine(bad, new DelayLm()), new ArrayFrameSource(new Float32Array(FRAME_SAMPLES)), new ArrayFrameSink(), { onError: (e) => errors.push(e) });
+    const d = new EngineDriver(new Engine({ codec: bad, lm: new DelayLm() }), new ArrayFrameSource(new Float32Array(FRAME_SAMPLES)), new ArrayFrameSink(), { onError: (e) => errors.push(e) });
     await expect(d.run()).rejects.toThrow('device lost');
     expect(errors.length).toBe(1);
     expect(d.isRunning).toBe(false);

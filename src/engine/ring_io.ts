@@ -1,0 +1,50 @@
+/**
+ * Ring-buffer endpoints of the driver (browser engine Worker): the input ring is filled by the
+ * capture worklet (24 kHz mono), the output ring is drained by the playback worklet. The engine
+ * is the input ring's only consumer and the output ring's only producer (SPSC rings,
+ * src/audio/ring_buffer.ts).
+ */
+import type { RingBuffer } from '../audio/ring_buffer.ts';
+import type { FrameSink, FrameSource } from './driver.ts';
+import { FRAME_SAMPLES } from './metrics.ts';
+
+/** Reads whole 1920-sample frames from the capture ring; never a partial frame. */
+export class RingFrameSource implements FrameSource {
+  readonly ended = false;
+  constructor(readonly ring: RingBuffer) {}
+  pull(out: Float32Array): boolean {
+    if (this.ring.availableRead() < FRAME_SAMPLES) return false;
+    this.ring.pop(out, 0, FRAME_SAMPLES);
+    return true;
+  }
+  async wait(timeoutMs: number): Promise<void> {
+    await this.ring.waitForReadAsync(FRAME_SAMPLES, timeoutMs);
+  }
+  queued(): number {
+    return this.ring.availableRead();
+  }
+  /**
+   * Drops all but the newest `keep` samples (whole frames) when the engine fell behind by more
+   * than `maxLag` samples: keeps latency bounded instead of growing without end.
+   * @returns samples dropped (counted as overruns by the caller).
+   */
+  trimBacklog(maxLag: number, keep = FRAME_SAMPLES): number {
+    const n = this.ring.availableRead();
+    if (n <= maxLag) return 0;
+    const drop = Math.floor((n - keep) / FRAME_SAMPLES) * FRAME_SAMPLES;
+    return drop > 0 ? this.ring.skip(drop) : 0;
+  }
+}
+
+/** Writes whole output frames to the playback ring; a frame that does not fit is dropped whole. */
+export class RingFrameSink implements FrameSink {
+  constructor(readonly ring: RingBuffer) {}
+  push(pcm: Float32Array): boolean {
+    if (this.ring.availableWrite() < pcm.length) return false;
+    this.ring.push(pcm);
+    return true;
+  }
+  queued(): number {
+    return this.ring.availableRead();
+  }
+}

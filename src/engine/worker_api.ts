@@ -1,0 +1,66 @@
+/**
+ * The typed control surface of the engine Worker (workers/engine_worker.ts), called from the
+ * page through comlink. Data (text, metrics, and PCM when SharedArrayBuffer is missing) travels
+ * separately as packets over a MessageChannel (src/protocol/channel.ts).
+ */
+import type { AdapterSummary } from '../gpu/context.ts';
+import type { MetricsSnapshot } from './metrics.ts';
+
+/** Where the models come from. Config JSONs are optional: the released Mimi / Moshi 7B configs are used without them. */
+export type ModelSpec =
+  | { kind: 'hub'; baseUrl: string; repo: string; condition: string | null }
+  | { kind: 'urls'; mimiConfig: string | null; mimiWeights: string; lmConfig: string | null; lmWeights: string; tokenizer: string | null; condition: string | null }
+  | { kind: 'files'; files: File[]; condition: string | null };
+
+/** LMGen sampling settings (moshi/models/lm.py LMGen defaults: temp 0.8, temp_text 0.7, top_k 250, top_k_text 25). */
+export interface SamplingSettings {
+  temp: number;
+  tempText: number;
+  topK: number;
+  topKText: number;
+  seed: number;
+}
+
+export const DEFAULT_SAMPLING: SamplingSettings = { temp: 0.8, tempText: 0.7, topK: 250, topKText: 25, seed: 0 };
+
+/** Typed loading events (transformers.js style): per file download progress, then stages. */
+export type LoadEvent =
+  | { type: 'progress'; status: 'initiate' | 'download' | 'progress' | 'cached' | 'done'; file: string; loaded: number; total: number }
+  | { type: 'stage'; message: string };
+
+/** What a successful load reports. */
+export interface ModelInfo {
+  summary: string;
+  depQ: number;
+  userCodebooks: number;
+  hasTokenizer: boolean;
+  gpuBytes: number;
+}
+
+/** How audio travels between the page's worklets and the engine. */
+export type AudioTransport =
+  | { kind: 'shared'; input: SharedArrayBuffer; output: SharedArrayBuffer }
+  | { kind: 'packets' };
+
+/** METADATA packets the engine sends to the page. */
+export type EngineMeta =
+  | ({ kind: 'metrics' } & MetricsSnapshot)
+  | { kind: 'error'; name: string; message: string }
+  | { kind: 'device-lost'; message: string }
+  | { kind: 'state'; state: 'running' | 'stopped' };
+
+/** The Worker's API (comlink). Every method rejects with a named Error the page can show. */
+export interface EngineWorkerApi {
+  /** Creates the GPU device; returns the adapter. Throws WebGPUUnavailableError without WebGPU. */
+  init(): Promise<AdapterSummary>;
+  /** Attaches the packet channel port and the audio transport (rings or packets). */
+  connect(port: MessagePort, transport: AudioTransport): Promise<void>;
+  /** Downloads/reads, parses and uploads the models; progress goes to `onProgress`. */
+  load(spec: ModelSpec, sampling: SamplingSettings, onProgress: (e: LoadEvent) => void): Promise<ModelInfo>;
+  /** Starts the loop from a fresh conversation (streaming state reset). */
+  start(): Promise<void>;
+  /** Stops the loop after the current step. */
+  stop(): Promise<void>;
+  setSampling(s: SamplingSettings): Promise<void>;
+  stats(): Promise<MetricsSnapshot>;
+}
