@@ -35,7 +35,7 @@ export async function createOursRunner(opts: { fixturesUrl: string; set: string;
     decode: (codes, frames) => model.decodeAll(codes, frames),
     destroy() {
       model.destroy();
-      ctx.device.destroy();
+      ctx.destroy();
     },
   };
 }

@@ -1,0 +1,132 @@
+/**
+ * `npm run bench -- mimi-peer [--sets ref,ref2b] [--sides ours,ort] [--warmup 1] [--runs 5]`
+ *
+ * Ours against the peer a user would otherwise run in a browser, in ONE headless Chromium
+ * session on the same WebGPU adapter: our MimiModel.encodeAll/decodeAll (WGSL kernels) and
+ * onnxruntime-web's WebGPU backend on the official Mimi exported to ONNX
+ * (../shared/peers/mimi_<set>_{encode,decode}.onnx), same weights (the golden set's tiny Mimi),
+ * same input (the set's 24 kHz speech). Both run in one module Worker (bench/peer/), one after the
+ * other; each op gets `warmup` untimed runs, then the median of `runs` timed runs, host input to
+ * host output. Outputs are checked: codes must equal `mimi/ns_codes` exactly, decoded audio must be
+ * within 5e-4 of `mimi/ns_decoded_audio`. Prints a table with the ratio ours ÷ theirs and writes
+ * JSON to bench/results/mimi_peer.json. Exit code 1 when a check fails.
+ *
+ * onnxruntime-web is loaded from node_modules through the Vite dev server (its wasm files too:
+ * `ort.env.wasm.wasmPaths`), under the COOP/COEP headers vite.config.ts sets.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { FIXTURES_DIR, launchChromium, ROOT, startDevServer } from '../tests/harness/browser.ts';
+import type { PeerRequest, PeerSetup, PeerSide, PeerTiming } from './peer/protocol.ts';
+
+interface PeerState {
+  done: boolean;
+  error: string | null;
+  adapter: unknown;
+  setups: PeerSetup[];
+  timings: PeerTiming[];
+  log: string[];
+}
+
+const USAGE = 'usage: npm run bench -- mimi-peer [--sets ref,ref2b] [--sides ours,ort] [--warmup N] [--runs N] [--timeout-s S]';
+
+function table(rows: string[][]): string {
+  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => r.map((s, c) => (c === 0 ? s.padEnd(w[c]) : s.padStart(w[c]))).join('  ');
+  return [line(rows[0]), w.map((n) => '-'.repeat(n)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
+
+/** Runs the comparison; returns the JSON written. Throws when a check fails or the page errors. */
+export async function run(args: string[]): Promise<unknown> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      sets: { type: 'string', default: 'ref,ref2b' },
+      sides: { type: 'string', default: 'ours,ort' },
+      warmup: { type: 'string', default: '1' },
+      runs: { type: 'string', default: '5' },
+      'timeout-s': { type: 'string', default: '3000' },
+    },
+    strict: true,
+  });
+  const sets = String(values.sets).split(',').filter(Boolean);
+  const sides = String(values.sides).split(',').filter(Boolean) as PeerSide[];
+  for (const s of sets) if (!['ref', 'ref2b'].includes(s)) throw new Error(`unknown set '${s}' (ref, ref2b)\n${USAGE}`);
+  for (const s of sides) if (!['ours', 'ort'].includes(s)) throw new Error(`unknown side '${s}' (ours, ort)\n${USAGE}`);
+  const warmup = Number(values.warmup);
+  const runs = Number(values.runs);
+  if (!Number.isInteger(warmup) || warmup < 0 || !Number.isInteger(runs) || runs < 1) throw new Error(`--warmup must be >= 0 and --runs >= 1\n${USAGE}`);
+
+  const { server, url } = await startDevServer();
+  const browser = await launchChromium();
+  let state: PeerState;
+  try {
+    const page = await browser.newPage();
+    const consoleLines: string[] = [];
+    page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+    page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
+    const dist = `${url}/node_modules/onnxruntime-web/dist/`;
+    const req: PeerRequest = {
+      fixturesUrl: `/@fs${FIXTURES_DIR}`,
+      peersUrl: `/@fs${resolve(ROOT, '../shared/peers')}`,
+      ortModuleUrl: `${dist}ort.webgpu.min.mjs`,
+      ortWasmPaths: dist,
+      sets,
+      sides,
+      warmup,
+      runs,
+    };
+    await page.goto(`${url}/bench/peer/mimi_peer.html?request=${encodeURIComponent(JSON.stringify(req))}`);
+    let shown = 0;
+    const deadline = Date.now() + Number(values['timeout-s']) * 1000;
+    for (;;) {
+      const s = (await page.evaluate(() => window.__peer)) as PeerState;
+      for (; shown < s.log.length; shown++) process.stderr.write(`  ${s.log[shown]}\n`);
+      if (s.done) {
+        state = s;
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`mimi-peer: no result within ${values['timeout-s']} s; page console:\n${consoleLines.slice(-20).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    if (state.error) throw new Error(`mimi-peer page failed: ${state.error}\nconsole:\n${consoleLines.slice(-20).join('\n')}`);
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+
+  const rows = [['set', 'op', 'ours median ms', 'ORT webgpu median ms', 'ours ÷ ORT', 'ours check', 'ORT check']];
+  const comparisons: Record<string, unknown>[] = [];
+  for (const set of sets) {
+    for (const op of ['encode', 'decode'] as const) {
+      const o = state.timings.find((t) => t.set === set && t.side === 'ours' && t.op === op);
+      const p = state.timings.find((t) => t.set === set && t.side === 'ort' && t.op === op);
+      const ratio = o && p ? o.medianMs / p.medianMs : null;
+      comparisons.push({ set, op, oursMedianMs: o?.medianMs ?? null, ortMedianMs: p?.medianMs ?? null, ratioOursOverOrt: ratio });
+      rows.push([
+        set,
+        op,
+        o ? o.medianMs.toFixed(1) : '-',
+        p ? p.medianMs.toFixed(1) : '-',
+        ratio !== null ? ratio.toFixed(3) : '-',
+        o ? (o.ok ? 'ok' : 'FAIL') : '-',
+        p ? (p.ok ? 'ok' : 'FAIL') : '-',
+      ]);
+    }
+  }
+  const adapter = state.adapter as { vendor?: string; architecture?: string; isFallbackAdapter?: boolean } | null;
+  console.log(`\nMimi non-streaming, ours vs onnxruntime-web WebGPU, one Chromium session, adapter ${adapter ? `${adapter.vendor}/${adapter.architecture}${adapter.isFallbackAdapter ? ' (fallback)' : ''}` : '(not reported)'}; warm-up ${warmup}, median of ${runs}`);
+  console.log(table(rows));
+  for (const s of state.setups) console.log(`setup ${s.set} ${s.side}: ${s.loadMs.toFixed(0)} ms (${s.detail})`);
+  const failed = state.timings.filter((t) => !t.ok);
+  for (const t of failed) console.log(`CHECK FAILED: ${t.set} ${t.side} ${t.op}: ${t.check}`);
+  const result = { bench: 'mimi-peer', date: new Date().toISOString(), adapter: state.adapter, warmup, runs, setups: state.setups, timings: state.timings, comparisons };
+  const dir = resolve(ROOT, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const out = resolve(dir, 'mimi_peer.json');
+  writeFileSync(out, `${JSON.stringify(result, null, 1)}\n`);
+  console.log(`wrote ${out}`);
+  if (failed.length) throw new Error(`mimi-peer: ${failed.length} output check(s) failed`);
+  return result;
+}
