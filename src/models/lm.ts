@@ -1,0 +1,282 @@
+/**
+ * The Moshi language model on WebGPU: port of moshi/models/lm.py `LMModel` (inference paths
+ * `forward_text` and `forward_depformer`), with its weights read by their checkpoint keys 1:1.
+ *
+ * Per step (one 80 ms frame):
+ *   x = Σ_k emb[k](tok[1 + k]) + text_emb(tok[0]) (+ condition sum)          // x: [1, D]
+ *   h = out_norm(transformer(x))                                             // h: [1, D]
+ *   text_logits = text_linear(h)                                             // [1, text_card_out]
+ * then, for each depformer step k < dep_q (inside one fresh depformer streaming state):
+ *   d = depformer_in[k](h) + (k == 0 ? depformer_text_emb(text) : depformer_emb[k-1](audio[k-1]))
+ *   logits[k] = linears[k](depformer_norms[k](depformer(d, step k)))          // [1, card]
+ * Embeddings follow `ScaledEmbedding` (lm_utils.py): the zero token -1 embeds to exactly 0.
+ */
+import { type DType, type GpuContext, type Recorder, ShapeError, type Tensor, expectShape, roundThrough } from '../gpu/index.ts';
+import { addInPlace } from '../kernels/elementwise.ts';
+import { embedding } from '../kernels/embedding.ts';
+import { linear } from '../kernels/linear.ts';
+import { layerNorm, rmsNorm } from '../kernels/norm.ts';
+import { ConditionProvider } from '../conditioners/base.ts';
+import { StreamingTransformer, type TransformerConfig } from '../modules/transformer.ts';
+import type { StoragePolicy, VarBuilder } from '../weights/var_builder.ts';
+import { type LmConfig, type LmNorm, mainDimFeedforward } from './lm_config.ts';
+
+/** A norm module as `create_norm_fn` builds it: RMSNorm (alpha [1,1,D]) or LayerNorm (weight, bias [D]). */
+interface NormWeights {
+  kind: LmNorm;
+  alpha: Tensor | null;
+  weight: Tensor | null;
+  bias: Tensor | null;
+  eps: number;
+}
+
+function loadNorm(vb: VarBuilder, kind: LmNorm, dim: number): NormWeights {
+  if (kind === 'layer_norm') {
+    return { kind, alpha: null, weight: vb.tensor('weight', [dim]), bias: vb.tensor('bias', [dim]), eps: 1e-5 };
+  }
+  return { kind, alpha: vb.tensor('alpha', [1, 1, dim]), weight: null, bias: null, eps: kind === 'rms_norm_f32' ? 1e-8 : 1e-5 };
+}
+
+function applyNorm(rec: Recorder, n: NormWeights, x: Tensor, y: Tensor): void {
+  if (n.alpha) rmsNorm(rec, x, n.alpha, y, n.eps);
+  else layerNorm(rec, x, n.weight!, n.bias!, y, n.eps);
+}
+
+function freeNorm(n: NormWeights): void {
+  n.alpha?.destroy();
+  n.weight?.destroy();
+  n.bias?.destroy();
+}
+
+/** Options of LMModel.load. */
+export interface LmLoadOptions {
+  /**
+   * Storage of the large matrices (embeddings, text_linear, depformer_in, linears, attention and
+   * FFN weights): 'native' keeps F16/BF16 checkpoints packed (default), 'f32' widens them.
+   */
+  policy?: StoragePolicy;
+}
+
+/**
+ * LMModel (moshi/models/lm.py) on the GPU. Build with `LMModel.load`. The model keeps the
+ * streaming state of its temporal transformer (KV cache over `context` steps); the depformer is
+ * reset for every frame, as `LMGen.depformer_step` does with `depformer.streaming()`.
+ *
+ * Scratch outputs of the last recorded step (GPU tensors, f32): `transformerOut` [1, D] (after
+ * out_norm), `textLogits` [1, text_card_out], `depformerLogits[k]` [1, card].
+ */
+export class LMModel {
+  readonly transformerOut: Tensor;
+  readonly textLogits: Tensor;
+  readonly depformerLogits: Tensor[];
+  /** Storage dtype of the text embedding (the model's dtype in the official sense). */
+  readonly dtype: DType;
+  private readonly x: Tensor; // [1, D] summed input embeddings
+  private readonly h: Tensor; // [1, D] temporal transformer output before out_norm
+  private readonly dIn: Tensor; // [1, Dd] depformer input
+  private readonly dOut: Tensor; // [1, Dd] depformer output
+  private readonly dNorm: Tensor | null; // [1, Dd] after depformer_norms[k]
+  private destroyed = false;
+
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly cfg: LmConfig,
+    private readonly emb: Tensor[], // n_q × [card + 1, D]
+    private readonly textEmb: Tensor, // [text_card + 1, D]
+    private readonly textLinear: Tensor, // [text_card_out, D]
+    private readonly textLinearBias: Tensor | null, // [text_card_out]
+    private readonly outNorm: NormWeights,
+    readonly transformer: StreamingTransformer,
+    private readonly depformerIn: Tensor[], // dep_q (multi-linear) or 1 × [Dd, D]
+    private readonly depformerEmb: Tensor[], // (dep_q - 1) × [card + 1, Dd]
+    private readonly depformerTextEmb: Tensor | null, // [text_card + 1, Dd]
+    readonly depformer: StreamingTransformer | null,
+    private readonly depformerNorms: NormWeights[] | null,
+    private readonly linears: Tensor[], // dep_q × [card, Dd]
+    private readonly linearBiases: (Tensor | null)[],
+    /** The LUT conditioners and sum fuser (null for an unconditioned model). */
+    readonly conditions: ConditionProvider | null,
+  ) {
+    const D = cfg.dim;
+    const Dd = cfg.depformer.dim;
+    this.dtype = textEmb.dtype;
+    this.x = ctx.tensor([1, D], 'f32', 'lm.x');
+    this.h = ctx.tensor([1, D], 'f32', 'lm.h');
+    this.transformerOut = ctx.tensor([1, D], 'f32', 'lm.transformer_out');
+    this.textLogits = ctx.tensor([1, cfg.textCardOut], 'f32', 'lm.text_logits');
+    this.dIn = ctx.tensor([1, Dd], 'f32', 'lm.depformer_in');
+    this.dOut = ctx.tensor([1, Dd], 'f32', 'lm.depformer_out');
+    this.dNorm = depformerNorms ? ctx.tensor([1, Dd], 'f32', 'lm.depformer_norm') : null;
+    this.depformerLogits = Array.from({ length: cfg.depQ }, (_, k) => ctx.tensor([1, cfg.card], 'f32', `lm.depformer_logits.${k}`));
+  }
+
+  /**
+   * Loads every weight of `LMModel(**cfg)` from `vb` (the checkpoint root) by its official key:
+   * `emb.{k}.weight`, `text_emb.weight`, `text_linear.weight`, `out_norm.*`, `transformer.*`,
+   * `depformer_in.{k}.weight`, `depformer_emb.{k}.weight`, `depformer_text_emb.weight`,
+   * `depformer.*` (per-step weights stacked along dim 0, split once by the transformer loader through
+   * `vb.chunks`), `linears.{k}.weight`, `condition_provider.conditioners.*` (kept f32 on the host).
+   * Then `vb.finish()`: a missing, misshapen or unused key throws WeightError naming it.
+   * F32/F16/BF16 checkpoints; with policy 'native' (default) half matrices stay packed on the GPU.
+   */
+  static async load(ctx: GpuContext, vb: VarBuilder, cfg: LmConfig, opts: LmLoadOptions = {}): Promise<LMModel> {
+    const policy = opts.policy ?? 'native';
+    const D = cfg.dim;
+    const Dd = cfg.depformer.dim;
+    const emb = Array.from({ length: cfg.nQ }, (_, k) => vb.pp('emb').pp(k).tensor('weight', [cfg.card + 1, D], policy));
+    const textEmb = vb.pp('text_emb').tensor('weight', [cfg.textCard + 1, D], policy);
+    const textLinear = vb.pp('text_linear').tensor('weight', [cfg.textCardOut, D], policy);
+    const textLinearBias = cfg.biasProj ? vb.pp('text_linear').tensor('bias', [cfg.textCardOut]) : null;
+    const mainCfg: TransformerConfig = {
+      dModel: D,
+      numHeads: cfg.numHeads,
+      numLayers: cfg.numLayers,
+      dimFeedforward: mainDimFeedforward(cfg),
+      causal: cfg.causal,
+      context: cfg.context,
+      maxPeriod: cfg.maxPeriod,
+      positionalEmbedding: cfg.positionalEmbedding,
+      norm: cfg.norm,
+      gating: cfg.gating,
+      layerScale: cfg.layerScale,
+    };
+    const transformer = await StreamingTransformer.load(ctx, vb.pp('transformer'), mainCfg, policy);
+    const outNorm = loadNorm(vb.pp('out_norm'), cfg.norm, D);
+    const nIn = cfg.depformer.multiLinear ? cfg.depQ : 1;
+    const depformerIn = Array.from({ length: nIn }, (_, k) => vb.pp('depformer_in').pp(k).tensor('weight', [Dd, D], policy));
+    let depformerEmb: Tensor[] = [];
+    let depformerTextEmb: Tensor | null = null;
+    let depformer: StreamingTransformer | null = null;
+    let depformerNorms: NormWeights[] | null = null;
+    if (cfg.depQ > 0) {
+      depformerEmb = Array.from({ length: cfg.depQ - 1 }, (_, k) => vb.pp('depformer_emb').pp(k).tensor('weight', [cfg.card + 1, Dd], policy));
+      depformerTextEmb = vb.pp('depformer_text_emb').tensor('weight', [cfg.textCard + 1, Dd], policy);
+      const depNorm = cfg.depformer.norm;
+      if (depNorm) depformerNorms = Array.from({ length: cfg.depQ }, (_, k) => loadNorm(vb.pp('depformer_norms').pp(k), depNorm, Dd));
+      const depCfg: TransformerConfig = {
+        dModel: Dd,
+        numHeads: cfg.depformer.numHeads,
+        numLayers: cfg.depformer.numLayers,
+        dimFeedforward: cfg.depformer.dimFeedforward,
+        causal: cfg.causal,
+        // LMModel forces the depformer's context to None: its KV cache holds the dep_q steps of one frame.
+        context: cfg.depQ,
+        maxPeriod: cfg.depformer.maxPeriod,
+        positionalEmbedding: cfg.depformer.posEmb,
+        norm: cfg.norm,
+        gating: cfg.depformer.gating,
+        layerScale: cfg.depformer.layerScale,
+        ...(cfg.depformer.weightsPerStep ? { weightsPerStep: cfg.depQ } : {}),
+      };
+      depformer = await StreamingTransformer.load(ctx, vb.pp('depformer'), depCfg, policy);
+    }
+    const linears = Array.from({ length: cfg.depQ }, (_, k) => vb.pp('linears').pp(k).tensor('weight', [cfg.card, Dd], policy));
+    const linearBiases = Array.from({ length: cfg.depQ }, (_, k) => (cfg.biasProj ? vb.pp('linears').pp(k).tensor('bias', [cfg.card]) : null));
+    const conditions = ConditionProvider.load(vb, cfg);
+    vb.finish();
+    return new LMModel(ctx, cfg, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions);
+  }
+
+  /** Number of token streams fed to forward_text: 1 text + n_q audio. */
+  get numCodebooks(): number {
+    return this.cfg.nQ + 1;
+  }
+
+  /**
+   * The condition vector to add to the input embeddings (`fuser.get_sum` of the conditioners'
+   * outputs for `values`), rounded to the model dtype as LMGen does (`condition_sum.to(lm dtype)`),
+   * or null when the fuser sums nothing. Throws ConditionError for missing/unknown names or values,
+   * and an Error when `values` is given to a model without conditioners.
+   */
+  async conditionSum(values: Record<string, string | null> | undefined): Promise<Float32Array | null> {
+    if (!this.conditions) {
+      if (values && Object.keys(values).length) throw new Error(`this model has no conditioners, but conditions were given: ${Object.keys(values).join(', ')}`);
+      return null;
+    }
+    if (!values) {
+      throw new Error(`this model is conditioned (${[...this.conditions.conditioners.keys()].join(', ')}): pass condition values, e.g. { ${[...this.conditions.conditioners.entries()].map(([n, c]) => `${n}: '${c.cfg.possibleValues?.[0] ?? 'value'}'`).join(', ')} }`);
+    }
+    const sum = await this.conditions.conditionSum(values);
+    return sum && (this.dtype === 'f16' || this.dtype === 'bf16') ? roundThrough(sum, this.dtype) : sum;
+  }
+
+  /**
+   * Records `forward_text` for one step: tokens i32 [K = n_q + 1] (text, then the n_q audio streams;
+   * -1 = zero token: no input) at element `tokensOffset` of `tokens`; `condSum` [1, D] f32 or null.
+   * Writes `transformerOut` [1, D] and `textLogits` [1, text_card_out]; advances the temporal
+   * transformer's streaming state by one step.
+   */
+  recordForwardText(rec: Recorder, tokens: Tensor, condSum: Tensor | null, tokensOffset = 0): void {
+    this.checkAlive();
+    expectShape('forward_text tokens', tokens, tokens.shape, ['i32']);
+    if (tokens.numel < tokensOffset + this.numCodebooks) {
+      throw new ShapeError(`forward_text tokens '${tokens.label}' must hold ${this.numCodebooks} tokens at offset ${tokensOffset}, has ${tokens.numel} elements`);
+    }
+    for (let k = 0; k < this.cfg.nQ; k++) {
+      embedding(rec, this.emb[k], tokens, this.x, { accumulate: k > 0, idsOffset: tokensOffset + 1 + k, rows: 1 });
+    }
+    embedding(rec, this.textEmb, tokens, this.x, { accumulate: this.cfg.nQ > 0, idsOffset: tokensOffset, rows: 1 });
+    if (condSum) {
+      expectShape('condition sum', condSum, [1, this.cfg.dim], ['f32']);
+      addInPlace(rec, this.x, condSum);
+    }
+    this.transformer.forward(rec, this.x, this.h);
+    applyNorm(rec, this.outNorm, this.h, this.transformerOut);
+    linear(rec, this.transformerOut, this.textLinear, this.textLinearBias, this.textLogits);
+  }
+
+  /** Resets the depformer's streaming state (call before step 0 of each frame). */
+  resetDepformer(): void {
+    this.depformer?.reset();
+  }
+
+  /**
+   * Records `forward_depformer(k, prev, transformer_out)` for depformer step k < dep_q, reading the
+   * previous token (the text token for k = 0, audio token k-1 otherwise) from `tokens` (i32) at
+   * element `tokenIndex`, and the current `transformerOut`. Writes `depformerLogits[k]` [1, card].
+   * Steps must be recorded in order 0..dep_q-1 after `resetDepformer()`.
+   */
+  recordForwardDepformer(rec: Recorder, k: number, tokens: Tensor, tokenIndex: number): void {
+    this.checkAlive();
+    if (!this.depformer) throw new Error('this LM has dep_q = 0: it has no depformer');
+    if (!Number.isInteger(k) || k < 0 || k >= this.cfg.depQ) throw new RangeError(`depformer step ${k} out of range [0, ${this.cfg.depQ})`);
+    expectShape('depformer tokens', tokens, tokens.shape, ['i32']);
+    if (tokenIndex < 0 || tokenIndex >= tokens.numel) throw new ShapeError(`depformer token index ${tokenIndex} outside '${tokens.label}' (${tokens.numel} elements)`);
+    const inW = this.depformerIn[this.cfg.depformer.multiLinear ? k : 0];
+    linear(rec, this.transformerOut, inW, null, this.dIn);
+    const table = k === 0 ? this.depformerTextEmb! : this.depformerEmb[k - 1];
+    embedding(rec, table, tokens, this.dIn, { accumulate: true, idsOffset: tokenIndex, rows: 1 });
+    this.depformer.forward(rec, this.dIn, this.dOut, { step: k });
+    let y = this.dOut;
+    if (this.depformerNorms) {
+      applyNorm(rec, this.depformerNorms[k], this.dOut, this.dNorm!);
+      y = this.dNorm!;
+    }
+    linear(rec, y, this.linears[k], this.linearBiases[k], this.depformerLogits[k]);
+  }
+
+  /** Resets all streaming state (temporal transformer KV cache and position, depformer). */
+  reset(): void {
+    this.transformer.reset();
+    this.depformer?.reset();
+  }
+
+  private checkAlive(): void {
+    if (this.destroyed) throw new Error('LMModel was destroyed');
+  }
+
+  /** Frees every GPU buffer of the model. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    const ts: (Tensor | null)[] = [
+      ...this.emb, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb,
+      ...this.linears, ...this.linearBiases, this.x, this.h, this.transformerOut, this.textLogits, this.dIn, this.dOut, this.dNorm, ...this.depformerLogits,
+    ];
+    for (const t of ts) t?.destroy();
+    freeNorm(this.outNorm);
+    this.depformerNorms?.forEach(freeNorm);
+    (this.transformer as { destroy?: () => void }).destroy?.();
+    (this.depformer as { destroy?: () => void } | null)?.destroy?.();
+  }
+}
