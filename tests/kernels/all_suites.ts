@@ -1,6 +1,9 @@
 import type { KernelSuite } from '../harness/kernel_case.ts';
 import { conv1dSuite } from './conv1d.cases.ts';
 import { elementwiseSuite } from './elementwise.cases.ts';
+import { convTr1dSuite } from './conv_transpose1d.cases.ts';
+import { rvqSuite } from './rvq.cases.ts';
+import { embeddingSuite } from './embedding.cases.ts';
 import { linearSuite } from './linear.cases.ts';
 import { normSuite } from './norm.cases.ts';
 import { ropeSuite } from './rope.cases.ts';
@@ -9,4 +12,4 @@ import { softmaxSuite } from './softmax.cases.ts';
 import { unarySuite } from './unary.cases.ts';
 
 /** Every kernel family's cases: run by tests (Node and Chromium) and by `npm run bench`. */
-export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, sampleSuite, conv1dSuite, normSuite, elementwiseSuite, softmaxSuite, ropeSuite];
+export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, softmaxSuite, ropeSuite];

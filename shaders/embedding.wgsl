@@ -1,0 +1,39 @@
+// embedding: y[m,d] = (accumulate ? y[m,d] : 0) + (0 <= id < V ? table[id, d] : 0),
+//            id = ids[ids_offset + m]
+// (nn.Embedding lookup; ScaledEmbedding in moshi/models/lm_utils.py maps its zero_idx = -1 to a
+// zero vector. ids are GPU data, so any id < 0 or >= V gives zeros: never an out-of-bounds read.)
+// table [V,D] f32 | f16 | bf16 (halves packed two per u32, element 2i in the low 16 bits) ·
+// ids [*] i32 · y [M,D] f32, updated in place (one read_write binding).
+// DTYPE (override): 0 f32, 1 f16, 2 bf16. One thread per y element; flat index folded over x/y
+// workgroups (grid1d).
+override DTYPE: u32 = 0;
+override WG: u32 = 256;
+
+struct Params { rows: u32, d: u32, v: u32, ids_offset: u32, accumulate: u32 }
+
+@group(0) @binding(0) var<storage, read> table: array<u32>;
+@group(0) @binding(1) var<storage, read> ids: array<i32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+fn table_at(e: u32) -> f32 {
+  if (DTYPE == 0u) { return bitcast<f32>(table[e]); }
+  let word = table[e >> 1u];
+  let half = (word >> ((e & 1u) * 16u)) & 0xffffu;
+  if (DTYPE == 1u) { return unpack2x16float(half).x; }
+  return bitcast<f32>(half << 16u);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  let D = params.d;
+  if (i >= params.rows * D) { return; }
+  let m = i / D;
+  let d = i - m * D;
+  let id = ids[params.ids_offset + m];
+  var v = 0.0;
+  if (id >= 0 && u32(id) < params.v) { v = table_at(u32(id) * D + d); }
+  if (params.accumulate != 0u) { v += y[i]; }
+  y[i] = v;
+}

@@ -1,0 +1,60 @@
+import source from '../../shaders/embedding.wgsl?raw';
+import { type DType, Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+
+const DTYPE_CODE: Partial<Record<DType, number>> = { f32: 0, f16: 1, bf16: 2 };
+const WG = 256;
+
+export const embeddingKernel = new Kernel('embedding', source, [
+  { name: 'table', access: 'read' },
+  { name: 'ids', access: 'read' },
+  { name: 'y', access: 'read_write' },
+], new ParamsLayout([
+  ['rows', 'u32'],
+  ['d', 'u32'],
+  ['v', 'u32'],
+  ['ids_offset', 'u32'],
+  ['accumulate', 'u32'],
+]));
+
+export interface EmbeddingOptions {
+  /** Add into y (sum of several embeddings, as LMModel.forward_text sums text + audio) instead of overwriting. */
+  accumulate: boolean;
+  /** Index of the first id to use inside `ids` (default 0). */
+  idsOffset?: number;
+  /** Rows M to look up (default y.shape[0]). */
+  rows?: number;
+}
+
+/**
+ * y[m,:] (+)= table[ids[idsOffset+m], :] for m < M (nn.Embedding; ScaledEmbedding in
+ * moshi/models/lm_utils.py, whose zero_idx = -1 yields a zero vector).
+ * - table: [V, D] f32 | f16 | bf16 (halves packed two per u32)
+ * - ids: i32, any shape, at least idsOffset + M elements (GPU data: read by the shader)
+ * - y: f32 [M', D] with M' ≥ M; rows ≥ M are untouched
+ * An id < 0 or ≥ V contributes zeros (never an out-of-bounds read). Note: the official module
+ * maps exactly -1 to zeros and clamps other negative ids to row 0; Moshi only ever uses -1.
+ * Throws ShapeError naming the tensor whose shape or dtype is wrong, or a bad offset/row count.
+ */
+export function embedding(rec: Recorder, table: Tensor, ids: Tensor, y: Tensor, opts: EmbeddingOptions): void {
+  expectShape('embedding table', table, [-1, -1], ['f32', 'f16', 'bf16']);
+  const [v, d] = table.shape;
+  expectShape('embedding output', y, [-1, d], ['f32']);
+  expectShape('embedding ids', ids, ids.shape, ['i32']);
+  const idsOffset = opts.idsOffset ?? 0;
+  const rows = opts.rows ?? y.shape[0];
+  if (!Number.isInteger(idsOffset) || idsOffset < 0) throw new ShapeError(`embedding: idsOffset must be a non-negative integer, got ${idsOffset}`);
+  if (!Number.isInteger(rows) || rows < 0 || rows > y.shape[0]) {
+    throw new ShapeError(`embedding: rows must be an integer in [0, ${y.shape[0]}] (output '${y.label}' [${y.shape.join(', ')}]), got ${rows}`);
+  }
+  if (idsOffset + rows > ids.numel) {
+    throw new ShapeError(`embedding ids '${ids.label}' [${ids.shape.join(', ')}] has ${ids.numel} elements, needs idsOffset ${idsOffset} + rows ${rows}`);
+  }
+  if (rows === 0 || d === 0) return;
+  rec.dispatch(embeddingKernel, {
+    buffers: [table, ids, y],
+    params: { rows, d, v, ids_offset: idsOffset, accumulate: opts.accumulate ? 1 : 0 },
+    constants: { DTYPE: DTYPE_CODE[table.dtype] as number, WG },
+    workgroups: grid1d(rows * d, WG),
+    label: `embedding.${table.dtype}`,
+  });
+}
