@@ -18,7 +18,7 @@
  * On a software adapter (SwiftShader) one frame takes seconds: the defaults (1 warm-up + 3 timed
  * frames) keep the run to a few minutes; the numbers say how this adapter does, not a GPU.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createNodeGpuContext } from '../src/gpu/node.ts';
@@ -27,6 +27,7 @@ import { MIMI_RELEASED_CONFIG, type MimiConfig } from '../src/models/mimi_config
 import type { TensorEntry } from '../src/weights/safetensors.ts';
 import { hostToEntry, VarBuilder } from '../src/weights/var_builder.ts';
 import { Rng } from '../tests/harness/rng.ts';
+import { measureCopyBandwidth, median, printTable, ROOT, writeResults } from './common.ts';
 
 interface KeySpec {
   name: string;
@@ -34,7 +35,6 @@ interface KeySpec {
 }
 
 const FRAME_MS = 80;
-const ROOT = resolve(import.meta.dirname, '..');
 const FIXTURES_DIR = process.env.SOLACELIVE_FIXTURES ?? resolve(ROOT, '../shared/fixtures');
 
 /**
@@ -88,18 +88,6 @@ export function mimiRandomWeights(keys: KeySpec[], config: MimiConfig, seed: num
   return out;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function table(rows: string[][]): string {
-  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  const line = (r: string[]) => r.map((s, c) => (c === 0 ? s.padEnd(w[c]) : s.padStart(w[c]))).join('  ');
-  return [line(rows[0]), w.map((n) => '-'.repeat(n)).join('  '), ...rows.slice(1).map(line)].join('\n');
-}
-
 /** A deterministic speech-like test signal: a few harmonics with vibrato plus a little noise. */
 function testSignal(n: number, rate: number, seed: number): Float32Array {
   const rng = new Rng(seed);
@@ -143,8 +131,14 @@ export async function run(args: string[]): Promise<unknown> {
   const params = [...entries.values()].reduce((a, e) => a + e.shape.reduce((p, d) => p * d, 1), 0);
   const genMs = performance.now() - tGen;
 
+  // Weight bytes each direction must read at least once per frame (f32): a floor on its traffic.
+  const bytesOf = (re: RegExp) => [...entries.values()].filter((e) => re.test(e.name)).reduce((a, e) => a + e.data.byteLength, 0);
+  const encWeightBytes = bytesOf(/^(encoder\.|encoder_transformer\.|downsample\.|quantizer\.)/);
+  const decWeightBytes = bytesOf(/^(decoder\.|decoder_transformer\.|upsample\.|quantizer\.)/);
+
   const ctx = await createNodeGpuContext({ profile });
   try {
+    const copy = await measureCopyBandwidth(ctx);
     const tLoad = performance.now();
     const model = await MimiModel.load(ctx, config, VarBuilder.fromEntries(ctx, entries, `seeded random weights (layout of ${keysFile})`));
     const loadMs = performance.now() - tLoad;
@@ -191,13 +185,17 @@ export async function run(args: string[]): Promise<unknown> {
     const dec = median(decMs);
     console.log(`\nMimi streaming, real size (${params.toLocaleString('en')} params, ${nQ} codebooks), seeded random weights, adapter ${ctx.adapter.vendor}/${ctx.adapter.architecture}${ctx.adapter.isFallbackAdapter ? ' (fallback)' : ''}`);
     console.log(`${warmup} warm-up + ${frames} timed frames (small on purpose: a software adapter needs seconds per frame); profiling ${profile ? 'on (one pass per dispatch)' : 'off'}`);
+    printTable(
+      ['op', 'median ms / 80 ms frame', 'min ms', 'max ms', 'real-time factor'],
+      [
+        ['encode (streaming)', enc, Math.min(...encMs), Math.max(...encMs), enc / FRAME_MS],
+        ['decode (streaming)', dec, Math.min(...decMs), Math.max(...decMs), dec / FRAME_MS],
+        ['encode + decode', enc + dec, Math.min(...encMs) + Math.min(...decMs), Math.max(...encMs) + Math.max(...decMs), (enc + dec) / FRAME_MS],
+      ],
+    );
+    const gbps = (bytes: number, ms: number) => bytes / (ms * 1e6);
     console.log(
-      table([
-        ['op', 'median ms / 80 ms frame', 'min ms', 'max ms', 'real-time factor'],
-        ['encode (streaming)', enc.toFixed(1), Math.min(...encMs).toFixed(1), Math.max(...encMs).toFixed(1), (enc / FRAME_MS).toFixed(2)],
-        ['decode (streaming)', dec.toFixed(1), Math.min(...decMs).toFixed(1), Math.max(...decMs).toFixed(1), (dec / FRAME_MS).toFixed(2)],
-        ['encode + decode', (enc + dec).toFixed(1), '', '', ((enc + dec) / FRAME_MS).toFixed(2)],
-      ]),
+      `adapter copy bandwidth ${copy.gbps.toFixed(2)} GB/s; weight bytes read per frame at least ${(encWeightBytes / MB).toFixed(0)} MiB (encode) / ${(decWeightBytes / MB).toFixed(0)} MiB (decode) -> ${gbps(encWeightBytes, enc).toFixed(3)} / ${gbps(decWeightBytes, dec).toFixed(3)} GB/s = ${((100 * gbps(encWeightBytes, enc)) / copy.gbps).toFixed(1)}% / ${((100 * gbps(decWeightBytes, dec)) / copy.gbps).toFixed(1)}% of the copy bandwidth`,
     );
     console.log(`GPU memory: weights ${(weightBytes / MB).toFixed(1)} MiB, peak ${(peakBytes / MB).toFixed(1)} MiB (tensors made through the context)`);
     console.log(`host: weight generation ${(genMs / 1000).toFixed(1)} s, model load ${(loadMs / 1000).toFixed(1)} s`);
@@ -207,13 +205,10 @@ export async function run(args: string[]): Promise<unknown> {
         return;
       }
       const sum = ks.reduce((a, k) => a + k.ms, 0);
-      console.log(`\n${name}: GPU time per kernel over the ${frames} timed frames (per frame)`);
-      console.log(
-        table([
-          ['kernel', 'ms / frame', 'share', 'dispatches / frame'],
-          ...ks.map((k) => [k.label, (k.ms / frames).toFixed(2), `${((100 * k.ms) / sum).toFixed(1)}%`, (k.count / frames).toFixed(0)]),
-          ['total', (sum / frames).toFixed(2), '100%', (ks.reduce((a, k) => a + k.count, 0) / frames).toFixed(0)],
-        ]),
+      printTable(
+        ['kernel', 'ms / frame', 'share %', 'dispatches / frame'],
+        [...ks.map((k) => [k.label, k.ms / frames, (100 * k.ms) / sum, k.count / frames]), ['total', sum / frames, 100, ks.reduce((a, k) => a + k.count, 0) / frames]],
+        `${name}: GPU time per kernel over the ${frames} timed frames, per frame (timestamp queries)`,
       );
     };
     breakdown('encode', encKernels);
@@ -232,12 +227,11 @@ export async function run(args: string[]): Promise<unknown> {
       encode: { medianMs: enc, timesMs: encMs, realTimeFactor: enc / FRAME_MS, kernels: encKernels },
       decode: { medianMs: dec, timesMs: decMs, realTimeFactor: dec / FRAME_MS, kernels: decKernels },
       gpuBytes: { weights: weightBytes, peak: peakBytes },
+      copyBandwidth: copy,
+      weightBytesPerFrame: { encode: encWeightBytes, decode: decWeightBytes },
       hostMs: { generateWeights: genMs, load: loadMs },
     };
-    const dir = resolve(ROOT, 'bench/results');
-    mkdirSync(dir, { recursive: true });
-    const out = resolve(dir, 'mimi.json');
-    writeFileSync(out, `${JSON.stringify(result, null, 1)}\n`);
+    const out = writeResults('mimi', result);
     console.log(`\nwrote ${out}`);
     return result;
   } finally {

@@ -9,15 +9,15 @@
  * other; each op gets `warmup` untimed runs, then the median of `runs` timed runs, host input to
  * host output. Outputs are checked: codes must equal `mimi/ns_codes` exactly, decoded audio must be
  * within 5e-4 of `mimi/ns_decoded_audio`. Prints a table with the ratio ours ÷ theirs and writes
- * JSON to bench/results/mimi_peer.json. Exit code 1 when a check fails.
+ * JSON to bench/results/mimi-peer-<time>.json. Exit code 1 when a check fails.
  *
  * onnxruntime-web is loaded from node_modules through the Vite dev server (its wasm files too:
  * `ort.env.wasm.wasmPaths`), under the COOP/COEP headers vite.config.ts sets.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FIXTURES_DIR, launchChromium, ROOT, startDevServer } from '../tests/harness/browser.ts';
+import { printTable, writeResults } from './common.ts';
 import type { PeerRequest, PeerSetup, PeerSide, PeerTiming } from './peer/protocol.ts';
 
 interface PeerState {
@@ -30,12 +30,6 @@ interface PeerState {
 }
 
 const USAGE = 'usage: npm run bench -- mimi-peer [--sets ref,ref2b] [--sides ours,ort] [--warmup N] [--runs N] [--timeout-s S]';
-
-function table(rows: string[][]): string {
-  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  const line = (r: string[]) => r.map((s, c) => (c === 0 ? s.padEnd(w[c]) : s.padStart(w[c]))).join('  ');
-  return [line(rows[0]), w.map((n) => '-'.repeat(n)).join('  '), ...rows.slice(1).map(line)].join('\n');
-}
 
 /** Runs the comparison; returns the JSON written. Throws when a check fails or the page errors. */
 export async function run(args: string[]): Promise<unknown> {
@@ -96,7 +90,7 @@ export async function run(args: string[]): Promise<unknown> {
     await server.close();
   }
 
-  const rows = [['set', 'op', 'ours median ms', 'ORT webgpu median ms', 'ours ÷ ORT', 'ours check', 'ORT check']];
+  const rows: (string | number)[][] = [];
   const comparisons: Record<string, unknown>[] = [];
   for (const set of sets) {
     for (const op of ['encode', 'decode'] as const) {
@@ -104,29 +98,17 @@ export async function run(args: string[]): Promise<unknown> {
       const p = state.timings.find((t) => t.set === set && t.side === 'ort' && t.op === op);
       const ratio = o && p ? o.medianMs / p.medianMs : null;
       comparisons.push({ set, op, oursMedianMs: o?.medianMs ?? null, ortMedianMs: p?.medianMs ?? null, ratioOursOverOrt: ratio });
-      rows.push([
-        set,
-        op,
-        o ? o.medianMs.toFixed(1) : '-',
-        p ? p.medianMs.toFixed(1) : '-',
-        ratio !== null ? ratio.toFixed(3) : '-',
-        o ? (o.ok ? 'ok' : 'FAIL') : '-',
-        p ? (p.ok ? 'ok' : 'FAIL') : '-',
-      ]);
+      rows.push([set, op, o ? o.medianMs.toFixed(1) : '-', p ? p.medianMs.toFixed(1) : '-', ratio !== null ? ratio.toFixed(3) : '-', o ? (o.ok ? 'ok' : 'FAIL') : '-', p ? (p.ok ? 'ok' : 'FAIL') : '-']);
     }
   }
   const adapter = state.adapter as { vendor?: string; architecture?: string; isFallbackAdapter?: boolean } | null;
   console.log(`\nMimi non-streaming, ours vs onnxruntime-web WebGPU, one Chromium session, adapter ${adapter ? `${adapter.vendor}/${adapter.architecture}${adapter.isFallbackAdapter ? ' (fallback)' : ''}` : '(not reported)'}; warm-up ${warmup}, median of ${runs}`);
-  console.log(table(rows));
+  printTable(['set', 'op', 'ours median ms', 'ORT webgpu median ms', 'ours ÷ ORT', 'ours check', 'ORT check'], rows);
   for (const s of state.setups) console.log(`setup ${s.set} ${s.side}: ${s.loadMs.toFixed(0)} ms (${s.detail})`);
   const failed = state.timings.filter((t) => !t.ok);
   for (const t of failed) console.log(`CHECK FAILED: ${t.set} ${t.side} ${t.op}: ${t.check}`);
   const result = { bench: 'mimi-peer', date: new Date().toISOString(), adapter: state.adapter, warmup, runs, setups: state.setups, timings: state.timings, comparisons };
-  const dir = resolve(ROOT, 'bench/results');
-  mkdirSync(dir, { recursive: true });
-  const out = resolve(dir, 'mimi_peer.json');
-  writeFileSync(out, `${JSON.stringify(result, null, 1)}\n`);
-  console.log(`wrote ${out}`);
+  console.log(`wrote ${writeResults('mimi-peer', result)}`);
   if (failed.length) throw new Error(`mimi-peer: ${failed.length} output check(s) failed`);
   return result;
 }
