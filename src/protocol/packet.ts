@@ -133,8 +133,10 @@ export interface PacketError {
 export type DecodeResult = { ok: true; packet: Packet } | { ok: false; error: PacketError };
 export type EncodeResult = { ok: true; bytes: ArrayBuffer } | { ok: false; error: PacketError };
 
-const utf8Encoder = new TextEncoder();
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+// Pure annotations let bundlers drop these from the AudioWorklet bundle, which imports only
+// constants from this module (AudioWorkletGlobalScope may lack TextEncoder/TextDecoder).
+const utf8Encoder = /* @__PURE__ */ new TextEncoder();
+const utf8Decoder = /* @__PURE__ */ new TextDecoder('utf-8', { fatal: true });
 
 export function isPacketType(t: number): t is PacketType {
   return t in PACKET_TYPE_NAME;
