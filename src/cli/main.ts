@@ -13,6 +13,7 @@ import { type CliCommand, type CliIO, UsageError, wantsHelp } from './args.ts';
 /** Command name -> one-line summary + loader of its module's CliCommand. One line per command. */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<CliCommand> }> = {
   mimi: { summary: 'Mimi codec: encode a WAV to codes, decode codes to audio', load: async () => (await import('./mimi.ts')).mimiCommand },
+  run: { summary: 'the real-time engine loop over a WAV file (Mimi + Moshi LM)', load: async () => (await import('./run.ts')).runCommand },
 };
 
 export function topUsage(): string {

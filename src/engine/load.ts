@@ -1,0 +1,146 @@
+/**
+ * Builds an Engine from model bytes: parses the configs (or takes the released presets), parses
+ * the safetensors, uploads Mimi and the Moshi LM through VarBuilders (every key consumed), makes
+ * the LMGen and the optional SentencePiece detokenizer. Port of the model setup in
+ * moshi/moshi/server.py `main` (checkpoint_info.get_mimi / get_moshi / get_text_tokenizer).
+ */
+import type { GpuContext } from '../gpu/index.ts';
+import { LMModel } from '../models/lm.ts';
+import { parseLmConfig, MOSHI_7B_CONFIG, type LmConfig } from '../models/lm_config.ts';
+import { LMGen } from '../models/lm_gen.ts';
+import { MimiModel } from '../models/mimi.ts';
+import { MIMI_RELEASED_CONFIG, parseMimiConfig, type MimiConfig } from '../models/mimi_config.ts';
+import { TextTokenizer } from '../text/tokenizer.ts';
+import { SafetensorsFile } from '../weights/safetensors.ts';
+import { VarBuilder } from '../weights/var_builder.ts';
+import { Engine, type GpuLoop } from './engine.ts';
+import type { ModelBytes } from './model_files.ts';
+import type { ModelInfo, SamplingSettings } from './worker_api.ts';
+
+/** A Mimi and an LM that do not fit together, or a bad condition. */
+export class ModelMismatchError extends Error {
+  override name = 'ModelMismatchError';
+}
+
+export interface LoadOptions {
+  sampling: SamplingSettings;
+  /** Conditioner values by name (`--condition description=good`), or null. */
+  condition: Record<string, string> | null;
+  /** Called between stages (parse, upload Mimi, upload LM, tokenizer). */
+  onStage?: (message: string) => void;
+}
+
+export interface LoadedEngine {
+  engine: Engine;
+  mimi: MimiModel;
+  lm: LMModel;
+  lmGen: LMGen;
+  mimiConfig: MimiConfig;
+  lmConfig: LmConfig;
+  info: ModelInfo;
+  /** New LMGen sampling settings, applied at the next `engine.reset()` (the next conversation). */
+  setSampling(s: SamplingSettings): void;
+  /** Frees the GPU buffers of both models. */
+  dispose(): void;
+}
+
+/** Parses `NAME=VALUE` items into a record. Throws an Error naming the bad item. */
+export function parseCondition(items: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const it of items) {
+    const i = it.indexOf('=');
+    if (i <= 0 || i === it.length - 1) throw new Error(`condition '${it}' must look like NAME=VALUE (e.g. description=very_good)`);
+    out[it.slice(0, i).trim()] = it.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** Loads both models and the tokenizer onto `ctx` and returns a ready Engine. */
+export async function loadEngine(ctx: GpuContext, bytes: ModelBytes, opts: LoadOptions): Promise<LoadedEngine> {
+  const stage = opts.onStage ?? (() => {});
+  stage('parsing configs');
+  const mimiConfig = bytes.mimiConfig === null ? MIMI_RELEASED_CONFIG : parseMimiConfig(bytes.mimiConfig, `${bytes.names.mimi} config`);
+  const lmConfig = bytes.lmConfig === null ? MOSHI_7B_CONFIG : parseLmConfig(bytes.lmConfig, `${bytes.names.lm} config`);
+  const userCodebooks = lmConfig.nQ - lmConfig.depQ;
+  if (mimiConfig.num_codebooks < userCodebooks || mimiConfig.num_codebooks !== lmConfig.depQ) {
+    throw new ModelMismatchError(`Mimi uses ${mimiConfig.num_codebooks} codebooks, the LM reads ${userCodebooks} user codebooks and writes ${lmConfig.depQ} audio tokens per frame (Mimi needs num_codebooks = dep_q = ${lmConfig.depQ}): the two models do not belong together`);
+  }
+  if (lmConfig.card !== mimiConfig.quantizer.bins) {
+    throw new ModelMismatchError(`the LM's audio card is ${lmConfig.card}, Mimi's codebooks have ${mimiConfig.quantizer.bins} bins: the two models do not belong together`);
+  }
+  const condNames = Object.keys(lmConfig.conditioners);
+  if (opts.condition) {
+    for (const k of Object.keys(opts.condition)) {
+      if (!condNames.includes(k)) throw new ModelMismatchError(`condition '${k}' is not a conditioner of this LM (it has: ${condNames.join(', ') || 'none'})`);
+    }
+  }
+  stage('uploading Mimi');
+  const mimiVb = VarBuilder.fromSafetensors(ctx, [SafetensorsFile.parse(bytes.mimiWeights, bytes.names.mimi)]);
+  const mimi = await MimiModel.load(ctx, mimiConfig, mimiVb);
+  stage('uploading the LM');
+  const lmVb = VarBuilder.fromSafetensors(ctx, [SafetensorsFile.parse(bytes.lmWeights, bytes.names.lm)]);
+  const lm = await LMModel.load(ctx, lmVb, lmConfig);
+  let tokenizer: TextTokenizer | null = null;
+  if (bytes.tokenizer) {
+    stage('reading the tokenizer');
+    tokenizer = await TextTokenizer.fromBytes(bytes.tokenizer, { source: bytes.names.tokenizer ?? 'tokenizer', skipIds: [lmConfig.existingTextEndPaddingId, lmConfig.existingTextPaddingId] });
+  }
+  const makeGen = (s: SamplingSettings) =>
+    new LMGen(lm, { temp: s.temp, tempText: s.tempText, topK: s.topK, topKText: s.topKText, seed: s.seed, condition: opts.condition ?? undefined });
+  let lmGen = makeGen(opts.sampling);
+  let pending: SamplingSettings | null = null;
+  // New sampling settings take effect at the next conversation (reset), never mid-stream.
+  const resetLm = () => {
+    if (pending) {
+      lmGen.destroy();
+      lmGen = makeGen(pending);
+      pending = null;
+    } else {
+      lmGen.reset();
+    }
+  };
+  const gpu: GpuLoop = {
+    ctx,
+    codebooks: mimiConfig.num_codebooks,
+    depQ: lmConfig.depQ,
+    prepare: () => lmGen.ready,
+    recordEncode: (rec, pcm, codes) => mimi.recordEncode(rec, pcm, codes),
+    recordLmStep: (rec, codes, out) => lmGen.recordStep(rec, codes, out),
+    recordDecode: (rec, audio, pcm) => mimi.recordDecode(rec, audio, pcm),
+    reset: () => {
+      mimi.reset();
+      resetLm();
+    },
+  };
+  const engine = new Engine({ gpu }, tokenizer, {
+    silentTextIds: [lmConfig.existingTextEndPaddingId, lmConfig.existingTextPaddingId],
+    userCodebooks,
+    depQ: lmConfig.depQ,
+  });
+  const info: ModelInfo = {
+    summary: `Mimi (${mimiConfig.num_codebooks} codebooks) + LM dim ${lmConfig.dim} × ${lmConfig.numLayers} layers, dep_q ${lmConfig.depQ}${tokenizer ? ', tokenizer' : ', no tokenizer (text as ids)'}`,
+    depQ: lmConfig.depQ,
+    userCodebooks,
+    hasTokenizer: tokenizer !== null,
+    gpuBytes: ctx.liveBytes,
+  };
+  return {
+    engine,
+    mimi,
+    lm,
+    get lmGen() {
+      return lmGen;
+    },
+    mimiConfig,
+    lmConfig,
+    info,
+    setSampling(s) {
+      pending = { ...s };
+    },
+    dispose() {
+      lmGen.destroy();
+      mimi.destroy();
+      lm.destroy();
+    },
+  };
+}

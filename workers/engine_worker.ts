@@ -1,0 +1,198 @@
+/// <reference lib="webworker" />
+/**
+ * The engine Worker: owns the GPU device and the models, runs the 80 ms loop.
+ *
+ * - Control (init, connect, load, start, stop, sampling, stats) comes through comlink
+ *   (src/engine/worker_api.ts); loading progress goes back as typed LoadEvents.
+ * - Audio: with SharedArrayBuffer, whole 1920-sample frames are read from the input ring (filled
+ *   by the capture worklet) and each step's output is written to the output ring (drained by the
+ *   playback worklet). Without it, PCM arrives and leaves as AUDIO_CHUNK packets.
+ * - Text (TEXT_FINAL per word piece) and metrics (METADATA every 250 ms) leave as packets over
+ *   the MessageChannel (src/protocol/channel.ts).
+ */
+import * as Comlink from 'comlink';
+import { RingBuffer } from '../src/audio/ring_buffer.ts';
+import { EngineDriver, type FrameSink, type FrameSource } from '../src/engine/driver.ts';
+import { type LoadedEngine, loadEngine, parseCondition } from '../src/engine/load.ts';
+import type { MetricsSnapshot } from '../src/engine/metrics.ts';
+import { FRAME_SAMPLES } from '../src/engine/metrics.ts';
+import { resolveModelBytes } from '../src/engine/model_files.ts';
+import { RingFrameSink, RingFrameSource } from '../src/engine/ring_io.ts';
+import type { AudioTransport, EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo, ModelSpec, SamplingSettings } from '../src/engine/worker_api.ts';
+import { GpuContext } from '../src/gpu/index.ts';
+import { Channel } from '../src/protocol/channel.ts';
+import { PacketType } from '../src/protocol/packet.ts';
+
+/** Frames arriving as AUDIO_CHUNK packets (no SharedArrayBuffer). Bounded: the oldest frames go when the engine falls behind. */
+class PacketFrameSource implements FrameSource {
+  readonly ended = false;
+  private readonly frames: Float32Array[] = [];
+  private wake: (() => void) | null = null;
+  dropped = 0;
+  constructor(private readonly maxFrames = 25) {}
+  add(pcm: Float32Array): void {
+    this.frames.push(pcm);
+    while (this.frames.length > this.maxFrames) {
+      this.frames.shift();
+      this.dropped++;
+    }
+    this.wake?.();
+  }
+  pull(out: Float32Array): boolean {
+    const f = this.frames.shift();
+    if (!f) return false;
+    out.set(f);
+    return true;
+  }
+  wait(timeoutMs: number): Promise<void> {
+    return new Promise((ok) => {
+      const t = setTimeout(() => {
+        this.wake = null;
+        ok();
+      }, timeoutMs);
+      this.wake = () => {
+        clearTimeout(t);
+        this.wake = null;
+        ok();
+      };
+    });
+  }
+  queued(): number {
+    return this.frames.length * FRAME_SAMPLES;
+  }
+}
+
+/** Each step's output leaves as one AUDIO_CHUNK packet. */
+class PacketFrameSink implements FrameSink {
+  constructor(private readonly channel: Channel) {}
+  push(pcm: Float32Array): boolean {
+    return this.channel.sendAudio(pcm.slice()).ok;
+  }
+  queued(): number {
+    return this.channel.stats().queuedPackets * FRAME_SAMPLES;
+  }
+}
+
+/** Input backlog (samples) above which old input is dropped to keep the latency bounded: 1 s. */
+const MAX_INPUT_LAG = 24000;
+
+class EngineWorker implements EngineWorkerApi {
+  private ctx: GpuContext | null = null;
+  private loaded: LoadedEngine | null = null;
+  private channel: Channel | null = null;
+  private transport: AudioTransport | null = null;
+  private source: FrameSource | null = null;
+  private sink: FrameSink | null = null;
+  private driver: EngineDriver | null = null;
+  private loop: Promise<void> | null = null;
+  private metricsTimer: ReturnType<typeof setInterval> | null = null;
+  private inputDrops = 0;
+
+  async init() {
+    this.ctx ??= await GpuContext.create();
+    this.ctx.onLost((e) => {
+      this.driver?.stop();
+      this.meta({ kind: 'device-lost', message: e.message });
+    });
+    return this.ctx.adapter;
+  }
+
+  async connect(port: MessagePort, transport: AudioTransport) {
+    this.channel?.close();
+    this.channel = new Channel(port, { heartbeatMs: 1000, silenceMs: 5000, tickMs: 250 });
+    this.transport = transport;
+    if (transport.kind === 'shared') {
+      this.source = new RingFrameSource(new RingBuffer(transport.input));
+      this.sink = new RingFrameSink(new RingBuffer(transport.output));
+    } else {
+      const src = new PacketFrameSource();
+      this.source = src;
+      this.sink = new PacketFrameSink(this.channel);
+      this.channel.on('packet', (p) => {
+        if (p.type === PacketType.AUDIO_CHUNK) src.add(p.pcm);
+      });
+    }
+  }
+
+  async load(spec: ModelSpec, sampling: SamplingSettings, onProgress: (e: LoadEvent) => void): Promise<ModelInfo> {
+    if (!this.ctx) await this.init();
+    const ctx = this.ctx!;
+    await this.stop();
+    this.loaded?.dispose();
+    this.loaded = null;
+    const bytes = await resolveModelBytes(spec, onProgress);
+    const condition = spec.condition ? parseCondition(spec.condition.split(/[,;]\s*/).filter(Boolean)) : null;
+    this.loaded = await loadEngine(ctx, bytes, { sampling, condition, onStage: (message) => onProgress({ type: 'stage', message }) });
+    onProgress({ type: 'stage', message: 'compiling kernels (warm-up step)' });
+    // One step of silence compiles every pipeline before the microphone starts; then a fresh state.
+    await this.loaded.engine.step(new Float32Array(FRAME_SAMPLES));
+    this.loaded.engine.reset();
+    return { ...this.loaded.info, gpuBytes: ctx.liveBytes };
+  }
+
+  async start() {
+    if (!this.loaded) throw new Error('no model is loaded: load one before starting the microphone');
+    if (!this.source || !this.sink || !this.channel) throw new Error('the engine worker is not connected to the page (connect() first)');
+    if (this.driver?.isRunning) return;
+    this.loaded.engine.reset();
+    this.inputDrops = 0;
+    // Input captured before start is stale: drop it.
+    if (this.source instanceof RingFrameSource) this.source.ring.skip(this.source.ring.availableRead());
+    const channel = this.channel;
+    const engine = this.loaded.engine;
+    const source = this.source;
+    this.driver = new EngineDriver(engine, source, this.sink, {
+      onStep: (r) => {
+        if (r.text) channel.sendText(r.text, true);
+        if (source instanceof RingFrameSource) this.inputDrops += source.trimBacklog(MAX_INPUT_LAG);
+      },
+      onError: (e) => {
+        const err = e instanceof Error ? e : new Error(String(e));
+        this.meta({ kind: 'error', name: err.name, message: err.message });
+      },
+    });
+    this.loop = this.driver.run().catch(() => undefined);
+    this.metricsTimer = setInterval(() => this.meta({ kind: 'metrics', ...this.snapshot() }), 250);
+    this.meta({ kind: 'state', state: 'running' });
+  }
+
+  async stop() {
+    this.driver?.stop();
+    await this.loop;
+    this.loop = null;
+    if (this.metricsTimer !== null) clearInterval(this.metricsTimer);
+    this.metricsTimer = null;
+    if (this.driver) this.meta({ kind: 'state', state: 'stopped' });
+  }
+
+  async setSampling(s: SamplingSettings) {
+    this.loaded?.setSampling(s);
+  }
+
+  private snapshot(): MetricsSnapshot {
+    const engine = this.loaded?.engine;
+    if (!engine) throw new Error('no model is loaded');
+    const cs = this.channel?.stats();
+    const dropped: Record<string, number> = {};
+    if (cs) for (const [k, v] of Object.entries(cs.dropped)) if (v > 0) dropped[k] = v;
+    const srcDrops = this.source instanceof PacketFrameSource ? this.source.dropped : 0;
+    if (srcDrops) dropped.AUDIO_CHUNK = (dropped.AUDIO_CHUNK ?? 0) + srcDrops;
+    const malformed = cs ? Object.values(cs.malformed).reduce((a, b) => a + b, 0) + cs.lost : 0;
+    engine.metrics.setTransport({
+      overruns: (this.driver?.sinkDrops ?? 0) + Math.floor(this.inputDrops / FRAME_SAMPLES),
+      droppedPackets: dropped,
+      protocolErrors: malformed,
+    });
+    return engine.metrics.snapshot();
+  }
+
+  async stats() {
+    return this.snapshot();
+  }
+
+  private meta(m: EngineMeta): void {
+    this.channel?.sendMetadata(m);
+  }
+}
+
+Comlink.expose(new EngineWorker());
