@@ -1,0 +1,118 @@
+import source from '../../shaders/attention.wgsl?raw';
+import { type GpuContext, Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { rope, ropeFreqsTensor } from './rope.ts';
+
+const WG = 64;
+/** Largest head dim the attend pass supports (MAX_DH in shaders/attention.wgsl, = 4·WG). */
+export const MAX_HEAD_DIM = 256;
+/** Params.context when there is no context limit (the official `context=None`). */
+const NO_CONTEXT = 0xffffffff;
+
+export const attentionKernel = new Kernel('attention', source, [
+  { name: 'qkv', access: 'read' },
+  { name: 'kc', access: 'read_write' },
+  { name: 'vc', access: 'read_write' },
+  { name: 'out', access: 'read_write' },
+], new ParamsLayout([
+  ['t_len', 'u32'], ['heads', 'u32'], ['head_dim', 'u32'], ['cap', 'u32'],
+  ['offset', 'u32'], ['n_slots', 'u32'], ['context', 'u32'], ['scale', 'f32'],
+]));
+
+/**
+ * The ring KV cache of one attention layer, port of moshi/modules/transformer.py `RingKVCache`
+ * (batch 1): keys and values of the last `capacity` steps, slot = absolute position % capacity.
+ * `k`, `v`: [numHeads, capacity, headDim] f32 on the GPU. `offset` is the official `end_offset`
+ * (and the MHA `offset`): the number of steps written since the last reset, advanced by
+ * `attention()` at record time. The official capacity is `context`, or `weights_per_step` when
+ * context is None (the depformer).
+ */
+export class KVCache {
+  readonly k: Tensor; // [H, cap, Dh]
+  readonly v: Tensor; // [H, cap, Dh]
+  readonly numHeads: number;
+  readonly headDim: number;
+  readonly capacity: number;
+  offset = 0;
+
+  constructor(readonly ctx: GpuContext, o: { numHeads: number; headDim: number; capacity: number; label: string }) {
+    for (const f of ['numHeads', 'headDim', 'capacity'] as const) {
+      if (!Number.isInteger(o[f]) || o[f] <= 0) throw new ShapeError(`KVCache '${o.label}': ${f} must be a positive integer, got ${o[f]}`);
+    }
+    if (o.headDim > MAX_HEAD_DIM) throw new ShapeError(`KVCache '${o.label}': head_dim ${o.headDim} exceeds the supported maximum ${MAX_HEAD_DIM}`);
+    this.numHeads = o.numHeads;
+    this.headDim = o.headDim;
+    this.capacity = o.capacity;
+    this.k = ctx.tensor([o.numHeads, o.capacity, o.headDim], 'f32', `${o.label}.k`);
+    this.v = ctx.tensor([o.numHeads, o.capacity, o.headDim], 'f32', `${o.label}.v`);
+  }
+
+  /** Forgets every cached step (`RingKVCache.reset` + the MHA offset): the next step has position 0. */
+  reset(): void {
+    this.offset = 0;
+  }
+
+  destroy(): void {
+    this.k.destroy();
+    this.v.destroy();
+  }
+}
+
+/**
+ * Streaming causal multi-head attention for T new steps (moshi/modules/transformer.py
+ * `StreamingMultiheadAttention.forward` in streaming mode, batch 1, kv_repeat 1, between in_proj
+ * and out_proj). qkv: [T, 3·D] f32 = in_proj output, rows q | k | v, each head-major (h d);
+ * out: [T, D] f32. Applies RoPE (moshi/modules/rope.py, interleaved, when `rope` is not null) to
+ * q and k IN PLACE in qkv at absolute positions cache.offset + t, writes k/v into the ring cache,
+ * attends each query to the cached keys with pos_k ≤ pos_q and pos_q - pos_k < context (the
+ * official mask, also when the ring wraps; context null = no limit), softmax scale 1/sqrt(Dh),
+ * then advances cache.offset by T. Records 2 or 3 dispatches.
+ * A non-streaming official call over T ≤ capacity steps from a fresh cache gives the same result.
+ * Throws ShapeError on bad shapes or when T exceeds the cache capacity (the official cache would
+ * overwrite slots it still needs: feed such inputs in chunks of at most `capacity` steps).
+ */
+export function attention(
+  rec: Recorder,
+  a: { qkv: Tensor; out: Tensor; cache: KVCache; numHeads: number; context: number | null; rope: { maxPeriod: number } | null },
+): void {
+  const { qkv, out, cache, numHeads } = a;
+  expectShape('attention qkv', qkv, [-1, -1], ['f32']);
+  const [t, w] = qkv.shape;
+  if (w % 3 !== 0) throw new ShapeError(`attention qkv '${qkv.label}' must be [T, 3·D], got [${qkv.shape.join(', ')}]`);
+  const d = w / 3;
+  if (numHeads !== cache.numHeads || d !== numHeads * cache.headDim) {
+    throw new ShapeError(`attention: qkv '${qkv.label}' [${qkv.shape.join(', ')}] with ${numHeads} heads does not match the KV cache (${cache.numHeads} heads of ${cache.headDim})`);
+  }
+  expectShape('attention output', out, [t, d], ['f32']);
+  if (out.buffer === qkv.buffer) throw new ShapeError(`attention: qkv '${qkv.label}' and output '${out.label}' share a buffer; use distinct tensors`);
+  if (t > cache.capacity) {
+    throw new ShapeError(`attention: ${t} steps in one call exceed the KV cache capacity ${cache.capacity} ('${cache.k.label}'); feed at most ${cache.capacity} steps per call`);
+  }
+  const context = a.context ?? NO_CONTEXT;
+  if (!Number.isInteger(context) || context <= 0) throw new ShapeError(`attention: context must be a positive integer or null, got ${a.context}`);
+  if (t === 0) return;
+  const dh = cache.headDim;
+  const offset = cache.offset;
+  if (a.rope) {
+    // q and k of each row are 2·H consecutive heads of Dh: rotate both in one dispatch.
+    rope(rec, qkv, ropeFreqsTensor(rec.ctx, dh, a.rope.maxPeriod), { heads: 2 * numHeads, headDim: dh, offset });
+  }
+  const common = {
+    t_len: t, heads: numHeads, head_dim: dh, cap: cache.capacity, offset,
+    n_slots: Math.min(offset + t, cache.capacity), context: Math.min(context, NO_CONTEXT), scale: 1 / Math.sqrt(dh),
+  };
+  rec.dispatch(attentionKernel, {
+    buffers: [qkv, cache.k, cache.v, out],
+    params: common,
+    constants: { OP: 0, WG },
+    workgroups: grid1d(t * d, WG),
+    label: 'attention.write_kv',
+  });
+  rec.dispatch(attentionKernel, {
+    buffers: [qkv, cache.k, cache.v, out],
+    params: common,
+    constants: { OP: 1, WG },
+    workgroups: grid1d(t * numHeads, 1),
+    label: 'attention.attend',
+  });
+  cache.offset = offset + t;
+}

@@ -1,0 +1,142 @@
+import type { Tensor } from '../../src/gpu/index.ts';
+import { KVCache, attention } from '../../src/kernels/attention.ts';
+import { assertClose } from '../harness/check.ts';
+import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
+import { Rng } from '../harness/rng.ts';
+import { ropeRef } from './rope.cases.ts';
+
+/**
+ * CPU port of the official streaming attention (moshi/modules/transformer.py
+ * `StreamingMultiheadAttention.forward` + `RingKVCache.complete`, batch 1) over a sequence of
+ * calls. Each chunk is an in_proj output [T, 3D]; returns one [T, D] output per chunk. RoPE
+ * (interleaved) at positions offset + t, ring writes at (offset + t) % cap, slot positions and
+ * mask exactly as the official code computes them, softmax in f64.
+ */
+export function ringAttentionRef(
+  chunks: { data: Float32Array; t: number }[], h: number, dh: number, cap: number, context: number | null, maxPeriod: number | null,
+): Float32Array[] {
+  const d = h * dh;
+  const kc = new Float64Array(h * cap * dh);
+  const vc = new Float64Array(h * cap * dh);
+  let endOffset = 0;
+  const outs: Float32Array[] = [];
+  for (const { data, t } of chunks) {
+    const qkv = maxPeriod === null ? data : ropeRef(data, t, 3 * d, 2 * h, dh, endOffset, maxPeriod);
+    for (let s = 0; s < t; s++) {
+      const slot = (endOffset + s) % cap;
+      for (let c = 0; c < d; c++) {
+        const hh = Math.floor(c / dh);
+        const dd = c % dh;
+        kc[(hh * cap + slot) * dh + dd] = qkv[s * 3 * d + d + c];
+        vc[(hh * cap + slot) * dh + dd] = qkv[s * 3 * d + 2 * d + c];
+      }
+    }
+    const last = endOffset + t - 1;
+    const endIndex = last % cap;
+    const newEnd = endOffset + t;
+    const pos = Array.from({ length: cap }, (_, j) => {
+      const delta = j - endIndex;
+      const p = delta <= 0 ? last + delta : last + delta - cap;
+      return j >= newEnd ? -1 : p;
+    });
+    const out = new Float32Array(t * d);
+    for (let s = 0; s < t; s++) {
+      const posQ = endOffset + s;
+      for (let hh = 0; hh < h; hh++) {
+        const scores: number[] = [];
+        const idx: number[] = [];
+        for (let j = 0; j < cap; j++) {
+          const delta = posQ - pos[j];
+          if (!(pos[j] >= 0 && delta >= 0 && (context === null || delta < context))) continue;
+          let dot = 0;
+          for (let dd = 0; dd < dh; dd++) dot += qkv[s * 3 * d + hh * dh + dd] * kc[(hh * cap + j) * dh + dd];
+          scores.push(dot / Math.sqrt(dh));
+          idx.push(j);
+        }
+        const mx = Math.max(...scores);
+        const p = scores.map((v) => Math.exp(v - mx));
+        const sum = p.reduce((x, y) => x + y, 0);
+        for (let dd = 0; dd < dh; dd++) {
+          let acc = 0;
+          idx.forEach((j, n) => (acc += p[n] * vc[(hh * cap + j) * dh + dd]));
+          out[s * d + hh * dh + dd] = acc / sum;
+        }
+      }
+    }
+    endOffset = newEnd;
+    outs.push(out);
+  }
+  return outs;
+}
+
+interface AttnSpec {
+  h: number;
+  dh: number;
+  cap: number;
+  context: number | null;
+  maxPeriod: number | null;
+  /** Steps per call, recorded in order into one recording. */
+  chunks: number[];
+  seed: number;
+}
+
+function attentionCase(s: AttnSpec): KernelCase {
+  const total = s.chunks.reduce((a, b) => a + b, 0);
+  const name = `attention H=${s.h} Dh=${s.dh} cap=${s.cap} context=${s.context} rope=${s.maxPeriod ?? 'none'} chunks=${s.chunks.length > 8 ? `${s.chunks.length}x${s.chunks[0]}` : s.chunks.join(',')}`;
+  return {
+    name,
+    setup(ctx) {
+      const rng = new Rng(s.seed);
+      const d = s.h * s.dh;
+      const data = s.chunks.map((t) => ({ data: rng.normals(t * 3 * d, 1.5), t }));
+      const qkvs = data.map((c, i) => ctx.upload(c.data, [c.t, 3 * d], 'f32', `qkv${i}`));
+      const outs = s.chunks.map((t, i) => sentinelTensor(ctx, [t, d], `out${i}`));
+      const cache = new KVCache(ctx, { numHeads: s.h, headDim: s.dh, capacity: s.cap, label: 'kv' });
+      const rope = s.maxPeriod === null ? null : { maxPeriod: s.maxPeriod };
+      return {
+        record(rec) {
+          cache.reset();
+          qkvs.forEach((qkv, i) => attention(rec, { qkv, out: outs[i], cache, numHeads: s.h, context: s.context, rope }));
+        },
+        async check(c) {
+          if (cache.offset !== total) throw new Error(`cache.offset ${cache.offset}, expected ${total}`);
+          const want = ringAttentionRef(data, s.h, s.dh, s.cap, s.context, s.maxPeriod);
+          for (let i = 0; i < outs.length; i++) {
+            assertClose(`${name} chunk ${i}`, await c.readF32(outs[i]), want[i], { atol: 2e-5, rtol: 1e-4, shape: [s.chunks[i], d] });
+          }
+        },
+        flops: s.chunks.reduce((a, t) => a + 4 * t * Math.min(s.cap, total) * d, 0),
+        bytes: s.chunks.reduce((a, t) => a + t * d * 16 + 2 * s.h * Math.min(s.cap, total) * s.dh * 4, 0),
+        tensors: [...qkvs, ...outs, { destroy: () => cache.destroy() } as unknown as Tensor],
+      };
+    },
+  };
+}
+
+export const attentionSuite: KernelSuite = {
+  name: 'attention',
+  tests: [
+    attentionCase({ h: 1, dh: 2, cap: 1, context: 1, maxPeriod: 10000, chunks: [1, 1, 1], seed: 1 }),
+    attentionCase({ h: 2, dh: 8, cap: 16, context: 16, maxPeriod: 10000, chunks: [5], seed: 2 }),
+    // The ring wraps inside multi-step calls: the official cache then drops keys the window still allows.
+    attentionCase({ h: 3, dh: 6, cap: 7, context: 7, maxPeriod: 10000, chunks: [3, 2, 4, 1, 5, 7, 2], seed: 3 }),
+    // A window shorter than the cache (the cache keeps more than the mask allows).
+    attentionCase({ h: 2, dh: 4, cap: 10, context: 4, maxPeriod: 10000, chunks: [3, 5, 4, 6], seed: 11 }),
+    // Depformer-like: no context limit, capacity = steps, no RoPE, one step per call.
+    attentionCase({ h: 4, dh: 8, cap: 8, context: null, maxPeriod: null, chunks: [1, 1, 1, 1, 1, 1, 1, 1], seed: 4 }),
+    // No context limit with multi-step calls (the official non-streaming depformer training path).
+    attentionCase({ h: 2, dh: 6, cap: 8, context: null, maxPeriod: null, chunks: [3, 2, 3], seed: 12 }),
+    // Odd head dim without RoPE; head dims using 1..4 accumulators per thread.
+    attentionCase({ h: 2, dh: 17, cap: 20, context: 20, maxPeriod: null, chunks: [3, 17], seed: 5 }),
+    attentionCase({ h: 1, dh: 128, cap: 70, context: 70, maxPeriod: 10000, chunks: [63, 1, 2], seed: 6 }),
+    attentionCase({ h: 1, dh: 256, cap: 5, context: 5, maxPeriod: 100000, chunks: [2, 3, 1], seed: 7 }),
+    attentionCase({ h: 2, dh: 190, cap: 3, context: 3, maxPeriod: 10000, chunks: [1, 3, 2], seed: 8 }),
+    // Mimi-like: many tiles of slots, long streams that wrap several times.
+    attentionCase({ h: 4, dh: 16, cap: 250, context: 250, maxPeriod: 10000, chunks: [72], seed: 9 }),
+    attentionCase({ h: 2, dh: 16, cap: 67, context: 67, maxPeriod: 10000, chunks: Array(90).fill(2), seed: 10 }),
+  ],
+  bench: [
+    attentionCase({ h: 32, dh: 128, cap: 3000, context: 3000, maxPeriod: 10000, chunks: [1], seed: 1 }),
+    attentionCase({ h: 8, dh: 64, cap: 250, context: 250, maxPeriod: 10000, chunks: [250], seed: 2 }),
+  ],
+};
