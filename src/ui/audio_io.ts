@@ -1,0 +1,133 @@
+/**
+ * The page's audio graph around the worklets of src/audio/worklet_loader.ts: microphone ->
+ * capture worklet (-> 24 kHz input ring, or 1920-sample frames in message mode) and output ring
+ * (or frames) -> playback worklet -> speakers. Adds level meters (AnalyserNodes on the
+ * microphone and on the playback output) and the worklets' counters for the metrics panel.
+ */
+import { type AudioIO as WorkletIO, createAudioIO, openMicrophone } from '../audio/worklet_loader.ts';
+import { STAT } from '../audio/worklet_shared.ts';
+import type { RingBuffer } from '../audio/ring_buffer.ts';
+
+export interface AudioCounters {
+  capturedSamples: number;
+  captureOverruns: number;
+  playedSamples: number;
+  /** RMS of the playback output measured while samples were flowing (AnalyserNode windows). */
+  playedRms: number;
+  underruns: number;
+  playOverruns: number;
+}
+
+export interface AudioIOOptions {
+  /** Message mode: called with each captured 1920-sample frame (copy before returning). */
+  onCaptureFrame?: (pcm: Float32Array) => void;
+  /** Microphone processing (echo cancellation, noise suppression, auto gain); default true. */
+  micProcessing?: boolean;
+}
+
+function rms(buf: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < buf.length; i++) s += buf[i] * buf[i];
+  return Math.sqrt(s / buf.length);
+}
+
+export class AudioIO {
+  private readonly inBuf: Float32Array<ArrayBuffer>;
+  private readonly outBuf: Float32Array<ArrayBuffer>;
+  private outSumSq = 0;
+  private outCount = 0;
+  private lastPlayed = 0;
+
+  private constructor(
+    readonly context: AudioContext,
+    readonly io: WorkletIO,
+    private readonly stream: MediaStream,
+    private readonly inAnalyser: AnalyserNode,
+    private readonly outAnalyser: AnalyserNode,
+  ) {
+    this.inBuf = new Float32Array(inAnalyser.fftSize);
+    this.outBuf = new Float32Array(outAnalyser.fftSize);
+  }
+
+  /**
+   * Opens the microphone (AudioSetupError naming NotAllowedError when denied) and builds the graph.
+   * The returned rings (shared mode) are what the engine Worker must wrap.
+   */
+  static async create(opts: AudioIOOptions): Promise<AudioIO> {
+    const proc = opts.micProcessing ?? true;
+    let stream: MediaStream;
+    try {
+      stream = await openMicrophone({ echoCancellation: proc, noiseSuppression: proc, autoGainControl: proc });
+    } catch (e) {
+      // Keep the DOMException name visible for the page's banner.
+      const msg = (e as Error).message;
+      const err = new Error(msg);
+      err.name = /NotAllowedError|Permission/i.test(msg) ? 'NotAllowedError' : /NotFoundError/i.test(msg) ? 'NotFoundError' : 'AudioSetupError';
+      throw err;
+    }
+    const context = new AudioContext({ latencyHint: 'interactive' });
+    const io = await createAudioIO(context, { stream, onCaptureFrame: opts.onCaptureFrame });
+    const inAnalyser = context.createAnalyser();
+    inAnalyser.fftSize = 2048;
+    io.source?.connect(inAnalyser);
+    const outAnalyser = context.createAnalyser();
+    outAnalyser.fftSize = 2048;
+    io.playback.connect(outAnalyser);
+    return new AudioIO(context, io, stream, inAnalyser, outAnalyser);
+  }
+
+  get mode(): 'shared' | 'message' {
+    return this.io.mode;
+  }
+
+  get rings(): { input: RingBuffer; output: RingBuffer } | null {
+    return this.io.inputRing && this.io.outputRing ? { input: this.io.inputRing, output: this.io.outputRing } : null;
+  }
+
+  async start(): Promise<void> {
+    if (this.context.state !== 'running') await this.context.resume();
+  }
+
+  async stop(): Promise<void> {
+    if (this.context.state === 'running') await this.context.suspend();
+    this.io.flushPlayback();
+  }
+
+  /** Message mode: one 1920-sample frame from the engine to play. */
+  playChunk(pcm: Float32Array): void {
+    this.io.playFrame(pcm);
+  }
+
+  /** Current RMS (linear) of the microphone and of the playback output; also accumulates the output RMS. */
+  levels(): { input: number; output: number } {
+    this.inAnalyser.getFloatTimeDomainData(this.inBuf);
+    this.outAnalyser.getFloatTimeDomainData(this.outBuf);
+    const out = rms(this.outBuf);
+    const played = Atomics.load(this.io.stats, STAT.PLAY_SAMPLES);
+    if (played > this.lastPlayed) {
+      this.outSumSq += out * out;
+      this.outCount++;
+      this.lastPlayed = played;
+    }
+    return { input: rms(this.inBuf), output: out };
+  }
+
+  counters(): AudioCounters {
+    const s = this.io.stats;
+    const get = (i: number) => Atomics.load(s, i);
+    return {
+      capturedSamples: get(STAT.CAPTURE_SAMPLES),
+      captureOverruns: get(STAT.CAPTURE_OVERRUNS),
+      playedSamples: get(STAT.PLAY_SAMPLES),
+      playedRms: this.outCount ? Math.sqrt(this.outSumSq / this.outCount) : 0,
+      underruns: get(STAT.PLAY_UNDERRUNS),
+      playOverruns: get(STAT.PLAY_OVERRUNS),
+    };
+  }
+
+  close(): void {
+    this.io.close();
+    for (const t of this.stream.getTracks()) t.stop();
+    void this.context.close();
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * The page side of the engine: starts workers/engine_worker.ts (comlink for control, a
+ * MessageChannel + packet Channel for text, metrics and — without SharedArrayBuffer — PCM),
+ * and the audio graph: microphone -> capture worklet -> input ring -> engine -> output ring ->
+ * playback worklet -> speakers. Level meters read AnalyserNodes on the microphone and on the
+ * playback output.
+ */
+import * as Comlink from 'comlink';
+import type { MetricsSnapshot } from '../engine/metrics.ts';
+import type { EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo, ModelSpec, SamplingSettings } from '../engine/worker_api.ts';
+import type { AdapterSummary } from '../gpu/context.ts';
+import { Channel } from '../protocol/channel.ts';
+import { PacketType } from '../protocol/packet.ts';
+import { AudioIO } from './audio_io.ts';
+
+/** Defaults of the hub source: the released bf16 Moshi (moshiko) with Mimi and the tokenizer. */
+export const HUB_DEFAULTS = { baseUrl: 'https://huggingface.co', repo: 'kyutai/moshiko-pytorch-bf16' } as const;
+
+/** Events the client forwards to the page. */
+export type ClientEvent =
+  | LoadEvent
+  | { type: 'text'; text: string }
+  | { type: 'device-lost'; message: string }
+  | { type: 'error'; message: string };
+
+export class EngineClient {
+  private metrics: MetricsSnapshot | null = null;
+  private audio: AudioIO | null = null;
+  private channel: Channel | null = null;
+  private running = false;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly api: Comlink.Remote<EngineWorkerApi>,
+    readonly adapter: AdapterSummary,
+    private readonly emit: (e: ClientEvent) => void,
+    /** Microphone processing (echo cancellation etc.); off for automated runs with a fake microphone. */
+    private readonly micProcessing: boolean,
+  ) {}
+
+  /**
+   * Starts the engine Worker and its GPU device. Throws WebGPUUnavailableError (from the worker)
+   * when WebGPU or an adapter is missing.
+   */
+  static async create(emit: (e: ClientEvent) => void, opts: { micProcessing?: boolean } = {}): Promise<EngineClient> {
+    const worker = new Worker(new URL('../../workers/engine_worker.ts', import.meta.url), { type: 'module', name: 'solacelive-engine' });
+    const api = Comlink.wrap<EngineWorkerApi>(worker);
+    try {
+      const adapter = await api.init();
+      return new EngineClient(worker, api, adapter, emit, opts.micProcessing ?? true);
+    } catch (e) {
+      worker.terminate();
+      throw e;
+    }
+  }
+
+  /** 'shared' (SharedArrayBuffer rings) or 'packets' (AUDIO_CHUNK messages); '' before the first start. */
+  get transport(): 'shared' | 'packets' | '' {
+    return this.audio ? (this.audio.mode === 'shared' ? 'shared' : 'packets') : '';
+  }
+
+  private onMeta(m: EngineMeta): void {
+    if (!m || typeof m !== 'object') return;
+    if (m.kind === 'metrics') {
+      const { kind: _k, ...snap } = m;
+      this.metrics = snap;
+    } else if (m.kind === 'device-lost') this.emit({ type: 'device-lost', message: m.message });
+    else if (m.kind === 'error') this.emit({ type: 'error', message: `${m.name}: ${m.message}` });
+  }
+
+  /** Loads a model in the worker; progress events go to the page. Aborting stops waiting (the worker finishes its current file). */
+  async load(spec: ModelSpec, sampling: SamplingSettings, signal?: AbortSignal): Promise<ModelInfo> {
+    if (this.running) await this.stop();
+    const p = this.api.load(spec, sampling, Comlink.proxy((e: LoadEvent) => this.emit(e)));
+    if (!signal) return p;
+    return Promise.race([
+      p,
+      new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new DOMException('loading was cancelled', 'AbortError')), { once: true })),
+    ]);
+  }
+
+  /**
+   * Opens the microphone (NotAllowedError when denied), builds the worklet graph, connects the
+   * engine to its rings (or to AUDIO_CHUNK packets) and starts the loop.
+   */
+  async start(): Promise<void> {
+    if (!this.audio) {
+      const mc = new MessageChannel();
+      const channel = new Channel(mc.port1, { heartbeatMs: 1000, silenceMs: 5000, tickMs: 250 });
+      this.channel = channel;
+      const audio = await AudioIO.create({ micProcessing: this.micProcessing, onCaptureFrame: (pcm) => channel.sendAudio(pcm.slice()) });
+      this.audio = audio;
+      channel.on('packet', (p) => {
+        if (p.type === PacketType.TEXT_FINAL || p.type === PacketType.TEXT_PARTIAL) this.emit({ type: 'text', text: p.text });
+        else if (p.type === PacketType.METADATA) this.onMeta(p.meta as EngineMeta);
+        else if (p.type === PacketType.AUDIO_CHUNK) audio.playChunk(p.pcm);
+      });
+      const rings = audio.rings;
+      await this.api.connect(
+        Comlink.transfer(mc.port2, [mc.port2]),
+        rings ? { kind: 'shared', input: rings.input.buffer as SharedArrayBuffer, output: rings.output.buffer as SharedArrayBuffer } : { kind: 'packets' },
+      );
+    }
+    await this.audio.start();
+    await this.api.start();
+    this.running = true;
+  }
+
+  async stop(): Promise<void> {
+    await this.api.stop();
+    await this.audio?.stop();
+    this.running = false;
+  }
+
+  setSampling(s: SamplingSettings): Promise<void> {
+    return this.api.setSampling(s);
+  }
+
+  /** The latest metrics (METADATA packets while running, else asked through comlink), with the worklets' and the page channel's counters merged. */
+  async stats(): Promise<MetricsSnapshot> {
+    const m = this.running && this.metrics ? this.metrics : await this.api.stats();
+    const a = this.audio?.counters();
+    const rings = this.audio?.rings;
+    const ch = this.channel?.stats();
+    const malformed = ch ? Object.values(ch.malformed).reduce((x, y) => x + y, 0) + ch.lost : 0;
+    const dropped = { ...m.droppedPackets };
+    if (ch) for (const [k, v] of Object.entries(ch.dropped)) if (v > 0) dropped[k] = (dropped[k] ?? 0) + v;
+    return {
+      ...m,
+      underruns: a?.underruns ?? m.underruns,
+      overruns: m.overruns + (a ? a.captureOverruns + a.playOverruns : 0),
+      inputQueueSamples: rings ? rings.input.availableRead() : m.inputQueueSamples,
+      outputQueueSamples: rings ? rings.output.availableRead() : m.outputQueueSamples,
+      droppedPackets: dropped,
+      protocolErrors: m.protocolErrors + malformed,
+    };
+  }
+
+  /** RMS levels (linear) of the microphone and of the playback output, for the meters. */
+  levels(): { input: number; output: number } {
+    return this.audio?.levels() ?? { input: 0, output: 0 };
+  }
+
+  /** Samples the playback worklet consumed from the engine, their RMS, and underruns. */
+  played(): { samples: number; rms: number; underruns: number } {
+    const c = this.audio?.counters();
+    return { samples: c?.playedSamples ?? 0, rms: c?.playedRms ?? 0, underruns: c?.underruns ?? 0 };
+  }
+
+  /** Samples the capture worklet delivered and capture overruns. */
+  captured(): { samples: number; overruns: number } {
+    const c = this.audio?.counters();
+    return { samples: c?.capturedSamples ?? 0, overruns: c?.captureOverruns ?? 0 };
+  }
+
+  dispose(): void {
+    this.channel?.close();
+    this.worker.terminate();
+    this.audio?.close();
+  }
+}

@@ -1,0 +1,33 @@
+// The live loop in headless Chromium (WebGPU on SwiftShader) with the fixture models and the
+// fixture speech as a fake microphone: capture worklet -> input ring -> engine Worker ->
+// output ring -> playback worklet, text and metrics as packets. Built app, served with COOP/COEP.
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runE2E } from './run_e2e.ts';
+
+const FIX = process.env.SOLACELIVE_FIXTURES ?? resolve(import.meta.dirname, '../../../shared/fixtures');
+const SECONDS = Number(process.env.SOLACELIVE_E2E_SECONDS ?? 10);
+
+describe('browser live loop (e2e)', () => {
+  it(`runs ${SECONDS} s in real time: steps, audio reaches playback, text packets, no protocol errors`, async () => {
+    const dir = join(FIX, 'ref');
+    const r = await runE2E({
+      mimiConfig: join(dir, 'mimi_tiny_config.json'),
+      mimiWeights: join(dir, 'mimi_tiny.safetensors'),
+      lmConfig: join(dir, 'moshi_tiny_config.json'),
+      lmWeights: join(dir, 'moshi_tiny.safetensors'),
+      mic: join(dir, 'mimi/input_speech_24k_pcm16.wav'),
+      seconds: SECONDS,
+      log: () => {},
+    });
+    const summary = JSON.stringify({ ...r, console: r.console.slice(-10), text: r.text.slice(0, 200) }, null, 1);
+    console.log(`e2e: steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)} p95 ${r.stepMs.p95.toFixed(1)} max ${r.stepMs.max.toFixed(1)}, underruns ${r.underruns}, output RMS ${r.outputRms.toFixed(4)}, text packets ${r.textPackets}`);
+    expect(r.errors, summary).toEqual([]);
+    expect(r.transport, summary).toBe('shared');
+    expect(r.steps, summary).toBeGreaterThanOrEqual(Math.floor(0.9 * r.expectedSteps));
+    expect(r.outputSamples, summary).toBeGreaterThan(0);
+    expect(r.outputRms, summary).toBeGreaterThan(1e-4);
+    expect(r.textPackets, summary).toBeGreaterThan(0);
+    expect(r.protocolErrors, summary).toBe(0);
+  }, 900_000);
+});
