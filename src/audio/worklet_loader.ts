@@ -212,3 +212,5 @@ export async function createAudioIO(ctx: AudioContext, opts: AudioIOOptions = {}
     },
   };
 }
+
+export { MODEL_RATE, STAT, createAudioStats, readAudioStats } from './worklet_shared.ts';

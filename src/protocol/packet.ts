@@ -133,10 +133,13 @@ export interface PacketError {
 export type DecodeResult = { ok: true; packet: Packet } | { ok: false; error: PacketError };
 export type EncodeResult = { ok: true; bytes: ArrayBuffer } | { ok: false; error: PacketError };
 
-// Pure annotations let bundlers drop these from the AudioWorklet bundle, which imports only
-// constants from this module (AudioWorkletGlobalScope may lack TextEncoder/TextDecoder).
-const utf8Encoder = /* @__PURE__ */ new TextEncoder();
-const utf8Decoder = /* @__PURE__ */ new TextDecoder('utf-8', { fatal: true });
+// Created on first use: the AudioWorklet modules import constants from this file, and
+// AudioWorkletGlobalScope has no TextEncoder/TextDecoder (a top-level `new TextEncoder()` would
+// abort the worklet module's evaluation).
+let encoder: TextEncoder | null = null;
+let decoder: TextDecoder | null = null;
+const utf8Encode = (s: string): Uint8Array => (encoder ??= new TextEncoder()).encode(s);
+const utf8Decode = (b: Uint8Array): string => (decoder ??= new TextDecoder('utf-8', { fatal: true })).decode(b);
 
 export function isPacketType(t: number): t is PacketType {
   return t in PACKET_TYPE_NAME;
@@ -200,7 +203,7 @@ export function encodePacket(p: Packet): EncodeResult {
     case PacketType.TEXT_PARTIAL:
     case PacketType.TEXT_FINAL:
       if (typeof p.text !== 'string') return fail('bad_field', `${name}: text is ${typeof p.text}, expected a string`, type, p.seq);
-      payload = utf8Encoder.encode(p.text);
+      payload = utf8Encode(p.text);
       break;
     case PacketType.METADATA: {
       let json: string | undefined;
@@ -210,7 +213,7 @@ export function encodePacket(p: Packet): EncodeResult {
         return fail('bad_json', `METADATA: value is not JSON-serialisable (${(e as Error).message})`, type, p.seq);
       }
       if (json === undefined) return fail('bad_json', `METADATA: value of type ${typeof p.meta} has no JSON form`, type, p.seq);
-      payload = utf8Encoder.encode(json);
+      payload = utf8Encode(json);
       break;
     }
   }
@@ -295,7 +298,7 @@ export function decodePacket(data: unknown): DecodeResult {
     case PacketType.METADATA: {
       let text: string;
       try {
-        text = utf8Decoder.decode(u8.subarray(HEADER_BYTES));
+        text = utf8Decode(u8.subarray(HEADER_BYTES));
       } catch {
         return fail('bad_utf8', `${name} payload is not valid UTF-8`, type, seq);
       }
