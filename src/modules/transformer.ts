@@ -1,0 +1,390 @@
+/**
+ * StreamingTransformer: port of moshi/modules/transformer.py `StreamingTransformer` /
+ * `StreamingTransformerLayer` / `StreamingMultiheadAttention` (+ `RingKVCache`, `LayerScale`,
+ * `RMSNorm`, `create_norm_fn`) and moshi/modules/gating.py `ActivationGating`, for batch 1 in
+ * streaming mode. Used by Mimi (encoder/decoder transformers) and the Moshi LM (temporal
+ * transformer and depformer).
+ *
+ * One layer (pre-norm, as the official `_sa_block` / `_ff_block`):
+ *   x = x + layer_scale_1 ⊙ out_proj(attention(in_proj(norm1(x))))
+ *   x = x + layer_scale_2 ⊙ ffn(norm2(x))
+ *   ffn = linear2(gelu(linear1(·)))                         (gating 'none', exact-erf GELU)
+ *       | linear_out(silu(h[:, :H]) · h[:, H:]), h = linear_in(·)   (gating 'silu')
+ * All linears are bias-free (the official code builds them with bias=False). With
+ * `weightsPerStep` (the depformer) step s uses the s-th in_proj/out_proj block and `gating.{s}`,
+ * where s = the streaming offset (number of steps since reset), as `apply_weights_per_step`.
+ */
+import { type GpuContext, type Recorder, ShapeError, Tensor, expectShape } from '../gpu/index.ts';
+import { KVCache, attention } from '../kernels/attention.ts';
+import { addInPlace, addScaledInPlace, gatedSilu } from '../kernels/elementwise.ts';
+import { linear } from '../kernels/linear.ts';
+import { layerNorm, rmsNorm } from '../kernels/norm.ts';
+import { unary } from '../kernels/unary.ts';
+import type { StoragePolicy, VarBuilder } from '../weights/var_builder.ts';
+
+/** Normalizations of `create_norm_fn` (moshi/modules/transformer.py). */
+export type TransformerNorm = 'layer_norm' | 'layer_norm_f32' | 'rms_norm' | 'rms_norm_f32';
+
+/** Configuration of a `StreamingTransformer`, in the official constructor's terms (camelCase). */
+export interface TransformerConfig {
+  dModel: number;
+  numHeads: number;
+  numLayers: number;
+  /** `dim_feedforward`: the FFN width (gating 'none'), or the gating's nominal width from which
+   * the hidden size follows (`ActivationGating`: 21·d/8 when it is 4·d, else 2·f/3). A list gives
+   * one width per weight step (depformer). */
+  dimFeedforward: number | number[];
+  /** Only causal transformers are supported (Mimi and Moshi are causal). */
+  causal: boolean;
+  /** Attention window in steps (`context`); also the KV cache capacity. null = unlimited, which
+   * needs `weightsPerStep` (capacity = weightsPerStep, the official rule) or `kvCapacity`. */
+  context: number | null;
+  maxPeriod: number;
+  /** 'rope' (interleaved RotaryEmbedding) or 'none'. */
+  positionalEmbedding: 'rope' | 'none';
+  norm: TransformerNorm;
+  gating: 'none' | 'silu';
+  /** Initial LayerScale value in the official config; non-null means `layer_scale_{1,2}.scale` weights exist. */
+  layerScale: number | null;
+  /** Depformer: number of per-step weight sets (`weights_per_step`); 0/undefined = shared weights. */
+  weightsPerStep?: number;
+  /** Overrides the norm's eps (defaults as `create_norm_fn`: layer_norm 1e-5, layer_norm_f32 1e-8, rms_norm 1e-5, rms_norm_f32 1e-8). */
+  normEps?: number;
+  /** KV cache capacity when `context` is null and there are no per-step weights. */
+  kvCapacity?: number;
+}
+
+/** Default eps per norm type, as moshi/modules/transformer.py `create_norm_fn`. */
+export const NORM_EPS: Record<TransformerNorm, number> = { layer_norm: 1e-5, layer_norm_f32: 1e-8, rms_norm: 1e-5, rms_norm_f32: 1e-8 };
+
+/** Hidden size of gating.py `ActivationGating` for `dim` and `dim_feedforward`. */
+export function gatingHidden(dim: number, dimFeedforward: number): number {
+  return dimFeedforward === 4 * dim ? Math.floor((21 * dim) / 8) : Math.floor((2 * dimFeedforward) / 3);
+}
+
+interface NormWeights {
+  kind: TransformerNorm;
+  weight: Tensor; // layer_norm: weight [D]; rms_norm: alpha [1, 1, D]
+  bias: Tensor | null; // layer_norm: bias [D]
+  eps: number;
+}
+
+interface Ffn {
+  /** gating none: linear1 [F, D]; silu: linear_in [2H, D]. */
+  wIn: Tensor;
+  /** gating none: linear2 [D, F]; silu: linear_out [D, H]. */
+  wOut: Tensor;
+  /** Width of the activation output (F, or H for gating). */
+  hidden: number;
+}
+
+interface Layer {
+  norm1: NormWeights;
+  norm2: NormWeights;
+  inProj: Tensor[]; // per weight step: [3D, D]
+  outProj: Tensor[]; // per weight step: [D, D]
+  ffn: Ffn[]; // per weight step
+  scale1: Tensor | null; // [D]
+  scale2: Tensor | null; // [D]
+  cache: KVCache;
+}
+
+function loadNorm(vb: VarBuilder, kind: TransformerNorm, d: number, eps: number): NormWeights {
+  if (kind === 'layer_norm' || kind === 'layer_norm_f32') {
+    return { kind, weight: vb.tensor('weight', [d]), bias: vb.tensor('bias', [d]), eps };
+  }
+  return { kind, weight: vb.tensor('alpha', [1, 1, d]), bias: null, eps };
+}
+
+function applyNorm(rec: Recorder, n: NormWeights, x: Tensor, y: Tensor): void {
+  if (n.bias) layerNorm(rec, x, n.weight, n.bias, y, n.eps);
+  else rmsNorm(rec, x, n.weight, y, n.eps);
+}
+
+/** A window of `rows` leading rows of a 2-D scratch tensor (offset 0, no copy). */
+function rowsView(t: Tensor, rows: number): Tensor {
+  return new Tensor(t.buffer, [rows, t.shape[1]], t.dtype, t.label, t.byteOffset, false);
+}
+
+/** Row `r` of a 2-D f32 tensor as a [1, C] window (for copies only: the offset need not be 256-aligned). */
+function rowAt(t: Tensor, r: number): Tensor {
+  const c = t.shape[1];
+  return new Tensor(t.buffer, [1, c], t.dtype, `${t.label}[${r}]`, t.byteOffset + r * c * 4, false);
+}
+
+/** Scratch activations for T rows. */
+interface Scratch {
+  rows: number;
+  norm: Tensor; // [T, D]
+  qkv: Tensor; // [T, 3D]
+  attn: Tensor; // [T, D]
+  upd: Tensor; // [T, D]
+  h: Tensor; // [T, max ffn-in width]
+  act: Tensor; // [T, max hidden]
+  // Per-row staging for per-step weights with T > 1.
+  rowIn: Tensor; // [1, max(D, hidden)]
+  rowOut: Tensor; // [1, max(3D, 2H, F)]
+}
+
+/**
+ * A causal streaming transformer on the GPU (batch 1). Create with `StreamingTransformer.load`.
+ * Streaming state: one `KVCache` per layer and the step offset (the official `offset_cpu`);
+ * `forward` advances it by T, `reset()` clears it.
+ */
+export class StreamingTransformer {
+  private scratch: Scratch | null = null;
+  /** Scratch buffers replaced by a larger allocation; kept until destroy() because a recording
+   * that is not submitted yet may still use them. */
+  private retired: Tensor[] = [];
+  private destroyed = false;
+
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly cfg: TransformerConfig,
+    private readonly layers: Layer[],
+    /** Number of weight sets (1, or weightsPerStep). */
+    readonly mult: number,
+  ) {}
+
+  /**
+   * Loads the weights of the official StreamingTransformer module under `vb` (e.g.
+   * `encoder_transformer.transformer`, `transformer`, `depformer`) by checkpoint keys:
+   * `layers.{l}.norm{1,2}.{weight,bias}` (layer_norm) or `.alpha [1,1,D]` (rms_norm),
+   * `layers.{l}.self_attn.in_proj_weight [mult·3D, D]` and `.self_attn.out_proj.weight [mult·D, D]`
+   * (per-step blocks stacked along dim 0, split here with `vb.chunks`; the module layout
+   * `self_attn.in_projs.{i}.weight` / `out_projs.{i}.weight` is read too), `layers.{l}.linear1.weight`
+   * / `linear2.weight` (gating 'none') or `layers.{l}.gating[.{s}].linear_{in,out}.weight` (silu),
+   * `layers.{l}.layer_scale_{1,2}.scale [D]` when layerScale is set.
+   * policy 'native' keeps F16/BF16 linear weights packed (norms and scales are always f32).
+   * Throws WeightError (src/weights/var_builder.ts) for a missing or misshapen key, ShapeError for an
+   * unsupported config.
+   */
+  static load(ctx: GpuContext, vb: VarBuilder, cfg: TransformerConfig, policy: StoragePolicy = 'f32'): StreamingTransformer {
+    const D = cfg.dModel;
+    const H = cfg.numHeads;
+    if (!Number.isInteger(D) || !Number.isInteger(H) || H <= 0 || D % H !== 0) {
+      throw new ShapeError(`transformer '${vb.prefix}': d_model ${D} is not divisible by num_heads ${H}`);
+    }
+    if (!cfg.causal) throw new ShapeError(`transformer '${vb.prefix}': only causal transformers are supported (causal=false given)`);
+    if (cfg.positionalEmbedding !== 'rope' && cfg.positionalEmbedding !== 'none') {
+      throw new ShapeError(`transformer '${vb.prefix}': positional_embedding '${cfg.positionalEmbedding}' is not supported (use 'rope' or 'none')`);
+    }
+    if (!(cfg.norm in NORM_EPS)) throw new ShapeError(`transformer '${vb.prefix}': unknown norm '${cfg.norm}'`);
+    if (cfg.gating !== 'none' && cfg.gating !== 'silu') throw new ShapeError(`transformer '${vb.prefix}': gating '${cfg.gating}' is not supported (use 'none' or 'silu')`);
+    const mult = cfg.weightsPerStep && cfg.weightsPerStep > 0 ? cfg.weightsPerStep : 1;
+    if (mult > 1 && cfg.gating === 'none') throw new ShapeError(`transformer '${vb.prefix}': weights_per_step needs gating (as the official code asserts)`);
+    const capacity = cfg.context ?? (mult > 1 ? mult : cfg.kvCapacity);
+    if (capacity === undefined) {
+      throw new ShapeError(`transformer '${vb.prefix}': context is null and there are no per-step weights: give kvCapacity (the official code cannot stream without a context either)`);
+    }
+    const dims = Array.isArray(cfg.dimFeedforward) ? cfg.dimFeedforward : Array<number>(mult).fill(cfg.dimFeedforward);
+    if (dims.length !== mult) throw new ShapeError(`transformer '${vb.prefix}': dim_feedforward lists ${dims.length} widths for ${mult} weight steps`);
+    const eps = cfg.normEps ?? NORM_EPS[cfg.norm];
+    const layers: Layer[] = [];
+    try {
+      for (let l = 0; l < cfg.numLayers; l++) {
+        const lv = vb.pp('layers').pp(l);
+        const sa = lv.pp('self_attn');
+        const inProj = sa.has('in_proj_weight')
+          ? sa.chunks('in_proj_weight', [mult * 3 * D, D], mult, policy)
+          : Array.from({ length: mult }, (_, i) => sa.pp('in_projs').pp(i).tensor('weight', [3 * D, D], policy));
+        const outProj = sa.has('out_proj.weight')
+          ? sa.pp('out_proj').chunks('weight', [mult * D, D], mult, policy)
+          : Array.from({ length: mult }, (_, i) => sa.pp('out_projs').pp(i).tensor('weight', [D, D], policy));
+        let ffn: Ffn[];
+        if (cfg.gating === 'none') {
+          const f = dims[0];
+          ffn = [{ wIn: lv.pp('linear1').tensor('weight', [f, D], policy), wOut: lv.pp('linear2').tensor('weight', [D, f], policy), hidden: f }];
+        } else {
+          ffn = dims.map((f, s) => {
+            const g = mult > 1 ? lv.pp('gating').pp(s) : lv.pp('gating');
+            const hid = gatingHidden(D, f);
+            return { wIn: g.pp('linear_in').tensor('weight', [2 * hid, D], policy), wOut: g.pp('linear_out').tensor('weight', [D, hid], policy), hidden: hid };
+          });
+        }
+        const scaled = cfg.layerScale !== null && cfg.layerScale !== undefined;
+        layers.push({
+          norm1: loadNorm(lv.pp('norm1'), cfg.norm, D, eps),
+          norm2: loadNorm(lv.pp('norm2'), cfg.norm, D, eps),
+          inProj,
+          outProj,
+          ffn,
+          scale1: scaled ? lv.pp('layer_scale_1').tensor('scale', [D]) : null,
+          scale2: scaled ? lv.pp('layer_scale_2').tensor('scale', [D]) : null,
+          cache: new KVCache(ctx, { numHeads: H, headDim: D / H, capacity, label: `${vb.key('layers')}.${l}.kv` }),
+        });
+      }
+    } catch (e) {
+      for (const L of layers) destroyLayer(L);
+      throw e;
+    }
+    return new StreamingTransformer(ctx, cfg, layers, mult);
+  }
+
+  /** Steps recorded since the last reset (the official streaming offset). */
+  get offset(): number {
+    return this.layers.length ? this.layers[0].cache.offset : 0;
+  }
+
+  /** KV cache capacity per layer in steps (at most this many steps per forward). */
+  get capacity(): number {
+    return this.layers.length ? this.layers[0].cache.capacity : Infinity;
+  }
+
+  private ensureScratch(rows: number): Scratch {
+    if (this.scratch && this.scratch.rows >= rows) return this.scratch;
+    if (this.scratch) {
+      const s = this.scratch;
+      this.retired.push(s.norm, s.qkv, s.attn, s.upd, s.h, s.act, s.rowIn, s.rowOut);
+    }
+    const D = this.cfg.dModel;
+    const hid = Math.max(...this.layers.flatMap((L) => L.ffn.map((f) => f.hidden)), 1);
+    const hIn = Math.max(...this.layers.flatMap((L) => L.ffn.map((f) => f.wIn.shape[0])), 1);
+    const n = Math.max(rows, this.scratch ? Math.min(2 * this.scratch.rows, this.capacity) : rows);
+    const t = (cols: number, name: string) => this.ctx.tensor([n, cols], 'f32', `transformer.${name}`);
+    this.scratch = {
+      rows: n,
+      norm: t(D, 'norm'),
+      qkv: t(3 * D, 'qkv'),
+      attn: t(D, 'attn'),
+      upd: t(D, 'upd'),
+      h: t(hIn, 'ffn_in'),
+      act: t(hid, 'ffn_act'),
+      rowIn: this.ctx.tensor([1, Math.max(D, hid)], 'f32', 'transformer.row_in'),
+      rowOut: this.ctx.tensor([1, Math.max(3 * D, hIn)], 'f32', 'transformer.row_out'),
+    };
+    return this.scratch;
+  }
+
+  /**
+   * y = linear(x, ws[s]) where row t of x uses weight set `step + t` (per-step weights), or ws[0]
+   * for every row (shared weights). x: [T, K], y: [T, N] f32.
+   */
+  private linearSteps(rec: Recorder, x: Tensor, ws: Tensor[], step: number, y: Tensor, sc: Scratch): void {
+    if (ws.length === 1) {
+      linear(rec, x, ws[0], null, y);
+      return;
+    }
+    const T = x.shape[0];
+    if (T === 1) {
+      linear(rec, x, ws[step], null, y);
+      return;
+    }
+    const [N, K] = ws[0].shape;
+    const xin = new Tensor(sc.rowIn.buffer, [1, K], 'f32', 'transformer.row_in', sc.rowIn.byteOffset, false);
+    const yout = new Tensor(sc.rowOut.buffer, [1, N], 'f32', 'transformer.row_out', sc.rowOut.byteOffset, false);
+    for (let t = 0; t < T; t++) {
+      rec.copy(rowAt(x, t), xin, K * 4);
+      linear(rec, xin, ws[step + t], null, yout);
+      rec.copy(yout, rowAt(y, t), N * 4);
+    }
+  }
+
+  /**
+   * Records T streaming steps: y = transformer(x). x, y: [T, dModel] f32, distinct tensors.
+   * `opts.step` (per-step weights only) must equal the streaming offset: the depformer records
+   * steps 0..S-1 in order after reset(), as the official `apply_weights_per_step`; other
+   * transformers ignore it. Advances the offset by T. Scratch buffers grow on demand.
+   * Throws ShapeError for bad shapes, T above the KV cache capacity, or a step out of range.
+   */
+  forward(rec: Recorder, x: Tensor, y: Tensor, opts: { step?: number } = {}): void {
+    if (this.destroyed) throw new ShapeError('StreamingTransformer.forward after destroy()');
+    const D = this.cfg.dModel;
+    expectShape('transformer input', x, [-1, D], ['f32']);
+    const T = x.shape[0];
+    expectShape('transformer output', y, [T, D], ['f32']);
+    if (x.buffer === y.buffer) throw new ShapeError(`transformer: input '${x.label}' and output '${y.label}' share a buffer; use distinct tensors`);
+    if (T === 0) return;
+    if (T > this.capacity) {
+      throw new ShapeError(`transformer: ${T} steps in one forward exceed the KV cache capacity ${this.capacity}; feed at most ${this.capacity} steps per call`);
+    }
+    let step = 0;
+    if (this.mult > 1) {
+      step = this.offset;
+      if (opts.step !== undefined && opts.step !== step) {
+        throw new ShapeError(`transformer: step ${opts.step} requested but the streaming offset is ${step} (per-step weights follow the offset; call reset() before step 0)`);
+      }
+      if (step + T > this.mult) {
+        throw new ShapeError(`transformer: steps ${step}..${step + T - 1} exceed the ${this.mult} per-step weight sets (call reset() between frames)`);
+      }
+    }
+    const sc0 = this.ensureScratch(T);
+    const sc: Scratch = {
+      ...sc0,
+      norm: rowsView(sc0.norm, T),
+      qkv: rowsView(sc0.qkv, T),
+      attn: rowsView(sc0.attn, T),
+      upd: rowsView(sc0.upd, T),
+    };
+    const rope = this.cfg.positionalEmbedding === 'rope' ? { maxPeriod: this.cfg.maxPeriod } : null;
+    rec.copy(x, y, T * D * 4); // y is the residual stream from here on
+    for (const L of this.layers) {
+      // Self-attention block.
+      applyNorm(rec, L.norm1, y, sc.norm); // norm: [T, D]
+      this.linearSteps(rec, sc.norm, L.inProj, step, sc.qkv, sc); // qkv: [T, 3D]
+      attention(rec, { qkv: sc.qkv, out: sc.attn, cache: L.cache, numHeads: this.cfg.numHeads, context: this.cfg.context, rope }); // attn: [T, D]
+      this.linearSteps(rec, sc.attn, L.outProj, step, sc.upd, sc); // upd: [T, D]
+      if (L.scale1) addScaledInPlace(rec, y, sc.upd, L.scale1);
+      else addInPlace(rec, y, sc.upd);
+      // Feed-forward block.
+      applyNorm(rec, L.norm2, y, sc.norm);
+      this.ffn(rec, L, step, sc, T); // upd: [T, D]
+      if (L.scale2) addScaledInPlace(rec, y, sc.upd, L.scale2);
+      else addInPlace(rec, y, sc.upd);
+    }
+  }
+
+  private ffn(rec: Recorder, L: Layer, step: number, sc: Scratch, T: number): void {
+    const gelu = this.cfg.gating === 'none';
+    if (L.ffn.length === 1 || T === 1) {
+      const f = L.ffn[L.ffn.length === 1 ? 0 : step];
+      const h = new Tensor(sc.h.buffer, [T, f.wIn.shape[0]], 'f32', sc.h.label, sc.h.byteOffset, false); // h: [T, F | 2H]
+      const act = new Tensor(sc.act.buffer, [T, f.hidden], 'f32', sc.act.label, sc.act.byteOffset, false); // act: [T, F | H]
+      linear(rec, sc.norm, f.wIn, null, h);
+      if (gelu) unary(rec, 'gelu', h, act);
+      else gatedSilu(rec, h, act);
+      linear(rec, act, f.wOut, null, sc.upd);
+      return;
+    }
+    // Per-step FFN weights over several rows: row t uses gating.{step + t}.
+    const D = this.cfg.dModel;
+    for (let t = 0; t < T; t++) {
+      const f = L.ffn[step + t];
+      const xin = new Tensor(sc.rowIn.buffer, [1, D], 'f32', 'transformer.row_in', sc.rowIn.byteOffset, false);
+      const h = new Tensor(sc.h.buffer, [1, f.wIn.shape[0]], 'f32', sc.h.label, sc.h.byteOffset, false);
+      const act = new Tensor(sc.act.buffer, [1, f.hidden], 'f32', sc.act.label, sc.act.byteOffset, false);
+      const yout = new Tensor(sc.rowOut.buffer, [1, D], 'f32', 'transformer.row_out', sc.rowOut.byteOffset, false);
+      rec.copy(rowAt(sc.norm, t), xin, D * 4);
+      linear(rec, xin, f.wIn, null, h);
+      gatedSilu(rec, h, act);
+      linear(rec, act, f.wOut, null, yout);
+      rec.copy(yout, rowAt(sc.upd, t), D * 4);
+    }
+  }
+
+  /** Clears the streaming state: every KV cache and the step offset (next step has position 0). */
+  reset(): void {
+    for (const L of this.layers) L.cache.reset();
+  }
+
+  /** Frees weights, caches and scratch buffers. The transformer cannot be used afterwards. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const L of this.layers) destroyLayer(L);
+    const s = this.scratch;
+    if (s) for (const t of [s.norm, s.qkv, s.attn, s.upd, s.h, s.act, s.rowIn, s.rowOut]) t.destroy();
+    for (const t of this.retired) t.destroy();
+    this.scratch = null;
+    this.retired = [];
+  }
+}
+
+function destroyLayer(L: Layer): void {
+  for (const t of [L.norm1.weight, L.norm1.bias, L.norm2.weight, L.norm2.bias, L.scale1, L.scale2, ...L.inProj, ...L.outProj]) t?.destroy();
+  for (const f of L.ffn) {
+    f.wIn.destroy();
+    f.wOut.destroy();
+  }
+  L.cache.destroy();
+}
