@@ -152,3 +152,78 @@ fn grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
   }
   epilogue(t, co, acc);
 }
+
+// ---------------------------------------------------------------- direct (G = 1, no workgroup memory)
+// Each thread computes 4 consecutive time rows × 4 consecutive output channels straight from
+// storage (caches provide the reuse); consecutive threads take consecutive channel blocks.
+// Dispatch grid1d(ceil(T_out/4)·ceil(C_out/4), 64).
+@compute @workgroup_size(64)
+fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = gid.x + gid.y * nwg.x * 64u;
+  let N = params.c_out;
+  let T = params.t_out;
+  let C = params.c_in;
+  let P = params.p;
+  let nb = (N + 3u) / 4u;
+  if (idx >= nb * ((T + 3u) / 4u)) { return; }
+  let co0 = (idx % nb) * 4u;
+  let t0 = (idx / nb) * 4u;
+  let tin_last = max(params.t_in, 1u) - 1u;
+  let p_last = max(P, 1u) - 1u;
+  var cols: array<u32, 4>;
+  for (var j = 0u; j < 4u; j++) { cols[j] = min(co0 + j, N - 1u); }
+  var acc: array<array<f32, 4>, 4>;
+  for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
+  if (t0 * params.stride >= P) {
+    // Fast path (all rows but the first few): every tap reads x, never the left context.
+    let row_last = params.t_in - 1u;
+    for (var k = 0u; k < params.k; k++) {
+      var xb: array<u32, 4>;
+      for (var i = 0u; i < 4u; i++) {
+        xb[i] = min(min(t0 + i, T - 1u) * params.stride + k * params.dilation - P, row_last) * C;
+      }
+      let rbase = k * C;
+      for (var ci = 0u; ci < C; ci++) {
+        let wrow = (rbase + ci) * N;
+        var w: array<f32, 4>;
+        for (var j = 0u; j < 4u; j++) { w[j] = wt[wrow + cols[j]]; }
+        for (var i = 0u; i < 4u; i++) {
+          let v = act(x[xb[i] + ci]);
+          for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(v, w[j], acc[i][j]); }
+        }
+      }
+    }
+  } else {
+  for (var k = 0u; k < params.k; k++) {
+    var xb: array<u32, 4>;
+    var pb: array<u32, 4>;
+    var from_prev: array<bool, 4>;
+    for (var i = 0u; i < 4u; i++) {
+      let jrow = min(t0 + i, T - 1u) * params.stride + k * params.dilation;
+      let in_prev = jrow < P;
+      let replicate_first = REPLICATE == 1u && params.first != 0u;
+      from_prev[i] = in_prev && !replicate_first;
+      pb[i] = min(jrow, p_last) * C;
+      xb[i] = select(min(jrow - min(jrow, P), tin_last), 0u, in_prev) * C;
+    }
+    let rbase = k * C;
+    for (var ci = 0u; ci < C; ci++) {
+      let wrow = (rbase + ci) * N;
+      var w: array<f32, 4>;
+      for (var j = 0u; j < 4u; j++) { w[j] = wt[wrow + cols[j]]; }
+      for (var i = 0u; i < 4u; i++) {
+        let v = act(select(x[xb[i] + ci], prev[pb[i] + ci], from_prev[i]));
+        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(v, w[j], acc[i][j]); }
+      }
+    }
+  }
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let t = t0 + i;
+    if (t >= T) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = co0 + j;
+      if (n < N) { epilogue(t, n, acc[i][j]); }
+    }
+  }
+}

@@ -27,8 +27,18 @@ const PARAMS = new ParamsLayout([
 
 /** Tiled implicit-GEMM causal conv (groups = 1), shaders/conv1d.wgsl `main`. */
 export const conv1dKernel = new Kernel('conv1d', source, BINDINGS, PARAMS, 'main');
+/** 4×4 outputs per thread straight from storage (groups = 1), shaders/conv1d.wgsl `direct`. */
+export const conv1dDirectKernel = new Kernel('conv1d.direct', source, BINDINGS, PARAMS, 'direct');
 /** One thread per output, any groups (depthwise included), shaders/conv1d.wgsl `grouped`. */
 export const conv1dGroupedKernel = new Kernel('conv1d.grouped', source, BINDINGS, PARAMS, 'grouped');
+
+/**
+ * groups = 1 paths: 'tiled' stages x and w slices in workgroup memory (best on GPUs for wide
+ * layers); 'direct' reads storage directly, 4×4 outputs per thread (no barriers: faster on CPU
+ * fallback adapters such as SwiftShader, whose workgroup barriers are costly, and for narrow
+ * layers). 'auto': direct on a fallback adapter or when C_out < 48, tiled otherwise.
+ */
+export type Conv1dPath = 'auto' | 'tiled' | 'direct';
 
 /** Activation applied to every input value (fused nn.ELU before a SEANet conv). */
 export type ConvAct = 'none' | 'elu';
@@ -43,6 +53,8 @@ export interface Conv1dOptions {
   /** 'replicate' with `first` reads x[0] for every left-context row (ConvDownsample1d's first streaming call). */
   padMode?: 'constant' | 'replicate';
   first?: boolean;
+  /** groups = 1 kernel choice (default 'auto'). */
+  path?: Conv1dPath;
 }
 
 /** Left-context rows a causal conv keeps: (K-1)·dilation + 1 - stride (StreamingConv1d `_padding_total`). */
@@ -128,7 +140,17 @@ export function conv1d(rec: Recorder, x: Tensor, prev: Tensor | null, wt: Tensor
   const buffers = [x, prev ?? x, wt, bias ?? x, res ?? x, y];
   const ACT = opts.act === 'elu' ? 1 : 0;
   const REPLICATE = replicate ? 1 : 0;
-  if (G === 1) {
+  const path = opts.path ?? 'auto';
+  const direct = path === 'direct' || (path === 'auto' && (rec.ctx.adapter.isFallbackAdapter || cOut < 48));
+  if (G === 1 && direct) {
+    rec.dispatch(conv1dDirectKernel, {
+      buffers,
+      params,
+      constants: { ACT, REPLICATE },
+      workgroups: grid1d(Math.ceil(tOut / 4) * Math.ceil(cOut / 4), 64),
+      label: 'conv1d.direct',
+    });
+  } else if (G === 1) {
     const tile = tileFor(cOut);
     rec.dispatch(conv1dKernel, {
       buffers,

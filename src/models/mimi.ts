@@ -33,7 +33,7 @@ export interface MimiLoadOptions {
   policy?: StoragePolicy;
   /**
    * Frames recorded per chunk by encodeAll/decodeAll (and by long streaming calls). Activation
-   * buffers scale with it; the default 32 (2.56 s) keeps the real model's buffers around 100 MiB.
+   * buffers scale with it; the default (defaultChunkFrames) keeps them near 128 MiB.
    */
   maxChunkFrames?: number;
 }
@@ -55,6 +55,16 @@ export type MimiIntermediate =
 /** A 1-D window [start, start + n) of an f32 tensor (for copies). */
 function window(t: Tensor, start: number, n: number, label: string): Tensor {
   return new Tensor(t.buffer, [n], 'f32', label, t.byteOffset + start * 4, false);
+}
+
+/**
+ * Frames per recorded chunk when the caller does not choose: activation buffers take roughly
+ * 70 kB per code frame per SEANet filter (encoder + decoder, all rates), kept under ~128 MiB
+ * (real Mimi, 64 filters: 29 frames; the tiny fixture models: 200+), at most 256.
+ */
+export function defaultChunkFrames(cfg: MimiConfig): number {
+  const perFrame = 70_000 * cfg.seanet.n_filters * (cfg.frame_rate === 12.5 ? 1 : 12.5 / cfg.frame_rate);
+  return Math.max(1, Math.min(256, Math.floor((128 * 2 ** 20) / perFrame)));
 }
 
 /** The Mimi transformer config (`_transformer_kwargs`) in StreamingTransformer's terms. */
@@ -103,7 +113,7 @@ export class MimiModel {
     this.frameSize = this.derived.frameSize;
     this.numCodebooks = config.num_codebooks;
     this.cardinality = config.quantizer.bins;
-    this.maxChunkFrames = opts.maxChunkFrames ?? 32;
+    this.maxChunkFrames = opts.maxChunkFrames ?? defaultChunkFrames(config);
     this.encWs = new Workspace(ctx, 'mimi.enc');
     this.decWs = new Workspace(ctx, 'mimi.dec');
   }
@@ -122,15 +132,29 @@ export class MimiModel {
       throw new MimiInputError(`maxChunkFrames must be a positive integer, got ${opts.maxChunkFrames}`);
     }
     const policy = opts.policy ?? 'f32';
-    const encoder = SEANetEncoder.load(ctx, vb.pp('encoder'), config.seanet);
-    const decoder = SEANetDecoder.load(ctx, vb.pp('decoder'), config.seanet);
-    const tcfg = mimiTransformerConfig(config);
-    const encoderTransformer = await StreamingTransformer.load(ctx, vb.pp('encoder_transformer').pp('transformer'), tcfg, policy);
-    const decoderTransformer = await StreamingTransformer.load(ctx, vb.pp('decoder_transformer').pp('transformer'), tcfg, policy);
-    const downsample = ConvDownsample1d.load(ctx, vb.pp('downsample'), d.downsampleStride, D);
-    const upsample = ConvTrUpsample1d.load(ctx, vb.pp('upsample'), d.downsampleStride, D, true);
-    const quantizer = SplitResidualVectorQuantizer.load(ctx, vb.pp('quantizer'), config.quantizer, config.num_codebooks);
-    vb.finish();
+    // Modules loaded so far, destroyed if a later key is missing or misshapen.
+    const loaded: { destroy(): void }[] = [];
+    const keep = <T extends { destroy(): void }>(m: T): T => {
+      loaded.push(m);
+      return m;
+    };
+    let parts;
+    try {
+      const encoder = keep(SEANetEncoder.load(ctx, vb.pp('encoder'), config.seanet));
+      const decoder = keep(SEANetDecoder.load(ctx, vb.pp('decoder'), config.seanet));
+      const tcfg = mimiTransformerConfig(config);
+      const encoderTransformer = keep(await StreamingTransformer.load(ctx, vb.pp('encoder_transformer').pp('transformer'), tcfg, policy));
+      const decoderTransformer = keep(await StreamingTransformer.load(ctx, vb.pp('decoder_transformer').pp('transformer'), tcfg, policy));
+      const downsample = keep(ConvDownsample1d.load(ctx, vb.pp('downsample'), d.downsampleStride, D));
+      const upsample = keep(ConvTrUpsample1d.load(ctx, vb.pp('upsample'), d.downsampleStride, D, true));
+      const quantizer = keep(SplitResidualVectorQuantizer.load(ctx, vb.pp('quantizer'), config.quantizer, config.num_codebooks));
+      vb.finish();
+      parts = { encoder, decoder, encoderTransformer, decoderTransformer, downsample, upsample, quantizer };
+    } catch (e) {
+      for (const m of loaded) m.destroy();
+      throw e;
+    }
+    const { encoder, decoder, encoderTransformer, decoderTransformer, downsample, upsample, quantizer } = parts;
     return new MimiModel(ctx, config, encoder, encoderTransformer, downsample, quantizer, upsample, decoderTransformer, decoder, opts);
   }
 

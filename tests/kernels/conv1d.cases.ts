@@ -17,6 +17,7 @@ export interface Conv1dCaseSpec {
   replicate?: boolean;
   /** replicate mode: first call (prev ignored, x[0] replicated). */
   first?: boolean;
+  path?: 'tiled' | 'direct';
 }
 
 /**
@@ -54,6 +55,7 @@ function caseName(s: Conv1dCaseSpec): string {
   if (s.res) parts.push('res');
   if (s.act === 'elu') parts.push('elu');
   if (s.replicate) parts.push(s.first ? 'replicate-first' : 'replicate');
+  if (s.path) parts.push(s.path);
   return parts.join(' ');
 }
 
@@ -81,7 +83,7 @@ export function conv1dCase(s: Conv1dCaseSpec, seed: number): KernelCase {
       return {
         record: (rec) =>
           conv1d(rec, x, prev, wt, b, res, y, {
-            kernelSize: s.k, stride: S, dilation: D, groups: G, act: s.act, padMode: s.replicate ? 'replicate' : 'constant', first: s.first,
+            kernelSize: s.k, stride: S, dilation: D, groups: G, act: s.act, padMode: s.replicate ? 'replicate' : 'constant', first: s.first, path: s.path,
           }),
         async check(c) {
           const got = await c.readF32(y);
@@ -114,7 +116,8 @@ const TESTS: Conv1dCaseSpec[] = [
 
 export const conv1dSuite: KernelSuite = {
   name: 'conv1d',
-  tests: TESTS.map((s, i) => conv1dCase(s, 1000 + i)),
+  // Every groups = 1 shape through both paths ('grouped' ignores the choice).
+  tests: TESTS.flatMap((s, i) => ((s.groups ?? 1) > 1 ? [conv1dCase(s, 1000 + i)] : [conv1dCase({ ...s, path: 'tiled' }, 1000 + i), conv1dCase({ ...s, path: 'direct' }, 1000 + i)])),
   bench: [
     // Real Mimi SEANet encoder stages at 1 s of audio (24 kHz): resblock k=3 at 64 ch, stride-4 conv 64->128, last conv 1024->512.
     conv1dCase({ tIn: 24000, cIn: 64, cOut: 32, k: 3, bias: true, act: 'elu' }, 1),
