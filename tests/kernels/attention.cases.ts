@@ -7,23 +7,30 @@ import { ropeRef } from './rope.cases.ts';
 
 /**
  * CPU port of the official streaming attention (moshi/modules/transformer.py
- * `StreamingMultiheadAttention.forward` + `RingKVCache.complete`, batch 1) over a sequence of
- * calls. Each chunk is an in_proj output [T, 3D]; returns one [T, D] output per chunk. RoPE
- * (interleaved) at positions offset + t, ring writes at (offset + t) % cap, slot positions and
- * mask exactly as the official code computes them, softmax in f64.
+ * `StreamingMultiheadAttention.forward` + `RingKVCache.complete`, batch 1), stateful: each
+ * `step(qkv, T)` takes an in_proj output [T, 3D] and returns [T, D]. RoPE (interleaved) at
+ * positions offset + t, ring writes at (offset + t) % cap, slot positions and mask exactly as
+ * the official code computes them, softmax in f64.
  */
-export function ringAttentionRef(
-  chunks: { data: Float32Array; t: number }[], h: number, dh: number, cap: number, context: number | null, maxPeriod: number | null,
-): Float32Array[] {
-  const d = h * dh;
-  const kc = new Float64Array(h * cap * dh);
-  const vc = new Float64Array(h * cap * dh);
-  let endOffset = 0;
-  const outs: Float32Array[] = [];
-  for (const { data, t } of chunks) {
-    const qkv = maxPeriod === null ? data : ropeRef(data, t, 3 * d, 2 * h, dh, endOffset, maxPeriod);
+export class RingAttentionRef {
+  private readonly kc: Float64Array;
+  private readonly vc: Float64Array;
+  endOffset = 0;
+  constructor(readonly h: number, readonly dh: number, readonly cap: number, readonly context: number | null, readonly maxPeriod: number | null) {
+    this.kc = new Float64Array(h * cap * dh);
+    this.vc = new Float64Array(h * cap * dh);
+  }
+
+  reset(): void {
+    this.endOffset = 0;
+  }
+
+  step(data: Float32Array, t: number): Float32Array {
+    const { h, dh, cap, context, kc, vc } = this;
+    const d = h * dh;
+    const qkv = this.maxPeriod === null ? data : ropeRef(data, t, 3 * d, 2 * h, dh, this.endOffset, this.maxPeriod);
     for (let s = 0; s < t; s++) {
-      const slot = (endOffset + s) % cap;
+      const slot = (this.endOffset + s) % cap;
       for (let c = 0; c < d; c++) {
         const hh = Math.floor(c / dh);
         const dd = c % dh;
@@ -31,9 +38,9 @@ export function ringAttentionRef(
         vc[(hh * cap + slot) * dh + dd] = qkv[s * 3 * d + 2 * d + c];
       }
     }
-    const last = endOffset + t - 1;
+    const last = this.endOffset + t - 1;
     const endIndex = last % cap;
-    const newEnd = endOffset + t;
+    const newEnd = this.endOffset + t;
     const pos = Array.from({ length: cap }, (_, j) => {
       const delta = j - endIndex;
       const p = delta <= 0 ? last + delta : last + delta - cap;
@@ -41,7 +48,7 @@ export function ringAttentionRef(
     });
     const out = new Float32Array(t * d);
     for (let s = 0; s < t; s++) {
-      const posQ = endOffset + s;
+      const posQ = this.endOffset + s;
       for (let hh = 0; hh < h; hh++) {
         const scores: number[] = [];
         const idx: number[] = [];
@@ -63,10 +70,17 @@ export function ringAttentionRef(
         }
       }
     }
-    endOffset = newEnd;
-    outs.push(out);
+    this.endOffset = newEnd;
+    return out;
   }
-  return outs;
+}
+
+/** `RingAttentionRef` over a sequence of calls from a fresh cache: one [T, D] output per chunk. */
+export function ringAttentionRef(
+  chunks: { data: Float32Array; t: number }[], h: number, dh: number, cap: number, context: number | null, maxPeriod: number | null,
+): Float32Array[] {
+  const ref = new RingAttentionRef(h, dh, cap, context, maxPeriod);
+  return chunks.map((c) => ref.step(c.data, c.t));
 }
 
 interface AttnSpec {
