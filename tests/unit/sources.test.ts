@@ -16,7 +16,7 @@ import {
 } from '../../src/weights/sources.ts';
 
 /** A small valid safetensors file with one F32 tensor of n elements. */
-function safetensors(name: string, n: number, fill: number): Uint8Array {
+function safetensors(name: string, n: number, fill: number): Uint8Array<ArrayBuffer> {
   const header = new TextEncoder().encode(JSON.stringify({ [name]: { dtype: 'F32', shape: [n], data_offsets: [0, 4 * n] } }));
   const out = new Uint8Array(8 + header.length + 4 * n);
   new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
@@ -239,5 +239,86 @@ describe('model sources', () => {
     expect(() => classifyFiles([new File([LM], 'a.safetensors'), new File([LM], 'b.safetensors'), new File([MIMI], 'mimi.safetensors')])).toThrow(/several LM weights/);
     const bad = await rejection(loadModelFiles({ kind: 'files', files: [new File([new Uint8Array(16)], 'model.safetensors'), new File([MIMI], 'mimi.safetensors')] }, { cache: null }));
     expect(bad.message).toMatch(/^model\.safetensors: not a valid safetensors file/);
+  });
+});
+
+describe('model sources in Chromium (Cache API and IndexedDB backends, cross-origin hub under COEP)', () => {
+  it('caches downloads for offline use in both browser backends', async () => {
+    const { launchChromium, startDevServer } = await import('../harness/browser.ts');
+    const { server, url } = await startDevServer();
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      const hubRequests: string[] = [];
+      const served = new Map<string, Uint8Array>([
+        [`/${DEFAULT_REPO}/resolve/main/${RELEASE_FILES.mimiWeights}`, MIMI],
+        [`/${DEFAULT_REPO}/resolve/main/${RELEASE_FILES.lmWeights}`, LM],
+        [`/${DEFAULT_REPO}/resolve/main/${RELEASE_FILES.tokenizer}`, TOK],
+      ]);
+      await page.route('https://hub.test/**', (route) => {
+        const path = decodeURIComponent(new URL(route.request().url()).pathname);
+        hubRequests.push(path);
+        const body = served.get(path);
+        const cors = { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'Content-Length' };
+        if (!body) return route.fulfill({ status: 404, headers: cors, body: 'Entry not found' });
+        return route.fulfill({ status: 200, headers: { ...cors, 'Content-Length': String(body.length), 'Content-Type': 'application/octet-stream' }, body: Buffer.from(body) });
+      });
+      await page.route(`${url}/__blank.html`, (route) =>
+        route.fulfill({
+          status: 200,
+          contentType: 'text/html',
+          headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
+          body: '<!doctype html><title>sources</title>',
+        }),
+      );
+      await page.goto(`${url}/__blank.html`);
+      const result = await page.evaluate(async () => {
+        const imp = (0, eval)('(u) => import(u)') as (u: string) => Promise<Record<string, any>>;
+        const src = await imp('/src/weights/sources.ts');
+        const cacheMod = await imp('/src/weights/cache.ts');
+        const out: Record<string, unknown> = { defaultKind: cacheMod.defaultWeightCache().kind, isolated: crossOriginIsolated };
+        for (const [label, cache] of [
+          ['cache-api', new cacheMod.CacheApiWeightCache('solacelive-test')],
+          ['indexeddb', new cacheMod.IdbWeightCache('solacelive-test', 'files')],
+        ] as const) {
+          await cache.clear();
+          const events: string[] = [];
+          const a = await src.loadModelFiles({ kind: 'hub', baseUrl: 'https://hub.test' }, { cache, onProgress: (e: { status: string }) => events.push(e.status) });
+          const b = await src.loadModelFiles({ kind: 'hub', baseUrl: 'https://hub.test' }, { cache });
+          let err = '';
+          try {
+            await src.loadModelFiles({ kind: 'hub', baseUrl: 'https://hub.test', repo: 'x/missing' }, { cache });
+          } catch (e) {
+            err = (e as Error).message;
+          }
+          out[label] = {
+            first: a.origins,
+            second: b.origins,
+            same: a.lmWeights.length === b.lmWeights.length && a.lmWeights.every((v: number, i: number) => v === b.lmWeights[i]),
+            keys: (await cache.keys()).length,
+            events: [...new Set(events)],
+            err,
+          };
+          await cache.clear();
+        }
+        return out;
+      });
+      expect(result.defaultKind).toBe('cache-api');
+      expect(result.isolated).toBe(true);
+      for (const label of ['cache-api', 'indexeddb']) {
+        const r = result[label] as { first: object; second: object; same: boolean; keys: number; events: string[]; err: string };
+        expect(r.first, label).toEqual({ tokenizer: 'network', mimiWeights: 'network', lmWeights: 'network' });
+        expect(r.second, label).toEqual({ tokenizer: 'cache', mimiWeights: 'cache', lmWeights: 'cache' });
+        expect(r.same).toBe(true);
+        expect(r.keys).toBe(3);
+        expect(r.events).toEqual(['initiate', 'download', 'progress', 'done', 'ready']);
+        expect(r.err).toMatch(/^tokenizer_spm_32k_3\.model: HTTP 404/);
+      }
+      // Each backend downloaded each file once; the repeat loads were served offline.
+      expect(hubRequests.filter((p) => !p.includes('x/missing')).length).toBe(6);
+    } finally {
+      await browser.close();
+      await server.close();
+    }
   });
 });
