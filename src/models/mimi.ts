@@ -113,7 +113,9 @@ export class MimiModel {
     this.frameSize = this.derived.frameSize;
     this.numCodebooks = config.num_codebooks;
     this.cardinality = config.quantizer.bins;
-    this.maxChunkFrames = opts.maxChunkFrames ?? defaultChunkFrames(config);
+    // A transformer forward takes at most `context` steps (its KV cache capacity): 2 per frame.
+    const capFrames = Math.max(1, Math.floor(config.transformer.context / this.derived.downsampleStride));
+    this.maxChunkFrames = Math.min(opts.maxChunkFrames ?? defaultChunkFrames(config), capFrames);
     this.encWs = new Workspace(ctx, 'mimi.enc');
     this.decWs = new Workspace(ctx, 'mimi.dec');
   }

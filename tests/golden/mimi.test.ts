@@ -136,7 +136,7 @@ for (const set of ['ref', 'ref2b']) {
       fx = await loadMimiFixture(read, set);
       // Chunks of 16 frames: the whole-clip calls cover the multi-chunk path too.
       model = await MimiModel.load(ctx, fx.config, fx.vb(ctx), { maxChunkFrames: 16 });
-    });
+    }, 300_000);
     afterAll(() => model?.destroy());
 
     it('non-streaming encodeAll: codes equal ns_codes, intermediates within 1e-4 of scale', async () => {
@@ -167,7 +167,7 @@ for (const set of ['ref', 'ref2b']) {
         console.log(r.message);
       }
       expect(D).toBeGreaterThan(0);
-    });
+    }, 600_000);
 
     it('non-streaming decodeAll: audio within 5e-4 of ns_decoded_audio, intermediates within 1e-4 of scale', async () => {
       const codes = await i32('ns_codes');
@@ -191,7 +191,7 @@ for (const set of ['ref', 'ref2b']) {
         const rows = all.length / cols;
         console.log(assertClose(`[${set}] ${name}`, all, toTimeMajor(await f32(STAGE_FIXTURES[name]), cols, rows), { ...INTER, shape: [rows, cols] }).message);
       }
-    });
+    }, 600_000);
 
     it('streaming: 1920-sample encode calls give st_codes; 1-frame decode calls give st_decoded_audio; reset restarts', async () => {
       const pcm = await f32('input_pcm_f32');
@@ -222,7 +222,7 @@ for (const set of ['ref', 'ref2b']) {
         expect([two[k * 2], two[k * 2 + 1]]).toEqual([firstFrames[0][k], firstFrames[1][k]]);
       }
       model.reset();
-    });
+    }, 900_000);
   });
 }
 
