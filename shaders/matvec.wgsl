@@ -7,12 +7,14 @@
 // (halves) or K % 4 == 0 (f32) so that every row starts on a 16-byte boundary; other K use the
 // generic `matvec` entry of shaders/linear.wgsl. kw = vec4 words per row = K/8 (halves) or K/4.
 // DTYPE (override): 0 f32, 1 f16, 2 bf16.
-// Dispatch: one workgroup of WG threads per ROWS consecutive output rows, ceil(N/ROWS) workgroups
+// Dispatch: one workgroup of WG threads per 4 consecutive output rows, ceil(N/4) workgroups
 // folded over x/y (grid1d). Threads stride over a row's words (consecutive threads read
-// consecutive words: coalesced), each keeps ROWS partial sums, reduced in workgroup memory.
+// consecutive words: coalesced), each keeps a vec4 of partial sums (one per row), reduced as a
+// tree in workgroup memory. (WG = 64: on SwiftShader 256 threads ran ~6× slower, per-invocation
+// overhead dominating; 64 keeps several 16-byte loads in flight per thread on GPUs.)
 override DTYPE: u32 = 2;
-override WG: u32 = 256;   // a power of two
-override ROWS: u32 = 4;   // 1 ..= 8
+override WG: u32 = 64;    // threads per workgroup, a power of two
+const ROWS: u32 = 4u;     // output rows per workgroup (one vec4 of partial sums per thread)
 
 struct Params { n: u32, kw: u32, has_bias: u32, pad: u32 }
 
@@ -22,19 +24,21 @@ struct Params { n: u32, kw: u32, has_bias: u32, pad: u32 }
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-var<workgroup> red: array<f32, WG * ROWS>;   // [ROWS][WG] partial sums
+var<workgroup> red: array<vec4<f32>, WG>;   // per-thread partial sums of the 4 rows
 
-/** 8 packed halves · 8 floats of x, given as the even (xe) and odd (xo) elements of the chunk. */
-fn dot8(v: vec4<u32>, xe: vec4<f32>, xo: vec4<f32>) -> f32 {
+/** One vec4<u32> weight word group · the matching x values. Halves: 8 packed elements, given
+ *  x's even (xe) and odd (xo) elements of the chunk; f32: 4 elements · xe. */
+fn dotw(v: vec4<u32>, xe: vec4<f32>, xo: vec4<f32>) -> f32 {
+  if (DTYPE == 0u) { return dot(bitcast<vec4<f32>>(v), xe); }
   var lo: vec4<f32>;
   var hi: vec4<f32>;
   if (DTYPE == 1u) {
-    let a = unpack2x16float(v.x);
-    let b2 = unpack2x16float(v.y);
-    let c = unpack2x16float(v.z);
-    let d = unpack2x16float(v.w);
-    lo = vec4<f32>(a.x, b2.x, c.x, d.x);
-    hi = vec4<f32>(a.y, b2.y, c.y, d.y);
+    let p0 = unpack2x16float(v.x);
+    let p1 = unpack2x16float(v.y);
+    let p2 = unpack2x16float(v.z);
+    let p3 = unpack2x16float(v.w);
+    lo = vec4<f32>(p0.x, p1.x, p2.x, p3.x);
+    hi = vec4<f32>(p0.y, p1.y, p2.y, p3.y);
   } else {
     lo = bitcast<vec4<f32>>(v << vec4<u32>(16u));
     hi = bitcast<vec4<f32>>(v & vec4<u32>(0xffff0000u));
@@ -50,38 +54,34 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let t = lid.x;
   let row0 = (wid.x + wid.y * nwg.x) * ROWS;
   if (row0 >= N) { return; }   // uniform: whole workgroup past the end of a folded grid
-  var acc: array<f32, 8>;
-  for (var r = 0u; r < 8u; r++) { acc[r] = 0.0; }
   // Rows past N re-read row N-1 (results discarded) so the loop stays branch-free.
-  var base: array<u32, 8>;
-  for (var r = 0u; r < ROWS; r++) { base[r] = min(row0 + r, N - 1u) * kw; }
+  let b0 = row0 * kw;
+  let b1 = min(row0 + 1u, N - 1u) * kw;
+  let b2 = min(row0 + 2u, N - 1u) * kw;
+  let b3 = min(row0 + 3u, N - 1u) * kw;
+  var acc = vec4<f32>(0.0);
   for (var j = t; j < kw; j += WG) {
+    var xe: vec4<f32>;
+    var xo = vec4<f32>(0.0);
     if (DTYPE == 0u) {
-      let xv = x[j];
-      for (var r = 0u; r < ROWS; r++) {
-        acc[r] += dot(bitcast<vec4<f32>>(w[base[r] + j]), xv);
-      }
+      xe = x[j];
     } else {
       let xa = x[2u * j];
       let xb = x[2u * j + 1u];
-      let xe = vec4<f32>(xa.x, xa.z, xb.x, xb.z);
-      let xo = vec4<f32>(xa.y, xa.w, xb.y, xb.w);
-      for (var r = 0u; r < ROWS; r++) {
-        acc[r] += dot8(w[base[r] + j], xe, xo);
-      }
+      xe = vec4<f32>(xa.x, xa.z, xb.x, xb.z);
+      xo = vec4<f32>(xa.y, xa.w, xb.y, xb.w);
     }
+    acc += vec4<f32>(dotw(w[b0 + j], xe, xo), dotw(w[b1 + j], xe, xo), dotw(w[b2 + j], xe, xo), dotw(w[b3 + j], xe, xo));
   }
-  for (var r = 0u; r < ROWS; r++) { red[r * WG + t] = acc[r]; }
+  red[t] = acc;
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) {
-      for (var r = 0u; r < ROWS; r++) { red[r * WG + t] += red[r * WG + t + s]; }
-    }
+    if (t < s) { red[t] += red[t + s]; }
     workgroupBarrier();
   }
   if (t < ROWS && row0 + t < N) {
     var bias = 0.0;
     if (params.has_bias != 0u) { bias = b[row0 + t]; }
-    y[row0 + t] = red[t * WG] + bias;
+    y[row0 + t] = red[0][t] + bias;
   }
 }

@@ -32,10 +32,10 @@ export const matvecKernel = new Kernel('matvec', matvecSource, BINDINGS, new Par
   ['pad', 'u32'],
 ]));
 
-const MATVEC_WG = 256;
-const MATVEC_ROWS = 4;
+const MATVEC_WG = 64;
+const MATVEC_ROWS = 4; // const ROWS in shaders/matvec.wgsl
 const GENERIC_ROWS = 4; // const ROWS in shaders/linear.wgsl
-const TILE = 64; // TM = TN in shaders/linear.wgsl
+const TILE = 32; // y tile of one matmul workgroup in shaders/linear.wgsl
 
 /** Which shader path `linear` takes for these sizes (exposed for tests and benchmarks). */
 export function linearPath(m: number, k: number, dtype: DType): 'matvec' | 'matvec-generic' | 'matmul' {
@@ -73,7 +73,7 @@ export function linear(rec: Recorder, x: Tensor, w: Tensor, b: Tensor | null, y:
     rec.dispatch(matvecKernel, {
       buffers: [x, w, bias, y],
       params: { n, kw: k / (w.dtype === 'f32' ? 4 : 8), has_bias, pad: 0 },
-      constants: { DTYPE: dtype, WG: MATVEC_WG, ROWS: MATVEC_ROWS },
+      constants: { DTYPE: dtype, WG: MATVEC_WG },
       workgroups: grid1d(n, MATVEC_ROWS),
       label: `linear.matvec.${w.dtype}`,
     });
@@ -88,7 +88,7 @@ export function linear(rec: Recorder, x: Tensor, w: Tensor, b: Tensor | null, y:
   } else {
     const gx = Math.ceil(n / TILE);
     const gy = Math.ceil(m / TILE);
-    if (gx > 65535 || gy > 65535) throw new ShapeError(`linear: M=${m}, N=${n} exceed the 65535×64 tile grid`);
+    if (gx > 65535 || gy > 65535) throw new ShapeError(`linear: M=${m}, N=${n} exceed the 65535×32 tile grid`);
     rec.dispatch(matmulKernel, {
       buffers: [x, w, bias, y],
       params: { m, n, k, has_bias },
