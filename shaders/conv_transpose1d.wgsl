@@ -146,3 +146,57 @@ fn grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
   }
   epilogue(t, co, acc);
 }
+
+// ---------------------------------------------------------------- direct (G = 1, no workgroup memory)
+// Each thread computes 4 consecutive output rows of one phase (t = (s0 + i)·S + ph, i < 4) × 4
+// consecutive output channels straight from storage; consecutive threads take consecutive channel
+// blocks. Flat index = (ph · ceil(rows/4) + s-block) · ceil(C_out/4) + c-block, rows = ceil(t_ext/S).
+// Dispatch grid1d(S · ceil(ceil(t_ext/S)/4) · ceil(C_out/4), 64).
+@compute @workgroup_size(64)
+fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = gid.x + gid.y * nwg.x * 64u;
+  let N = params.c_out;
+  let C = params.c_in;
+  let S = params.stride;
+  let T = params.t_in;
+  let nb = (N + 3u) / 4u;
+  let rows_max = (params.t_ext + S - 1u) / S;
+  let sb = (rows_max + 3u) / 4u;
+  if (idx >= S * sb * nb) { return; }
+  let co0 = (idx % nb) * 4u;
+  let rest = idx / nb;
+  let s0 = (rest % sb) * 4u;
+  let ph = rest / sb;
+  let R = params.taps * C;
+  let wbase = ph * R * N;
+  var cols: array<u32, 4>;
+  for (var j = 0u; j < 4u; j++) { cols[j] = min(co0 + j, N - 1u); }
+  var acc: array<array<f32, 4>, 4>;
+  for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
+  for (var m = 0u; m < params.taps; m++) {
+    var xb: array<u32, 4>;
+    var ok: array<bool, 4>;
+    for (var i = 0u; i < 4u; i++) {
+      let s = s0 + i;
+      ok[i] = s >= m && s - m < T;
+      xb[i] = min(s - min(s, m), T - 1u) * C;
+    }
+    for (var ci = 0u; ci < C; ci++) {
+      let wrow = wbase + (m * C + ci) * N;
+      var w: array<f32, 4>;
+      for (var j = 0u; j < 4u; j++) { w[j] = wt[wrow + cols[j]]; }
+      for (var i = 0u; i < 4u; i++) {
+        let v = select(0.0, act(x[xb[i] + ci]), ok[i]);
+        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(v, w[j], acc[i][j]); }
+      }
+    }
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let t = (s0 + i) * S + ph;
+    if (t >= params.t_ext) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = co0 + j;
+      if (n < N) { epilogue(t, n, acc[i][j]); }
+    }
+  }
+}

@@ -1,6 +1,6 @@
 import source from '../../shaders/conv_transpose1d.wgsl?raw';
 import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
-import type { ConvAct } from './conv1d.ts';
+import type { Conv1dPath, ConvAct } from './conv1d.ts';
 
 const BINDINGS = [
   { name: 'x', access: 'read' },
@@ -25,6 +25,8 @@ const PARAMS = new ParamsLayout([
 
 /** Per-phase tiled implicit GEMM (groups = 1), shaders/conv_transpose1d.wgsl `main`. */
 export const convTr1dKernel = new Kernel('conv_transpose1d', source, BINDINGS, PARAMS, 'main');
+/** 4×4 outputs per thread straight from storage (groups = 1), shaders/conv_transpose1d.wgsl `direct`. */
+export const convTr1dDirectKernel = new Kernel('conv_transpose1d.direct', source, BINDINGS, PARAMS, 'direct');
 /** One thread per output, any groups (channel-wise included), shaders/conv_transpose1d.wgsl `grouped`. */
 export const convTr1dGroupedKernel = new Kernel('conv_transpose1d.grouped', source, BINDINGS, PARAMS, 'grouped');
 
@@ -34,6 +36,8 @@ export interface ConvTr1dOptions {
   groups?: number;
   /** Activation applied to x on read (default none). */
   act?: ConvAct;
+  /** groups = 1 kernel choice, as conv1d's (default 'auto': direct on fallback adapters or C_out < 48). */
+  path?: Conv1dPath;
 }
 
 /** Taps per output phase: ceil(K / S). */
@@ -113,7 +117,17 @@ export function convTranspose1d(rec: Recorder, x: Tensor, partial: Tensor | null
   const params = { t_in: T, t_ext: tExt, c_in: cIn, c_out: cOut, k: K, stride: S, groups: G, taps, pt: PT, has_bias: bias ? 1 : 0 };
   const buffers = [x, partial ?? x, wt, bias ?? x, y];
   const ACT = opts.act === 'elu' ? 1 : 0;
-  if (G === 1) {
+  const path = opts.path ?? 'auto';
+  const direct = path === 'direct' || (path === 'auto' && (rec.ctx.adapter.isFallbackAdapter || cOut < 48));
+  if (G === 1 && direct) {
+    rec.dispatch(convTr1dDirectKernel, {
+      buffers,
+      params,
+      constants: { ACT },
+      workgroups: grid1d(S * Math.ceil(Math.ceil(tExt / S) / 4) * Math.ceil(cOut / 4), 64),
+      label: 'conv_transpose1d.direct',
+    });
+  } else if (G === 1) {
     const tile = tileFor(cOut);
     rec.dispatch(convTr1dKernel, {
       buffers,

@@ -14,6 +14,7 @@ export interface ConvTr1dCaseSpec {
   act?: 'none' | 'elu';
   /** Carry a random partial state in (a later streaming call). */
   partial?: boolean;
+  path?: 'tiled' | 'direct';
 }
 
 /**
@@ -56,6 +57,7 @@ function caseName(s: ConvTr1dCaseSpec): string {
   if (s.bias) parts.push('bias');
   if (s.act === 'elu') parts.push('elu');
   if (s.partial) parts.push('partial');
+  if (s.path) parts.push(s.path);
   return parts.join(' ');
 }
 
@@ -79,7 +81,7 @@ export function convTr1dCase(s: ConvTr1dCaseSpec, seed: number): KernelCase {
       const y = sentinelTensor(ctx, [tExt, s.cOut], 'y');
       const want = convTr1dRef(xs, ws, bs, ps, s);
       return {
-        record: (rec) => convTranspose1d(rec, x, partial, wt, b, y, { kernelSize: s.k, stride: s.stride, groups: G, act: s.act }),
+        record: (rec) => convTranspose1d(rec, x, partial, wt, b, y, { kernelSize: s.k, stride: s.stride, groups: G, act: s.act, path: s.path }),
         async check(c) {
           const got = await c.readF32(y);
           assertClose(`conv_transpose1d ${caseName(s)}`, got, want, { atol: 1e-5, scaleTol: 2e-6 * Math.sqrt((s.cIn / G) * s.k), shape: [tExt, s.cOut] });
@@ -105,7 +107,8 @@ const TESTS: ConvTr1dCaseSpec[] = [
 
 export const convTr1dSuite: KernelSuite = {
   name: 'conv_transpose1d',
-  tests: TESTS.map((s, i) => convTr1dCase(s, 2000 + i)),
+  // Every groups = 1 shape through both paths ('grouped' ignores the choice).
+  tests: TESTS.flatMap((s, i) => ((s.groups ?? 1) > 1 ? [convTr1dCase(s, 2000 + i)] : [convTr1dCase({ ...s, path: 'tiled' }, 2000 + i), convTr1dCase({ ...s, path: 'direct' }, 2000 + i)])),
   bench: [
     // Real Mimi SEANet decoder stages for 1 s of audio: stride-8 (512->256 at 25 Hz in), last stride-4 (128->64 at 6 kHz in), upsample (512 ch, channel-wise).
     convTr1dCase({ t: 25, cIn: 1024, cOut: 512, k: 16, stride: 8, bias: true, act: 'elu', partial: true }, 1),
