@@ -14,6 +14,7 @@ import { type CliCommand, type CliIO, UsageError, wantsHelp } from './args.ts';
 const COMMANDS: Record<string, { summary: string; load: () => Promise<CliCommand> }> = {
   mimi: { summary: 'Mimi codec: encode a WAV to codes, decode codes to audio', load: async () => (await import('./mimi.ts')).mimiCommand },
   run: { summary: 'the real-time engine loop over a WAV file (Mimi + Moshi LM)', load: async () => (await import('./run.ts')).runCommand },
+  lm: { summary: 'Moshi LM: generate text + audio tokens from user audio codes (LMGen)', load: async () => (await import('./lm.ts')).lmCommand },
 };
 
 export function topUsage(): string {

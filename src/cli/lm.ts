@@ -1,0 +1,236 @@
+/**
+ * `npm run cli -- lm generate`: runs Moshi's LMGen (src/models/lm_gen.ts) over a file of user audio
+ * codes, one step per frame, in Node (WebGPU through Dawn).
+ *
+ *   npm run cli -- lm generate --config C.json --weights W.safetensors --user-codes codes.json
+ *     --out tokens.json [--temp T] [--temp-text T] [--top-k K] [--top-k-text K] [--seed S]
+ *     [--condition NAME=VALUE]... [--tokenizer spm.model]
+ *
+ * Input: the Mimi CLI's codes file `{"n_q": Q, "frames": T, "codes": [[T ints] x Q]}` (row =
+ * codebook, column = frame), Q = the LM's n_q - dep_q user codebooks, values in [0, card).
+ * Output: `{"dep_q": D, "steps": [null | {"text": int, "audio": [D ints]}, ...]}`, one entry per
+ * input frame (null where LMGen.step returned nothing: the first max(delays) steps); with
+ * --tokenizer also `"text"`: the transcript as moshi/server.py prints it (src/text/tokenizer.ts).
+ *
+ * This is the loop of moshi/run_inference.py `InferenceState.run` without Mimi: every user frame
+ * goes to `lm_gen.step`, and each returned token frame is kept. Sampling defaults are LMGen's
+ * (moshi/models/lm.py `LMGen.__init__`: temp 0.8, temp_text 0.7, top_k 250, top_k_text 25), or the
+ * config's `lm_gen_config` when it has one; `--temp 0 --temp-text 0` is greedy.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { createNodeGpuContext } from '../gpu/node.ts';
+import { type LmConfig, parseLmConfig } from '../models/lm_config.ts';
+import { LMModel } from '../models/lm.ts';
+import { LMGEN_DEFAULTS, LMGen } from '../models/lm_gen.ts';
+import { TextTokenizer } from '../text/tokenizer.ts';
+import { SafetensorsFile } from '../weights/safetensors.ts';
+import { VarBuilder, WeightError } from '../weights/var_builder.ts';
+import { type CliCommand, UsageError, optionalInt, parseFlags, requireString } from './args.ts';
+
+const USAGE = `usage: npm run cli -- lm generate --config C.json --weights W.safetensors
+         --user-codes codes.json --out tokens.json [options]
+
+Runs the Moshi LM (LMGen, one step per input frame) over the user's audio codes and writes the
+generated text and audio tokens.
+
+  --config C.json         LM config: bare lm_kwargs, or {"lm_kwargs": {...}}
+  --weights W.safetensors LM weights (checkpoint layout)
+  --user-codes codes.json user codes in the Mimi CLI format {"n_q", "frames", "codes": [n_q rows]}
+                          with n_q = the LM's n_q - dep_q
+  --out tokens.json       {"dep_q": D, "steps": [null | {"text": int, "audio": [D ints]}, ...]}
+
+options:
+  --temp T                audio temperature (default 0.8, or the config's lm_gen_config; 0 = greedy)
+  --temp-text T           text temperature (default 0.7, or the config's; 0 = greedy)
+  --top-k K               audio top-k (default 250, or the config's; 0 = all)
+  --top-k-text K          text top-k (default 25, or the config's; 0 = all)
+  --seed S                sampling seed (default 0)
+  --condition NAME=VALUE  value of a conditioner of the model (repeatable; e.g. description=good)
+  --tokenizer spm.model   SentencePiece model: add the decoded transcript to the output ("text")`;
+
+/** User codes read from a codes file: `codes[t]` is frame t's Int32Array of nQ values. */
+export interface UserCodes {
+  nQ: number;
+  frames: Int32Array[];
+}
+
+/**
+ * Reads the Mimi CLI's codes file and checks it against the LM: `nQ` user codebooks, values in
+ * [0, card). Throws an Error naming the file and the bad field / row / frame.
+ */
+export function parseUserCodes(json: unknown, source: string, expect: { nQ: number; card: number }): UserCodes {
+  const o = json as { n_q?: unknown; frames?: unknown; codes?: unknown } | null;
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error(`${source}: expected {"n_q": int, "frames": int, "codes": [[...], ...]}`);
+  const { n_q: nQ, frames: nFrames, codes } = o;
+  if (!Number.isInteger(nQ) || (nQ as number) < 1) throw new Error(`${source}: "n_q" must be a positive integer, got ${JSON.stringify(nQ)}`);
+  if (!Number.isInteger(nFrames) || (nFrames as number) < 0) throw new Error(`${source}: "frames" must be an integer >= 0, got ${JSON.stringify(nFrames)}`);
+  if (!Array.isArray(codes) || codes.length !== nQ) throw new Error(`${source}: "codes" must be an array of n_q = ${String(nQ)} rows (one per codebook), got ${Array.isArray(codes) ? `${codes.length} rows` : typeof codes}`);
+  if (nQ !== expect.nQ) {
+    throw new Error(`${source}: has ${String(nQ)} codebooks, the LM takes ${expect.nQ} user codebooks (n_q - dep_q); encode with a Mimi set to ${expect.nQ} codebooks`);
+  }
+  const T = nFrames as number;
+  const frames = Array.from({ length: T }, () => new Int32Array(expect.nQ));
+  codes.forEach((row: unknown, q: number) => {
+    if (!Array.isArray(row) || row.length !== T) throw new Error(`${source}: codes row ${q} must have frames = ${T} values, got ${Array.isArray(row) ? row.length : typeof row}`);
+    row.forEach((v: unknown, t: number) => {
+      if (!Number.isInteger(v) || (v as number) < 0 || (v as number) >= expect.card) {
+        throw new Error(`${source}: code ${JSON.stringify(v)} at codebook ${q}, frame ${t} is outside [0, ${expect.card}) (the LM's card)`);
+      }
+      frames[t]![q] = v as number;
+    });
+  });
+  return { nQ: expect.nQ, frames };
+}
+
+/**
+ * Parses repeated `NAME=VALUE` flags and checks them against the model's conditioners.
+ * @throws UsageError for a malformed flag, a repeated or unknown name, a value the conditioner does
+ *   not list, or (when the model has conditioners) a missing one.
+ */
+export function parseConditions(raw: readonly string[], cfg: LmConfig): Record<string, string> | undefined {
+  const names = Object.keys(cfg.conditioners);
+  const out: Record<string, string> = {};
+  for (const r of raw) {
+    const eq = r.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--condition must be NAME=VALUE, got '${r}'`, USAGE);
+    const name = r.slice(0, eq);
+    const value = r.slice(eq + 1);
+    if (Object.hasOwn(out, name)) throw new UsageError(`--condition ${name} given twice`, USAGE);
+    const c = Object.hasOwn(cfg.conditioners, name) ? cfg.conditioners[name] : undefined;
+    if (!c) {
+      throw new UsageError(names.length ? `unknown condition '${name}': this model's conditioners are ${names.join(', ')}` : `unknown condition '${name}': this model has no conditioners`, USAGE);
+    }
+    if (c.possibleValues && !c.possibleValues.includes(value)) {
+      throw new UsageError(`condition ${name}='${value}' is not one of its values: ${c.possibleValues.join(', ')}`, USAGE);
+    }
+    out[name] = value;
+  }
+  const missing = names.filter((n) => !Object.hasOwn(out, n));
+  if (missing.length) {
+    const hint = missing.map((n) => `${n}=${cfg.conditioners[n]!.possibleValues?.join('|') ?? 'VALUE'}`).join(' ');
+    throw new UsageError(`this model is conditioned: give --condition for ${missing.join(', ')} (${hint})`, USAGE);
+  }
+  return names.length ? out : undefined;
+}
+
+function floatFlag(values: Record<string, unknown>, name: string): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number >= 0, got '${String(v)}'`, USAGE);
+  return n;
+}
+
+async function readBytes(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (e) {
+    throw new Error(`cannot read ${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+async function readJson(path: string, what: string): Promise<unknown> {
+  const text = new TextDecoder().decode(await readBytes(path, what));
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${what} ${path} is not JSON (${(e as Error).message})`);
+  }
+}
+
+/** One step of the output: null, or the text token and the dep_q audio tokens. */
+export type LmStepOut = { text: number; audio: number[] } | null;
+
+/** Serialises the output file (one step per line); `text` is added when given. */
+export function lmOutputJson(depQ: number, steps: readonly LmStepOut[], text?: string): string {
+  const lines = steps.map((s) => (s ? JSON.stringify({ text: s.text, audio: s.audio }) : 'null'));
+  const textField = text === undefined ? '' : ` "text": ${JSON.stringify(text)},`;
+  return `{"dep_q": ${depQ},${textField} "steps": [\n${lines.join(',\n')}\n]}\n`;
+}
+
+export const lmCommand: CliCommand = {
+  name: 'lm',
+  summary: 'Moshi LM: generate text + audio tokens from user audio codes (LMGen)',
+  usage: USAGE,
+  async run(argv, io) {
+    const [sub, ...rest] = argv;
+    if (sub !== 'generate') throw new UsageError(sub === undefined ? 'missing subcommand (generate)' : `unknown lm subcommand '${sub}' (expected generate)`, USAGE);
+    const { values } = parseFlags(rest, {
+      config: { type: 'string' },
+      weights: { type: 'string' },
+      'user-codes': { type: 'string' },
+      out: { type: 'string' },
+      temp: { type: 'string' },
+      'temp-text': { type: 'string' },
+      'top-k': { type: 'string' },
+      'top-k-text': { type: 'string' },
+      seed: { type: 'string' },
+      condition: { type: 'string', multiple: true },
+      tokenizer: { type: 'string' },
+    }, USAGE);
+    const configPath = requireString(values, 'config', USAGE);
+    const weightsPath = requireString(values, 'weights', USAGE);
+    const codesPath = requireString(values, 'user-codes', USAGE);
+    const outPath = requireString(values, 'out', USAGE);
+    const tokenizerPath = typeof values.tokenizer === 'string' ? values.tokenizer : undefined;
+    const temp = floatFlag(values, 'temp');
+    const tempText = floatFlag(values, 'temp-text');
+    const topK = optionalInt(values, 'top-k', 0, 1 << 20, USAGE);
+    const topKText = optionalInt(values, 'top-k-text', 0, 1 << 20, USAGE);
+    const seed = optionalInt(values, 'seed', 0, 0x7fffffff, USAGE) ?? 0;
+
+    const cfg = parseLmConfig(await readJson(configPath, 'LM config'), configPath);
+    const condition = parseConditions((values.condition as unknown as string[] | undefined) ?? [], cfg);
+    const userQ = cfg.nQ - cfg.depQ;
+    const codes = parseUserCodes(await readJson(codesPath, 'user codes'), codesPath, { nQ: userQ, card: cfg.card });
+    const tokenizer = tokenizerPath ? await TextTokenizer.fromBytes(await readBytes(tokenizerPath, 'tokenizer'), { source: tokenizerPath }) : null;
+    if (tokenizer && tokenizer.vocabSize < cfg.textCard) {
+      throw new Error(`tokenizer ${tokenizerPath} has ${tokenizer.vocabSize} pieces, fewer than the LM's text_card ${cfg.textCard}: wrong tokenizer for this model`);
+    }
+    const weights = SafetensorsFile.parse(await readBytes(weightsPath, 'LM weights'), weightsPath);
+    // Absent flags fall back to the config's lm_gen_config, then LMGen's defaults.
+    const sampling = {
+      temp: temp ?? cfg.lmGen.temp ?? LMGEN_DEFAULTS.temp,
+      tempText: tempText ?? cfg.lmGen.tempText ?? LMGEN_DEFAULTS.tempText,
+      topK: topK ?? cfg.lmGen.topK ?? LMGEN_DEFAULTS.topK,
+      topKText: topKText ?? cfg.lmGen.topKText ?? LMGEN_DEFAULTS.topKText,
+      seed,
+    };
+
+    const ctx = await createNodeGpuContext();
+    try {
+      const t0 = performance.now();
+      const vb = VarBuilder.fromSafetensors(ctx, [weights]);
+      let lm: LMModel;
+      try {
+        lm = await LMModel.load(ctx, vb, cfg); // checks every key's shape, then vb.finish()
+      } catch (e) {
+        if (e instanceof WeightError) throw new Error(`config ${configPath} does not fit weights ${weightsPath}: ${e.message}`);
+        throw e;
+      }
+      const gen = new LMGen(lm, { ...sampling, ...(condition ? { condition } : {}) });
+      await gen.ready;
+      const tLoad = performance.now() - t0;
+      io.stderr(`loaded LM (dim ${cfg.dim}, ${cfg.numLayers} layers, n_q ${cfg.nQ}, dep_q ${cfg.depQ}) in ${(tLoad / 1000).toFixed(2)} s; ${codes.frames.length} frames, ` +
+        `${sampling.temp === 0 && sampling.tempText === 0 ? 'greedy' : `temp ${sampling.temp}/${sampling.tempText}, top-k ${sampling.topK}/${sampling.topKText}, seed ${seed}`}`);
+
+      const steps: LmStepOut[] = [];
+      let text = '';
+      const t1 = performance.now();
+      for (let t = 0; t < codes.frames.length; t++) {
+        const r = await gen.step(codes.frames[t]!);
+        steps.push(r ? { text: r.text, audio: Array.from(r.audio) } : null);
+        if (r && tokenizer) text += tokenizer.decodePiece(r.text) ?? '';
+        if (io.verbose) io.stderr(`step ${t}: ${r ? `text ${r.text} audio [${Array.from(r.audio).join(', ')}]` : 'null'}`);
+      }
+      const ms = performance.now() - t1;
+      await writeFile(outPath, lmOutputJson(cfg.depQ, steps, tokenizer ? text : undefined));
+      io.stderr(`${steps.length} steps (${steps.filter((s) => s).length} with tokens) in ${(ms / 1000).toFixed(2)} s, ${(ms / Math.max(1, steps.length)).toFixed(1)} ms/step; wrote ${outPath}`);
+      if (tokenizer) io.stdout(text);
+      gen.destroy();
+      lm.destroy();
+    } finally {
+      ctx.destroy();
+    }
+  },
+};
