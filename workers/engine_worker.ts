@@ -16,7 +16,7 @@ import { EngineDriver, type FrameSink, type FrameSource } from '../src/engine/dr
 import { type LoadedEngine, loadEngine, parseCondition } from '../src/engine/load.ts';
 import type { MetricsSnapshot } from '../src/engine/metrics.ts';
 import { FRAME_SAMPLES } from '../src/engine/metrics.ts';
-import { resolveModelBytes } from '../src/engine/model_files.ts';
+import { loadModelFiles } from '../src/weights/sources.ts';
 import { RingFrameSink, RingFrameSource } from '../src/engine/ring_io.ts';
 import type { AudioTransport, EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo, ModelSpec, SamplingSettings } from '../src/engine/worker_api.ts';
 import { GpuContext } from '../src/gpu/index.ts';
@@ -120,7 +120,8 @@ class EngineWorker implements EngineWorkerApi {
     await this.stop();
     this.loaded?.dispose();
     this.loaded = null;
-    const bytes = await resolveModelBytes(spec, onProgress);
+    const { condition: _c, ...source } = spec;
+    const bytes = await loadModelFiles(source, { onProgress: (e) => onProgress({ type: 'progress', ...e }) });
     const condition = spec.condition ? parseCondition(spec.condition.split(/[,;]\s*/).filter(Boolean)) : null;
     this.loaded = await loadEngine(ctx, bytes, { sampling, condition, onStage: (message) => onProgress({ type: 'stage', message }) });
     onProgress({ type: 'stage', message: 'compiling kernels (warm-up step)' });

@@ -131,7 +131,8 @@ export const runCommand: CliCommand = {
         lmConfig: JSON.parse(new TextDecoder().decode(await read(paths.lmConfig))),
         lmWeights: await read(paths.lmWeights),
         tokenizer: typeof values.tokenizer === 'string' ? await read(values.tokenizer) : null,
-        names: { mimi: paths.mimiWeights, lm: paths.lmWeights, tokenizer: typeof values.tokenizer === 'string' ? values.tokenizer : undefined },
+        names: { mimiWeights: paths.mimiWeights, lmWeights: paths.lmWeights, tokenizer: typeof values.tokenizer === 'string' ? values.tokenizer : undefined },
+        origins: {},
       }, { sampling, condition });
       io.stderr(`loaded ${loaded.info.summary} in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${ctx.adapter.vendor} ${ctx.adapter.architecture}`);
       const { frames, reply, text } = await runFile(loaded, pcm, io);

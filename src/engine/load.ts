@@ -14,7 +14,7 @@ import { TextTokenizer } from '../text/tokenizer.ts';
 import { SafetensorsFile } from '../weights/safetensors.ts';
 import { VarBuilder } from '../weights/var_builder.ts';
 import { Engine, type GpuLoop } from './engine.ts';
-import type { ModelBytes } from './model_files.ts';
+import type { ModelFiles } from '../weights/sources.ts';
 import type { ModelInfo, SamplingSettings } from './worker_api.ts';
 
 /** A Mimi and an LM that do not fit together, or a bad condition. */
@@ -56,11 +56,11 @@ export function parseCondition(items: readonly string[]): Record<string, string>
 }
 
 /** Loads both models and the tokenizer onto `ctx` and returns a ready Engine. */
-export async function loadEngine(ctx: GpuContext, bytes: ModelBytes, opts: LoadOptions): Promise<LoadedEngine> {
+export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadOptions): Promise<LoadedEngine> {
   const stage = opts.onStage ?? (() => {});
   stage('parsing configs');
-  const mimiConfig = bytes.mimiConfig === null ? MIMI_RELEASED_CONFIG : parseMimiConfig(bytes.mimiConfig, `${bytes.names.mimi} config`);
-  const lmConfig = bytes.lmConfig === null ? MOSHI_7B_CONFIG : parseLmConfig(bytes.lmConfig, `${bytes.names.lm} config`);
+  const mimiConfig = bytes.mimiConfig === null ? MIMI_RELEASED_CONFIG : parseMimiConfig(bytes.mimiConfig, `${(bytes.names.mimiWeights ?? 'mimi')} config`);
+  const lmConfig = bytes.lmConfig === null ? MOSHI_7B_CONFIG : parseLmConfig(bytes.lmConfig, `${(bytes.names.lmWeights ?? 'lm')} config`);
   const userCodebooks = lmConfig.nQ - lmConfig.depQ;
   if (mimiConfig.num_codebooks < userCodebooks || mimiConfig.num_codebooks !== lmConfig.depQ) {
     throw new ModelMismatchError(`Mimi uses ${mimiConfig.num_codebooks} codebooks, the LM reads ${userCodebooks} user codebooks and writes ${lmConfig.depQ} audio tokens per frame (Mimi needs num_codebooks = dep_q = ${lmConfig.depQ}): the two models do not belong together`);
@@ -75,10 +75,10 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelBytes, opts: LoadO
     }
   }
   stage('uploading Mimi');
-  const mimiVb = VarBuilder.fromSafetensors(ctx, [SafetensorsFile.parse(bytes.mimiWeights, bytes.names.mimi)]);
+  const mimiVb = VarBuilder.fromSafetensors(ctx, [SafetensorsFile.parse(bytes.mimiWeights, (bytes.names.mimiWeights ?? 'mimi'))]);
   const mimi = await MimiModel.load(ctx, mimiConfig, mimiVb);
   stage('uploading the LM');
-  const lmVb = VarBuilder.fromSafetensors(ctx, [SafetensorsFile.parse(bytes.lmWeights, bytes.names.lm)]);
+  const lmVb = VarBuilder.fromSafetensors(ctx, [SafetensorsFile.parse(bytes.lmWeights, (bytes.names.lmWeights ?? 'lm'))]);
   const lm = await LMModel.load(ctx, lmVb, lmConfig);
   let tokenizer: TextTokenizer | null = null;
   if (bytes.tokenizer) {

@@ -4,13 +4,15 @@
  * separately as packets over a MessageChannel (src/protocol/channel.ts).
  */
 import type { AdapterSummary } from '../gpu/context.ts';
+import type { ModelSource, ProgressInfo } from '../weights/sources.ts';
 import type { MetricsSnapshot } from './metrics.ts';
 
-/** Where the models come from. Config JSONs are optional: the released Mimi / Moshi 7B configs are used without them. */
-export type ModelSpec =
-  | { kind: 'hub'; baseUrl: string; repo: string; condition: string | null }
-  | { kind: 'urls'; mimiConfig: string | null; mimiWeights: string; lmConfig: string | null; lmWeights: string; tokenizer: string | null; condition: string | null }
-  | { kind: 'files'; files: File[]; condition: string | null };
+/**
+ * Where the models come from (src/weights/sources.ts: hub, URLs or picked files; config JSONs
+ * are optional, the released Mimi / Moshi 7B configs are used without them) and the
+ * conditioner values (`NAME=VALUE[,NAME=VALUE]`) for conditioned LMs.
+ */
+export type ModelSpec = ModelSource & { condition: string | null };
 
 /** LMGen sampling settings (moshi/models/lm.py LMGen defaults: temp 0.8, temp_text 0.7, top_k 250, top_k_text 25). */
 export interface SamplingSettings {
@@ -23,10 +25,8 @@ export interface SamplingSettings {
 
 export const DEFAULT_SAMPLING: SamplingSettings = { temp: 0.8, tempText: 0.7, topK: 250, topKText: 25, seed: 0 };
 
-/** Typed loading events (transformers.js style): per file download progress, then stages. */
-export type LoadEvent =
-  | { type: 'progress'; status: 'initiate' | 'download' | 'progress' | 'cached' | 'done'; file: string; loaded: number; total: number }
-  | { type: 'stage'; message: string };
+/** Typed loading events: per-file download progress (transformers.js style, from src/weights/sources.ts), then load stages. */
+export type LoadEvent = ({ type: 'progress' } & ProgressInfo) | { type: 'stage'; message: string };
 
 /** What a successful load reports. */
 export interface ModelInfo {

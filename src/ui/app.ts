@@ -96,11 +96,11 @@ const MARKUP = `
       <label>seed <input type="number" name="seed" step="1" min="0"></label>
     </div>
     <label>Condition (NAME=VALUE, models with conditioners) <input type="text" name="condition" placeholder="description=very_good"></label>
-    <div class="row"><button class="apply">Apply</button><span class="hint">Temperature 0 is greedy. Applies from the next step; the condition applies at the next load.</span></div>
+    <div class="row"><button class="apply">Apply</button><span class="hint">Temperature 0 is greedy. New settings apply at the next microphone start (a new conversation); the condition at the next load.</span></div>
   </section>
   <section class="card metrics">
     <h2>Loop metrics <span class="hint">(per 80 ms step)</span></h2>
-    <div class="budget" title="last step against the 80 ms budget"><span class="enc"></span><span class="lm"></span><span class="dec"></span></div>
+    <div class="budget" title="last step against the 80 ms budget (the line)"><span class="enc"></span><span class="lm"></span><span class="dec"></span><span class="mark"></span></div>
     <div class="legend"><span><i style="background:#2a9d8f"></i>encode</span><span><i style="background:#e9c46a"></i>LM</span><span><i style="background:#e76f51"></i>decode</span><span class="budget-text"></span></div>
     <table class="metrics"><thead><tr><th>ms</th><th>last</th><th>p50</th><th>p95</th><th>max</th></tr></thead><tbody></tbody></table>
     <dl class="counters"></dl>
@@ -183,7 +183,7 @@ export function mountApp(root: HTMLElement): void {
         progress.hidden = false;
         if (ev.total > 0) progress.value = ev.loaded / ev.total;
         else progress.removeAttribute('value');
-        setLoad('loading', `${ev.status === 'cached' ? 'from cache' : ev.status}: ${ev.file} ${(ev.loaded / 1e6).toFixed(1)}${ev.total ? ` / ${(ev.total / 1e6).toFixed(1)}` : ''} MB`);
+        setLoad(ev.status === 'error' ? 'error' : 'loading', `${ev.cached ? 'from cache' : ev.status}: ${ev.file} ${(ev.loaded / 1e6).toFixed(1)}${ev.total ? ` / ${(ev.total / 1e6).toFixed(1)}` : ''} MB`);
         break;
       }
       case 'stage':
@@ -321,13 +321,17 @@ export function mountApp(root: HTMLElement): void {
     ];
     tbody.innerHTML = rows.map(([n, k, p]) => `<tr><td>${n}</td><td>${m.last ? fmt(m.last[k]) : '–'}</td><td>${fmt(p.p50)}</td><td>${fmt(p.p95)}</td><td>${fmt(p.max)}</td></tr>`).join('');
     if (m.last) {
-      const pct = (v: number) => Math.min(100, (v / m.budgetMs) * 100);
+      // Scale: the budget, or the step when it ran over; the marker sits at 80 ms.
+      const scale = Math.max(m.budgetMs, m.last.totalMs);
+      const pct = (v: number) => (Math.max(0, v) / scale) * 100;
       const [e, l, d] = [pct(m.last.encodeMs), pct(m.last.lmMs), pct(m.last.decodeMs)];
       const spans = budgetBar.querySelectorAll('span');
       spans[0].style.cssText = `left:0;width:${e}%`;
-      spans[1].style.cssText = `left:${e}%;width:${Math.min(l, 100 - e)}%`;
-      spans[2].style.cssText = `left:${Math.min(100, e + l)}%;width:${Math.max(0, Math.min(d, 100 - e - l))}%`;
-      budgetText.textContent = `${fmt(m.last.totalMs)} of ${m.budgetMs} ms`;
+      spans[1].style.cssText = `left:${e}%;width:${l}%`;
+      spans[2].style.cssText = `left:${e + l}%;width:${d}%`;
+      spans[3].style.cssText = `left:${pct(m.budgetMs)}%`;
+      budgetBar.dataset.over = m.last.totalMs > m.budgetMs ? '1' : '0';
+      budgetText.textContent = `last step ${fmt(m.last.totalMs)} ms of ${m.budgetMs} ms`;
     }
     const dropped = Object.entries(m.droppedPackets).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || '0';
     const items: [string, string][] = [

@@ -10,11 +10,12 @@ import type { MetricsSnapshot } from '../engine/metrics.ts';
 import type { EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo, ModelSpec, SamplingSettings } from '../engine/worker_api.ts';
 import type { AdapterSummary } from '../gpu/context.ts';
 import { Channel } from '../protocol/channel.ts';
+import { DEFAULT_HUB_BASE, DEFAULT_REPO } from '../weights/sources.ts';
 import { PacketType } from '../protocol/packet.ts';
 import { AudioIO } from './audio_io.ts';
 
 /** Defaults of the hub source: the released bf16 Moshi (moshiko) with Mimi and the tokenizer. */
-export const HUB_DEFAULTS = { baseUrl: 'https://huggingface.co', repo: 'kyutai/moshiko-pytorch-bf16' } as const;
+export const HUB_DEFAULTS = { baseUrl: DEFAULT_HUB_BASE, repo: DEFAULT_REPO } as const;
 
 /** Events the client forwards to the page. */
 export type ClientEvent =

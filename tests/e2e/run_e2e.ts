@@ -139,7 +139,7 @@ export async function runE2E(o: E2EOptions): Promise<E2EReport> {
     const files = new Map<string, string>();
     const add = (key: string, p: string | undefined) => {
       if (!p) return undefined;
-      const name = `${key}/${basename(p)}`;
+      const name = `${key}-${basename(p)}`;
       files.set(name, resolve(p));
       return `/__e2e/${encodeURIComponent(name)}`;
     };
@@ -155,6 +155,7 @@ export async function runE2E(o: E2EOptions): Promise<E2EReport> {
     query.set('tempText', '0');
     query.set('autoload', '1');
     query.set('autostart', '1');
+    query.set('rawMic', '1');
     server = await preview({
       root: ROOT,
       configFile: resolve(ROOT, 'vite.config.ts'),
