@@ -147,7 +147,7 @@ export async function run(args: string[]): Promise<unknown> {
     const nQ = model.numCodebooks;
     const total = warmup + frames;
     const pcm = testSignal(total * fs, config.sample_rate, seed);
-    process.stderr.write(`mimi bench: ${params.toLocaleString('en')} parameters (${(weightBytes / MB).toFixed(0)} MiB on the GPU), adapter ${ctx.adapter.vendor}/${ctx.adapter.architecture}, ${warmup} warm-up + ${frames} timed frames, profiling ${profile ? 'on' : 'off'}\n`);
+    process.stderr.write(`mimi bench: ${params.toLocaleString('en')} checkpoint values (parameters + codebook buffers; ${(weightBytes / MB).toFixed(0)} MiB on the GPU), adapter ${ctx.adapter.vendor}/${ctx.adapter.architecture}, ${warmup} warm-up + ${frames} timed frames, profiling ${profile ? 'on' : 'off'}\n`);
 
     // Streaming encode, one frame per call.
     const codes = new Int32Array(nQ * total); // [nQ, total]
@@ -183,7 +183,7 @@ export async function run(args: string[]): Promise<unknown> {
 
     const enc = median(encMs);
     const dec = median(decMs);
-    console.log(`\nMimi streaming, real size (${params.toLocaleString('en')} params, ${nQ} codebooks), seeded random weights, adapter ${ctx.adapter.vendor}/${ctx.adapter.architecture}${ctx.adapter.isFallbackAdapter ? ' (fallback)' : ''}`);
+    console.log(`\nMimi streaming, real size (${params.toLocaleString('en')} checkpoint values, ${nQ} codebooks emitted), seeded random weights, adapter ${ctx.adapter.vendor}/${ctx.adapter.architecture}${ctx.adapter.isFallbackAdapter ? ' (fallback)' : ''}`);
     console.log(`${warmup} warm-up + ${frames} timed frames (small on purpose: a software adapter needs seconds per frame); profiling ${profile ? 'on (one pass per dispatch)' : 'off'}`);
     printTable(
       ['op', 'median ms / 80 ms frame', 'min ms', 'max ms', 'real-time factor'],
@@ -219,7 +219,7 @@ export async function run(args: string[]): Promise<unknown> {
       date: new Date().toISOString(),
       adapter: ctx.adapter,
       config: 'MIMI_RELEASED_CONFIG (num_codebooks 8)',
-      parameters: params,
+      checkpointValues: params,
       seed,
       warmupFrames: warmup,
       timedFrames: frames,
