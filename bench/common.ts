@@ -162,7 +162,7 @@ export function printTable(headers: readonly string[], rows: readonly (readonly 
 /** 3 significant digits, no exponent for ordinary magnitudes. */
 export function formatNumber(v: number): string {
   if (!Number.isFinite(v)) return String(v);
-  if (v === 0) return '0';
+  if (Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
   const a = Math.abs(v);
   if (a >= 1000) return v.toFixed(0);
   if (a >= 1e-3) return v.toPrecision(3);

@@ -1,6 +1,7 @@
 import linearSource from '../../shaders/linear.wgsl?raw';
 import matvecSource from '../../shaders/matvec.wgsl?raw';
-import { type DType, Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import matvecSubgroupSource from '../../shaders/matvec_subgroup.wgsl?raw';
+import { type DType, type GpuContext, Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
 
 /** Override constant DTYPE of shaders/linear.wgsl and shaders/matvec.wgsl. */
 const DTYPE_CODE: Partial<Record<DType, number>> = { f32: 0, f16: 1, bf16: 2 };
@@ -32,6 +33,36 @@ export const matvecKernel = new Kernel('matvec', matvecSource, BINDINGS, new Par
   ['pad', 'u32'],
 ]));
 
+/**
+ * Subgroup variant of the vectorized matvec (shaders/matvec_subgroup.wgsl appended to
+ * shaders/matvec.wgsl under `enable subgroups;`); compiled only on devices with `subgroups`.
+ */
+export const matvecSubgroupKernel = new Kernel('matvec.subgroup', `enable subgroups;\n${matvecSource}\n${matvecSubgroupSource}`, BINDINGS, matvecKernel.params, 'main_subgroup');
+
+const fixedSubgroupSize = new WeakMap<GpuContext, number>();
+/**
+ * The device's subgroup size when the `subgroups` feature is enabled and the adapter reports one
+ * fixed size (subgroupMinSize == subgroupMaxSize, a power of two in 4..128), else 0. The subgroup
+ * matvec relies on a workgroup of that many threads being exactly one subgroup.
+ */
+export function fixedSubgroupSizeOf(ctx: GpuContext): number {
+  let s = fixedSubgroupSize.get(ctx);
+  if (s === undefined) {
+    const info = ctx.device.adapterInfo as GPUAdapterInfo | undefined;
+    const lo = info?.subgroupMinSize ?? 0;
+    const hi = info?.subgroupMaxSize ?? 0;
+    s = ctx.hasSubgroups && lo === hi && lo >= 4 && lo <= 128 && (lo & (lo - 1)) === 0 ? lo : 0;
+    fixedSubgroupSize.set(ctx, s);
+  }
+  return s;
+}
+
+export interface LinearOptions {
+  /** Allow the subgroup matvec where the device supports it (default true); false forces the
+   *  workgroup-memory reduction (tests and benchmarks compare both). */
+  subgroups?: boolean;
+}
+
 const MATVEC_WG = 64;
 const MATVEC_ROWS = 4; // const ROWS in shaders/matvec.wgsl
 const GENERIC_ROWS = 4; // const ROWS in shaders/linear.wgsl
@@ -39,6 +70,7 @@ const TILE = 32; // y tile of one matmul workgroup in shaders/linear.wgsl
 
 /** Which shader path `linear` takes for these sizes (exposed for tests and benchmarks). */
 export function linearPath(m: number, k: number, dtype: DType): 'matvec' | 'matvec-generic' | 'matmul' {
+  // 'matvec' runs as matvec_subgroup.wgsl on devices with a fixed subgroup size (see fixedSubgroupSizeOf).
   if (m !== 1) return 'matmul';
   return k % (dtype === 'f32' ? 4 : 8) === 0 ? 'matvec' : 'matvec-generic';
 }
@@ -50,11 +82,13 @@ export function linearPath(m: number, k: number, dtype: DType): 'matvec' | 'matv
  * - w: [N, K] in PyTorch layout, f32 | f16 | bf16 (halves packed two per u32)
  * - b: f32 [N] or null
  * - y: f32 [..., N] with the same leading dims as x
- * M = 1 takes the vectorized matvec (shaders/matvec.wgsl) when K % 8 == 0 (halves) / K % 4 == 0
- * (f32), else the generic matvec; M > 1 takes the tiled matmul (shaders/linear.wgsl).
+ * M = 1 takes the vectorized matvec (shaders/matvec.wgsl; its subgroup variant
+ * shaders/matvec_subgroup.wgsl where the device has `subgroups` with one fixed subgroup size) when
+ * K % 8 == 0 (halves) / K % 4 == 0 (f32), else the generic matvec; M > 1 takes the
+ * register-blocked matmul (shaders/linear.wgsl).
  * x and y must be distinct buffers. Throws ShapeError naming the tensor whose shape or dtype is wrong.
  */
-export function linear(rec: Recorder, x: Tensor, w: Tensor, b: Tensor | null, y: Tensor): void {
+export function linear(rec: Recorder, x: Tensor, w: Tensor, b: Tensor | null, y: Tensor, opts: LinearOptions = {}): void {
   expectShape('linear weight', w, [-1, -1], LINEAR_WEIGHT_DTYPES);
   const [n, k] = w.shape;
   if (x.rank < 1) throw new ShapeError(`linear input '${x.label}' must have rank ≥ 1, got a scalar`);
@@ -69,7 +103,16 @@ export function linear(rec: Recorder, x: Tensor, w: Tensor, b: Tensor | null, y:
   const has_bias = b ? 1 : 0;
   const bias = b ?? x; // bound but never read when has_bias = 0
   const path = linearPath(m, k, w.dtype);
-  if (path === 'matvec') {
+  const sg = opts.subgroups === false ? 0 : fixedSubgroupSizeOf(rec.ctx);
+  if (path === 'matvec' && sg) {
+    rec.dispatch(matvecSubgroupKernel, {
+      buffers: [x, w, bias, y],
+      params: { n, kw: k / (w.dtype === 'f32' ? 4 : 8), has_bias, pad: 0 },
+      constants: { DTYPE: dtype, SG: sg },
+      workgroups: grid1d(n, MATVEC_ROWS),
+      label: `linear.matvec_sg.${w.dtype}`,
+    });
+  } else if (path === 'matvec') {
     rec.dispatch(matvecKernel, {
       buffers: [x, w, bias, y],
       params: { n, kw: k / (w.dtype === 'f32' ? 4 : 8), has_bias, pad: 0 },

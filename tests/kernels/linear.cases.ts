@@ -1,5 +1,5 @@
 import { bf16BitsToF32, f16BitsToF32, roundThrough } from '../../src/gpu/dtype.ts';
-import { linear, linearPath } from '../../src/kernels/linear.ts';
+import { type LinearOptions, linear, linearPath } from '../../src/kernels/linear.ts';
 import { assertClose } from '../harness/check.ts';
 import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
 import { Rng } from '../harness/rng.ts';
@@ -33,11 +33,11 @@ const TOL = { scaleTol: 1e-4, atol: 1e-6 };
  * Weights are uploaded as f32 values and rounded to the half dtype by the upload; the reference
  * uses the same rounded values (roundThrough).
  */
-function linearCase(dtype: WDType, xShape: number[], k: number, n: number, bias: boolean, seed: number): KernelCase {
+function linearCase(dtype: WDType, xShape: number[], k: number, n: number, bias: boolean, seed: number, opts: LinearOptions = {}): KernelCase {
   const m = xShape.slice(0, -1).reduce((a, c) => a * c, 1);
   const path = linearPath(m, k, dtype);
   return {
-    name: `${dtype} x[${xShape.join(',')}] N=${n}${bias ? ' +b' : ''} (${path})`,
+    name: `${dtype} x[${xShape.join(',')}] N=${n}${bias ? ' +b' : ''} (${path}${opts.subgroups === false ? ', no subgroups' : ''})`,
     setup(ctx) {
       const rng = new Rng(seed);
       const xs = rng.normals(m * k);
@@ -49,7 +49,7 @@ function linearCase(dtype: WDType, xShape: number[], k: number, n: number, bias:
       const b = bs ? ctx.upload(bs, [n], 'f32', 'b') : null;
       const y = sentinelTensor(ctx, yShape, 'y');
       return {
-        record: (rec) => linear(rec, x, w, b, y),
+        record: (rec) => linear(rec, x, w, b, y, opts),
         async check(c) {
           const got = await c.readF32(y);
           assertClose(`linear ${dtype} M=${m} K=${k} N=${n}`, got, linearRef(xs, ws, bs, m, k, n), { ...TOL, shape: [m, n] });
@@ -88,7 +88,8 @@ function oddGrid(): KernelCase[] {
   return cases;
 }
 
-/** 16-byte aligned rows (K % 8 == 0, or K % 4 == 0 for f32): the vectorized matvec path. */
+/** 16-byte aligned rows (K % 8 == 0, or K % 4 == 0 for f32): the vectorized matvec path (with and
+ *  without subgroups). */
 function alignedGrid(): KernelCase[] {
   const cases: KernelCase[] = [];
   const dtypes: WDType[] = ['f32', 'f16', 'bf16'];
@@ -97,6 +98,8 @@ function alignedGrid(): KernelCase[] {
     for (const k of [8, 12, 64, 316, 2184]) {
       for (const n of [1, 17, 315]) {
         cases.push(linearCase(dtype, [k], k, n, (k + n) % 3 === 0, seed++));
+        // The workgroup-memory reduction too, on devices where the subgroup matvec is the default.
+        if (n === 315 || k === 2184) cases.push(linearCase(dtype, [k], k, n, (k + n) % 2 === 0, seed++, { subgroups: false }));
       }
     }
   }
