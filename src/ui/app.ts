@@ -6,7 +6,7 @@
  *
  * Automation (e2e, tests/e2e/run_e2e.ts): query parameters select and start a model
  * (`?mimiConfig=URL&mimiWeights=URL&lmConfig=URL&lmWeights=URL[&tokenizer=URL][&condition=K=V]
- * [&temp=T&tempText=T&topK=N&topKText=N&seed=S]&autoload=1&autostart=1`), and `window.__solacelive`
+ * [&temp=T&tempText=T&topK=N&topKText=N&seed=S]&autoload=1&autostart=1[&rawMic=1][&transport=packets]`), and `window.__solacelive`
  * exposes the state, metrics and counters (see `TestHook`).
  */
 import { type ClientEvent, EngineClient, HUB_DEFAULTS } from './engine_client.ts';
@@ -209,7 +209,7 @@ export function mountApp(root: HTMLElement): void {
   };
 
   const ensureClient = async () => {
-    client ??= await EngineClient.create(onEvent, { micProcessing: q.get('rawMic') !== '1' });
+    client ??= await EngineClient.create(onEvent, { micProcessing: q.get('rawMic') !== '1', forcePackets: q.get('transport') === 'packets' });
     hook.adapter = client.adapter;
     return client;
   };
@@ -249,7 +249,7 @@ export function mountApp(root: HTMLElement): void {
       progress.hidden = true;
       const name = e instanceof Error ? e.name : '';
       if (name === 'WebGPUUnavailableError') banner('No WebGPU.', ` ${msg}`);
-      else if (/Weight|Safetensors|Config|Tokenizer|Source|Fetch|Http/i.test(name)) banner('Weights missing or invalid.', ` ${msg}`);
+      else if (/Weight|Safetensors|Config|Tokenizer|Source|Mismatch/i.test(name)) banner('Weights missing or invalid.', ` ${msg}`);
     } finally {
       loadBtn.disabled = false;
       cancelBtn.hidden = true;

@@ -2,7 +2,9 @@
  * The page's audio graph around the worklets of src/audio/worklet_loader.ts: microphone ->
  * capture worklet (-> 24 kHz input ring, or 1920-sample frames in message mode) and output ring
  * (or frames) -> playback worklet -> speakers. Adds level meters (AnalyserNodes on the
- * microphone and on the playback output) and the worklets' counters for the metrics panel.
+ * microphone and on the playback output) and the worklets' counters for the metrics panel
+ * (shared mode: the worklets' shared STAT block; message mode: the frames that crossed the page,
+ * since the worklets' counters then live in their own threads and underruns are not visible).
  */
 import { type AudioIO as WorkletIO, createAudioIO, openMicrophone } from '../audio/worklet_loader.ts';
 import { STAT } from '../audio/worklet_shared.ts';
@@ -23,6 +25,8 @@ export interface AudioIOOptions {
   onCaptureFrame?: (pcm: Float32Array) => void;
   /** Microphone processing (echo cancellation, noise suppression, auto gain); default true. */
   micProcessing?: boolean;
+  /** Use AUDIO_CHUNK messages even where SharedArrayBuffer exists (tests of the fallback path). */
+  forcePackets?: boolean;
 }
 
 function rms(buf: Float32Array): number {
@@ -37,6 +41,8 @@ export class AudioIO {
   private outSumSq = 0;
   private outCount = 0;
   private lastPlayed = 0;
+  /** Message mode (the worklets' counters live in their own threads): counted here. */
+  private posted = { frames: 0, sumSq: 0, captured: 0 };
 
   private constructor(
     readonly context: AudioContext,
@@ -66,7 +72,7 @@ export class AudioIO {
       throw err;
     }
     const context = new AudioContext({ latencyHint: 'interactive' });
-    const io = await createAudioIO(context, { stream, onCaptureFrame: opts.onCaptureFrame });
+    const io = await createAudioIO(context, { stream, onCaptureFrame: opts.onCaptureFrame, forceMessageMode: opts.forcePackets ?? false });
     const inAnalyser = context.createAnalyser();
     inAnalyser.fftSize = 2048;
     io.source?.connect(inAnalyser);
@@ -93,9 +99,16 @@ export class AudioIO {
     this.io.flushPlayback();
   }
 
-  /** Message mode: one 1920-sample frame from the engine to play. */
+  /** Message mode: one 1920-sample frame from the engine to play (posted to the playback worklet). */
   playChunk(pcm: Float32Array): void {
     this.io.playFrame(pcm);
+    this.posted.frames++;
+    for (let i = 0; i < pcm.length; i++) this.posted.sumSq += pcm[i] * pcm[i];
+  }
+
+  /** Message mode: counts a captured frame (the capture worklet posts 1920-sample frames). */
+  countCaptured(samples: number): void {
+    this.posted.captured += samples;
   }
 
   /** Current RMS (linear) of the microphone and of the playback output; also accumulates the output RMS. */
@@ -115,6 +128,11 @@ export class AudioIO {
   counters(): AudioCounters {
     const s = this.io.stats;
     const get = (i: number) => Atomics.load(s, i);
+    if (this.io.mode === 'message') {
+      // The worklets keep private counters in this mode: report what crossed the page.
+      const n = this.posted.frames * 1920;
+      return { capturedSamples: this.posted.captured, captureOverruns: 0, playedSamples: n, playedRms: n ? Math.sqrt(this.posted.sumSq / n) : 0, underruns: 0, playOverruns: 0 };
+    }
     return {
       capturedSamples: get(STAT.CAPTURE_SAMPLES),
       captureOverruns: get(STAT.CAPTURE_OVERRUNS),

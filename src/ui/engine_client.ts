@@ -37,18 +37,20 @@ export class EngineClient {
     private readonly emit: (e: ClientEvent) => void,
     /** Microphone processing (echo cancellation etc.); off for automated runs with a fake microphone. */
     private readonly micProcessing: boolean,
+    /** AUDIO_CHUNK packets even where SharedArrayBuffer exists. */
+    private readonly forcePackets: boolean,
   ) {}
 
   /**
    * Starts the engine Worker and its GPU device. Throws WebGPUUnavailableError (from the worker)
    * when WebGPU or an adapter is missing.
    */
-  static async create(emit: (e: ClientEvent) => void, opts: { micProcessing?: boolean } = {}): Promise<EngineClient> {
+  static async create(emit: (e: ClientEvent) => void, opts: { micProcessing?: boolean; forcePackets?: boolean } = {}): Promise<EngineClient> {
     const worker = new Worker(new URL('../../workers/engine_worker.ts', import.meta.url), { type: 'module', name: 'solacelive-engine' });
     const api = Comlink.wrap<EngineWorkerApi>(worker);
     try {
       const adapter = await api.init();
-      return new EngineClient(worker, api, adapter, emit, opts.micProcessing ?? true);
+      return new EngineClient(worker, api, adapter, emit, opts.micProcessing ?? true, opts.forcePackets ?? false);
     } catch (e) {
       worker.terminate();
       throw e;
@@ -89,7 +91,16 @@ export class EngineClient {
       const mc = new MessageChannel();
       const channel = new Channel(mc.port1, { heartbeatMs: 1000, silenceMs: 5000, tickMs: 250 });
       this.channel = channel;
-      const audio = await AudioIO.create({ micProcessing: this.micProcessing, onCaptureFrame: (pcm) => channel.sendAudio(pcm.slice()) });
+      let audioRef: AudioIO | null = null;
+      const audio = await AudioIO.create({
+        micProcessing: this.micProcessing,
+        forcePackets: this.forcePackets,
+        onCaptureFrame: (pcm) => {
+          channel.sendAudio(pcm.slice());
+          audioRef?.countCaptured(pcm.length);
+        },
+      });
+      audioRef = audio;
       this.audio = audio;
       channel.on('packet', (p) => {
         if (p.type === PacketType.TEXT_FINAL || p.type === PacketType.TEXT_PARTIAL) this.emit({ type: 'text', text: p.text });

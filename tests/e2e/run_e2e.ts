@@ -9,7 +9,7 @@
  *
  * CLI: npm run e2e -- --mimi-config C --mimi-weights W --lm-config C --lm-weights W
  *        --mic speech.wav --seconds S --json out.json [--condition NAME=VALUE] [--tokenizer T]
- *        [--screenshot page.png]
+ *        [--screenshot page.png] [--transport packets] [--dist built-app-dir]
  * `speech.wav` may have any rate: it is converted with sox to the 48 kHz mono 16-bit WAV that
  * Chromium's fake capture device plays (in a loop).
  */
@@ -39,6 +39,8 @@ export interface E2EOptions {
   loadTimeoutMs?: number;
   /** Reuse an existing build in this folder instead of running vite build. */
   distDir?: string;
+  /** 'packets': PCM as AUDIO_CHUNK packets even though SharedArrayBuffer exists (the fallback path). */
+  transport?: 'shared' | 'packets';
   log?: (line: string) => void;
 }
 
@@ -156,6 +158,7 @@ export async function runE2E(o: E2EOptions): Promise<E2EReport> {
     query.set('autoload', '1');
     query.set('autostart', '1');
     query.set('rawMic', '1');
+    if (o.transport === 'packets') query.set('transport', 'packets');
     server = await preview({
       root: ROOT,
       configFile: resolve(ROOT, 'vite.config.ts'),
@@ -235,10 +238,12 @@ async function main(): Promise<void> {
       json: { type: 'string' },
       condition: { type: 'string' },
       screenshot: { type: 'string' },
+      transport: { type: 'string' },
+      dist: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
-  const usage = 'usage: npm run e2e -- --mimi-config C --mimi-weights W --lm-config C --lm-weights W --mic speech.wav --seconds S --json out.json [--condition NAME=VALUE] [--tokenizer T] [--screenshot page.png]';
+  const usage = 'usage: npm run e2e -- --mimi-config C --mimi-weights W --lm-config C --lm-weights W --mic speech.wav --seconds S --json out.json [--condition NAME=VALUE] [--tokenizer T] [--screenshot page.png] [--transport packets] [--dist built-app-dir]';
   if (values.help) {
     console.log(usage);
     return;
@@ -257,6 +262,8 @@ async function main(): Promise<void> {
     seconds,
     condition: values.condition,
     screenshot: values.screenshot,
+    transport: values.transport === 'packets' ? 'packets' : 'shared',
+    distDir: values.dist,
   });
   const text = JSON.stringify(report, null, 2);
   if (values.json) writeFileSync(values.json, text);

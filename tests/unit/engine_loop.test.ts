@@ -117,3 +117,44 @@ describe('Engine + driver', () => {
     expect(d.isRunning).toBe(false);
   });
 });
+
+describe('ring endpoints, tokens.json, conditions', () => {
+  it('RingFrameSource reads whole frames only; the sink drops a frame that does not fit; backlog trimming', async () => {
+    const { RingBuffer } = await import('../../src/audio/ring_buffer.ts');
+    const { RingFrameSink, RingFrameSource } = await import('../../src/engine/ring_io.ts');
+    const ring = RingBuffer.create(8192, false);
+    const src = new RingFrameSource(ring);
+    const out = new Float32Array(FRAME_SAMPLES);
+    ring.push(Float32Array.from({ length: 1000 }, (_, i) => i));
+    expect(src.pull(out)).toBe(false);
+    ring.push(Float32Array.from({ length: 1000 }, (_, i) => 1000 + i));
+    expect(src.pull(out)).toBe(true);
+    expect(out[0]).toBe(0);
+    expect(out[1919]).toBe(1919);
+    expect(src.queued()).toBe(80);
+    ring.push(new Float32Array(3 * FRAME_SAMPLES).fill(7)); // 80 + 5760 queued
+    expect(src.trimBacklog(4000)).toBe(3 * FRAME_SAMPLES - FRAME_SAMPLES);
+    expect(src.queued()).toBe(80 + FRAME_SAMPLES);
+    const sinkRing = RingBuffer.create(4096, false);
+    const sink = new RingFrameSink(sinkRing);
+    expect(sink.push(new Float32Array(FRAME_SAMPLES))).toBe(true);
+    expect(sink.push(new Float32Array(FRAME_SAMPLES))).toBe(true);
+    expect(sink.push(new Float32Array(FRAME_SAMPLES))).toBe(false); // 3840 of 4096 used
+    expect(sink.queued()).toBe(2 * FRAME_SAMPLES);
+  });
+
+  it('tokens.json round trip and validation', async () => {
+    const { parseTokensJson, tokensJson } = await import('../../src/engine/tokens_json.ts');
+    const text = tokensJson(2, [null, { text: 5, audio: Int32Array.of(1, 2) }]);
+    expect(parseTokensJson(text)).toEqual({ dep_q: 2, steps: [null, { text: 5, audio: [1, 2] }] });
+    expect(() => parseTokensJson('{"dep_q": 2, "steps": [{"text": 1, "audio": [1]}]}', 't.json')).toThrow(/t.json: step 0/);
+    expect(() => parseTokensJson('nope', 't.json')).toThrow(/not JSON/);
+  });
+
+  it('parseCondition', async () => {
+    const { parseCondition } = await import('../../src/engine/load.ts');
+    expect(parseCondition(['description=very_good'])).toEqual({ description: 'very_good' });
+    expect(() => parseCondition(['description'])).toThrow(/NAME=VALUE/);
+    expect(() => parseCondition(['=x'])).toThrow(/NAME=VALUE/);
+  });
+});
