@@ -159,8 +159,10 @@ export class LMModel {
         numLayers: cfg.depformer.numLayers,
         dimFeedforward: cfg.depformer.dimFeedforward,
         causal: cfg.causal,
-        // LMModel forces the depformer's context to None: its KV cache holds the dep_q steps of one frame.
-        context: cfg.depQ,
+        // LMModel forces the depformer's context to None: its KV cache holds the dep_q steps of one
+        // frame (capacity = weights_per_step, the official rule; dep_q without per-step weights).
+        context: null,
+        kvCapacity: cfg.depQ,
         maxPeriod: cfg.depformer.maxPeriod,
         positionalEmbedding: cfg.depformer.posEmb,
         norm: cfg.norm,
@@ -276,7 +278,7 @@ export class LMModel {
     for (const t of ts) t?.destroy();
     freeNorm(this.outNorm);
     this.depformerNorms?.forEach(freeNorm);
-    (this.transformer as { destroy?: () => void }).destroy?.();
-    (this.depformer as { destroy?: () => void } | null)?.destroy?.();
+    this.transformer.destroy();
+    this.depformer?.destroy();
   }
 }

@@ -1,0 +1,9 @@
+import { expect, it } from 'vitest';
+import { failureSummary, runBrowserSuite } from '../harness/browser.ts';
+
+// The LM golden check inside a module Worker of headless Chromium (WebGPU on SwiftShader).
+it('LM golden passes in a Chromium module Worker (WebGPU)', async () => {
+  const run = await runBrowserSuite('lm');
+  expect(failureSummary(run)).toBe('');
+  expect(run.results.length).toBe(2);
+}, 900_000);
