@@ -14,6 +14,7 @@
 import { type GpuContext, type Recorder, ShapeError, Tensor } from '../gpu/index.ts';
 import { type ConvAct, conv1d, conv1dContext, conv1dOutLen, relayoutConv1dWeight } from '../kernels/conv1d.ts';
 import { convTr1dTaps, convTranspose1d, relayoutConvTr1dWeight } from '../kernels/conv_transpose1d.ts';
+import { unary } from '../kernels/unary.ts';
 import type { VarBuilder } from '../weights/var_builder.ts';
 
 /** A window of rows [row0, row0 + rows) of a time-major tensor [T, C] (for copies; offsets need only 4-byte alignment). */
@@ -23,6 +24,37 @@ export function rowsView(t: Tensor, row0: number, rows: number, label = `${t.lab
     throw new ShapeError(`rows [${row0}, ${row0 + rows}) of '${t.label}' [${t.shape.join(', ')}] (${t.dtype})`);
   }
   return new Tensor(t.buffer, [rows, c], 'f32', label, t.byteOffset + row0 * c * 4, false);
+}
+
+/**
+ * Where a conv's input activation (ELU) is computed. 'fused': on every input read inside the conv
+ * kernel (no extra memory traffic; best on GPUs). 'separate': one elementwise ELU pass into a
+ * buffer, then the conv reads it (each value's exp computed once instead of once per tap and
+ * output-channel block: faster on CPU fallback adapters such as SwiftShader). 'auto': separate on
+ * a fallback adapter, fused otherwise. The results are identical (ELU(0) = 0 keeps zero context exact).
+ */
+export type ActPlacement = 'auto' | 'fused' | 'separate';
+let actPlacement: ActPlacement = 'auto';
+/** Sets where conv input activations run (benchmarks compare the two). Returns the previous setting. */
+export function setActPlacement(p: ActPlacement): ActPlacement {
+  const old = actPlacement;
+  actPlacement = p;
+  return old;
+}
+
+/** Applies the input activation in a separate pass when the placement asks for it; returns the tensor the conv should read and the act it should fuse. */
+function placeAct(rec: Recorder, act: ConvAct | undefined, x: Tensor, buffers: Map<string, Tensor>, label: string): { input: Tensor; act: ConvAct } {
+  if (act !== 'elu') return { input: x, act: 'none' };
+  const separate = actPlacement === 'separate' || (actPlacement === 'auto' && rec.ctx.adapter.isFallbackAdapter);
+  if (!separate) return { input: x, act: 'elu' };
+  const key = x.shape.join('x');
+  let a = buffers.get(key);
+  if (!a) {
+    a = rec.ctx.tensor(x.shape, 'f32', `${label}.elu_in`);
+    buffers.set(key, a);
+  }
+  unary(rec, 'elu', x, a);
+  return { input: a, act: 'none' };
 }
 
 export interface StreamingConv1dConfig {
@@ -55,6 +87,7 @@ export class StreamingConv1d {
   private readonly scratch: Tensor | null;
   private first = true;
   private pendingClear = false;
+  private readonly actBuffers = new Map<string, Tensor>();
 
   private constructor(
     readonly name: string,
@@ -104,12 +137,14 @@ export class StreamingConv1d {
     if (this.cfg.padMode === 'replicate' && T < P) throw new ShapeError(`${this.name}: ${T} input rows are not enough to pad ${P} rows of replicate context`);
     if (this.pendingClear && this.prev) rec.clear(this.prev);
     this.pendingClear = false;
+    const { input, act } = placeAct(rec, this.cfg.act, x, this.actBuffers, this.name);
+    x = input; // x: [T, C_in] after the (separate) activation: the state keeps activated rows, as the official conv input
     conv1d(rec, x, this.prev, this.wt, this.bias, res, y, {
       kernelSize: this.kernelSize,
       stride: this.stride,
       dilation: this.dilation,
       groups: this.groups,
-      act: this.cfg.act,
+      act,
       padMode: this.cfg.padMode,
       first: this.first,
     });
@@ -134,7 +169,7 @@ export class StreamingConv1d {
   }
 
   destroy(): void {
-    for (const t of [this.wt, this.bias, this.prev, this.scratch]) t?.destroy();
+    for (const t of [this.wt, this.bias, this.prev, this.scratch, ...this.actBuffers.values()]) t?.destroy();
   }
 }
 
@@ -161,6 +196,7 @@ export class StreamingConvTranspose1d {
   /** Carried overlap [K - S, C_out] without bias (null when K = S). */
   readonly partial: Tensor | null;
   private pendingClear = false;
+  private readonly actBuffers = new Map<string, Tensor>();
 
   private constructor(
     readonly name: string,
@@ -203,7 +239,8 @@ export class StreamingConvTranspose1d {
   forward(rec: Recorder, x: Tensor, yExt: Tensor): void {
     if (this.pendingClear && this.partial) rec.clear(this.partial);
     this.pendingClear = false;
-    convTranspose1d(rec, x, this.partial, this.wt, this.bias, yExt, { kernelSize: this.kernelSize, stride: this.stride, groups: this.groups, act: this.cfg.act });
+    const { input, act } = placeAct(rec, this.cfg.act, x, this.actBuffers, this.name);
+    convTranspose1d(rec, input, this.partial, this.wt, this.bias, yExt, { kernelSize: this.kernelSize, stride: this.stride, groups: this.groups, act });
     if (this.partial) {
       const T = x.shape[0];
       const pt = this.kernelSize - this.stride;
@@ -216,7 +253,7 @@ export class StreamingConvTranspose1d {
   }
 
   destroy(): void {
-    for (const t of [this.wt, this.bias, this.partial]) t?.destroy();
+    for (const t of [this.wt, this.bias, this.partial, ...this.actBuffers.values()]) t?.destroy();
   }
 }
 
