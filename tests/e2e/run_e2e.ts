@@ -181,6 +181,7 @@ export async function runE2E(o: E2EOptions): Promise<E2EReport> {
       return !!h && (h.state === 'running' || h.state === 'error');
     }, undefined, { timeout: loadTimeout, polling: 200 });
     const first = await page.evaluate(() => window.__solacelive!);
+    if (first.state === 'error' && o.screenshot) await page.screenshot({ path: o.screenshot, fullPage: true });
     if (first.state === 'error') throw new Error(`e2e: the page reported an error: ${first.error}\nbanners: ${first.banners.join(' | ')}\n${consoleLines.slice(-30).join('\n')}`);
     log(`e2e: running for ${o.seconds} s`);
     const t0 = await page.evaluate(() => performance.now());
