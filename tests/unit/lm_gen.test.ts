@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { GpuContext } from '../../src/gpu/index.ts';
+import { type GpuContext, Tensor } from '../../src/gpu/index.ts';
 import { LMModel } from '../../src/models/lm.ts';
 import { type LMGenTrace, LMGen, LMGEN_DEFAULTS } from '../../src/models/lm_gen.ts';
 import { parseLmConfig } from '../../src/models/lm_config.ts';
-import { SafetensorsFile } from '../../src/weights/safetensors.ts';
-import { VarBuilder, WeightError } from '../../src/weights/var_builder.ts';
+import { SafetensorsFile, entryToF32 } from '../../src/weights/safetensors.ts';
+import { VarBuilder, WeightError, hostToEntry } from '../../src/weights/var_builder.ts';
 import { fixtureI32, fixtureJson, nodeFixtures } from '../harness/fixtures.ts';
 import { nodeContext } from '../harness/node_gpu.ts';
 import { topKSet } from '../kernels/sample.cases.ts';
@@ -103,5 +103,56 @@ describe('LMGen (tiny ref LM)', () => {
     expect(await run(c, user, steps, 8)).not.toEqual(ra);
     c.destroy();
     lm.destroy();
+  }, 300_000);
+
+  it('recordStep chains on GPU-resident codes with one readback per step (greedy = fixture)', async () => {
+    const ctx = await nodeContext();
+    const { lm } = await loadTiny(ctx);
+    const user = await fixtureI32(read, 'ref/lm/user_input_codes.i32.bin');
+    const want = await fixtureI32(read, 'ref/lm/lmgen_out_tokens.i32.bin');
+    const codes = ctx.upload(user, [36, 8], 'i32', 'all user codes');
+    const out = ctx.tensor([9], 'i32', 'out');
+    const gen = new LMGen(lm, { temp: 0, tempText: 0 });
+    await gen.ready;
+    const steps = 8;
+    for (let t = 0; t < steps; t++) {
+      const rec = ctx.record(`step ${t}`);
+      // A window of the codes tensor: recordStep only copies from it, so any 4-byte offset works.
+      const view = new Tensor(codes.buffer, [8], 'i32', `codes[${t}]`, t * 8 * 4, false);
+      const produced = gen.recordStep(rec, view, out);
+      const p = produced ? rec.readback(out) : null;
+      await rec.submit();
+      expect(produced).toBe(t >= 1);
+      if (p) expect(Array.from((await p) as Int32Array)).toEqual(Array.from(want.subarray(t * 9, (t + 1) * 9)));
+    }
+    expect(() => gen.recordStep(ctx.record('bad'), ctx.tensor([3], 'i32', 'short'), out)).toThrow(/must be i32 with >= 8 elements/);
+    gen.destroy();
+    codes.destroy();
+    out.destroy();
+    lm.destroy();
+  }, 300_000);
+
+  it('BF16 checkpoints: packed (native) and widened (f32) storage give the same logits', async () => {
+    const ctx = await nodeContext();
+    const { cfg, st } = await loadTiny(ctx).then((x) => (x.lm.destroy(), x));
+    const entries = new Map([...st.tensors].map(([k, e]) => [k, hostToEntry(k, entryToF32(e), e.shape, 'BF16')]));
+    const user = await fixtureI32(read, 'ref/lm/user_input_codes.i32.bin');
+    const logits: Float32Array[][] = [];
+    for (const policy of ['native', 'f32'] as const) {
+      const lm = await LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries, `bf16 ${policy}`), cfg, { policy });
+      expect(lm.dtype).toBe(policy === 'native' ? 'bf16' : 'f32');
+      const got: Float32Array[] = [];
+      const gen = new LMGen(lm, { temp: 0, tempText: 0, trace: (t) => got.push(t.textLogits, t.depformerLogits) });
+      for (let t = 0; t < 3; t++) await gen.step(user.subarray(t * 8, (t + 1) * 8));
+      logits.push(got);
+      gen.destroy();
+      lm.destroy();
+    }
+    logits[0].forEach((a, i) => {
+      const b = logits[1][i];
+      let m = 0;
+      for (let j = 0; j < a.length; j++) m = Math.max(m, Math.abs(a[j] - b[j]));
+      expect(m).toBeLessThan(1e-4);
+    });
   }, 300_000);
 });
