@@ -88,7 +88,7 @@ export class LMGen {
   readonly topK: number;
   readonly topKText: number;
   readonly seed: number;
-  /** Resolves when the condition vector is ready (conditioned models); step() awaits it. */
+  /** Resolves when the condition vector is ready (conditioned models; already resolved otherwise); step() awaits it, recordStep() needs it. */
   readonly ready: Promise<void>;
   readonly maxDelay: number;
   /** User streams each step needs: n_q - dep_q. */
@@ -147,11 +147,17 @@ export class LMGen {
     if (lm.conditions && !opts.condition) {
       throw new Error(`LMGen: the model is conditioned on ${[...lm.conditions.conditioners.keys()].join(', ')}; pass opts.condition (e.g. { ${[...lm.conditions.conditioners.entries()].map(([n, c]) => `${n}: '${c.cfg.possibleValues?.[0] ?? 'value'}'`).join(', ')} })`);
     }
-    this.ready = lm.conditionSum(opts.condition).then((sum) => {
-      if (sum) this.condSum = this.ctx.upload(sum, [1, cfg.dim], 'f32', 'lmgen.condition_sum');
+    if (!lm.conditions) {
+      // Nothing to compute: recordStep may run right away.
       this.readyDone = true;
-    });
-    this.ready.catch(() => undefined); // surfaced by step()/recordStep()
+      this.ready = Promise.resolve();
+    } else {
+      this.ready = lm.conditionSum(opts.condition).then((sum) => {
+        if (sum) this.condSum = this.ctx.upload(sum, [1, cfg.dim], 'f32', 'lmgen.condition_sum');
+        this.readyDone = true;
+      });
+      this.ready.catch(() => undefined); // surfaced by step() (await ready) and recordStep()
+    }
     lm.reset();
   }
 

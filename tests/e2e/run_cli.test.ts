@@ -72,7 +72,7 @@ describe('cli run (engine loop over a file) vs goldens', () => {
       produced.forEach((t, i) => ours.set(wav.samples.subarray(t * FRAME_SAMPLES, (t + 1) * FRAME_SAMPLES), i * FRAME_SAMPLES));
       const rep = compareClose(`${set.name} reply`, ours, goldPcm, { atol: 1e-3, shape: [produced.length, FRAME_SAMPLES] });
       expect(rep.ok, rep.message).toBe(true);
-    }, 600_000);
+    }, 1_500_000);
   }
 
   it('names a missing flag and a bad condition (usage errors, exit 2)', async () => {
