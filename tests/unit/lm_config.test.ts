@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { LmConfigError, MOSHI_7B_CONFIG, MOSHI_7B_LM_KWARGS, mainDimFeedforward, maxDelay, parseLmConfig, userStreams } from '../../src/models/lm_config.ts';
 
 const FIX = resolve(import.meta.dirname, '../../../shared/fixtures');
-const REF = resolve(import.meta.dirname, '../../../moshi_ref/configs');
+const REF = resolve(import.meta.dirname, '../fixtures/official_configs'); // kyutai-labs/moshi@e6a55d2 configs/
 const json = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
 
 describe('parseLmConfig', () => {
