@@ -156,7 +156,30 @@ fn grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 // ---------------------------------------------------------------- direct (G = 1, no workgroup memory)
 // Each thread computes 4 consecutive time rows × 4 consecutive output channels straight from
 // storage (caches provide the reuse); consecutive threads take consecutive channel blocks.
+// Accumulators, weights and row offsets live in vec4 registers, never in dynamically indexed
+// arrays (CPU adapters such as SwiftShader spill those to memory: ~10× slower).
 // Dispatch grid1d(ceil(T_out/4)·ceil(C_out/4), 64).
+
+/** act(xcat[jrow, ci]) for row jrow of [prev | x] (general path: rows may fall in the left context). */
+fn xcat_row(jrow: u32, ci: u32, tin_last: u32, p_last: u32) -> f32 {
+  let P = params.p;
+  let C = params.c_in;
+  if (jrow < P) {
+    if (REPLICATE == 1u && params.first != 0u) { return act(x[ci]); }
+    return act(prev[min(jrow, p_last) * C + ci]);
+  }
+  return act(x[min(jrow - P, tin_last) * C + ci]);
+}
+
+fn store4(t: u32, co0: u32, v: vec4<f32>) {
+  if (t >= params.t_out) { return; }
+  let N = params.c_out;
+  if (co0 < N) { epilogue(t, co0, v.x); }
+  if (co0 + 1u < N) { epilogue(t, co0 + 1u, v.y); }
+  if (co0 + 2u < N) { epilogue(t, co0 + 2u, v.z); }
+  if (co0 + 3u < N) { epilogue(t, co0 + 3u, v.w); }
+}
+
 @compute @workgroup_size(64)
 fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let idx = gid.x + gid.y * nwg.x * 64u;
@@ -164,66 +187,60 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
   let T = params.t_out;
   let C = params.c_in;
   let P = params.p;
+  let S = params.stride;
   let nb = (N + 3u) / 4u;
   if (idx >= nb * ((T + 3u) / 4u)) { return; }
   let co0 = (idx % nb) * 4u;
   let t0 = (idx / nb) * 4u;
   let tin_last = max(params.t_in, 1u) - 1u;
   let p_last = max(P, 1u) - 1u;
-  var cols: array<u32, 4>;
-  for (var j = 0u; j < 4u; j++) { cols[j] = min(co0 + j, N - 1u); }
-  var acc: array<array<f32, 4>, 4>;
-  for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
-  if (t0 * params.stride >= P) {
+  let c0 = co0;
+  let c1 = min(co0 + 1u, N - 1u);
+  let c2 = min(co0 + 2u, N - 1u);
+  let c3 = min(co0 + 3u, N - 1u);
+  // Time rows t0..t0+3 (clamped to the last output row; extra rows are computed, not stored).
+  let r0 = t0 * S;
+  let r1 = min(t0 + 1u, T - 1u) * S;
+  let r2 = min(t0 + 2u, T - 1u) * S;
+  let r3 = min(t0 + 3u, T - 1u) * S;
+  var a0 = vec4<f32>(0.0);
+  var a1 = vec4<f32>(0.0);
+  var a2 = vec4<f32>(0.0);
+  var a3 = vec4<f32>(0.0);
+  if (r0 >= P) {
     // Fast path (all rows but the first few): every tap reads x, never the left context.
-    let row_last = params.t_in - 1u;
     for (var k = 0u; k < params.k; k++) {
-      var xb: array<u32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        xb[i] = min(min(t0 + i, T - 1u) * params.stride + k * params.dilation - P, row_last) * C;
-      }
+      let kd = k * params.dilation - P;
+      let x0 = min(r0 + kd, tin_last) * C;
+      let x1 = min(r1 + kd, tin_last) * C;
+      let x2 = min(r2 + kd, tin_last) * C;
+      let x3 = min(r3 + kd, tin_last) * C;
       let rbase = k * C;
       for (var ci = 0u; ci < C; ci++) {
         let wrow = (rbase + ci) * N;
-        var w: array<f32, 4>;
-        for (var j = 0u; j < 4u; j++) { w[j] = wt[wrow + cols[j]]; }
-        for (var i = 0u; i < 4u; i++) {
-          let v = act(x[xb[i] + ci]);
-          for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(v, w[j], acc[i][j]); }
-        }
+        let w = vec4<f32>(wt[wrow + c0], wt[wrow + c1], wt[wrow + c2], wt[wrow + c3]);
+        a0 = fma(vec4<f32>(act(x[x0 + ci])), w, a0);
+        a1 = fma(vec4<f32>(act(x[x1 + ci])), w, a1);
+        a2 = fma(vec4<f32>(act(x[x2 + ci])), w, a2);
+        a3 = fma(vec4<f32>(act(x[x3 + ci])), w, a3);
       }
     }
   } else {
-  for (var k = 0u; k < params.k; k++) {
-    var xb: array<u32, 4>;
-    var pb: array<u32, 4>;
-    var from_prev: array<bool, 4>;
-    for (var i = 0u; i < 4u; i++) {
-      let jrow = min(t0 + i, T - 1u) * params.stride + k * params.dilation;
-      let in_prev = jrow < P;
-      let replicate_first = REPLICATE == 1u && params.first != 0u;
-      from_prev[i] = in_prev && !replicate_first;
-      pb[i] = min(jrow, p_last) * C;
-      xb[i] = select(min(jrow - min(jrow, P), tin_last), 0u, in_prev) * C;
-    }
-    let rbase = k * C;
-    for (var ci = 0u; ci < C; ci++) {
-      let wrow = (rbase + ci) * N;
-      var w: array<f32, 4>;
-      for (var j = 0u; j < 4u; j++) { w[j] = wt[wrow + cols[j]]; }
-      for (var i = 0u; i < 4u; i++) {
-        let v = act(select(x[xb[i] + ci], prev[pb[i] + ci], from_prev[i]));
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(v, w[j], acc[i][j]); }
+    for (var k = 0u; k < params.k; k++) {
+      let kd = k * params.dilation;
+      let rbase = k * C;
+      for (var ci = 0u; ci < C; ci++) {
+        let wrow = (rbase + ci) * N;
+        let w = vec4<f32>(wt[wrow + c0], wt[wrow + c1], wt[wrow + c2], wt[wrow + c3]);
+        a0 = fma(vec4<f32>(xcat_row(r0 + kd, ci, tin_last, p_last)), w, a0);
+        a1 = fma(vec4<f32>(xcat_row(r1 + kd, ci, tin_last, p_last)), w, a1);
+        a2 = fma(vec4<f32>(xcat_row(r2 + kd, ci, tin_last, p_last)), w, a2);
+        a3 = fma(vec4<f32>(xcat_row(r3 + kd, ci, tin_last, p_last)), w, a3);
       }
     }
   }
-  }
-  for (var i = 0u; i < 4u; i++) {
-    let t = t0 + i;
-    if (t >= T) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let n = co0 + j;
-      if (n < N) { epilogue(t, n, acc[i][j]); }
-    }
-  }
+  store4(t0, co0, a0);
+  store4(t0 + 1u, co0, a1);
+  store4(t0 + 2u, co0, a2);
+  store4(t0 + 3u, co0, a3);
 }

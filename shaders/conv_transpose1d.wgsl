@@ -151,7 +151,19 @@ fn grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 // Each thread computes 4 consecutive output rows of one phase (t = (s0 + i)·S + ph, i < 4) × 4
 // consecutive output channels straight from storage; consecutive threads take consecutive channel
 // blocks. Flat index = (ph · ceil(rows/4) + s-block) · ceil(C_out/4) + c-block, rows = ceil(t_ext/S).
+// Accumulators and weights live in vec4 registers, never in dynamically indexed arrays (CPU
+// adapters such as SwiftShader spill those to memory).
 // Dispatch grid1d(S · ceil(ceil(t_ext/S)/4) · ceil(C_out/4), 64).
+
+fn store4(t: u32, co0: u32, v: vec4<f32>) {
+  if (t >= params.t_ext) { return; }
+  let N = params.c_out;
+  if (co0 < N) { epilogue(t, co0, v.x); }
+  if (co0 + 1u < N) { epilogue(t, co0 + 1u, v.y); }
+  if (co0 + 2u < N) { epilogue(t, co0 + 2u, v.z); }
+  if (co0 + 3u < N) { epilogue(t, co0 + 3u, v.w); }
+}
+
 @compute @workgroup_size(64)
 fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let idx = gid.x + gid.y * nwg.x * 64u;
@@ -169,34 +181,35 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
   let ph = rest / sb;
   let R = params.taps * C;
   let wbase = ph * R * N;
-  var cols: array<u32, 4>;
-  for (var j = 0u; j < 4u; j++) { cols[j] = min(co0 + j, N - 1u); }
-  var acc: array<array<f32, 4>, 4>;
-  for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
+  let c0 = co0;
+  let c1 = min(co0 + 1u, N - 1u);
+  let c2 = min(co0 + 2u, N - 1u);
+  let c3 = min(co0 + 3u, N - 1u);
+  var a0 = vec4<f32>(0.0);
+  var a1 = vec4<f32>(0.0);
+  var a2 = vec4<f32>(0.0);
+  var a3 = vec4<f32>(0.0);
   for (var m = 0u; m < params.taps; m++) {
-    var xb: array<u32, 4>;
-    var ok: array<bool, 4>;
-    for (var i = 0u; i < 4u; i++) {
-      let s = s0 + i;
-      ok[i] = s >= m && s - m < T;
-      xb[i] = min(s - min(s, m), T - 1u) * C;
-    }
+    // Input row s - m for output row s (valid when 0 <= s - m < T); masked rows read row 0 × 0.
+    let ok = vec4<bool>((s0 >= m) && (s0 - m < T), (s0 + 1u >= m) && (s0 + 1u - m < T),
+                        (s0 + 2u >= m) && (s0 + 2u - m < T), (s0 + 3u >= m) && (s0 + 3u - m < T));
+    let x0 = select(0u, s0 - m, ok.x) * C;
+    let x1 = select(0u, s0 + 1u - m, ok.y) * C;
+    let x2 = select(0u, s0 + 2u - m, ok.z) * C;
+    let x3 = select(0u, s0 + 3u - m, ok.w) * C;
+    let mask = select(vec4<f32>(0.0), vec4<f32>(1.0), ok);
     for (var ci = 0u; ci < C; ci++) {
       let wrow = wbase + (m * C + ci) * N;
-      var w: array<f32, 4>;
-      for (var j = 0u; j < 4u; j++) { w[j] = wt[wrow + cols[j]]; }
-      for (var i = 0u; i < 4u; i++) {
-        let v = select(0.0, act(x[xb[i] + ci]), ok[i]);
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(v, w[j], acc[i][j]); }
-      }
+      let w = vec4<f32>(wt[wrow + c0], wt[wrow + c1], wt[wrow + c2], wt[wrow + c3]);
+      let v = mask * vec4<f32>(act(x[x0 + ci]), act(x[x1 + ci]), act(x[x2 + ci]), act(x[x3 + ci]));
+      a0 = fma(vec4<f32>(v.x), w, a0);
+      a1 = fma(vec4<f32>(v.y), w, a1);
+      a2 = fma(vec4<f32>(v.z), w, a2);
+      a3 = fma(vec4<f32>(v.w), w, a3);
     }
   }
-  for (var i = 0u; i < 4u; i++) {
-    let t = (s0 + i) * S + ph;
-    if (t >= params.t_ext) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let n = co0 + j;
-      if (n < N) { epilogue(t, n, acc[i][j]); }
-    }
-  }
+  store4(s0 * S + ph, co0, a0);
+  store4((s0 + 1u) * S + ph, co0, a1);
+  store4((s0 + 2u) * S + ph, co0, a2);
+  store4((s0 + 3u) * S + ph, co0, a3);
 }
