@@ -53,6 +53,9 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
   let K = params.k;
   let mb = (wid.y * 8u + lid.y) * 4u;   // this thread's first row of y
   let nb = (wid.x * 8u + lid.x) * 4u;   // this thread's first column of y
+  // Threads wholly past the end (most of them when M is small, e.g. the 2 rows of a Mimi
+  // transformer step) leave at once: no barriers follow.
+  if (mb >= M || nb >= N) { return; }
   // Row offsets of the 4 x rows and 4 w rows; rows past the end re-read the last one (results
   // discarded at the store) so the K loop needs no bounds checks.
   let xm0 = min(mb, M - 1u) * K;

@@ -58,6 +58,19 @@ export class KVCache {
 }
 
 /**
+ * Threads of an `attend` workgroup: a power of two covering min(capacity, 64) slots per tile and
+ * Dh ≤ 4·WG output dims, at least 4 and at most 64. Fixed per cache (not per step), so a layer
+ * never switches pipelines mid-stream; small caches (the depformer's dep_q slots) get small
+ * workgroups, whose barriers cost far less on CPU adapters (SwiftShader).
+ */
+export function attendWorkgroupSize(capacity: number, headDim: number): number {
+  const need = Math.max(Math.min(capacity, WG), Math.ceil(headDim / 4), 4);
+  let wg = 4;
+  while (wg < need) wg *= 2;
+  return Math.min(wg, WG);
+}
+
+/**
  * Streaming causal multi-head attention for T new steps (moshi/modules/transformer.py
  * `StreamingMultiheadAttention.forward` in streaming mode, batch 1, kv_repeat 1, between in_proj
  * and out_proj). qkv: [T, 3·D] f32 = in_proj output, rows q | k | v, each head-major (h d);
@@ -110,7 +123,7 @@ export function attention(
   rec.dispatch(attentionKernel, {
     buffers: [qkv, cache.k, cache.v, out],
     params: common,
-    constants: { OP: 1, WG },
+    constants: { OP: 1, WG: attendWorkgroupSize(cache.capacity, dh) },
     workgroups: grid1d(t * numHeads, 1),
     label: 'attention.attend',
   });

@@ -1,7 +1,16 @@
 import source from '../../shaders/sample.wgsl?raw';
 import { type Recorder, Kernel, ParamsLayout, ShapeError, type Tensor, expectShape } from '../gpu/index.ts';
 
-const WG = 256;
+/**
+ * Threads per row: enough that each owns a few logits, at most 256 (32 for V = 64, 256 from
+ * V = 2048). Small workgroups matter most on CPU adapters (SwiftShader), where every barrier of
+ * the reductions costs in proportion to the workgroup size. Always a power of two (tree reductions).
+ */
+export function sampleWorkgroupSize(v: number): number {
+  let wg = 32;
+  while (wg < 256 && wg * 8 < v) wg *= 2;
+  return wg;
+}
 export const sampleKernel = new Kernel('sample', source, [
   { name: 'logits', access: 'read' },
   { name: 'out', access: 'read_write' },
@@ -56,7 +65,7 @@ export function sample(rec: Recorder, logits: Tensor, out: Tensor, opts: SampleO
       logits_offset: 0,
       out_offset: outOffset,
     },
-    constants: { WG },
+    constants: { WG: sampleWorkgroupSize(v) },
     workgroups: [rows, 1, 1],
     label: temp > 0 ? 'sample.topk' : 'sample.argmax',
   });
