@@ -29,7 +29,8 @@ export const PLAYBACK_PROCESSOR = 'solace-playback';
 
 /** Slots of the stats Int32Array. */
 export const STAT = {
-  /** process() calls of the capture processor. */
+  /** process() calls of the capture processor that received input (render quanta before the
+   *  microphone is connected bring no channels and are not counted). */
   CAPTURE_BLOCKS: 0,
   /** 24 kHz samples delivered (ring or frames). */
   CAPTURE_SAMPLES: 1,
@@ -157,9 +158,9 @@ export class CaptureCore {
    * array (nothing connected yet) is ignored. @returns true (keep the processor alive).
    */
   process(input: Float32Array[]): boolean {
-    Atomics.add(this.stats, STAT.CAPTURE_BLOCKS, 1);
     const nch = input.length;
     if (nch === 0) return true;
+    Atomics.add(this.stats, STAT.CAPTURE_BLOCKS, 1);
     const total = input[0].length;
     for (let start = 0; start < total; start += MAX_BLOCK) {
       const len = Math.min(MAX_BLOCK, total - start);
