@@ -10,7 +10,7 @@
  *   checkpoint, but a SMALL temporal transformer (default dim 512, 2 layers, 8 heads instead of
  *   4096 × 32 × 32: the 7B's 15 GB of weights do not fit this machine). The report labels it.
  *   Keys: the 7B checkpoint layout (moshi7b_keys_full.json) with layers >= L dropped and the
- *   temporal dims rescaled (4096 -> D, FFN 11264 -> the config's, 3·4096 -> 3·D).
+ *   temporal dims rescaled (4096 -> D, gating hidden 11264 -> the config's, 3·4096 -> 3·D).
  * Weights: matrices N(0, 1/fan_in), RMSNorm alpha 1, embeddings N(0, 1).
  *
  * The loop is the Engine's recording-level path (three command buffers back to back, one
@@ -29,6 +29,7 @@ import { LMModel } from '../src/models/lm.ts';
 import { MOSHI_7B_LM_KWARGS, mainDimFeedforward, parseLmConfig } from '../src/models/lm_config.ts';
 import { LMGen } from '../src/models/lm_gen.ts';
 import { MimiModel } from '../src/models/mimi.ts';
+import { gatingHidden } from '../src/modules/transformer.ts';
 import { MIMI_RELEASED_CONFIG } from '../src/models/mimi_config.ts';
 import type { TensorEntry } from '../src/weights/safetensors.ts';
 import { hostToEntry, VarBuilder } from '../src/weights/var_builder.ts';
@@ -44,10 +45,11 @@ interface KeySpec {
 const FIXTURES_DIR = process.env.SOLACELIVE_FIXTURES ?? resolve(ROOT, '../shared/fixtures');
 
 /**
- * The 7B checkpoint keys rescaled to a temporal transformer of `dim` × `layers` with FFN `ffn`
- * (the depformer and the heads keep their sizes). Throws if a key has an unexpected shape.
+ * The 7B checkpoint keys rescaled to a temporal transformer of `dim` × `layers` whose gated FFN
+ * has `hidden` units (ActivationGating: linear_in [2·hidden, dim], linear_out [dim, hidden]; the
+ * 7B's 11264); the depformer and the heads keep their sizes.
  */
-export function scaledLmKeys(keys: KeySpec[], dim: number, layers: number, ffn: number): KeySpec[] {
+export function scaledLmKeys(keys: KeySpec[], dim: number, layers: number, hidden: number): KeySpec[] {
   const D7 = 4096;
   const H7 = 11264;
   const out: KeySpec[] = [];
@@ -55,7 +57,7 @@ export function scaledLmKeys(keys: KeySpec[], dim: number, layers: number, ffn: 
     const m = /^transformer\.layers\.(\d+)\./.exec(k.name);
     if (m && Number(m[1]) >= layers) continue;
     if (k.name.startsWith('condition_provider') || k.name.startsWith('fuser')) continue;
-    const shape = k.shape.map((d) => (d === D7 ? dim : d === 3 * D7 ? 3 * dim : d === H7 ? ffn : d === 2 * H7 ? 2 * ffn : d));
+    const shape = k.shape.map((d) => (d === D7 ? dim : d === 3 * D7 ? 3 * dim : d === H7 ? hidden : d === 2 * H7 ? 2 * hidden : d));
     out.push({ name: k.name, shape });
   }
   return out;
@@ -108,7 +110,7 @@ export async function run(args: string[]): Promise<unknown> {
     // LM: real depformer, small temporal transformer.
     const lmCfg = parseLmConfig({ ...MOSHI_7B_LM_KWARGS, dim, num_layers: layers, num_heads: dim / 64 }, 'bench loop LM');
     const lmKeys = (JSON.parse(readFileSync(resolve(FIXTURES_DIR, 'ref/moshi7b_keys_full.json'), 'utf8')) as { checkpoint_layout_keys: KeySpec[] }).checkpoint_layout_keys;
-    const lm = await LMModel.load(ctx, VarBuilder.fromEntries(ctx, lmRandomWeights(scaledLmKeys(lmKeys, dim, layers, mainDimFeedforward(lmCfg)), seed + 1), 'random lm'), lmCfg);
+    const lm = await LMModel.load(ctx, VarBuilder.fromEntries(ctx, lmRandomWeights(scaledLmKeys(lmKeys, dim, layers, gatingHidden(dim, mainDimFeedforward(lmCfg))), seed + 1), 'random lm'), lmCfg);
     const loadS = (performance.now() - t0) / 1000;
     const gen = new LMGen(lm, { seed });
     const loop: GpuLoop = {
