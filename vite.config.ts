@@ -27,15 +27,15 @@ export default defineConfig({
   server: {
     host: '127.0.0.1',
     // Tests read golden fixtures from ../shared beside the project.
-    fs: { allow: [resolve(__dirname), resolve(__dirname, '../shared')] },
+    fs: { allow: [resolve(import.meta.dirname), resolve(import.meta.dirname, '../shared')] },
   },
   worker: { format: 'es' },
   build: {
     target: 'es2022',
     rollupOptions: {
       input: {
-        main: resolve(__dirname, 'index.html'),
-        bench: resolve(__dirname, 'bench.html'),
+        main: resolve(import.meta.dirname, 'index.html'),
+        bench: resolve(import.meta.dirname, 'bench.html'),
       },
     },
   },

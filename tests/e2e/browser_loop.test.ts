@@ -30,4 +30,29 @@ describe('browser live loop (e2e)', () => {
     expect(r.textPackets, summary).toBeGreaterThan(0);
     expect(r.protocolErrors, summary).toBe(0);
   }, 900_000);
+
+  it('a person\'s path: "Local files" picker (configs, weights, tokenizer) -> Load model -> Start microphone; text as words', async () => {
+    const dir = join(FIX, 'ref');
+    const r = await runE2E({
+      mimiConfig: join(dir, 'mimi_tiny_config.json'),
+      mimiWeights: join(dir, 'mimi_tiny.safetensors'),
+      lmConfig: join(dir, 'moshi_tiny_config.json'),
+      lmWeights: join(dir, 'moshi_tiny.safetensors'),
+      // 300 pieces: covers the tiny LM's 100 text ids.
+      tokenizer: resolve(import.meta.dirname, '../fixtures/spm/tiny_unigram.model'),
+      mic: join(dir, 'mimi/input_speech_24k_pcm16.wav'),
+      seconds: 5,
+      source: 'files',
+      log: () => {},
+    });
+    const summary = JSON.stringify({ ...r, console: r.console.slice(-10), text: r.text.slice(0, 200) }, null, 1);
+    console.log(`e2e (local files): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, text ${JSON.stringify(r.text.slice(0, 60))}`);
+    expect(r.errors, summary).toEqual([]);
+    expect(r.steps, summary).toBeGreaterThanOrEqual(Math.floor(0.8 * r.expectedSteps));
+    expect(r.outputRms, summary).toBeGreaterThan(1e-4);
+    expect(r.protocolErrors, summary).toBe(0);
+    // With the tokenizer loaded the transcript is SentencePiece text, not [id] placeholders.
+    expect(r.text.trim().length, summary).toBeGreaterThan(0);
+    expect(r.text, summary).not.toMatch(/\[\d+\]/);
+  }, 900_000);
 });

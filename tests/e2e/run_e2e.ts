@@ -2,14 +2,15 @@
  * Headless end-to-end run of the live loop in Chromium:
  *   vite build -> vite preview (COOP/COEP, 127.0.0.1) that also serves the given model files ->
  *   system Chromium (WebGPU on SwiftShader) with a WAV file as fake microphone ->
- *   the page loads the models through its URL source and starts the microphone ->
+ *   the page loads the models through its URL source (or, with --source files, through its
+ *   "Local files" picker, clicked like a person would) and starts the microphone ->
  *   capture worklet -> input ring -> engine Worker (Mimi encode, LMGen, Mimi decode) ->
  *   output ring -> playback worklet, text and metrics as packets ->
  *   after S seconds the page's test hook (window.__solacelive) is read into a JSON report.
  *
  * CLI: npm run e2e -- --mimi-config C --mimi-weights W --lm-config C --lm-weights W
  *        --mic speech.wav --seconds S --json out.json [--condition NAME=VALUE] [--tokenizer T]
- *        [--screenshot page.png] [--transport packets] [--dist built-app-dir]
+ *        [--screenshot page.png] [--transport packets] [--source urls|files] [--dist built-app-dir]
  * `speech.wav` may have any rate: it is converted with sox to the 48 kHz mono 16-bit WAV that
  * Chromium's fake capture device plays (in a loop).
  */
@@ -41,6 +42,12 @@ export interface E2EOptions {
   distDir?: string;
   /** 'packets': PCM as AUDIO_CHUNK packets even though SharedArrayBuffer exists (the fallback path). */
   transport?: 'shared' | 'packets';
+  /**
+   * How the page gets the models: 'urls' (default: the URL source, filled in and started from
+   * the query string) or 'files' (as a person does it: pick "Local files", choose the files in
+   * the file input, click "Load model", then "Start microphone").
+   */
+  source?: 'urls' | 'files';
   log?: (line: string) => void;
 }
 
@@ -145,18 +152,21 @@ export async function runE2E(o: E2EOptions): Promise<E2EReport> {
       files.set(name, resolve(p));
       return `/__e2e/${encodeURIComponent(name)}`;
     };
+    const viaFiles = o.source === 'files';
     const query = new URLSearchParams();
-    query.set('mimiConfig', add('mimi', o.mimiConfig)!);
-    query.set('mimiWeights', add('mimi', o.mimiWeights)!);
-    query.set('lmConfig', add('lm', o.lmConfig)!);
-    query.set('lmWeights', add('lm', o.lmWeights)!);
-    const tok = add('tok', o.tokenizer);
-    if (tok) query.set('tokenizer', tok);
+    if (!viaFiles) {
+      query.set('mimiConfig', add('mimi', o.mimiConfig)!);
+      query.set('mimiWeights', add('mimi', o.mimiWeights)!);
+      query.set('lmConfig', add('lm', o.lmConfig)!);
+      query.set('lmWeights', add('lm', o.lmWeights)!);
+      const tok = add('tok', o.tokenizer);
+      if (tok) query.set('tokenizer', tok);
+      query.set('autoload', '1');
+      query.set('autostart', '1');
+    }
     if (o.condition) query.set('condition', o.condition);
     query.set('temp', '0');
     query.set('tempText', '0');
-    query.set('autoload', '1');
-    query.set('autostart', '1');
     query.set('rawMic', '1');
     if (o.transport === 'packets') query.set('transport', 'packets');
     server = await preview({
@@ -176,6 +186,15 @@ export async function runE2E(o: E2EOptions): Promise<E2EReport> {
     log(`e2e: open ${url}`);
     await page.goto(url);
     const loadTimeout = o.loadTimeoutMs ?? 600_000;
+    if (viaFiles) {
+      // The user's path: choose the source, pick the files, load, start the microphone.
+      const picked = [o.mimiConfig, o.mimiWeights, o.lmConfig, o.lmWeights, o.tokenizer].filter((p): p is string => !!p).map((p) => resolve(p));
+      await page.locator('input[name="src"][value="files"]').check();
+      await page.locator('input[name="files"]').setInputFiles(picked);
+      await page.locator('button.load').click();
+      await page.waitForFunction(() => ['ready', 'error'].includes(window.__solacelive?.state ?? ''), undefined, { timeout: loadTimeout, polling: 200 });
+      if ((await page.evaluate(() => window.__solacelive!.state)) === 'ready') await page.locator('button.mic').click();
+    }
     await page.waitForFunction(() => {
       const h = window.__solacelive;
       return !!h && (h.state === 'running' || h.state === 'error');
@@ -241,10 +260,11 @@ async function main(): Promise<void> {
       screenshot: { type: 'string' },
       transport: { type: 'string' },
       dist: { type: 'string' },
+      source: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
-  const usage = 'usage: npm run e2e -- --mimi-config C --mimi-weights W --lm-config C --lm-weights W --mic speech.wav --seconds S --json out.json [--condition NAME=VALUE] [--tokenizer T] [--screenshot page.png] [--transport packets] [--dist built-app-dir]';
+  const usage = 'usage: npm run e2e -- --mimi-config C --mimi-weights W --lm-config C --lm-weights W --mic speech.wav --seconds S --json out.json [--condition NAME=VALUE] [--tokenizer T] [--screenshot page.png] [--transport packets] [--source urls|files] [--dist built-app-dir]';
   if (values.help) {
     console.log(usage);
     return;
@@ -253,6 +273,7 @@ async function main(): Promise<void> {
   const missing = need.filter((k) => !values[k]);
   if (missing.length) throw new Error(`missing ${missing.map((k) => `--${k}`).join(', ')}\n${usage}`);
   const seconds = Number(values.seconds);
+  if (values.source !== undefined && values.source !== 'files' && values.source !== 'urls') throw new Error(`--source must be 'urls' or 'files', got '${values.source}'`);
   const report = await runE2E({
     mimiConfig: values['mimi-config']!,
     mimiWeights: values['mimi-weights']!,
@@ -265,6 +286,7 @@ async function main(): Promise<void> {
     screenshot: values.screenshot,
     transport: values.transport === 'packets' ? 'packets' : 'shared',
     distDir: values.dist,
+    source: values.source === 'files' ? 'files' : 'urls',
   });
   const text = JSON.stringify(report, null, 2);
   if (values.json) writeFileSync(values.json, text);
