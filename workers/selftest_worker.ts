@@ -13,13 +13,22 @@ export type SelfTestMessage =
 
 const post = (m: SelfTestMessage) => (self as unknown as Worker).postMessage(m);
 
-self.onmessage = async () => {
+/** Starts the run; `suites` (names, e.g. ['rope', 'linear']) limits it, all suites otherwise. */
+export interface SelfTestRequest {
+  type: 'run';
+  suites?: string[];
+}
+
+self.onmessage = async (e: MessageEvent<SelfTestRequest>) => {
   try {
+    const wanted = e.data?.suites?.length ? e.data.suites : null;
+    const unknown = (wanted ?? []).filter((n) => !ALL_SUITES.some((s) => s.name === n));
+    if (unknown.length) throw new Error(`unknown kernel suite ${unknown.join(', ')}; suites: ${ALL_SUITES.map((s) => s.name).join(', ')}`);
     const ctx = await GpuContext.create();
     post({ type: 'adapter', adapter: ctx.adapter });
     let passed = 0;
     let failed = 0;
-    for (const suite of ALL_SUITES) {
+    for (const suite of ALL_SUITES.filter((s) => !wanted || wanted.includes(s.name))) {
       for (const c of suite.tests) {
         const t0 = performance.now();
         try {

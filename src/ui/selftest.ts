@@ -1,6 +1,10 @@
-import type { SelfTestMessage } from '../../workers/selftest_worker.ts';
+import type { SelfTestMessage, SelfTestRequest } from '../../workers/selftest_worker.ts';
 
-/** Mounts the WebGPU adapter report and the kernel self-test (run in a Worker) into `root`. */
+/**
+ * Mounts the WebGPU adapter report and the kernel self-test (every kernel case of the test suite,
+ * run in a module Worker on this browser's adapter) into `root`. `?suites=rope,linear` in the
+ * page URL runs only those suites.
+ */
 export function mountSelfTest(root: HTMLElement): void {
   root.innerHTML = `
     <h2>WebGPU adapter</h2><pre class="adapter">checking…</pre>
@@ -42,6 +46,15 @@ export function mountSelfTest(root: HTMLElement): void {
         worker.terminate();
       }
     };
+    worker.onerror = (e) => {
+      adapterEl.textContent = `the self-test worker failed to start: ${e.message}`;
+      summary.textContent = 'self-test could not run';
+      summary.dataset.state = 'error';
+      button.disabled = false;
+    };
+    const suites = new URLSearchParams(location.search).get('suites');
+    const req: SelfTestRequest = { type: 'run', suites: suites ? suites.split(',').map((x) => x.trim()).filter(Boolean) : undefined };
+    worker.postMessage(req); // the worker starts on its first message
   };
   button.onclick = start;
   if (!('gpu' in navigator)) {
