@@ -7,8 +7,12 @@
  * - Audio: with SharedArrayBuffer, whole 1920-sample frames are read from the input ring (filled
  *   by the capture worklet) and each step's output is written to the output ring (drained by the
  *   playback worklet). Without it, PCM arrives and leaves as AUDIO_CHUNK packets.
- * - Text (TEXT_FINAL per word piece) and metrics (METADATA every 250 ms) leave as packets over
- *   the MessageChannel (src/protocol/channel.ts).
+ * - Text (each piece as TEXT_PARTIAL, each finished segment as an acknowledged TEXT_FINAL:
+ *   src/engine/transcript.ts) and metrics (METADATA every 250 ms) leave as packets over the
+ *   MessageChannel (src/protocol/channel.ts), heartbeats every 5 s both ways.
+ * - Backpressure: audio input is never dropped. When the loop falls behind real time (two frames
+ *   or more waiting) or the channel to the page is over its budget (after dropping TEXT_PARTIAL),
+ *   steps skip their Mimi decode until the loop has caught up (EngineDriver).
  */
 import * as Comlink from 'comlink';
 import { RingBuffer } from '../src/audio/ring_buffer.ts';
@@ -21,15 +25,20 @@ import { RingFrameSink, RingFrameSource } from '../src/engine/ring_io.ts';
 import type { AudioTransport, EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo, ModelSpec, SamplingSettings } from '../src/engine/worker_api.ts';
 import { GpuContext } from '../src/gpu/index.ts';
 import { Channel } from '../src/protocol/channel.ts';
+import { TextSegmenter } from '../src/engine/transcript.ts';
 import { PacketType } from '../src/protocol/packet.ts';
 
-/** Frames arriving as AUDIO_CHUNK packets (no SharedArrayBuffer). Bounded: the oldest frames go when the engine falls behind. */
+/**
+ * Frames arriving as AUDIO_CHUNK packets (no SharedArrayBuffer). The engine catches up by
+ * skipping decodes, so the queue stays short; the cap (60 s of audio) only bounds memory if the
+ * engine cannot run at all, and frames beyond it are counted as dropped AUDIO_CHUNK packets.
+ */
 class PacketFrameSource implements FrameSource {
   readonly ended = false;
   private readonly frames: Float32Array[] = [];
   private wake: (() => void) | null = null;
   dropped = 0;
-  constructor(private readonly maxFrames = 25) {}
+  constructor(private readonly maxFrames = 750) {}
   add(pcm: Float32Array): void {
     this.frames.push(pcm);
     while (this.frames.length > this.maxFrames) {
@@ -73,8 +82,10 @@ class PacketFrameSink implements FrameSink {
   }
 }
 
-/** Input backlog (samples) above which old input is dropped to keep the latency bounded: 1 s. */
-const MAX_INPUT_LAG = 24000;
+/** Input backlog (samples waiting after a frame was taken) from which steps skip their decode to catch up: 2 frames (160 ms). */
+const SKIP_DECODE_BACKLOG = 2 * FRAME_SAMPLES;
+/** Channel timing: heartbeat every 5 s both ways; a peer silent for 12 s is reported. */
+const CHANNEL_TIMING = { heartbeatMs: 5000, silenceMs: 12000, tickMs: 250 };
 
 class EngineWorker implements EngineWorkerApi {
   private ctx: GpuContext | null = null;
@@ -86,7 +97,7 @@ class EngineWorker implements EngineWorkerApi {
   private driver: EngineDriver | null = null;
   private loop: Promise<void> | null = null;
   private metricsTimer: ReturnType<typeof setInterval> | null = null;
-  private inputDrops = 0;
+  private segmenter = new TextSegmenter();
 
   async init() {
     this.ctx ??= await GpuContext.create();
@@ -99,7 +110,13 @@ class EngineWorker implements EngineWorkerApi {
 
   async connect(port: MessagePort, transport: AudioTransport) {
     this.channel?.close();
-    this.channel = new Channel(port, { heartbeatMs: 1000, silenceMs: 5000, tickMs: 250 });
+    const channel = new Channel(port, CHANNEL_TIMING);
+    this.channel = channel;
+    channel.on('pressure', (on) => {
+      if (this.driver) this.driver.pressure = on;
+    });
+    channel.on('peer-silent', ({ silentForMs }) => this.meta({ kind: 'peer', state: 'silent', silentForMs }));
+    channel.on('peer-alive', ({ silentForMs }) => this.meta({ kind: 'peer', state: 'alive', silentForMs }));
     this.transport = transport;
     if (transport.kind === 'shared') {
       this.source = new RingFrameSource(new RingBuffer(transport.input));
@@ -136,22 +153,24 @@ class EngineWorker implements EngineWorkerApi {
     if (!this.source || !this.sink || !this.channel) throw new Error('the engine worker is not connected to the page (connect() first)');
     if (this.driver?.isRunning) return;
     this.loaded.engine.reset();
-    this.inputDrops = 0;
-    // Input captured before start is stale: drop it.
+    this.segmenter = new TextSegmenter();
+    // Input captured before start belongs to no conversation: discard it (not a drop).
     if (this.source instanceof RingFrameSource) this.source.ring.skip(this.source.ring.availableRead());
     const channel = this.channel;
     const engine = this.loaded.engine;
-    const source = this.source;
-    this.driver = new EngineDriver(engine, source, this.sink, {
+    const segmenter = this.segmenter;
+    this.driver = new EngineDriver(engine, this.source, this.sink, {
       onStep: (r) => {
-        if (r.text) channel.sendText(r.text, true);
-        if (source instanceof RingFrameSource) this.inputDrops += source.trimBacklog(MAX_INPUT_LAG);
+        const t = segmenter.step(r.text);
+        if (t.final !== null) channel.sendText(t.final, true);
+        if (t.partial !== null) channel.sendText(t.partial, false);
       },
       onError: (e) => {
         const err = e instanceof Error ? e : new Error(String(e));
         this.meta({ kind: 'error', name: err.name, message: err.message });
       },
-    });
+    }, 10, { skipDecodeBacklog: SKIP_DECODE_BACKLOG });
+    this.driver.pressure = channel.stats().pressure;
     this.loop = this.driver.run().catch(() => undefined);
     this.metricsTimer = setInterval(() => this.meta({ kind: 'metrics', ...this.snapshot() }), 250);
     this.meta({ kind: 'state', state: 'running' });
@@ -161,6 +180,8 @@ class EngineWorker implements EngineWorkerApi {
     this.driver?.stop();
     await this.loop;
     this.loop = null;
+    const rest = this.segmenter.flush();
+    if (rest !== null) this.channel?.sendText(rest, true);
     if (this.metricsTimer !== null) clearInterval(this.metricsTimer);
     this.metricsTimer = null;
     if (this.driver) this.meta({ kind: 'state', state: 'stopped' });
@@ -180,7 +201,7 @@ class EngineWorker implements EngineWorkerApi {
     if (srcDrops) dropped.AUDIO_CHUNK = (dropped.AUDIO_CHUNK ?? 0) + srcDrops;
     const malformed = cs ? Object.values(cs.malformed).reduce((a, b) => a + b, 0) + cs.lost : 0;
     engine.metrics.setTransport({
-      overruns: (this.driver?.sinkDrops ?? 0) + Math.floor(this.inputDrops / FRAME_SAMPLES),
+      overruns: this.driver?.sinkDrops ?? 0,
       droppedPackets: dropped,
       protocolErrors: malformed,
     });

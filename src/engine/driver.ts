@@ -78,16 +78,35 @@ export interface DriverCallbacks {
   onIdle?: () => void;
 }
 
+/** Backpressure policy of the driver (real-time sources only; a file source needs none). */
+export interface CatchUpOptions {
+  /**
+   * Input backlog (samples still queued after taking a frame) at or above which steps skip
+   * their Mimi decode (StepOptions.skipDecode) until the backlog is below one frame again: the
+   * loop sheds a third of its work to catch up with real time instead of dropping input.
+   * Default: none (never skip for lag).
+   */
+  skipDecodeBacklog?: number;
+}
+
 /**
  * Runs the loop. `run()` resolves when the source ended or `stop()` was called; it rejects
  * (after calling onError) when a step throws.
+ *
+ * Backpressure: audio input is never dropped by the driver. A step skips its decode (its output
+ * is silence, its text still goes out) while `pressure` is true (set by the owner, e.g. when the
+ * packet channel to the page is over its budget) or while the input backlog says the loop is
+ * behind real time (`CatchUpOptions.skipDecodeBacklog`).
  */
 export class EngineDriver {
   private running = false;
   private stopRequested = false;
   private readonly frame = new Float32Array(FRAME_SAMPLES);
+  private catchingUp = false;
   /** Output frames the sink refused (counted as overruns). */
   sinkDrops = 0;
+  /** Set by the owner while the consumer of the output cannot keep up (skips decodes). */
+  pressure = false;
 
   constructor(
     readonly engine: Engine,
@@ -96,7 +115,19 @@ export class EngineDriver {
     private readonly callbacks: DriverCallbacks = {},
     /** Longest wait for input before checking `stop()` again, ms. */
     private readonly pollMs = 10,
+    private readonly catchUp: CatchUpOptions = {},
   ) {}
+
+  /** Whether the next step skips its decode (pressure, or behind real time). Updates the lag state. */
+  private shouldSkipDecode(): boolean {
+    const limit = this.catchUp.skipDecodeBacklog;
+    if (limit !== undefined) {
+      const backlog = this.source.queued();
+      if (backlog >= limit) this.catchingUp = true;
+      else if (backlog < FRAME_SAMPLES) this.catchingUp = false;
+    }
+    return this.pressure || this.catchingUp;
+  }
 
   get isRunning(): boolean {
     return this.running;
@@ -114,7 +145,7 @@ export class EngineDriver {
           await this.source.wait(this.pollMs);
           continue;
         }
-        const r = await this.engine.step(this.frame);
+        const r = await this.engine.step(this.frame, { skipDecode: this.shouldSkipDecode() });
         if (!this.sink.push(r.pcm)) this.sinkDrops++;
         this.engine.metrics.setTransport({ inputQueueSamples: this.source.queued(), outputQueueSamples: this.sink.queued() });
         this.callbacks.onStep?.(r);

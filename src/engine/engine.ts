@@ -81,7 +81,8 @@ interface BackendStep {
 }
 
 interface StepBackend {
-  run(pcm: Float32Array): Promise<BackendStep>;
+  /** One step; with `skipDecode` the LM still runs (its state advances) but Mimi decode does not. */
+  run(pcm: Float32Array, skipDecode: boolean): Promise<BackendStep>;
   reset(): void;
   /** Codes per frame given to the LM (checked against EngineOptions.userCodebooks), when known up front. */
   readonly kind: 'host' | 'gpu';
@@ -94,7 +95,7 @@ interface StepBackend {
 class HostBackend implements StepBackend {
   readonly kind = 'host';
   constructor(private readonly codec: LoopCodec, private readonly lm: LoopLm, private readonly now: () => number, private readonly userCodebooks?: number) {}
-  async run(pcm: Float32Array): Promise<BackendStep> {
+  async run(pcm: Float32Array, skipDecode: boolean): Promise<BackendStep> {
     const t0 = this.now();
     const codes = await this.codec.encode(pcm); // codes: [K, 1]
     const t1 = this.now();
@@ -103,9 +104,9 @@ class HostBackend implements StepBackend {
     }
     const frame = await this.lm.step(codes);
     const t2 = this.now();
-    const out = frame ? await this.codec.decode(frame.audio, 1) : null; // out: [1920]
+    const out = frame && !skipDecode ? await this.codec.decode(frame.audio, 1) : null; // out: [1920]
     const t3 = this.now();
-    return { frame, pcm: out, encodeMs: t1 - t0, lmMs: t2 - t1, decodeMs: frame ? t3 - t2 : 0 };
+    return { frame, pcm: out, encodeMs: t1 - t0, lmMs: t2 - t1, decodeMs: out ? t3 - t2 : 0 };
   }
   reset(): void {
     this.codec.reset();
@@ -134,7 +135,7 @@ class GpuBackend implements StepBackend {
     this.audio = ctx.tensor([loop.depQ, 1], 'i32', 'engine.audio_tokens');
     this.pcmOut = ctx.tensor([FRAME_SAMPLES], 'f32', 'engine.pcm_out');
   }
-  async run(pcm: Float32Array): Promise<BackendStep> {
+  async run(pcm: Float32Array, skipDecode: boolean): Promise<BackendStep> {
     await this.loop.prepare();
     const ctx = this.loop.ctx;
     const queue = ctx.device.queue;
@@ -149,8 +150,9 @@ class GpuBackend implements StepBackend {
     const produced = this.loop.recordLmStep(recL, this.codes, this.tokens);
     let tokensP: Promise<unknown> | null = null;
     let pcmP: Promise<unknown> | null = null;
-    if (produced) {
-      tokensP = recL.readback(this.tokens);
+    const decode = produced && !skipDecode;
+    if (produced) tokensP = recL.readback(this.tokens);
+    if (decode) {
       // Decode takes the audio tokens only (tokens[1:]).
       recL.copy(new Tensor(this.tokens.buffer, [this.loop.depQ], 'i32', 'engine.tokens[1:]', this.tokens.byteOffset + 4, false), this.audio, 4 * this.loop.depQ);
     }
@@ -158,7 +160,7 @@ class GpuBackend implements StepBackend {
     const dL = stamp();
     let pD: Promise<void> | null = null;
     let dD: Promise<number> | null = null;
-    if (produced) {
+    if (decode) {
       const recD = ctx.record('engine decode');
       this.loop.recordDecode(recD, this.audio, this.pcmOut);
       pcmP = recD.readback(this.pcmOut);
@@ -172,9 +174,9 @@ class GpuBackend implements StepBackend {
     if (produced) {
       const tok = (await tokensP) as Int32Array;
       frame = { text: tok[0], audio: tok.slice(1, 1 + this.loop.depQ) };
-      out = (await pcmP) as Float32Array;
+      if (decode) out = (await pcmP) as Float32Array;
     }
-    return { frame, pcm: out, encodeMs: tE - t0, lmMs: tL - tE, decodeMs: produced ? tD - tL : 0 };
+    return { frame, pcm: out, encodeMs: tE - t0, lmMs: tL - tE, decodeMs: decode ? tD - tL : 0 };
   }
   reset(): void {
     this.loop.reset();
@@ -194,7 +196,20 @@ export interface StepResult {
   frame: LmFrame | null;
   /** Text to show for this step, or null (no frame, or a padding token). */
   text: string | null;
+  /** The LM produced audio tokens but they were not decoded (StepOptions.skipDecode): `pcm` is silence. */
+  decodeSkipped: boolean;
   timings: StepTimings;
+}
+
+/** Per-step choices of the caller (the driver's backpressure policy). */
+export interface StepOptions {
+  /**
+   * Run Mimi encode and the LM step as usual (the conversation state advances, the text is
+   * produced) but skip Mimi decode: the step returns 1920 zeros and takes roughly a third less
+   * time. The engine's way to shed load when it falls behind real time or the page cannot take
+   * its output; audio input is never dropped.
+   */
+  skipDecode?: boolean;
 }
 
 export class EngineError extends Error {
@@ -259,11 +274,12 @@ export class Engine {
 
   /**
    * Runs one 80 ms step. `pcm`: exactly 1920 float samples at 24 kHz in [-1, 1].
-   * Returns 1920 output samples (zeros while LMGen returns null), the LM frame and its text.
+   * Returns 1920 output samples (zeros while LMGen returns null, or when `opts.skipDecode`
+   * skipped the decode of a produced frame), the LM frame and its text.
    * Throws EngineError on a wrong frame length, a concurrent call or mismatched model outputs;
    * model and GPU errors (GpuDeviceLostError, ShapeError, ...) propagate unchanged.
    */
-  async step(pcm: Float32Array): Promise<StepResult> {
+  async step(pcm: Float32Array, opts: StepOptions = {}): Promise<StepResult> {
     if (pcm.length !== FRAME_SAMPLES) {
       throw new EngineError(`Engine.step takes exactly ${FRAME_SAMPLES} samples (80 ms at 24 kHz), got ${pcm.length}`);
     }
@@ -271,10 +287,14 @@ export class Engine {
     this.busy = true;
     try {
       const t0 = this.now();
-      const r = await this.backend.run(pcm);
+      const r = await this.backend.run(pcm, opts.skipDecode === true);
       let out: Float32Array;
       let text: string | null = null;
-      if (r.frame) {
+      const decodeSkipped = r.frame !== null && opts.skipDecode === true;
+      if (r.frame && decodeSkipped) {
+        out = new Float32Array(FRAME_SAMPLES);
+        text = this.textOf(r.frame.text);
+      } else if (r.frame) {
         if (this.options.depQ !== undefined && r.frame.audio.length !== this.options.depQ) {
           throw new EngineError(`LMGen returned ${r.frame.audio.length} audio tokens, expected dep_q = ${this.options.depQ}`);
         }
@@ -285,8 +305,8 @@ export class Engine {
         out = new Float32Array(FRAME_SAMPLES);
       }
       const timings: StepTimings = { encodeMs: r.encodeMs, lmMs: r.lmMs, decodeMs: r.decodeMs, totalMs: this.now() - t0 };
-      this.metrics.record(timings, r.frame !== null, text === null ? 0 : 1);
-      return { index: this.stepIndex++, pcm: out, frame: r.frame, text, timings };
+      this.metrics.record(timings, r.frame !== null, text === null ? 0 : 1, decodeSkipped);
+      return { index: this.stepIndex++, pcm: out, frame: r.frame, text, decodeSkipped, timings };
     } finally {
       this.busy = false;
     }

@@ -52,6 +52,8 @@ export interface MetricsSnapshot extends TransportCounters {
   tokenSteps: number;
   /** Steps whose total time exceeded the 80 ms budget. */
   overBudget: number;
+  /** Steps whose audio tokens were not decoded (backpressure: the loop was behind or the page's queue full). */
+  skippedDecodes: number;
   /** The budget in ms (80). */
   budgetMs: number;
   /** The most recent step's timings, or null before the first step. */
@@ -89,6 +91,7 @@ export class LoopMetrics {
   steps = 0;
   tokenSteps = 0;
   overBudget = 0;
+  skippedDecodes = 0;
   textTokens = 0;
   last: StepTimings | null = null;
   private transport: TransportCounters = { inputQueueSamples: 0, outputQueueSamples: 0, underruns: 0, overruns: 0, droppedPackets: {}, protocolErrors: 0 };
@@ -98,8 +101,11 @@ export class LoopMetrics {
     this.window = [0, 1, 2, 3].map(() => new Float64Array(capacity));
   }
 
-  /** Records one step. `tokens`: the LM returned tokens; `textTokens`: text tokens emitted by it (0 or 1). */
-  record(t: StepTimings, tokens: boolean, textTokens: number): void {
+  /**
+   * Records one step. `tokens`: the LM returned tokens; `textTokens`: text tokens emitted by it
+   * (0 or 1); `decodeSkipped`: its audio tokens were not decoded (backpressure).
+   */
+  record(t: StepTimings, tokens: boolean, textTokens: number, decodeSkipped = false): void {
     const i = this.next;
     this.window[0][i] = t.encodeMs;
     this.window[1][i] = t.lmMs;
@@ -110,6 +116,7 @@ export class LoopMetrics {
     this.steps++;
     if (tokens) this.tokenSteps++;
     if (t.totalMs > this.budgetMs) this.overBudget++;
+    if (decodeSkipped) this.skippedDecodes++;
     this.textTokens += textTokens;
     this.last = { ...t };
   }
@@ -127,6 +134,7 @@ export class LoopMetrics {
       steps: this.steps,
       tokenSteps: this.tokenSteps,
       overBudget: this.overBudget,
+      skippedDecodes: this.skippedDecodes,
       budgetMs: this.budgetMs,
       last: this.last ? { ...this.last } : null,
       encodeMs: percentiles(col(0)),
@@ -143,6 +151,7 @@ export class LoopMetrics {
     this.steps = 0;
     this.tokenSteps = 0;
     this.overBudget = 0;
+    this.skippedDecodes = 0;
     this.textTokens = 0;
     this.last = null;
     this.transport = { inputQueueSamples: 0, outputQueueSamples: 0, underruns: 0, overruns: 0, droppedPackets: {}, protocolErrors: 0 };

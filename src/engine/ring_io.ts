@@ -23,17 +23,6 @@ export class RingFrameSource implements FrameSource {
   queued(): number {
     return this.ring.availableRead();
   }
-  /**
-   * Drops all but the newest `keep` samples (whole frames) when the engine fell behind by more
-   * than `maxLag` samples: keeps latency bounded instead of growing without end.
-   * @returns samples dropped (counted as overruns by the caller).
-   */
-  trimBacklog(maxLag: number, keep = FRAME_SAMPLES): number {
-    const n = this.ring.availableRead();
-    if (n <= maxLag) return 0;
-    const drop = Math.floor((n - keep) / FRAME_SAMPLES) * FRAME_SAMPLES;
-    return drop > 0 ? this.ring.skip(drop) : 0;
-  }
 }
 
 /** Writes whole output frames to the playback ring; a frame that does not fit is dropped whole. */

@@ -47,7 +47,9 @@ export type EngineMeta =
   | ({ kind: 'metrics' } & MetricsSnapshot)
   | { kind: 'error'; name: string; message: string }
   | { kind: 'device-lost'; message: string }
-  | { kind: 'state'; state: 'running' | 'stopped' };
+  | { kind: 'state'; state: 'running' | 'stopped' }
+  /** The worker's channel stopped (or resumed) hearing the page's heartbeats. */
+  | { kind: 'peer'; state: 'silent' | 'alive'; silentForMs: number };
 
 /** The Worker's API (comlink). Every method rejects with a named Error the page can show. */
 export interface EngineWorkerApi {

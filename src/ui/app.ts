@@ -190,10 +190,17 @@ export function mountApp(root: HTMLElement): void {
         setLoad('loading', ev.message);
         break;
       case 'text':
-        hook.text += ev.text;
+        hook.text = ev.transcript;
         hook.textPackets++;
-        transcript.textContent += ev.text;
+        transcript.textContent = ev.transcript;
         transcript.scrollTop = transcript.scrollHeight;
+        break;
+      case 'peer':
+        if (ev.state === 'silent') {
+          banner(ev.side === 'engine' ? 'Engine not responding.' : 'Page not responding.', ` No heartbeat for ${(ev.silentForMs / 1000).toFixed(0)} s on the packet channel${ev.side === 'engine' ? ': the engine Worker may be stuck on a long GPU step' : ''}.`, true);
+        } else {
+          runStatus.textContent = `the ${ev.side} is responding again`;
+        }
         break;
       case 'device-lost':
         banner('GPU device lost.', ` ${ev.message} Reload the page to start again.`);
@@ -337,12 +344,12 @@ export function mountApp(root: HTMLElement): void {
     const items: [string, string][] = [
       ['steps', String(m.steps)], ['over 80 ms', String(m.overBudget)], ['input queue', `${(m.inputQueueSamples / 24).toFixed(0)} ms`],
       ['output queue', `${(m.outputQueueSamples / 24).toFixed(0)} ms`], ['underruns', String(m.underruns)], ['overruns', String(m.overruns)],
-      ['dropped packets', dropped], ['protocol errors', String(m.protocolErrors)], ['text tokens', String(m.textTokens)],
+      ['skipped decodes', String(m.skippedDecodes)], ['dropped packets', dropped], ['protocol errors', String(m.protocolErrors)], ['text tokens', String(m.textTokens)],
     ];
     counters.innerHTML = items.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('');
   };
   render({
-    steps: 0, tokenSteps: 0, overBudget: 0, budgetMs: 80, last: null, textTokens: 0,
+    steps: 0, tokenSteps: 0, overBudget: 0, skippedDecodes: 0, budgetMs: 80, last: null, textTokens: 0,
     encodeMs: { p50: 0, p95: 0, max: 0, mean: 0 }, lmMs: { p50: 0, p95: 0, max: 0, mean: 0 }, decodeMs: { p50: 0, p95: 0, max: 0, mean: 0 }, stepMs: { p50: 0, p95: 0, max: 0, mean: 0 },
     inputQueueSamples: 0, outputQueueSamples: 0, underruns: 0, overruns: 0, droppedPackets: {}, protocolErrors: 0,
   });

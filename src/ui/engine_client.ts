@@ -13,6 +13,7 @@ import { Channel } from '../protocol/channel.ts';
 import { DEFAULT_HUB_BASE, DEFAULT_REPO } from '../weights/sources.ts';
 import { PacketType } from '../protocol/packet.ts';
 import { AudioIO } from './audio_io.ts';
+import { TranscriptAssembler } from '../engine/transcript.ts';
 
 /** Defaults of the hub source: the released bf16 Moshi (moshiko) with Mimi and the tokenizer. */
 export const HUB_DEFAULTS = { baseUrl: DEFAULT_HUB_BASE, repo: DEFAULT_REPO } as const;
@@ -20,7 +21,10 @@ export const HUB_DEFAULTS = { baseUrl: DEFAULT_HUB_BASE, repo: DEFAULT_REPO } as
 /** Events the client forwards to the page. */
 export type ClientEvent =
   | LoadEvent
-  | { type: 'text'; text: string }
+  /** The transcript so far (committed TEXT_FINAL text + the partial tail), after a text packet. */
+  | { type: 'text'; transcript: string }
+  /** A side of the packet channel stopped (or resumed) hearing the other's heartbeats. */
+  | { type: 'peer'; state: 'silent' | 'alive'; side: 'engine' | 'page'; silentForMs: number }
   | { type: 'device-lost'; message: string }
   | { type: 'error'; message: string };
 
@@ -29,6 +33,7 @@ export class EngineClient {
   private audio: AudioIO | null = null;
   private channel: Channel | null = null;
   private running = false;
+  private readonly transcript = new TranscriptAssembler();
 
   private constructor(
     private readonly worker: Worker,
@@ -68,6 +73,7 @@ export class EngineClient {
       const { kind: _k, ...snap } = m;
       this.metrics = snap;
     } else if (m.kind === 'device-lost') this.emit({ type: 'device-lost', message: m.message });
+    else if (m.kind === 'peer') this.emit({ type: 'peer', state: m.state, side: 'page', silentForMs: m.silentForMs });
     else if (m.kind === 'error') this.emit({ type: 'error', message: `${m.name}: ${m.message}` });
   }
 
@@ -89,8 +95,11 @@ export class EngineClient {
   async start(): Promise<void> {
     if (!this.audio) {
       const mc = new MessageChannel();
-      const channel = new Channel(mc.port1, { heartbeatMs: 1000, silenceMs: 5000, tickMs: 250 });
+      // Heartbeats every 5 s both ways; a worker silent for 12 s is reported.
+      const channel = new Channel(mc.port1, { heartbeatMs: 5000, silenceMs: 12000, tickMs: 250 });
       this.channel = channel;
+      channel.on('peer-silent', ({ silentForMs }) => this.emit({ type: 'peer', state: 'silent', side: 'engine', silentForMs }));
+      channel.on('peer-alive', ({ silentForMs }) => this.emit({ type: 'peer', state: 'alive', side: 'engine', silentForMs }));
       let audioRef: AudioIO | null = null;
       const audio = await AudioIO.create({
         micProcessing: this.micProcessing,
@@ -103,7 +112,12 @@ export class EngineClient {
       audioRef = audio;
       this.audio = audio;
       channel.on('packet', (p) => {
-        if (p.type === PacketType.TEXT_FINAL || p.type === PacketType.TEXT_PARTIAL) this.emit({ type: 'text', text: p.text });
+        if (p.type === PacketType.TEXT_FINAL) {
+          this.transcript.onFinal(p.seq, p.text);
+          this.emit({ type: 'text', transcript: this.transcript.text });
+        } else if (p.type === PacketType.TEXT_PARTIAL) {
+          if (this.transcript.onPartial(p.seq, p.text)) this.emit({ type: 'text', transcript: this.transcript.text });
+        }
         else if (p.type === PacketType.METADATA) this.onMeta(p.meta as EngineMeta);
         else if (p.type === PacketType.AUDIO_CHUNK) audio.playChunk(p.pcm);
       });

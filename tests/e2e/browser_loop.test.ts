@@ -21,7 +21,7 @@ describe('browser live loop (e2e)', () => {
       log: () => {},
     });
     const summary = JSON.stringify({ ...r, console: r.console.slice(-10), text: r.text.slice(0, 200) }, null, 1);
-    console.log(`e2e: steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)} p95 ${r.stepMs.p95.toFixed(1)} max ${r.stepMs.max.toFixed(1)}, underruns ${r.underruns}, output RMS ${r.outputRms.toFixed(4)}, text packets ${r.textPackets}`);
+    console.log(`e2e: steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)} p95 ${r.stepMs.p95.toFixed(1)} max ${r.stepMs.max.toFixed(1)}, underruns ${r.underruns} (${r.underrunsPerMinute.toFixed(1)}/min), skipped decodes ${r.skippedDecodes}, output RMS ${r.outputRms.toFixed(4)}, text packets ${r.textPackets}`);
     expect(r.errors, summary).toEqual([]);
     expect(r.transport, summary).toBe('shared');
     expect(r.steps, summary).toBeGreaterThanOrEqual(Math.floor(0.9 * r.expectedSteps));
@@ -54,5 +54,28 @@ describe('browser live loop (e2e)', () => {
     // With the tokenizer loaded the transcript is SentencePiece text, not [id] placeholders.
     expect(r.text.trim().length, summary).toBeGreaterThan(0);
     expect(r.text, summary).not.toMatch(/\[\d+\]/);
+  }, 900_000);
+
+  it('without SharedArrayBuffer rings: PCM both ways as AUDIO_CHUNK packets over the channel', async () => {
+    const dir = join(FIX, 'ref');
+    const r = await runE2E({
+      mimiConfig: join(dir, 'mimi_tiny_config.json'),
+      mimiWeights: join(dir, 'mimi_tiny.safetensors'),
+      lmConfig: join(dir, 'moshi_tiny_config.json'),
+      lmWeights: join(dir, 'moshi_tiny.safetensors'),
+      mic: join(dir, 'mimi/input_speech_24k_pcm16.wav'),
+      seconds: 5,
+      transport: 'packets',
+      log: () => {},
+    });
+    const summary = JSON.stringify({ ...r, console: r.console.slice(-10), text: r.text.slice(0, 200) }, null, 1);
+    console.log(`e2e (packets): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, dropped ${JSON.stringify(r.droppedPackets)}, output RMS ${r.outputRms.toFixed(4)}`);
+    expect(r.errors, summary).toEqual([]);
+    expect(r.transport, summary).toBe('packets');
+    expect(r.steps, summary).toBeGreaterThanOrEqual(Math.floor(0.8 * r.expectedSteps));
+    expect(r.outputRms, summary).toBeGreaterThan(1e-4);
+    expect(r.textPackets, summary).toBeGreaterThan(0);
+    expect(r.protocolErrors, summary).toBe(0);
+    expect(r.droppedPackets.AUDIO_CHUNK ?? 0, summary).toBe(0);
   }, 900_000);
 });

@@ -64,7 +64,11 @@ export interface E2EReport {
   /** Steps real time would have produced between the first captured frame and the end: elapsed / 80 ms. */
   expectedSteps: number;
   underruns: number;
+  /** Playback underruns per minute of the run. */
+  underrunsPerMinute: number;
   overruns: number;
+  /** Steps whose decode was skipped to catch up with real time (backpressure). */
+  skippedDecodes: number;
   droppedPackets: Record<string, number>;
   protocolErrors: number;
   overBudget: number;
@@ -219,7 +223,10 @@ export async function runE2E(o: E2EOptions): Promise<E2EReport> {
       steps: m.steps,
       expectedSteps: Math.floor(runMs / 80),
       underruns: h.played.underruns,
-      overruns: m.overruns + h.captured.overruns,
+      underrunsPerMinute: h.played.underruns / (runMs / 60000),
+      // The page's metrics already merge capture and playback overruns (EngineClient.stats).
+      overruns: m.overruns,
+      skippedDecodes: m.skippedDecodes,
       droppedPackets: m.droppedPackets,
       protocolErrors: h.protocolErrors,
       overBudget: m.overBudget,

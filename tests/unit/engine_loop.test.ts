@@ -119,7 +119,7 @@ describe('Engine + driver', () => {
 });
 
 describe('ring endpoints, tokens.json, conditions', () => {
-  it('RingFrameSource reads whole frames only; the sink drops a frame that does not fit; backlog trimming', async () => {
+  it('RingFrameSource reads whole frames only; the sink drops a frame that does not fit', async () => {
     const { RingBuffer } = await import('../../src/audio/ring_buffer.ts');
     const { RingFrameSink, RingFrameSource } = await import('../../src/engine/ring_io.ts');
     const ring = RingBuffer.create(8192, false);
@@ -132,15 +132,62 @@ describe('ring endpoints, tokens.json, conditions', () => {
     expect(out[0]).toBe(0);
     expect(out[1919]).toBe(1919);
     expect(src.queued()).toBe(80);
-    ring.push(new Float32Array(3 * FRAME_SAMPLES).fill(7)); // 80 + 5760 queued
-    expect(src.trimBacklog(4000)).toBe(3 * FRAME_SAMPLES - FRAME_SAMPLES);
-    expect(src.queued()).toBe(80 + FRAME_SAMPLES);
     const sinkRing = RingBuffer.create(4096, false);
     const sink = new RingFrameSink(sinkRing);
     expect(sink.push(new Float32Array(FRAME_SAMPLES))).toBe(true);
     expect(sink.push(new Float32Array(FRAME_SAMPLES))).toBe(true);
     expect(sink.push(new Float32Array(FRAME_SAMPLES))).toBe(false); // 3840 of 4096 used
     expect(sink.queued()).toBe(2 * FRAME_SAMPLES);
+  });
+
+  it('skipDecode: the LM still runs and its text goes out, the output is silence, the metrics count it', async () => {
+    const codec = new EchoCodec(2);
+    const engine = new Engine({ codec, lm: new DelayLm() }, null, { userCodebooks: 2, depQ: 2 });
+    const frame = (v: number) => new Float32Array(FRAME_SAMPLES).fill(v);
+    const a = await engine.step(frame(0.1), { skipDecode: true }); // LM returns null: nothing to skip
+    expect(a.frame).toBeNull();
+    expect(a.decodeSkipped).toBe(false);
+    const b = await engine.step(frame(0.2), { skipDecode: true });
+    expect(b.frame?.audio).toEqual(Int32Array.from([100, 100]));
+    expect(b.text).toBe('[7]');
+    expect(b.decodeSkipped).toBe(true);
+    expect(b.pcm.every((x) => x === 0)).toBe(true);
+    expect(b.timings.decodeMs).toBe(0);
+    expect(codec.decodes.length).toBe(0);
+    const c = await engine.step(frame(0.3));
+    expect(c.decodeSkipped).toBe(false);
+    expect(c.frame?.audio).toEqual(Int32Array.from([200, 200])); // the LM stream went on
+    expect(c.pcm[0]).toBeCloseTo(0.2, 6);
+    expect(engine.metrics.snapshot().skippedDecodes).toBe(1);
+  });
+
+  it('driver backpressure: a backlog of two frames skips decodes until it is below one frame; pressure skips too; no input is dropped', async () => {
+    const codec = new EchoCodec(1);
+    const engine = new Engine({ codec, lm: new DelayLm() }, null, { userCodebooks: 1, depQ: 1 });
+    // 6 frames queued at once: the loop starts 5 frames behind real time.
+    const pcm = new Float32Array(6 * FRAME_SAMPLES);
+    for (let t = 0; t < 6; t++) pcm.fill((t + 1) / 100, t * FRAME_SAMPLES, (t + 1) * FRAME_SAMPLES);
+    const sink = new ArrayFrameSink();
+    const skipped: boolean[] = [];
+    const driver = new EngineDriver(engine, new ArrayFrameSource(pcm), sink, { onStep: (r) => skipped.push(r.decodeSkipped) }, 1, { skipDecodeBacklog: 2 * FRAME_SAMPLES });
+    await driver.run();
+    // Backlog after taking frame t: (5 - t) frames. Catching up from t = 0 (backlog >= 2 frames;
+    // t = 0 has no LM frame to skip) until the backlog is below one frame (t = 5).
+    expect(skipped).toEqual([false, true, true, true, true, false]);
+    expect(codec.encodes).toBe(6); // every input frame was encoded: nothing dropped
+    expect(sink.frames.length).toBe(6);
+    expect(engine.metrics.snapshot().skippedDecodes).toBe(4);
+
+    const engine2 = new Engine({ codec: new EchoCodec(1), lm: new DelayLm() }, null, { userCodebooks: 1, depQ: 1 });
+    const seen: boolean[] = [];
+    const d2: EngineDriver = new EngineDriver(engine2, new ArrayFrameSource(new Float32Array(4 * FRAME_SAMPLES)), new ArrayFrameSink(), {
+      onStep: (r) => {
+        seen.push(r.decodeSkipped);
+        d2.pressure = r.index === 1; // the page's queue is over budget after step 1 only
+      },
+    });
+    await d2.run();
+    expect(seen).toEqual([false, false, true, false]);
   });
 
   it('tokens.json round trip and validation', async () => {

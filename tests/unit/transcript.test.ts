@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { TextSegmenter, TranscriptAssembler, seqBefore } from '../../src/engine/transcript.ts';
+
+describe('TextSegmenter (engine side)', () => {
+  it('sends every piece as a partial and each finished word once as a final', () => {
+    const s = new TextSegmenter();
+    const out = [' Hel', 'lo', ' wor', 'ld', null, ' again', null].map((t) => s.step(t));
+    expect(out.map((o) => o.partial)).toEqual([' Hel', 'lo', ' wor', 'ld', null, ' again', null]);
+    expect(out.map((o) => o.final)).toEqual([null, null, ' Hello', null, ' world', null, ' again']);
+    expect(s.flush()).toBeNull();
+  });
+  it('flush() ends the segment in progress (loop stopped)', () => {
+    const s = new TextSegmenter();
+    s.step('[12]');
+    s.step('[7]');
+    expect(s.flush()).toBe('[12][7]');
+    expect(s.flush()).toBeNull();
+  });
+});
+
+describe('TranscriptAssembler (page side)', () => {
+  it('shows finals plus the partial tail; a final replaces its partials', () => {
+    const a = new TranscriptAssembler();
+    a.onPartial(1, ' Hel');
+    a.onPartial(2, 'lo');
+    expect(a.text).toBe(' Hel' + 'lo');
+    a.onFinal(3, ' Hello');
+    a.onPartial(4, ' wor');
+    expect(a.text).toBe(' Hello wor');
+    expect(a.committed).toBe(' Hello');
+  });
+  it('keeps the full text when partials were dropped, and ignores partials the final overtook', () => {
+    const a = new TranscriptAssembler();
+    a.onPartial(10, ' Hel'); // 'lo' (seq 11) dropped under backpressure
+    a.onFinal(12, ' Hello');
+    expect(a.onPartial(11, 'lo')).toBe(false); // arrives late: stale
+    expect(a.text).toBe(' Hello');
+    expect(a.onPartial(13, ' you')).toBe(true);
+    expect(a.text).toBe(' Hello you');
+    a.reset();
+    expect(a.text).toBe('');
+  });
+  it('orders sequence numbers across the u32 wrap', () => {
+    expect(seqBefore(1, 2)).toBe(true);
+    expect(seqBefore(2, 1)).toBe(false);
+    expect(seqBefore(0xfffffffe, 1)).toBe(true);
+    expect(seqBefore(1, 0xfffffffe)).toBe(false);
+    expect(seqBefore(5, 5)).toBe(false);
+  });
+});
