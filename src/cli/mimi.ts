@@ -29,7 +29,7 @@ import { createNodeGpuContext } from '../gpu/node.ts';
 import { MimiModel } from '../models/mimi.ts';
 import { type MimiConfig, parseMimiConfig } from '../models/mimi_config.ts';
 import { SafetensorsFile } from '../weights/safetensors.ts';
-import { VarBuilder } from '../weights/var_builder.ts';
+import { VarBuilder, WeightError } from '../weights/var_builder.ts';
 import { type CliCommand, type CliIO, optionalInt, parseFlags, requireString, UsageError } from './args.ts';
 
 const USAGE = `usage:
@@ -77,8 +77,11 @@ async function readConfig(path: string): Promise<MimiConfig> {
   return parseMimiConfig(await readJson(path, 'config'), path);
 }
 
-/** Loads the model; closes the context if loading fails. */
-async function loadModel(config: MimiConfig, weightsPath: string, io: CliIO): Promise<{ ctx: GpuContext; model: MimiModel }> {
+/**
+ * Loads the model; closes the context if loading fails. A weight file that does not fit the
+ * config (missing, extra or misshapen key) is a CliInputError naming both files and the key.
+ */
+async function loadModel(config: MimiConfig, weightsPath: string, io: CliIO, configPath: string): Promise<{ ctx: GpuContext; model: MimiModel }> {
   const bytes = await readInput(weightsPath, 'weights');
   const file = SafetensorsFile.parse(bytes, weightsPath);
   const ctx = await createNodeGpuContext();
@@ -89,6 +92,7 @@ async function loadModel(config: MimiConfig, weightsPath: string, io: CliIO): Pr
     return { ctx, model };
   } catch (e) {
     ctx.destroy();
+    if (e instanceof WeightError) throw new CliInputError(`the config ${configPath} does not fit the weights ${weightsPath}: ${e.message}`);
     throw e;
   }
 }
@@ -164,7 +168,7 @@ async function encodeCmd(argv: string[], io: CliIO): Promise<number> {
     pcm = resample(pcm, wav.sampleRate, rate);
     io.stderr(`${inPath}: ${wav.sampleRate} Hz resampled to ${rate} Hz (band-limited Kaiser-windowed sinc, src/audio/resample.ts)`);
   }
-  const { ctx, model } = await loadModel(config, weightsPath, io);
+  const { ctx, model } = await loadModel(config, weightsPath, io, configPath);
   try {
     const fs = model.frameSize;
     const frames = Math.floor(pcm.length / fs);
@@ -201,7 +205,7 @@ async function decodeCmd(argv: string[], io: CliIO): Promise<number> {
   if (ext !== '.wav' && ext !== '.f32') throw new UsageError(`--out '${outPath}': the output must end in .wav (32-bit float WAV) or .f32 (raw little-endian float32)`, USAGE);
   const config = await readConfig(configPath);
   const parsed = parseCodesJson(await readJson(codesPath, 'codes'), codesPath, config.quantizer.n_q, config.quantizer.bins);
-  const { ctx, model } = await loadModel({ ...config, num_codebooks: parsed.nQ }, weightsPath, io);
+  const { ctx, model } = await loadModel({ ...config, num_codebooks: parsed.nQ }, weightsPath, io, configPath);
   try {
     const { nQ, frames, codes } = parsed;
     const fs = model.frameSize;

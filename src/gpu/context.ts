@@ -322,9 +322,12 @@ export class Recorder {
   private readonly reads: { buffer: GPUBuffer; tensor: Tensor; resolve: (v: Readable) => void; reject: (e: unknown) => void }[] = [];
   private submitted = false;
   dispatchCount = 0;
+  /** The context's profiler if it was enabled when this recording started, else null. */
+  private readonly profiler: Profiler | null;
 
   constructor(readonly ctx: GpuContext, readonly label: string) {
     this.encoder = ctx.device.createCommandEncoder({ label });
+    this.profiler = ctx.profiler?.enabled ? ctx.profiler : null;
   }
 
   dispatch<K extends string>(kernel: Kernel<K>, args: DispatchArgs<K>): void {
@@ -354,7 +357,7 @@ export class Recorder {
     const bindGroup = device.createBindGroup({ label: kernel.name, layout: pipeline.getBindGroupLayout(0), entries });
     const [x, y = 1, z = 1] = args.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
-    const profiler = this.ctx.profiler;
+    const profiler = this.profiler;
     let pass: GPUComputePassEncoder;
     if (profiler) {
       this.endPass();
@@ -406,7 +409,7 @@ export class Recorder {
     this.endPass();
     const device = this.ctx.device;
     this.chunks.forEach((c, i) => device.queue.writeBuffer(c, 0, this.staging[i], 0, i === this.chunks.length - 1 ? this.chunkOffset : UNIFORM_CHUNK));
-    const profiler = this.ctx.profiler;
+    const profiler = this.profiler;
     profiler?.resolve(this.encoder);
     device.pushErrorScope('validation');
     device.queue.submit([this.encoder.finish()]);

@@ -4,6 +4,11 @@
  * accumulated. Attributes GPU time per kernel (not CPU encode time).
  */
 export class Profiler {
+  /**
+   * While false, recordings started from now on run unprofiled (one compute pass for all their
+   * dispatches): time a workload with it off, then profile the same work for the breakdown.
+   */
+  enabled = true;
   private readonly capacity = 4096;
   private readonly querySet: GPUQuerySet;
   private readonly resolveBuf: GPUBuffer;
