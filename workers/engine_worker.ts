@@ -99,12 +99,18 @@ class EngineWorker implements EngineWorkerApi {
   private metricsTimer: ReturnType<typeof setInterval> | null = null;
   private segmenter = new TextSegmenter();
 
-  async init() {
-    this.ctx ??= await GpuContext.create();
-    this.ctx.onLost((e) => {
-      this.driver?.stop();
-      this.meta({ kind: 'device-lost', message: e.message });
-    });
+  private onDeviceLost: ((message: string) => void) | null = null;
+
+  async init(onDeviceLost?: (message: string) => void) {
+    if (onDeviceLost) this.onDeviceLost = onDeviceLost;
+    if (!this.ctx) {
+      this.ctx = await GpuContext.create();
+      this.ctx.onLost((e) => {
+        this.driver?.stop();
+        if (this.onDeviceLost) void Promise.resolve(this.onDeviceLost(e.message)).catch(() => undefined);
+        else this.meta({ kind: 'device-lost', message: e.message });
+      });
+    }
     return this.ctx.adapter;
   }
 

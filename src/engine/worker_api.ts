@@ -53,8 +53,12 @@ export type EngineMeta =
 
 /** The Worker's API (comlink). Every method rejects with a named Error the page can show. */
 export interface EngineWorkerApi {
-  /** Creates the GPU device; returns the adapter. Throws WebGPUUnavailableError without WebGPU. */
-  init(): Promise<AdapterSummary>;
+  /**
+   * Creates the GPU device; returns the adapter. Throws WebGPUUnavailableError without WebGPU.
+   * `onDeviceLost` (a comlink proxy) hears a device loss at any time, also before the packet
+   * channel exists; without it the loss goes out as a 'device-lost' METADATA packet.
+   */
+  init(onDeviceLost?: (message: string) => void): Promise<AdapterSummary>;
   /** Attaches the packet channel port and the audio transport (rings or packets). */
   connect(port: MessagePort, transport: AudioTransport): Promise<void>;
   /** Downloads/reads, parses and uploads the models; progress goes to `onProgress`. */

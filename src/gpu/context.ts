@@ -117,7 +117,12 @@ export class GpuContext {
       requiredLimits[name] = have;
     }
     const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
-    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+    let device: GPUDevice;
+    try {
+      device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+    } catch (e) {
+      throw new WebGPUUnavailableError(`the adapter refused a device with features [${requiredFeatures.join(', ')}] and its own maximum limits: ${(e as Error)?.message ?? e}`);
+    }
     const info = adapter.info;
     const summary: AdapterSummary = {
       vendor: info?.vendor ?? '',
@@ -149,7 +154,11 @@ export class GpuContext {
     const numel = shape.reduce((a, b) => a * b, 1);
     const size = Math.max(16, Math.ceil(storageBytes(dtype, numel) / 16) * 16);
     if (size > this.device.limits.maxBufferSize) {
-      throw new GpuLimitError(`tensor '${label}' needs ${size} bytes, over the device's maxBufferSize ${this.device.limits.maxBufferSize}`);
+      throw new GpuLimitError(`tensor '${label}' [${shape.join(', ')}] ${dtype} needs ${size} bytes, over the device's maxBufferSize ${this.device.limits.maxBufferSize}`);
+    }
+    // Kernels bind every tensor whole as a storage buffer.
+    if (size > this.device.limits.maxStorageBufferBindingSize) {
+      throw new GpuLimitError(`tensor '${label}' [${shape.join(', ')}] ${dtype} needs ${size} bytes, over the device's maxStorageBufferBindingSize ${this.device.limits.maxStorageBufferBindingSize} (kernels bind a tensor whole)`);
     }
     const buffer = this.device.createBuffer({
       label,
@@ -430,8 +439,15 @@ export class Recorder {
       }
       this.ctx.checkAlive();
     } catch (e) {
-      for (const r of this.reads) r.reject(e);
-      throw e;
+      // A readback or map that failed because the device went away reports the loss by name.
+      let err = e;
+      try {
+        this.ctx.checkAlive();
+      } catch (lost) {
+        err = lost;
+      }
+      for (const r of this.reads) r.reject(err);
+      throw err;
     }
   }
 }

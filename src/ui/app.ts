@@ -256,6 +256,7 @@ export function mountApp(root: HTMLElement): void {
       progress.hidden = true;
       const name = e instanceof Error ? e.name : '';
       if (name === 'WebGPUUnavailableError') banner('No WebGPU.', ` ${msg}`);
+      else if (name === 'GpuDeviceLostError') banner('GPU device lost.', ` ${msg} Reload the page to start again.`);
       else if (/Weight|Safetensors|Config|Tokenizer|Source|Mismatch/i.test(name)) banner('Weights missing or invalid.', ` ${msg}`);
     } finally {
       loadBtn.disabled = false;

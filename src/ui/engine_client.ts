@@ -54,7 +54,7 @@ export class EngineClient {
     const worker = new Worker(new URL('../../workers/engine_worker.ts', import.meta.url), { type: 'module', name: 'solacelive-engine' });
     const api = Comlink.wrap<EngineWorkerApi>(worker);
     try {
-      const adapter = await api.init();
+      const adapter = await api.init(Comlink.proxy((message: string) => emit({ type: 'device-lost', message })));
       return new EngineClient(worker, api, adapter, emit, opts.micProcessing ?? true, opts.forcePackets ?? false);
     } catch (e) {
       worker.terminate();

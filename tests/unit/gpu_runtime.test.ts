@@ -85,6 +85,13 @@ describe('device acquisition', () => {
     await expect(GpuContext.create({ gpu: await nodeGpu(), requiredLimits: { maxBufferSize: 2 ** 52 } })).rejects.toThrow(/maxBufferSize = \d+, the model needs 4503599627370496/);
   });
 
+  it('names a tensor over the buffer or binding size limit', async () => {
+    const ctx = await nodeContext();
+    const words = ctx.device.limits.maxStorageBufferBindingSize / 4 + 16;
+    expect(() => ctx.tensor([words], 'f32', 'huge')).toThrow(GpuLimitError);
+    expect(() => ctx.tensor([words], 'f32', 'huge')).toThrow(/tensor 'huge' \[\d+\] f32 needs \d+ bytes, over the device's (maxBufferSize|maxStorageBufferBindingSize)/);
+  });
+
   it('reports device loss as a named error on later use', async () => {
     const ctx = await GpuContext.create({ gpu: await nodeGpu(), host: 'node' });
     const seen: string[] = [];
