@@ -77,6 +77,12 @@ export interface LmConfig {
   delays: number[];
   /** `bias_proj`: text_linear and linears.{k} have biases. */
   biasProj: boolean;
+  /**
+   * The depformer's arguments. Always present. With dep_q = 0 (official LMModel builds no depformer:
+   * text-only / STT models) only `dim` and `multiLinear` matter (they size `depformer_in`, which the
+   * official model keeps); the other fields then hold the given or default values, unchecked against
+   * what a depformer needs, and `posEmb` is 'none' when the key is absent or 'sin'.
+   */
   depformer: {
     /** `depformer_dim`. */
     dim: number;
@@ -129,6 +135,28 @@ const DEFAULT_ONLY: Record<string, unknown> = {
   kv_repeat: 1,
 };
 
+/**
+ * Keyword arguments of the official `LMGen.__init__` (moshi/models/lm.py) that an `lm_gen_config` may
+ * carry besides the four sampling values this engine implements (temp, temp_text, top_k, top_k_text),
+ * with the default this engine follows. `LMGen(lm, **lm_gen_config)` raises TypeError for any other
+ * key; any other value of these is a feature this engine does not implement.
+ */
+const LMGEN_DEFAULT_ONLY: Record<string, unknown> = {
+  use_sampling: true,
+  cfg_coef: 1,
+  check: false,
+  condition_tensors: null,
+  on_text_hook: null,
+  on_text_logits_hook: null,
+  on_audio_hook: null,
+  support_out_of_sync: false,
+  cfg_is_masked_until: null,
+  cfg_is_no_text: false,
+};
+
+/** Keys present in every complete official lm_kwargs; a file with checkpoint keys lacking some is a fragment. */
+const CORE_KEYS = ['dim', 'num_heads', 'num_layers', 'n_q', 'dep_q', 'card', 'text_card', 'delays'] as const;
+
 /** Keys read (or accepted and ignored: they do not change inference) by parseLmConfig. */
 const KNOWN_KEYS = new Set([
   'dim', 'num_heads', 'num_layers', 'hidden_scale', 'gating', 'norm', 'positional_embedding', 'max_period', 'context',
@@ -147,7 +175,11 @@ type Json = Record<string, unknown>;
  * non-LM keys are ignored) or a file with a top-level `lm_kwargs` (the fixtures' moshi_tiny_config.json,
  * moshi7b_keys_full.json). Accepts a JSON string or a parsed object. Defaults follow `LMModel.__init__`.
  * Throws LmConfigError naming `source` and the field for a missing/mistyped field, an inconsistent
- * value (delays length, dep_q > n_q, ...) or an unsupported feature (demux, low-rank embeddings, ...).
+ * value (delays length, dep_q > n_q, ...) or an unsupported feature (demux, low-rank embeddings, ...);
+ * errors on a partial/override config (checkpoint keys but no dim, n_q, ...) say that it looks like one.
+ * dep_q = 0 (no depformer, text-only / STT models) is accepted: the depformer_* keys are then optional,
+ * and the checks only a depformer needs (heads | dim, per-layer FFN widths, pos_emb 'sin') are skipped. `lm_gen_config` may hold temp, temp_text, top_k, top_k_text and the other LMGen
+ * arguments at their defaults only; any other key is refused, as official `LMGen(**lm_gen_config)` does.
  */
 export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
   let root: unknown = json;
@@ -164,8 +196,16 @@ export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
     if (typeof o.lm_kwargs !== 'object' || o.lm_kwargs === null) throw new LmConfigError(`${source}: 'lm_kwargs' is not an object`);
     o = o.lm_kwargs as Json;
   }
+  // A file with checkpoint keys (model_type, stt_config, lm_gen_config, ...) but without core LM keys is
+  // a partial/override config (e.g. configs/stt_2.6b_en.json): the defaults of the missing keys (n_q 8,
+  // dim 128, ...) are not what such a file means, so every error on it says so.
+  const missingCore = CORE_KEYS.filter((k) => o[k] === undefined);
+  const checkpointKeys = Object.keys(o).filter((k) => NON_LM_KEYS.has(k));
+  const partial = missingCore.length > 0 && checkpointKeys.length > 0
+    ? `is this a partial/override config? it has checkpoint keys (${checkpointKeys.join(', ')}) but lacks ${missingCore.map((k) => `'${k}'`).join(', ')}, so defaults apply`
+    : null;
   const fail = (key: string, msg: string): never => {
-    throw new LmConfigError(`${source}: '${key}' ${msg}`);
+    throw new LmConfigError(`${source}: '${key}' ${msg}${partial && !msg.includes(partial) ? ` (${partial})` : ''}`);
   };
   for (const k of Object.keys(o)) {
     if (!KNOWN_KEYS.has(k) && !NON_LM_KEYS.has(k)) fail(k, 'is not an LMModel argument this engine knows (unsupported feature or typo)');
@@ -226,14 +266,22 @@ export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
     fail('delays', `must be a list of non-negative integers, got ${JSON.stringify(delaysRaw)}`);
   }
   const delays = (delaysRaw as number[]).slice();
-  if (delays.length !== nQ + 1) fail('delays', `has ${delays.length} entries, expected n_q + 1 = ${nQ + 1} (text first)`);
+  if (delays.length !== nQ + 1) {
+    const why = o.n_q === undefined ? `n_q is absent and defaults to 8${partial ? `: ${partial}` : ''}` : 'text first';
+    fail('delays', `has ${delays.length} entries, expected n_q + 1 = ${nQ + 1} (${why})`);
+  }
+  // dep_q = 0: LMModel builds no depformer (no depformer_emb/text_emb/norms/transformer, no linears),
+  // so the depformer_* keys are not needed; only depformer_dim and depformer_multi_linear still size
+  // depformer_in. The checks below refuse depformers this engine cannot build, so they need dep_q > 0.
+  const hasDepformer = depQ > 0;
   const depDim = int('depformer_dim', 256);
   const depHeads = int('depformer_num_heads', 8);
-  if (depDim % depHeads) fail('depformer_num_heads', `(${depHeads}) must divide depformer_dim (${depDim})`);
-  const depFf = o.depformer_dim_feedforward ?? null;
-  if (Array.isArray(depFf)) fail('depformer_dim_feedforward', 'as a per-layer list is not supported');
+  if (hasDepformer && depDim % depHeads) fail('depformer_num_heads', `(${depHeads}) must divide depformer_dim (${depDim})`);
+  const depFfRaw = o.depformer_dim_feedforward ?? null;
+  if (hasDepformer && Array.isArray(depFfRaw)) fail('depformer_dim_feedforward', 'as a per-layer list is not supported');
+  const depFf = Array.isArray(depFfRaw) ? null : depFfRaw;
   const posEmbDep = o.depformer_pos_emb ?? 'sin';
-  if (posEmbDep === 'sin') fail('depformer_pos_emb', "= 'sin' (the official default when absent) is not supported; official configs use 'none'");
+  if (hasDepformer && posEmbDep === 'sin') fail('depformer_pos_emb', "= 'sin' (the official default when absent) is not supported; official configs use 'none'");
   const depNormRaw = o.depformer_norm ?? null;
 
   const conditioners: Record<string, LutConditionerConfig> = {};
@@ -277,26 +325,47 @@ export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
   }
   if (Object.keys(conditioners).length && fuserRaw === null) fail('fuser', 'is missing although conditioners are configured');
 
+  // lm_gen_config: the official scripts call LMGen(lm, **lm_gen_config), which raises TypeError for a
+  // key that is not an LMGen argument: refuse those, and the LMGen options this engine does not implement.
   const lmGen: LmGenDefaults = {};
-  const g = o.lm_gen_config;
-  if (g && typeof g === 'object') {
-    const gg = g as Json;
-    if (typeof gg.temp === 'number') lmGen.temp = gg.temp;
-    if (typeof gg.temp_text === 'number') lmGen.tempText = gg.temp_text;
-    if (typeof gg.top_k === 'number') lmGen.topK = gg.top_k;
-    if (typeof gg.top_k_text === 'number') lmGen.topKText = gg.top_k_text;
+  if ('lm_gen_config' in o) {
+    const g = o.lm_gen_config;
+    if (typeof g !== 'object' || g === null || Array.isArray(g)) fail('lm_gen_config', `must be an object of LMGen arguments, got ${JSON.stringify(g)}`);
+    const SAMPLING: Record<string, [keyof LmGenDefaults, 'temp' | 'topK']> = {
+      temp: ['temp', 'temp'], temp_text: ['tempText', 'temp'], top_k: ['topK', 'topK'], top_k_text: ['topKText', 'topK'],
+    };
+    for (const [k, v] of Object.entries(g as Json)) {
+      const key = `lm_gen_config.${k}`;
+      const s = SAMPLING[k];
+      if (s) {
+        if (s[1] === 'temp' && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) fail(key, `must be a number >= 0, got ${JSON.stringify(v)}`);
+        if (s[1] === 'topK' && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) fail(key, `must be an integer >= 0, got ${JSON.stringify(v)}`);
+        lmGen[s[0]] = v as number;
+      } else if (k in LMGEN_DEFAULT_ONLY) {
+        const def = LMGEN_DEFAULT_ONLY[k];
+        if (v !== def) fail(key, `= ${JSON.stringify(v)} is not supported: this engine does not implement LMGen's '${k}' (only ${JSON.stringify(def)})`);
+      } else if (k === 'lm_model') {
+        fail(key, "is LMGen's model argument, not a generation option (official LMGen(lm, **lm_gen_config) raises TypeError)");
+      } else {
+        fail(key, 'is not an LMGen argument (official LMGen(lm, **lm_gen_config) raises TypeError); supported: temp, temp_text, top_k, top_k_text');
+      }
+    }
   }
 
+  // Official StreamingTransformer defaults: num_layers is required, positional_embedding 'sin',
+  // context None (an unbounded KV cache): the last two this engine does not implement.
+  if (o.positional_embedding === undefined) fail('positional_embedding', "is missing: the official default 'sin' is not supported; Moshi configs use 'rope'");
+  if (o.context === undefined || o.context === null) fail('context', 'is missing: the official default None (an unbounded KV cache) is not supported; Moshi configs use 3000');
   return {
     dim,
     numHeads,
-    numLayers: int('num_layers', 1),
+    numLayers: int('num_layers'),
     hiddenScale,
     gating,
     norm,
-    positionalEmbedding: oneOf('positional_embedding', POS, 'rope'),
+    positionalEmbedding: oneOf('positional_embedding', POS),
     maxPeriod,
-    context: int('context', 3000),
+    context: int('context'),
     causal: bool('causal', true),
     layerScale,
     textCard,
@@ -318,7 +387,7 @@ export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
       weightsPerStep: bool('depformer_weights_per_step', false),
       maxPeriod: num('depformer_max_period', maxPeriod),
       gating: oneOf('depformer_gating', GATINGS, gating),
-      posEmb: oneOf('depformer_pos_emb', POS),
+      posEmb: !hasDepformer && posEmbDep === 'sin' ? 'none' : oneOf('depformer_pos_emb', POS),
       norm: depNormRaw === null ? null : oneOf('depformer_norm', NORMS),
     },
     conditioners,
