@@ -148,6 +148,22 @@ export const attentionSuite: KernelSuite = {
     // Mimi-like: many tiles of slots, long streams that wrap several times.
     attentionCase({ h: 4, dh: 16, cap: 250, context: 250, maxPeriod: 10000, chunks: [72], seed: 9 }),
     attentionCase({ h: 2, dh: 16, cap: 67, context: 67, maxPeriod: 10000, chunks: Array(90).fill(2), seed: 10 }),
+    // The odd grid (ODD_SIZES): capacity and context from {1, 3, 17, 63, 315, 2179}, context = capacity
+    // and context < capacity, chunk sequences that fill the ring and wrap it (total > capacity),
+    // chunks of T = capacity, T > 1 chunks straddling the ring's end; few heads, small head dims.
+    attentionCase({ h: 3, dh: 4, cap: 1, context: 1, maxPeriod: 100000, chunks: [1, 1, 1, 1, 1], seed: 20 }),
+    attentionCase({ h: 1, dh: 3, cap: 1, context: null, maxPeriod: null, chunks: [1, 1, 1], seed: 21 }),
+    attentionCase({ h: 3, dh: 4, cap: 3, context: 3, maxPeriod: 10000, chunks: [3, 1, 2, 3, 1, 2], seed: 22 }),
+    attentionCase({ h: 1, dh: 8, cap: 3, context: 1, maxPeriod: 100000, chunks: [2, 3, 1, 2], seed: 23 }),
+    attentionCase({ h: 17, dh: 2, cap: 17, context: 17, maxPeriod: 10000, chunks: [17, 3, 17, 1, 5], seed: 24 }),
+    attentionCase({ h: 1, dh: 16, cap: 17, context: 3, maxPeriod: 100000, chunks: [5, 17, 9, 1, 3], seed: 25 }),
+    attentionCase({ h: 3, dh: 17, cap: 17, context: null, maxPeriod: null, chunks: [10, 17], seed: 26 }),
+    attentionCase({ h: 3, dh: 8, cap: 63, context: 63, maxPeriod: 10000, chunks: [63, 17, 63, 3], seed: 27 }),
+    attentionCase({ h: 2, dh: 6, cap: 63, context: 17, maxPeriod: 100000, chunks: [1, 63, 31, 40], seed: 28 }),
+    attentionCase({ h: 1, dh: 4, cap: 63, context: 1, maxPeriod: 10000, chunks: [17, 63, 3], seed: 29 }),
+    attentionCase({ h: 1, dh: 4, cap: 315, context: 315, maxPeriod: 10000, chunks: [315, 63, 1, 17, 300], seed: 30 }),
+    attentionCase({ h: 2, dh: 4, cap: 315, context: 63, maxPeriod: 100000, chunks: [200, 315, 17], seed: 31 }),
+    attentionCase({ h: 1, dh: 4, cap: 2179, context: 2179, maxPeriod: 10000, chunks: [2179, 63, 1], seed: 32 }),
   ],
   bench: [
     attentionCase({ h: 32, dh: 128, cap: 3000, context: 3000, maxPeriod: 10000, chunks: [1], seed: 1 }),

@@ -106,9 +106,41 @@ function alignedGrid(): KernelCase[] {
   return cases;
 }
 
+/**
+ * The matmul path at large odd M ∈ {63, 315, 2179} (1 to 68 row tiles of 32, partial last tiles):
+ * K and N from ODD_SIZES with M·K·N ≤ ~12M (most ≤ 2.5M), for f32 and bf16 (and f16 on a few), bias
+ * alternating, leading dims folding into M on some.
+ */
+function largeMGrid(): KernelCase[] {
+  const cases: KernelCase[] = [];
+  const shapes: { x: number[]; k: number; n: number; dtypes: WDType[] }[] = [
+    { x: [63, 3], k: 3, n: 17, dtypes: ['f32', 'bf16', 'f16'] },
+    { x: [7, 9, 17], k: 17, n: 315, dtypes: ['f32', 'bf16'] },
+    { x: [63, 315], k: 315, n: 63, dtypes: ['f32', 'bf16'] },
+    { x: [63, 2179], k: 2179, n: 17, dtypes: ['f32', 'bf16'] },
+    { x: [63, 1], k: 1, n: 2179, dtypes: ['f32', 'bf16'] },
+    { x: [315, 3], k: 3, n: 2179, dtypes: ['f32', 'bf16', 'f16'] },
+    { x: [5, 63, 17], k: 17, n: 63, dtypes: ['f32', 'bf16'] },
+    { x: [315, 63], k: 63, n: 17, dtypes: ['f32', 'bf16'] },
+    { x: [315, 315], k: 315, n: 3, dtypes: ['f32', 'bf16'] },
+    { x: [315, 2179], k: 2179, n: 3, dtypes: ['f32', 'bf16'] },
+    { x: [2179, 3], k: 3, n: 17, dtypes: ['f32', 'bf16', 'f16'] },
+    { x: [2179, 17], k: 17, n: 3, dtypes: ['f32', 'bf16'] },
+    { x: [2179, 63], k: 63, n: 17, dtypes: ['f32', 'bf16'] },
+    { x: [2179, 1], k: 1, n: 315, dtypes: ['f32', 'bf16'] },
+    { x: [2179, 315], k: 315, n: 17, dtypes: ['f32', 'bf16'] },
+  ];
+  let seed = 3000;
+  shapes.forEach((s, si) => {
+    s.dtypes.forEach((dtype, di) => cases.push(linearCase(dtype, s.x, s.k, s.n, (si + di) % 2 === 0, seed++)));
+  });
+  return cases;
+}
+
 export const linearTests: KernelCase[] = [
   ...oddGrid(),
   ...alignedGrid(),
+  ...largeMGrid(),
   // Leading dims fold into M; M = 65 crosses a 64-row tile, N = 130 a 64-column one.
   linearCase('bf16', [5, 13, 63], 63, 130, true, 2001),
   linearCase('f32', [65, 64], 64, 3, false, 2002),
