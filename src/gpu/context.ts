@@ -46,6 +46,8 @@ export interface AdapterSummary {
 type Readable = Float32Array | Int32Array | Uint32Array;
 
 const UNIFORM_CHUNK = 64 * 1024;
+/** Bind groups kept before the cache is cleared (a few steps' worth of distinct dispatches). */
+const BIND_GROUP_CACHE = 8192;
 
 /**
  * One WebGPU device plus the engine's per-device state: pipeline cache, uniform arena, profiler,
@@ -59,6 +61,18 @@ export class GpuContext {
   readonly profiler: Profiler | null;
   readonly uniformAlign: number;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Explicit bind group + pipeline layout per kernel (Params with a dynamic offset). */
+  private readonly layouts = new WeakMap<Kernel, { id: number; group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
+  private nextLayoutId = 1;
+  /** Small ids for buffers in bind-group cache keys. */
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
+  /**
+   * Bind groups by (layout, bound buffer ranges, uniform chunk): a model step binds the same
+   * buffers every time, so after the first step dispatches reuse their bind groups and only the
+   * Params offset changes (a dynamic offset). Cleared when it grows past BIND_GROUP_CACHE.
+   */
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly kernelSources = new Map<string, string>();
   private pendingPipelineChecks: Promise<void>[] = [];
   private freeUniformChunks: GPUBuffer[] = [];
@@ -225,6 +239,49 @@ export class GpuContext {
     return new Recorder(this, label);
   }
 
+  /**
+   * @internal The explicit layout of `kernel`: its storage bindings in WGSL order
+   * ('read' = read-only-storage, 'read_write' = storage), then the Params uniform with a dynamic
+   * offset (so one bind group serves every dispatch of the same buffers).
+   */
+  kernelLayout(kernel: Kernel): { id: number; group: GPUBindGroupLayout; pipeline: GPUPipelineLayout } {
+    let l = this.layouts.get(kernel);
+    if (l) return l;
+    const entries: GPUBindGroupLayoutEntry[] = kernel.bindings.map((b, i) => ({
+      binding: i,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: b.access === 'read' ? 'read-only-storage' : 'storage' },
+    }));
+    if (kernel.params) {
+      entries.push({ binding: kernel.bindings.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: kernel.params.byteSize } });
+    }
+    const group = this.device.createBindGroupLayout({ label: kernel.name, entries });
+    l = { id: this.nextLayoutId++, group, pipeline: this.device.createPipelineLayout({ label: kernel.name, bindGroupLayouts: [group] }) };
+    this.layouts.set(kernel, l);
+    return l;
+  }
+
+  /** @internal A small id for `buffer` (bind-group cache keys). */
+  bufferId(buffer: GPUBuffer): number {
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) {
+      id = this.nextBufferId++;
+      this.bufferIds.set(buffer, id);
+    }
+    return id;
+  }
+
+  /** @internal The cached bind group for `key`, made by `make` on a miss. */
+  bindGroup(key: string, make: () => GPUBindGroup): GPUBindGroup {
+    let g = this.bindGroups.get(key);
+    if (!g) {
+      if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.clear();
+      g = make();
+      this.bindGroups.set(key, g);
+    }
+    return g;
+  }
+
   /** The compute pipeline for `kernel` with these override constants (compiled once, cached). */
   pipeline(kernel: Kernel, constants: Record<string, number> = {}): GPUComputePipeline {
     const ck = Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(',');
@@ -240,7 +297,7 @@ export class GpuContext {
     const module = this.device.createShaderModule({ label: kernel.name, code: kernel.source });
     p = this.device.createComputePipeline({
       label: `${kernel.name}[${ck}]`,
-      layout: 'auto',
+      layout: this.kernelLayout(kernel).pipeline,
       compute: { module, entryPoint: kernel.entryPoint, constants },
     });
     this.pendingPipelineChecks.push(
@@ -295,6 +352,7 @@ export class GpuContext {
 
   destroy(): void {
     this.destroyed = true;
+    this.bindGroups.clear();
     for (const c of this.freeUniformChunks) c.destroy();
     this.device.destroy();
   }
@@ -344,26 +402,34 @@ export class Recorder {
     if (args.buffers.length !== kernel.bindings.length) {
       throw new GpuValidationError(`kernel '${kernel.name}' takes ${kernel.bindings.length} buffers (${kernel.bindings.map((b) => b.name).join(', ')}), got ${args.buffers.length}`);
     }
-    const device = this.ctx.device;
-    const pipeline = this.ctx.pipeline(kernel, args.constants);
-    const entries: GPUBindGroupEntry[] = args.buffers.map((b, i) => ({
-      binding: i,
-      resource: b instanceof Tensor ? b.binding() : b,
-    }));
+    const ctx = this.ctx;
+    const pipeline = ctx.pipeline(kernel, args.constants);
+    const layout = ctx.kernelLayout(kernel);
+    const resources: GPUBufferBinding[] = args.buffers.map((b) => (b instanceof Tensor ? b.binding() : b));
+    let key = String(layout.id);
+    for (const r of resources) key += `|${ctx.bufferId(r.buffer)}:${r.offset ?? 0}:${r.size ?? -1}`;
+    let dynamicOffsets: number[] | null = null;
+    let uniform: GPUBuffer | null = null;
     if (kernel.params) {
       if (!args.params) throw new GpuValidationError(`kernel '${kernel.name}' needs Params`);
       const size = kernel.params.byteSize;
       if (this.chunkOffset + size > UNIFORM_CHUNK) {
-        this.chunks.push(this.ctx.takeUniformChunk());
+        this.chunks.push(ctx.takeUniformChunk());
         this.staging.push(new ArrayBuffer(UNIFORM_CHUNK));
         this.chunkOffset = 0;
       }
       const ci = this.chunks.length - 1;
       kernel.params.write(new DataView(this.staging[ci]), this.chunkOffset, args.params, kernel.name);
-      entries.push({ binding: kernel.bindings.length, resource: { buffer: this.chunks[ci], offset: this.chunkOffset, size } });
-      this.chunkOffset += Math.ceil(size / this.ctx.uniformAlign) * this.ctx.uniformAlign;
+      uniform = this.chunks[ci];
+      key += `|u${ctx.bufferId(uniform)}`;
+      dynamicOffsets = [this.chunkOffset];
+      this.chunkOffset += Math.ceil(size / ctx.uniformAlign) * ctx.uniformAlign;
     }
-    const bindGroup = device.createBindGroup({ label: kernel.name, layout: pipeline.getBindGroupLayout(0), entries });
+    const bindGroup = ctx.bindGroup(key, () => {
+      const entries: GPUBindGroupEntry[] = resources.map((resource, binding) => ({ binding, resource }));
+      if (uniform && kernel.params) entries.push({ binding: kernel.bindings.length, resource: { buffer: uniform, offset: 0, size: kernel.params.byteSize } });
+      return ctx.device.createBindGroup({ label: kernel.name, layout: layout.group, entries });
+    });
     const [x, y = 1, z = 1] = args.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
     const profiler = this.profiler;
@@ -375,7 +441,8 @@ export class Recorder {
       pass = this.pass ??= this.encoder.beginComputePass({ label: this.label });
     }
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    if (dynamicOffsets) pass.setBindGroup(0, bindGroup, dynamicOffsets);
+    else pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     if (profiler) pass.end();
     this.dispatchCount++;
