@@ -142,7 +142,8 @@ export class LMModel {
     };
     const transformer = await StreamingTransformer.load(ctx, vb.pp('transformer'), mainCfg, policy);
     const outNorm = loadNorm(vb.pp('out_norm'), cfg.norm, D);
-    const nIn = cfg.depformer.multiLinear ? cfg.depQ : 1;
+    const schedule = cfg.depformer.weightsPerStepSchedule;
+    const nIn = cfg.depformer.multiLinear ? (schedule ? Math.max(...schedule) + 1 : cfg.depQ) : 1;
     const depformerIn = Array.from({ length: nIn }, (_, k) => vb.pp('depformer_in').pp(k).tensor('weight', [Dd, D], policy));
     let depformerEmb: Tensor[] = [];
     let depformerTextEmb: Tensor | null = null;
@@ -168,7 +169,7 @@ export class LMModel {
         norm: cfg.norm,
         gating: cfg.depformer.gating,
         layerScale: cfg.depformer.layerScale,
-        ...(cfg.depformer.weightsPerStep ? { weightsPerStep: cfg.depQ } : {}),
+        ...(cfg.depformer.weightsPerStep ? { weightsPerStep: cfg.depQ, weightsPerStepSchedule: schedule } : {}),
       };
       depformer = await StreamingTransformer.load(ctx, vb.pp('depformer'), depCfg, policy);
     }
@@ -244,7 +245,8 @@ export class LMModel {
     if (!Number.isInteger(k) || k < 0 || k >= this.cfg.depQ) throw new RangeError(`depformer step ${k} out of range [0, ${this.cfg.depQ})`);
     expectShape('depformer tokens', tokens, tokens.shape, ['i32']);
     if (tokenIndex < 0 || tokenIndex >= tokens.numel) throw new ShapeError(`depformer token index ${tokenIndex} outside '${tokens.label}' (${tokens.numel} elements)`);
-    const inW = this.depformerIn[this.cfg.depformer.multiLinear ? k : 0];
+    const schedule = this.cfg.depformer.weightsPerStepSchedule;
+    const inW = this.depformerIn[this.cfg.depformer.multiLinear ? (schedule ? schedule[k] : k) : 0];
     linear(rec, this.transformerOut, inW, null, this.dIn);
     const table = k === 0 ? this.depformerTextEmb! : this.depformerEmb[k - 1];
     embedding(rec, table, tokens, this.dIn, { accumulate: true, idsOffset: tokenIndex, rows: 1 });

@@ -98,6 +98,12 @@ export interface LmConfig {
     multiLinear: boolean;
     /** `depformer_weights_per_step`: per-step attention/FFN weights in every layer. */
     weightsPerStep: boolean;
+    /**
+     * `depformer_weights_per_step_schedule` (Hibiki): codebook step k uses weight set schedule[k]
+     * for depformer_in (multi-linear) and every per-step layer weight; max(schedule) + 1 sets are
+     * stored. null: step k uses set k.
+     */
+    weightsPerStepSchedule: number[] | null;
     /** `depformer_max_period` (default max_period). */
     maxPeriod: number;
     /** `depformer_gating` (default gating). */
@@ -127,7 +133,6 @@ const DEFAULT_ONLY: Record<string, unknown> = {
   demux_second_stream: false,
   norm_emb: false,
   depformer_low_rank_embeddings: null,
-  depformer_weights_per_step_schedule: null,
   extra_heads_num_heads: 0,
   quantize: false,
   lora: false,
@@ -162,7 +167,7 @@ const KNOWN_KEYS = new Set([
   'dim', 'num_heads', 'num_layers', 'hidden_scale', 'gating', 'norm', 'positional_embedding', 'max_period', 'context',
   'causal', 'layer_scale', 'text_card', 'text_card_out', 'existing_text_padding_id', 'existing_text_end_padding_id',
   'n_q', 'dep_q', 'card', 'delays', 'bias_proj', 'depformer_dim', 'depformer_dim_feedforward', 'depformer_num_heads',
-  'depformer_num_layers', 'depformer_layer_scale', 'depformer_multi_linear', 'depformer_weights_per_step',
+  'depformer_num_layers', 'depformer_layer_scale', 'depformer_multi_linear', 'depformer_weights_per_step', 'depformer_weights_per_step_schedule',
   'depformer_max_period', 'depformer_gating', 'depformer_pos_emb', 'depformer_norm', 'depformer_causal',
   'depformer_context', 'conditioners', 'fuser', 'extra_heads_dim', 'gradient_checkpointing', 'lora_rank', 'lora_scaling',
   ...Object.keys(DEFAULT_ONLY),
@@ -283,6 +288,18 @@ export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
   const posEmbDep = o.depformer_pos_emb ?? 'sin';
   if (hasDepformer && posEmbDep === 'sin') fail('depformer_pos_emb', "= 'sin' (the official default when absent) is not supported; official configs use 'none'");
   const depNormRaw = o.depformer_norm ?? null;
+  const scheduleRaw = o.depformer_weights_per_step_schedule ?? null;
+  let schedule: number[] | null = null;
+  if (scheduleRaw !== null && hasDepformer) {
+    if (!Array.isArray(scheduleRaw) || !scheduleRaw.every((v) => Number.isInteger(v) && v >= 0)) {
+      fail('depformer_weights_per_step_schedule', `must be a list of weight indices >= 0, got ${JSON.stringify(scheduleRaw)}`);
+    }
+    schedule = (scheduleRaw as number[]).slice();
+    if (schedule.length !== depQ) fail('depformer_weights_per_step_schedule', `has ${schedule.length} entries, expected dep_q = ${depQ} (one weight index per codebook step)`);
+    if (o.depformer_weights_per_step !== true) fail('depformer_weights_per_step_schedule', 'needs depformer_weights_per_step = true (the official layers assert len(schedule) == weights_per_step)');
+    const used = new Set(schedule);
+    for (let i = 0; i <= Math.max(...schedule); i++) if (!used.has(i)) fail('depformer_weights_per_step_schedule', `skips weight index ${i} (indices must cover 0..max)`);
+  }
 
   const conditioners: Record<string, LutConditionerConfig> = {};
   const condRaw = o.conditioners ?? {};
@@ -385,6 +402,7 @@ export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
       layerScale: scale('depformer_layer_scale', layerScale),
       multiLinear: bool('depformer_multi_linear', false),
       weightsPerStep: bool('depformer_weights_per_step', false),
+      weightsPerStepSchedule: schedule,
       maxPeriod: num('depformer_max_period', maxPeriod),
       gating: oneOf('depformer_gating', GATINGS, gating),
       posEmb: !hasDepformer && posEmbDep === 'sin' ? 'none' : oneOf('depformer_pos_emb', POS),

@@ -11,8 +11,9 @@
  *   ffn = linear2(gelu(linear1(·)))                         (gating 'none', exact-erf GELU)
  *       | linear_out(silu(h[:, :H]) · h[:, H:]), h = linear_in(·)   (gating 'silu')
  * All linears are bias-free (the official code builds them with bias=False). With
- * `weightsPerStep` (the depformer) step s uses the s-th in_proj/out_proj block and `gating.{s}`,
- * where s = the streaming offset (number of steps since reset), as `apply_weights_per_step`.
+ * `weightsPerStep` (the depformer) step s uses the w-th in_proj/out_proj block and `gating.{w}`,
+ * where s = the streaming offset (number of steps since reset) and w = s, or schedule[s] with a
+ * `weightsPerStepSchedule` (Hibiki: steps sharing weight sets), as `apply_weights_per_step`.
  */
 import { type GpuContext, type Recorder, ShapeError, Tensor, expectShape } from '../gpu/index.ts';
 import { KVCache, attention } from '../kernels/attention.ts';
@@ -48,6 +49,11 @@ export interface TransformerConfig {
   layerScale: number | null;
   /** Depformer: number of per-step weight sets (`weights_per_step`); 0/undefined = shared weights. */
   weightsPerStep?: number;
+  /**
+   * `weights_per_step_schedule` (Hibiki): step s uses weight set schedule[s]; length weightsPerStep,
+   * max(schedule) + 1 weight sets are stored (official `apply_weights_per_step`).
+   */
+  weightsPerStepSchedule?: readonly number[] | null;
   /** Overrides the norm's eps (defaults as `create_norm_fn`: layer_norm 1e-5, layer_norm_f32 1e-8, rms_norm 1e-5, rms_norm_f32 1e-8). */
   normEps?: number;
   /** KV cache capacity when `context` is null and there are no per-step weights. */
@@ -142,8 +148,12 @@ export class StreamingTransformer {
     readonly ctx: GpuContext,
     readonly cfg: TransformerConfig,
     private readonly layers: Layer[],
-    /** Number of weight sets (1, or weightsPerStep). */
+    /** Number of stored weight sets (1, weightsPerStep, or max(schedule) + 1). */
     readonly mult: number,
+    /** Steps with their own weight index (weightsPerStep, or 1 for shared weights). */
+    readonly steps: number,
+    /** Weight set of each step (identity without a schedule). */
+    private readonly weightIndex: readonly number[],
   ) {}
 
   /**
@@ -171,9 +181,15 @@ export class StreamingTransformer {
     }
     if (!(cfg.norm in NORM_EPS)) throw new ShapeError(`transformer '${vb.prefix}': unknown norm '${cfg.norm}'`);
     if (cfg.gating !== 'none' && cfg.gating !== 'silu') throw new ShapeError(`transformer '${vb.prefix}': gating '${cfg.gating}' is not supported (use 'none' or 'silu')`);
-    const mult = cfg.weightsPerStep && cfg.weightsPerStep > 0 ? cfg.weightsPerStep : 1;
-    if (mult > 1 && cfg.gating === 'none') throw new ShapeError(`transformer '${vb.prefix}': weights_per_step needs gating (as the official code asserts)`);
-    const capacity = cfg.context ?? (mult > 1 ? mult : cfg.kvCapacity);
+    const steps = cfg.weightsPerStep && cfg.weightsPerStep > 0 ? cfg.weightsPerStep : 1;
+    const schedule = steps > 1 && cfg.weightsPerStepSchedule ? cfg.weightsPerStepSchedule : null;
+    if (schedule && (schedule.length !== steps || !schedule.every((i) => Number.isInteger(i) && i >= 0))) {
+      throw new ShapeError(`transformer '${vb.prefix}': weights_per_step_schedule must list ${steps} weight indices >= 0, got [${schedule.join(', ')}]`);
+    }
+    const mult = schedule ? Math.max(...schedule) + 1 : steps;
+    const weightIndex = schedule ? [...schedule] : Array.from({ length: steps }, (_, i) => i);
+    if (steps > 1 && cfg.gating === 'none') throw new ShapeError(`transformer '${vb.prefix}': weights_per_step needs gating (as the official code asserts)`);
+    const capacity = cfg.context ?? (steps > 1 ? steps : cfg.kvCapacity);
     if (capacity === undefined) {
       throw new ShapeError(`transformer '${vb.prefix}': context is null and there are no per-step weights: give kvCapacity (the official code cannot stream without a context either)`);
     }
@@ -197,7 +213,7 @@ export class StreamingTransformer {
           ffn = [{ wIn: lv.pp('linear1').tensor('weight', [f, D], policy), wOut: lv.pp('linear2').tensor('weight', [D, f], policy), hidden: f }];
         } else {
           ffn = dims.map((f, s) => {
-            const g = mult > 1 ? lv.pp('gating').pp(s) : lv.pp('gating');
+            const g = steps > 1 ? lv.pp('gating').pp(s) : lv.pp('gating');
             const hid = gatingHidden(D, f);
             return { wIn: g.pp('linear_in').tensor('weight', [2 * hid, D], policy), wOut: g.pp('linear_out').tensor('weight', [D, hid], policy), hidden: hid };
           });
@@ -218,7 +234,7 @@ export class StreamingTransformer {
       for (const L of layers) destroyLayer(L);
       throw e;
     }
-    return new StreamingTransformer(ctx, cfg, layers, mult);
+    return new StreamingTransformer(ctx, cfg, layers, mult, steps, weightIndex);
   }
 
   /** Steps recorded since the last reset (the official streaming offset). */
@@ -257,8 +273,9 @@ export class StreamingTransformer {
   }
 
   /**
-   * y = linear(x, ws[s]) where row t of x uses weight set `step + t` (per-step weights), or ws[0]
-   * for every row (shared weights). x: [T, K], y: [T, N] f32.
+   * y = linear(x, ws[w(s)]) where row t of x is step s = `step + t` and w(s) its weight set
+   * (s itself, or schedule[s]) with per-step weights, or ws[0] for every row (shared weights).
+   * x: [T, K], y: [T, N] f32.
    */
   private linearSteps(rec: Recorder, x: Tensor, ws: Tensor[], step: number, y: Tensor, sc: Scratch): void {
     if (ws.length === 1) {
@@ -267,7 +284,7 @@ export class StreamingTransformer {
     }
     const T = x.shape[0];
     if (T === 1) {
-      linear(rec, x, ws[step], null, y);
+      linear(rec, x, ws[this.weightIndex[step]], null, y);
       return;
     }
     const [N, K] = ws[0].shape;
@@ -275,7 +292,7 @@ export class StreamingTransformer {
     const yout = new Tensor(sc.rowOut.buffer, [1, N], 'f32', 'transformer.row_out', sc.rowOut.byteOffset, false);
     for (let t = 0; t < T; t++) {
       rec.copy(rowAt(x, t), xin, K * 4);
-      linear(rec, xin, ws[step + t], null, yout);
+      linear(rec, xin, ws[this.weightIndex[step + t]], null, yout);
       rec.copy(yout, rowAt(y, t), N * 4);
     }
   }
@@ -299,13 +316,13 @@ export class StreamingTransformer {
       throw new ShapeError(`transformer: ${T} steps in one forward exceed the KV cache capacity ${this.capacity}; feed at most ${this.capacity} steps per call`);
     }
     let step = 0;
-    if (this.mult > 1) {
+    if (this.steps > 1) {
       step = this.offset;
       if (opts.step !== undefined && opts.step !== step) {
         throw new ShapeError(`transformer: step ${opts.step} requested but the streaming offset is ${step} (per-step weights follow the offset; call reset() before step 0)`);
       }
-      if (step + T > this.mult) {
-        throw new ShapeError(`transformer: steps ${step}..${step + T - 1} exceed the ${this.mult} per-step weight sets (call reset() between frames)`);
+      if (step + T > this.steps) {
+        throw new ShapeError(`transformer: steps ${step}..${step + T - 1} exceed the ${this.steps} steps with per-step weights (call reset() between frames)`);
       }
     }
     const sc0 = this.ensureScratch(T);
@@ -337,7 +354,7 @@ export class StreamingTransformer {
   private ffn(rec: Recorder, L: Layer, step: number, sc: Scratch, T: number): void {
     const gelu = this.cfg.gating === 'none';
     if (L.ffn.length === 1 || T === 1) {
-      const f = L.ffn[L.ffn.length === 1 ? 0 : step];
+      const f = L.ffn[L.ffn.length === 1 ? 0 : this.weightIndex[step]];
       const h = new Tensor(sc.h.buffer, [T, f.wIn.shape[0]], 'f32', sc.h.label, sc.h.byteOffset, false); // h: [T, F | 2H]
       const act = new Tensor(sc.act.buffer, [T, f.hidden], 'f32', sc.act.label, sc.act.byteOffset, false); // act: [T, F | H]
       linear(rec, sc.norm, f.wIn, null, h);
@@ -346,10 +363,10 @@ export class StreamingTransformer {
       linear(rec, act, f.wOut, null, sc.upd);
       return;
     }
-    // Per-step FFN weights over several rows: row t uses gating.{step + t}.
+    // Per-step FFN weights over several rows: row t uses gating.{w(step + t)}.
     const D = this.cfg.dModel;
     for (let t = 0; t < T; t++) {
-      const f = L.ffn[step + t];
+      const f = L.ffn[this.weightIndex[step + t]];
       const xin = new Tensor(sc.rowIn.buffer, [1, D], 'f32', 'transformer.row_in', sc.rowIn.byteOffset, false);
       const h = new Tensor(sc.h.buffer, [1, f.wIn.shape[0]], 'f32', sc.h.label, sc.h.byteOffset, false);
       const act = new Tensor(sc.act.buffer, [1, f.hidden], 'f32', sc.act.label, sc.act.byteOffset, false);

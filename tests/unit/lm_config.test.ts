@@ -130,7 +130,7 @@ describe('parseLmConfig', () => {
     expect(c.depQ).toBe(0);
     expect(userStreams(c)).toBe(16);
     // Same shape as with a depformer; the values are LMModel's defaults (dim 256, multi_linear false size depformer_in).
-    expect(c.depformer).toEqual({ dim: 256, dimFeedforward: Math.floor(4.125 * 256), numHeads: 8, numLayers: 32, layerScale: null, multiLinear: false, weightsPerStep: false, maxPeriod: 10000, gating: 'silu', posEmb: 'none', norm: null });
+    expect(c.depformer).toEqual({ dim: 256, dimFeedforward: Math.floor(4.125 * 256), numHeads: 8, numLayers: 32, layerScale: null, multiLinear: false, weightsPerStep: false, weightsPerStepSchedule: null, maxPeriod: 10000, gating: 'silu', posEmb: 'none', norm: null });
     expect(Object.keys(c.depformer).sort()).toEqual(Object.keys(MOSHI_7B_CONFIG.depformer).sort());
     // Values only a depformer would need are not refused without one ...
     const d = parseLmConfig({ ...rest, dep_q: 0, depformer_dim: 60, depformer_num_heads: 7, depformer_pos_emb: 'sin', depformer_dim_feedforward: [1, 2] }, 'stt.json');

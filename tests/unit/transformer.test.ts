@@ -261,7 +261,7 @@ describe('StreamingTransformer vs a CPU reference (node)', () => {
     expect(() => tr.forward(rec, x9, y9)).toThrow(/exceed the KV cache capacity 8/);
     expect(() => tr.forward(rec, x, x)).toThrow(/share a buffer/);
     for (let k = 0; k < 8; k++) tr.forward(rec, x, y, { step: k });
-    expect(() => tr.forward(rec, x, y, { step: 8 })).toThrow(/exceed the 8 per-step weight sets/);
+    expect(() => tr.forward(rec, x, y, { step: 8 })).toThrow(/exceed the 8 steps with per-step weights/);
     await rec.submit();
   });
 });
