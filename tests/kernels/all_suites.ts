@@ -2,6 +2,7 @@ import type { KernelSuite } from '../harness/kernel_case.ts';
 import { attentionSuite } from './attention.cases.ts';
 import { conv1dSuite } from './conv1d.cases.ts';
 import { elementwiseSuite } from './elementwise.cases.ts';
+import { ffnSuite } from './ffn.cases.ts';
 import { convTr1dSuite } from './conv_transpose1d.cases.ts';
 import { rvqSuite } from './rvq.cases.ts';
 import { embeddingSuite } from './embedding.cases.ts';
@@ -13,4 +14,4 @@ import { softmaxSuite } from './softmax.cases.ts';
 import { unarySuite } from './unary.cases.ts';
 
 /** Every kernel family's cases: run by tests (Node and Chromium) and by `npm run bench`. */
-export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, softmaxSuite, ropeSuite, attentionSuite];
+export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, softmaxSuite, ropeSuite, attentionSuite, ffnSuite];
