@@ -11,7 +11,7 @@
  *   logits[k] = linears[k](depformer_norms[k](depformer(d, step k)))          // [1, card]
  * Embeddings follow `ScaledEmbedding` (lm_utils.py): the zero token -1 embeds to exactly 0.
  */
-import { type DType, type GpuContext, type Recorder, ShapeError, type Tensor, expectShape, roundThrough } from '../gpu/index.ts';
+import { type DType, type GpuContext, type Recorder, ShapeError, Tensor, expectShape, roundThrough } from '../gpu/index.ts';
 import { addInPlace } from '../kernels/elementwise.ts';
 import { embedding } from '../kernels/embedding.ts';
 import { linear } from '../kernels/linear.ts';
@@ -65,6 +65,24 @@ export interface LmLoadOptions {
  * Scratch outputs of the last recorded step (GPU tensors, f32): `transformerOut` [1, D] (after
  * out_norm), `textLogits` [1, text_card_out], `depformerLogits[k]` [1, card].
  */
+/**
+ * Copies row `src` of an embedding table [rows, D] over row `dst` on the GPU (f32, or packed
+ * f16/bf16 rows that need not start on a 4-byte word): reads the words covering both rows,
+ * moves the bytes on the host, writes them back.
+ */
+async function copyTableRow(ctx: GpuContext, table: Tensor, src: number, dst: number): Promise<void> {
+  const [rows, D] = table.shape;
+  if (src >= rows || dst >= rows) throw new ShapeError(`copyTableRow: rows ${src} -> ${dst} outside '${table.label}' [${table.shape.join(', ')}]`);
+  const rowBytes = D * (table.dtype === 'f32' ? 4 : 2);
+  const lo = Math.floor((Math.min(src, dst) * rowBytes) / 4) * 4;
+  const hi = Math.ceil(((Math.max(src, dst) + 1) * rowBytes) / 4) * 4;
+  const view = new Tensor(table.buffer, [(hi - lo) / 4], 'u32', `${table.label}[rows ${src},${dst}]`, table.byteOffset + lo, false);
+  const words = (await ctx.read(view)) as Uint32Array;
+  const bytes = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
+  bytes.copyWithin(dst * rowBytes - lo, src * rowBytes - lo, src * rowBytes - lo + rowBytes);
+  ctx.write(view, words);
+}
+
 export class LMModel {
   readonly transformerOut: Tensor;
   readonly textLogits: Tensor;
@@ -82,7 +100,8 @@ export class LMModel {
     readonly ctx: GpuContext,
     readonly cfg: LmConfig,
     private readonly emb: Tensor[], // n_q × [card + 1, D]
-    private readonly textEmb: Tensor, // [text_card + 1, D]
+    /** text_emb.weight [text_card + 1, D] as stored on the GPU (f32, or packed f16/bf16). */
+    readonly textEmb: Tensor,
     private readonly textLinear: Tensor, // [text_card_out, D]
     private readonly textLinearBias: Tensor | null, // [text_card_out]
     private readonly outNorm: NormWeights,
@@ -125,6 +144,8 @@ export class LMModel {
     const Dd = cfg.depformer.dim;
     const emb = Array.from({ length: cfg.nQ }, (_, k) => vb.pp('emb').pp(k).tensor('weight', [cfg.card + 1, D], policy));
     const textEmb = vb.pp('text_emb').tensor('weight', [cfg.textCard + 1, D], policy);
+    // Hibiki: an early EOS (2) is read as PAD (3) (loaders.py CheckpointInfo.get_moshi).
+    if (cfg.modelType === 'hibiki') await copyTableRow(ctx, textEmb, 3, 2);
     const textLinear = vb.pp('text_linear').tensor('weight', [cfg.textCardOut, D], policy);
     const textLinearBias = cfg.biasProj ? vb.pp('text_linear').tensor('bias', [cfg.textCardOut]) : null;
     const mainCfg: TransformerConfig = {

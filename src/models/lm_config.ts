@@ -119,6 +119,12 @@ export interface LmConfig {
   fuserSum: string[];
   /** `lm_gen_config` of an official config.json, when present. */
   lmGen: LmGenDefaults;
+  /**
+   * `model_type` of an official config.json (CheckpointInfo), e.g. 'moshi', 'hibiki', 'stt'; null
+   * when absent. 'hibiki' makes the loader copy text_emb row 3 (PAD) over row 2 (EOS), as
+   * loaders.py `CheckpointInfo.get_moshi` does.
+   */
+  modelType: string | null;
 }
 
 /** Keys of an official config.json that describe the checkpoint, not the LM (popped by the loaders). */
@@ -411,6 +417,7 @@ export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
     conditioners,
     fuserSum,
     lmGen,
+    modelType: o.model_type === undefined || o.model_type === null ? null : typeof o.model_type === 'string' ? o.model_type : fail('model_type', `must be a string, got ${JSON.stringify(o.model_type)}`),
   };
 }
 

@@ -1,6 +1,8 @@
-// depformer_weights_per_step_schedule (Hibiki's weight sharing across codebook steps): a model
-// whose checkpoint stores max(schedule) + 1 weight sets and a schedule equals, logit for logit,
-// the unscheduled model whose per-step weights repeat those sets in schedule order.
+// The options Hibiki checkpoints use beyond Moshi's:
+// - depformer_weights_per_step_schedule (weight sharing across codebook steps): a model whose
+//   checkpoint stores max(schedule) + 1 weight sets and a schedule equals, logit for logit, the
+//   unscheduled model whose per-step weights repeat those sets in schedule order;
+// - model_type 'hibiki': text_emb's EOS row becomes a copy of PAD (loaders.py get_moshi).
 import { expect, it } from 'vitest';
 import { LMModel } from '../../src/models/lm.ts';
 import { type LMGenTrace, LMGen } from '../../src/models/lm_gen.ts';
@@ -77,3 +79,32 @@ it('a schedule must list dep_q indices covering 0..max, with per-step weights', 
   expect(() => parseLmConfig({ ...base, depformer_weights_per_step_schedule: [0, -1, 0, 0] }, 'x')).toThrow(/must be a list of weight indices >= 0/);
   expect(() => parseLmConfig({ ...base, depformer_weights_per_step: false, depformer_weights_per_step_schedule: [0, 0, 1, 1] }, 'x')).toThrow(/needs depformer_weights_per_step = true/);
 });
+
+it("model_type 'hibiki': text_emb row 2 (EOS) is a copy of row 3 (PAD), in f32 and packed bf16", async () => {
+  const ctx = await nodeContext();
+  const json = await fixtureJson(read, 'ref/moshi_tiny_config.json') as { lm_kwargs: Record<string, unknown> };
+  const st = SafetensorsFile.parse(await read('ref/moshi_tiny.safetensors'), 'ref/moshi_tiny.safetensors');
+  const D = 64;
+  const rows = async (lm: LMModel) => {
+    const all = await ctx.readF32(lm.textEmb);
+    return [all.slice(2 * D, 3 * D), all.slice(3 * D, 4 * D)];
+  };
+  const plain = await LMModel.load(ctx, VarBuilder.fromSafetensors(ctx, [st]), parseLmConfig(json, 'ref'));
+  const [p2, p3] = await rows(plain);
+  expect(p2).not.toEqual(p3);
+  const hibikiCfg = parseLmConfig({ ...json.lm_kwargs, model_type: 'hibiki' }, 'ref as hibiki');
+  expect(hibikiCfg.modelType).toBe('hibiki');
+  const h = await LMModel.load(ctx, VarBuilder.fromSafetensors(ctx, [st]), hibikiCfg);
+  const [h2, h3] = await rows(h);
+  expect(h2).toEqual(p3);
+  expect(h3).toEqual(p3);
+  // bf16 storage: rows of 64 halves (128 bytes) moved inside packed words.
+  const bf = new Map([...st.tensors].map(([k, e]) => [k, hostToEntry(k, entryToF32(e, k), e.shape, 'BF16')]));
+  const hb = await LMModel.load(ctx, VarBuilder.fromEntries(ctx, bf, 'bf16'), hibikiCfg, { policy: 'native' });
+  expect(hb.textEmb.dtype).toBe('bf16');
+  const [b2, b3] = await rows(hb);
+  expect(b2).toEqual(b3);
+  expect(b3).not.toEqual(p2);
+  for (const m of [plain, h, hb]) m.destroy();
+  expect(() => parseLmConfig({ ...json.lm_kwargs, model_type: 7 }, 'x')).toThrow(/'model_type' must be a string/);
+}, 300_000);
