@@ -1,32 +1,22 @@
 // The voice-assistant page's error banners, in headless Chromium: no WebGPU, not cross-origin
 // isolated, weights invalid. (Device loss and microphone denial are covered by the engine's
 // named errors; these three are the states a person meets before talking.)
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
-import { CHROMIUM_ARGS, chromiumPath, launchChromium, startDevServer } from '../harness/browser.ts';
+import { expect, it } from 'vitest';
+import { chromium, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS, chromiumPath } from '../harness/browser.ts';
+import { useDevServerAndChromium } from '../harness/browser_hooks.ts';
 
-let server: ViteDevServer;
-let url: string;
-let browser: Browser;
-beforeAll(async () => {
-  ({ server, url } = await startDevServer());
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const env = useDevServerAndChromium();
 
 const banners = (page: Page) => page.evaluate(() => window.__solacelive?.banners ?? []);
 const waitState = (page: Page, states: string[]) =>
   page.waitForFunction((s) => s.includes(window.__solacelive?.state ?? ''), states, { timeout: 120_000, polling: 200 });
 
 it('weights that are not safetensors: error state and the "weights missing or invalid" banner naming the file', async () => {
-  const page = await browser.newPage();
+  const page = await env.browser.newPage();
   // package.json is served by the dev server: a real file, but no safetensors.
   const q = new URLSearchParams({ mimiWeights: '/package.json', lmWeights: '/package.json', autoload: '1' });
-  await page.goto(`${url}/?${q}`);
+  await page.goto(`${env.url}/?${q}`);
   await waitState(page, ['error']);
   const b = await banners(page);
   expect(b.some((x) => /^Weights missing or invalid\..*package\.json/.test(x)), b.join(' | ')).toBe(true);
@@ -34,15 +24,15 @@ it('weights that are not safetensors: error state and the "weights missing or in
 }, 180_000);
 
 it('a page served without COOP/COEP: the "not cross-origin isolated" banner', async () => {
-  const page = await browser.newPage();
-  await page.route(`${url}/`, async (route) => {
+  const page = await env.browser.newPage();
+  await page.route(`${env.url}/`, async (route) => {
     const res = await route.fetch();
     const headers = { ...res.headers() };
     delete headers['cross-origin-opener-policy'];
     delete headers['cross-origin-embedder-policy'];
     await route.fulfill({ response: res, headers });
   });
-  await page.goto(`${url}/`);
+  await page.goto(`${env.url}/`);
   await page.waitForFunction(() => (window.__solacelive?.banners.length ?? 0) > 0, undefined, { timeout: 60_000 });
   expect(await page.evaluate(() => crossOriginIsolated)).toBe(false);
   const b = await banners(page);
@@ -54,7 +44,7 @@ it('a browser without a WebGPU adapter: the "No WebGPU" banner when loading', as
   try {
     const page = await noGpu.newPage();
     const q = new URLSearchParams({ mimiWeights: '/package.json', lmWeights: '/package.json', autoload: '1' });
-    await page.goto(`${url}/?${q}`);
+    await page.goto(`${env.url}/?${q}`);
     await waitState(page, ['error']);
     const b = await banners(page);
     expect(b.some((x) => x.startsWith('No WebGPU.')), b.join(' | ')).toBe(true);

@@ -3,24 +3,30 @@
 // output ring -> playback worklet, text and metrics as packets. Built app, served with COOP/COEP.
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runE2E } from './run_e2e.ts';
+import { type E2EReport, runE2E } from './run_e2e.ts';
 
 const FIX = process.env.SOLACELIVE_FIXTURES ?? resolve(import.meta.dirname, '../../../shared/fixtures');
 const SECONDS = Number(process.env.SOLACELIVE_E2E_SECONDS ?? 10);
+const REF = join(FIX, 'ref');
+/** The tiny `ref` golden models and the fixture speech as the microphone. */
+const REF_MODELS = {
+  mimiConfig: join(REF, 'mimi_tiny_config.json'),
+  mimiWeights: join(REF, 'mimi_tiny.safetensors'),
+  lmConfig: join(REF, 'moshi_tiny_config.json'),
+  lmWeights: join(REF, 'moshi_tiny.safetensors'),
+  mic: join(REF, 'mimi/input_speech_24k_pcm16.wav'),
+};
+/** The report as an assertion message (console and text cut short). */
+const summaryOf = (r: E2EReport) => JSON.stringify({ ...r, console: r.console.slice(-10), text: r.text.slice(0, 200) }, null, 1);
 
 describe('browser live loop (e2e)', () => {
   it(`runs ${SECONDS} s in real time: steps, audio reaches playback, text packets, no protocol errors`, async () => {
-    const dir = join(FIX, 'ref');
     const r = await runE2E({
-      mimiConfig: join(dir, 'mimi_tiny_config.json'),
-      mimiWeights: join(dir, 'mimi_tiny.safetensors'),
-      lmConfig: join(dir, 'moshi_tiny_config.json'),
-      lmWeights: join(dir, 'moshi_tiny.safetensors'),
-      mic: join(dir, 'mimi/input_speech_24k_pcm16.wav'),
+      ...REF_MODELS,
       seconds: SECONDS,
       log: () => {},
     });
-    const summary = JSON.stringify({ ...r, console: r.console.slice(-10), text: r.text.slice(0, 200) }, null, 1);
+    const summary = summaryOf(r);
     console.log(`e2e: steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)} p95 ${r.stepMs.p95.toFixed(1)} max ${r.stepMs.max.toFixed(1)}, underruns ${r.underruns} (${r.underrunsPerMinute.toFixed(1)}/min), skipped decodes ${r.skippedDecodes}, output RMS ${r.outputRms.toFixed(4)}, text packets ${r.textPackets}`);
     expect(r.errors, summary).toEqual([]);
     expect(r.transport, summary).toBe('shared');
@@ -32,20 +38,15 @@ describe('browser live loop (e2e)', () => {
   }, 900_000);
 
   it('a person\'s path: "Local files" picker (configs, weights, tokenizer) -> Load model -> Start microphone; text as words', async () => {
-    const dir = join(FIX, 'ref');
     const r = await runE2E({
-      mimiConfig: join(dir, 'mimi_tiny_config.json'),
-      mimiWeights: join(dir, 'mimi_tiny.safetensors'),
-      lmConfig: join(dir, 'moshi_tiny_config.json'),
-      lmWeights: join(dir, 'moshi_tiny.safetensors'),
+      ...REF_MODELS,
       // 300 pieces: covers the tiny LM's 100 text ids.
       tokenizer: resolve(import.meta.dirname, '../fixtures/spm/tiny_unigram.model'),
-      mic: join(dir, 'mimi/input_speech_24k_pcm16.wav'),
       seconds: 5,
       source: 'files',
       log: () => {},
     });
-    const summary = JSON.stringify({ ...r, console: r.console.slice(-10), text: r.text.slice(0, 200) }, null, 1);
+    const summary = summaryOf(r);
     console.log(`e2e (local files): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, text ${JSON.stringify(r.text.slice(0, 60))}`);
     expect(r.errors, summary).toEqual([]);
     expect(r.steps, summary).toBeGreaterThanOrEqual(Math.floor(0.8 * r.expectedSteps));
@@ -57,18 +58,13 @@ describe('browser live loop (e2e)', () => {
   }, 900_000);
 
   it('without SharedArrayBuffer rings: PCM both ways as AUDIO_CHUNK packets over the channel', async () => {
-    const dir = join(FIX, 'ref');
     const r = await runE2E({
-      mimiConfig: join(dir, 'mimi_tiny_config.json'),
-      mimiWeights: join(dir, 'mimi_tiny.safetensors'),
-      lmConfig: join(dir, 'moshi_tiny_config.json'),
-      lmWeights: join(dir, 'moshi_tiny.safetensors'),
-      mic: join(dir, 'mimi/input_speech_24k_pcm16.wav'),
+      ...REF_MODELS,
       seconds: 5,
       transport: 'packets',
       log: () => {},
     });
-    const summary = JSON.stringify({ ...r, console: r.console.slice(-10), text: r.text.slice(0, 200) }, null, 1);
+    const summary = summaryOf(r);
     console.log(`e2e (packets): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, dropped ${JSON.stringify(r.droppedPackets)}, output RMS ${r.outputRms.toFixed(4)}`);
     expect(r.errors, summary).toEqual([]);
     expect(r.transport, summary).toBe('packets');
