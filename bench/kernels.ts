@@ -9,20 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ALL_SUITES } from '../tests/kernels/all_suites.ts';
-import { type Timing, createBenchContext, measureCopyBandwidth, printTable, timeRecording, writeResults } from './common.ts';
-
-interface CaseResult {
-  suite: string;
-  name: string;
-  status: 'ok' | 'check-failed' | 'error';
-  error?: string;
-  timing?: Timing;
-  flops?: number;
-  bytes?: number;
-  gflops?: number;
-  gbps?: number;
-  fractionOfCopy?: number;
-}
+import { type KernelBenchResult, benchKernelCase, createBenchContext, measureCopyBandwidth, printTable, writeResults } from './common.ts';
 
 export async function run(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -47,52 +34,19 @@ export async function run(args: string[]): Promise<void> {
   const copy = await measureCopyBandwidth(ctx);
   console.log(`copy bandwidth: ${copy.gbps.toFixed(2)} GB/s (copyBufferToBuffer ${copy.bytes / 2 ** 20} MiB ×${copy.copiesPerRun}, read+write bytes, median of ${copy.runs})`);
 
-  const results: CaseResult[] = [];
+  const results: KernelBenchResult[] = [];
   for (const suite of ALL_SUITES) {
     const cases = suite.bench.filter((c) => !filter || `${suite.name}: ${c.name}`.toLowerCase().includes(filter));
     if (!cases.length) continue;
     const rows: (string | number)[][] = [];
     for (const c of cases) {
-      const r: CaseResult = { suite: suite.name, name: c.name, status: 'ok' };
+      const r = await benchKernelCase(ctx, suite.name, c, copy, { runs: maxRuns, minRuns: Math.min(3, maxRuns), budgetMs });
       results.push(r);
-      let inst;
-      try {
-        inst = await c.setup(ctx);
-      } catch (e) {
-        r.status = 'error';
-        r.error = `setup: ${(e as Error).message}`;
-        rows.push([c.name, 'SETUP FAILED', '', '', '', '']);
-        console.error(`  ${suite.name}: ${c.name}: ${r.error}`);
-        continue;
-      }
-      try {
-        const rec = ctx.record(c.name);
-        inst.record(rec);
-        await rec.submit();
-        try {
-          await inst.check(ctx);
-        } catch (e) {
-          r.status = 'check-failed';
-          r.error = (e as Error).message;
-          rows.push([c.name, 'CHECK FAILED', '', '', '', '']);
-          console.error(`  ${suite.name}: ${c.name}: check failed: ${r.error}`);
-          continue;
-        }
-        const t = await timeRecording(ctx, (rr) => inst.record(rr), { warmup: 1, runs: maxRuns, minRuns: Math.min(3, maxRuns), budgetMs, label: c.name });
-        r.timing = t;
-        r.flops = inst.flops;
-        r.bytes = inst.bytes;
-        r.gflops = inst.flops / (t.medianMs * 1e6);
-        r.gbps = inst.bytes / (t.medianMs * 1e6);
-        r.fractionOfCopy = r.gbps / copy.gbps;
-        rows.push([c.name, t.medianMs, r.gflops, r.gbps, `${(100 * r.fractionOfCopy).toFixed(1)}%`, t.runs]);
-      } catch (e) {
-        r.status = 'error';
-        r.error = (e as Error).message;
-        rows.push([c.name, 'ERROR', '', '', '', '']);
-        console.error(`  ${suite.name}: ${c.name}: ${r.error}`);
-      } finally {
-        for (const tensor of inst.tensors) tensor.destroy();
+      if (r.status === 'ok' && r.timing) {
+        rows.push([c.name, r.timing.medianMs, r.gflops!, r.gbps!, `${(100 * r.fractionOfCopy!).toFixed(1)}%`, r.timing.runs]);
+      } else {
+        rows.push([c.name, r.status === 'check-failed' ? 'CHECK FAILED' : 'ERROR', '', '', '', '']);
+        console.error(`  ${suite.name}: ${c.name}: ${r.status}: ${r.error}`);
       }
     }
     printTable(['case', 'median ms', 'GFLOP/s', 'GB/s', 'of copy BW', 'runs'], rows, `kernel ${suite.name}`);

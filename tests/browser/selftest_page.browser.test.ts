@@ -4,6 +4,7 @@ import { expect, it } from 'vitest';
 import { useDevServerAndChromium } from '../harness/browser_hooks.ts';
 import { ropeSuite } from '../kernels/rope.cases.ts';
 import { normSuite } from '../kernels/norm.cases.ts';
+import { unarySuite } from '../kernels/unary.cases.ts';
 
 const env = useDevServerAndChromium();
 
@@ -21,6 +22,25 @@ it('bench.html reports the adapter and runs the chosen kernel suites in its Work
   expect(text).toBe(`${ropeSuite.tests.length + normSuite.tests.length} passed, 0 failed`);
   expect(adapter).toMatch(/swiftshader|features:/);
   expect(await page.locator('tbody tr.ok').count()).toBe(ropeSuite.tests.length + normSuite.tests.length);
+}, 600_000);
+
+it('bench.html?bench=1 benchmarks the chosen suites: validated cases with median ms, GFLOP/s, GB/s, fraction of copy bandwidth', async () => {
+  const page = await env.browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${env.url}/bench.html?suites=unary&bench=1`);
+  await page.waitForFunction(() => ['pass', 'fail', 'error'].includes((document.querySelector('.summary') as HTMLElement | null)?.dataset.state ?? ''), undefined, { timeout: 300_000, polling: 250 });
+  const text = await page.locator('.summary').textContent();
+  expect(errors).toEqual([]);
+  expect(text).toBe(`${unarySuite.bench.length} benchmarked, 0 failed`);
+  expect(await page.locator('.copy').textContent()).toMatch(/adapter copy bandwidth [\d.]+ GB\/s .*GPU timestamps/);
+  const rows = await page.locator('tbody tr.ok').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+  expect(rows.length).toBe(unarySuite.bench.length);
+  for (const r of rows) {
+    expect(r[0]).toBe('unary');
+    for (const v of [r[2], r[3], r[4]]) expect(Number(v)).toBeGreaterThan(0); // ms, GFLOP/s, GB/s
+    expect(r[5]).toMatch(/^\d+(\.\d)?%$/);
+  }
 }, 600_000);
 
 it('bench.html names an unknown suite instead of hanging', async () => {
