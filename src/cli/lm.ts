@@ -17,13 +17,14 @@
  * (moshi/models/lm.py `LMGen.__init__`: temp 0.8, temp_text 0.7, top_k 250, top_k_text 25), or the
  * config's `lm_gen_config` when it has one; `--temp 0 --temp-text 0` is greedy.
  */
+import { openAsBlob } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createNodeGpuContext } from '../gpu/node.ts';
 import { type LmConfig, parseLmConfig } from '../models/lm_config.ts';
 import { LMModel } from '../models/lm.ts';
 import { LMGEN_DEFAULTS, LMGen } from '../models/lm_gen.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
-import { SafetensorsFile } from '../weights/safetensors.ts';
+import { SafetensorsError, SafetensorsFile } from '../weights/safetensors.ts';
 import { VarBuilder, WeightError } from '../weights/var_builder.ts';
 import { type CliCommand, UsageError, optionalInt, parseFlags, requireString } from './args.ts';
 
@@ -187,7 +188,14 @@ export const lmCommand: CliCommand = {
     if (tokenizer && tokenizer.vocabSize < cfg.textCard) {
       throw new Error(`tokenizer ${tokenizerPath} has ${tokenizer.vocabSize} pieces, fewer than the LM's text_card ${cfg.textCard}: wrong tokenizer for this model`);
     }
-    const weights = SafetensorsFile.parse(await readBytes(weightsPath, 'LM weights'), weightsPath);
+    // Opened as a Blob: the header now, the tensors streamed to the GPU one at a time at load.
+    let weights: SafetensorsFile;
+    try {
+      weights = await SafetensorsFile.fromBlob(await openAsBlob(weightsPath), weightsPath);
+    } catch (e) {
+      if (e instanceof SafetensorsError) throw e;
+      throw new Error(`cannot read LM weights ${weightsPath}: ${(e as Error).message}`);
+    }
     // Absent flags fall back to the config's lm_gen_config, then LMGen's defaults.
     const sampling = {
       temp: temp ?? cfg.lmGen.temp ?? LMGEN_DEFAULTS.temp,

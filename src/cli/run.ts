@@ -12,6 +12,7 @@
  * format `{"dep_q": D, "steps": [null | {"text": int, "audio": [D ints]}, ...]}`.
  * Without --temp/--temp-text the run is greedy (temperature 0), so it is reproducible.
  */
+import { openAsBlob } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { decodeWav, encodeWavF32 } from '../audio/wav.ts';
 import { resample } from '../audio/resample.ts';
@@ -111,6 +112,13 @@ export const runCommand: CliCommand = {
       throw new UsageError((e as Error).message, USAGE);
     }
 
+    const openBlob = async (p: string) => {
+      try {
+        return await openAsBlob(p);
+      } catch (e) {
+        throw new Error(`cannot read ${p}: ${(e as Error).message}`);
+      }
+    };
     const read = async (p: string) => {
       try {
         return new Uint8Array(await readFile(p));
@@ -129,7 +137,7 @@ export const runCommand: CliCommand = {
         mimiConfig: JSON.parse(new TextDecoder().decode(await read(paths.mimiConfig))),
         mimiWeights: await read(paths.mimiWeights),
         lmConfig: JSON.parse(new TextDecoder().decode(await read(paths.lmConfig))),
-        lmWeights: await read(paths.lmWeights),
+        lmWeights: await openBlob(paths.lmWeights), // streamed to the GPU tensor by tensor
         tokenizer: typeof values.tokenizer === 'string' ? await read(values.tokenizer) : null,
         names: { mimiWeights: paths.mimiWeights, lmWeights: paths.lmWeights, tokenizer: typeof values.tokenizer === 'string' ? values.tokenizer : undefined },
         origins: {},

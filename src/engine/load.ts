@@ -75,11 +75,25 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadO
     }
   }
   stage('uploading Mimi');
-  const mimiVb = VarBuilder.fromSafetensors(ctx, [SafetensorsFile.parse(bytes.mimiWeights, (bytes.names.mimiWeights ?? 'mimi'))]);
+  const mimiName = bytes.names.mimiWeights ?? 'mimi';
+  // Mimi (a few hundred MB at most) is read whole: its convolutions are relaid out on the host.
+  const mimiBytes = bytes.mimiWeights instanceof Uint8Array ? bytes.mimiWeights : new Uint8Array(await bytes.mimiWeights.arrayBuffer());
+  const mimiVb = VarBuilder.fromSafetensors(ctx, [SafetensorsFile.parse(mimiBytes, mimiName)]);
   const mimi = await MimiModel.load(ctx, mimiConfig, mimiVb);
   stage('uploading the LM');
-  const lmVb = VarBuilder.fromSafetensors(ctx, [SafetensorsFile.parse(bytes.lmWeights, (bytes.names.lmWeights ?? 'lm'))]);
-  const lm = await LMModel.load(ctx, lmVb, lmConfig);
+  const lmName = bytes.names.lmWeights ?? 'lm';
+  // The LM (15 GB for Moshi 7B in bf16) from a Blob streams to the GPU one tensor at a time.
+  const lmFile = bytes.lmWeights instanceof Uint8Array ? SafetensorsFile.parse(bytes.lmWeights, lmName) : await SafetensorsFile.fromBlob(bytes.lmWeights, lmName);
+  const lmVb = VarBuilder.fromSafetensors(ctx, [lmFile]);
+  let lastStage = 0;
+  const lm = await LMModel.load(ctx, lmVb, lmConfig, {
+    onUploadProgress: (done, total) => {
+      const now = performance.now();
+      if (now - lastStage < 250 && done < total) return;
+      lastStage = now;
+      stage(`uploading the LM: ${(done / 1e9).toFixed(2)} / ${(total / 1e9).toFixed(2)} GB`);
+    },
+  });
   let tokenizer: TextTokenizer | null = null;
   if (bytes.tokenizer) {
     stage('reading the tokenizer');

@@ -55,6 +55,8 @@ export interface LmLoadOptions {
    * FFN weights): 'native' keeps F16/BF16 checkpoints packed (default), 'f32' widens them.
    */
   policy?: StoragePolicy;
+  /** Bytes of lazily read (Blob-backed) weights uploaded so far (VarBuilder.uploadPending). */
+  onUploadProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
 /**
@@ -144,8 +146,6 @@ export class LMModel {
     const Dd = cfg.depformer.dim;
     const emb = Array.from({ length: cfg.nQ }, (_, k) => vb.pp('emb').pp(k).tensor('weight', [cfg.card + 1, D], policy));
     const textEmb = vb.pp('text_emb').tensor('weight', [cfg.textCard + 1, D], policy);
-    // Hibiki: an early EOS (2) is read as PAD (3) (loaders.py CheckpointInfo.get_moshi).
-    if (cfg.modelType === 'hibiki') await copyTableRow(ctx, textEmb, 3, 2);
     const textLinear = vb.pp('text_linear').tensor('weight', [cfg.textCardOut, D], policy);
     const textLinearBias = cfg.biasProj ? vb.pp('text_linear').tensor('bias', [cfg.textCardOut]) : null;
     const mainCfg: TransformerConfig = {
@@ -198,6 +198,10 @@ export class LMModel {
     const linearBiases = Array.from({ length: cfg.depQ }, (_, k) => (cfg.biasProj ? vb.pp('linears').pp(k).tensor('bias', [cfg.card]) : null));
     const conditions = ConditionProvider.load(vb, cfg);
     vb.finish();
+    // Weights of a Blob-backed file are read and uploaded now, one tensor at a time.
+    await vb.uploadPending(opts.onUploadProgress);
+    // Hibiki: an early EOS (2) is read as PAD (3) (loaders.py CheckpointInfo.get_moshi).
+    if (cfg.modelType === 'hibiki') await copyTableRow(ctx, textEmb, 3, 2);
     return new LMModel(ctx, cfg, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions);
   }
 

@@ -151,6 +151,7 @@ export class MimiModel {
       const upsample = keep(ConvTrUpsample1d.load(ctx, vb.pp('upsample'), d.downsampleStride, D, true));
       const quantizer = keep(SplitResidualVectorQuantizer.load(ctx, vb.pp('quantizer'), config.quantizer, config.num_codebooks));
       vb.finish();
+      await vb.uploadPending(); // Blob-backed weights (a no-op for files in memory)
       parts = { encoder, decoder, encoderTransformer, decoderTransformer, downsample, upsample, quantizer };
     } catch (e) {
       for (const m of loaded) m.destroy();

@@ -18,9 +18,17 @@ export interface TensorEntry {
   name: string;
   dtype: SafeDType;
   shape: number[];
-  /** The raw little-endian bytes of this tensor (a view into the file). */
+  /** The raw little-endian bytes of this tensor (a view into the file); empty for a lazy entry. */
   data: Uint8Array;
+  /**
+   * Set for a tensor of a file opened with `SafetensorsFile.fromBlob` whose bytes stay in the
+   * Blob until read (large tensors: the file is never held in memory as a whole).
+   */
+  lazy?: { readonly byteLength: number; read(): Promise<Uint8Array> };
 }
+
+/** Tensors up to this size are read into memory when a file is opened from a Blob. */
+export const DEFAULT_EAGER_BYTES = 1024 * 1024;
 
 export class SafetensorsFile {
   private constructor(
@@ -36,43 +44,42 @@ export class SafetensorsFile {
   static parse(bytes: ArrayBuffer | Uint8Array, fileName = '<memory>'): SafetensorsFile {
     const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
     const fail = (msg: string) => new SafetensorsError(`${fileName}: ${msg}`);
-    if (u8.byteLength < 8) throw fail(`truncated: ${u8.byteLength} bytes, a safetensors file starts with an 8-byte header length`);
-    const view = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
-    const n = Number(view.getBigUint64(0, true));
-    if (n > 100 * 1024 * 1024) throw fail(`header length ${n} is implausible (over 100 MiB): not a safetensors file?`);
-    if (8 + n > u8.byteLength) throw fail(`truncated: header length ${n} but the file has only ${u8.byteLength - 8} bytes after it`);
-    let header: Record<string, unknown>;
-    try {
-      header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(u8.subarray(8, 8 + n)));
-    } catch (e) {
-      throw fail(`header is not valid UTF-8 JSON (${(e as Error).message})`);
-    }
-    if (typeof header !== 'object' || header === null || Array.isArray(header)) throw fail('header is not a JSON object');
+    const n = headerLength(u8, u8.byteLength, fail);
+    const header = parseHeaderJson(u8.subarray(8, 8 + n), fail);
     const dataStart = 8 + n;
-    const dataLen = u8.byteLength - dataStart;
+    const { metadata, layout } = tensorLayout(header, u8.byteLength - dataStart, fail);
     const tensors = new Map<string, TensorEntry>();
-    let metadata: Record<string, string> = {};
-    for (const [name, raw] of Object.entries(header)) {
-      if (name === '__metadata__') {
-        metadata = (raw ?? {}) as Record<string, string>;
-        continue;
+    for (const t of layout) tensors.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape, data: u8.subarray(dataStart + t.begin, dataStart + t.end) });
+    return new SafetensorsFile(fileName, tensors, metadata);
+  }
+
+  /**
+   * Opens a file held in a Blob (a picked File, `fs.openAsBlob` in Node, a Cache API response)
+   * without reading it whole: the header is parsed and checked as in `parse`, tensors of at most
+   * `eagerBytes` (default 1 MiB) are read now, larger ones become lazy entries read on demand
+   * (VarBuilder uploads them one at a time). Throws SafetensorsError like `parse`.
+   */
+  static async fromBlob(blob: Blob, fileName = '<blob>', opts: { eagerBytes?: number } = {}): Promise<SafetensorsFile> {
+    const fail = (msg: string) => new SafetensorsError(`${fileName}: ${msg}`);
+    const eager = opts.eagerBytes ?? DEFAULT_EAGER_BYTES;
+    const head = new Uint8Array(await blob.slice(0, 8).arrayBuffer());
+    const n = headerLength(head, blob.size, fail);
+    const header = parseHeaderJson(new Uint8Array(await blob.slice(8, 8 + n).arrayBuffer()), fail);
+    const dataStart = 8 + n;
+    const { metadata, layout } = tensorLayout(header, blob.size - dataStart, fail);
+    const read = async (name: string, begin: number, end: number): Promise<Uint8Array> => {
+      const b = new Uint8Array(await blob.slice(dataStart + begin, dataStart + end).arrayBuffer());
+      if (b.byteLength !== end - begin) throw fail(`key '${name}': read ${b.byteLength} of ${end - begin} bytes (the file changed or is truncated)`);
+      return b;
+    };
+    const tensors = new Map<string, TensorEntry>();
+    for (const t of layout) {
+      const bytes = t.end - t.begin;
+      if (bytes <= eager) {
+        tensors.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape, data: await read(t.name, t.begin, t.end) });
+      } else {
+        tensors.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape, data: new Uint8Array(0), lazy: { byteLength: bytes, read: () => read(t.name, t.begin, t.end) } });
       }
-      const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      if (typeof e !== 'object' || e === null) throw fail(`key '${name}': entry is not an object`);
-      const dtype = e.dtype as SafeDType;
-      if (typeof dtype !== 'string' || !(dtype in BYTES)) throw fail(`key '${name}': unknown dtype ${JSON.stringify(e.dtype)}`);
-      const shape = e.shape;
-      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw fail(`key '${name}': bad shape ${JSON.stringify(shape)}`);
-      const off = e.data_offsets;
-      if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[0] > off[1]) {
-        throw fail(`key '${name}': bad data_offsets ${JSON.stringify(off)}`);
-      }
-      if (off[1] > dataLen) throw fail(`key '${name}': data_offsets [${off[0]}, ${off[1]}] out of range (data section is ${dataLen} bytes; file truncated?)`);
-      const numel = (shape as number[]).reduce((a, b) => a * b, 1);
-      if (numel * BYTES[dtype] !== off[1] - off[0]) {
-        throw fail(`key '${name}': ${dtype}[${shape.join(', ')}] needs ${numel * BYTES[dtype]} bytes, data_offsets span ${off[1] - off[0]}`);
-      }
-      tensors.set(name, { name, dtype, shape: shape as number[], data: u8.subarray(dataStart + off[0], dataStart + off[1]) });
     }
     return new SafetensorsFile(fileName, tensors, metadata);
   }
@@ -86,8 +93,58 @@ export class SafetensorsFile {
   }
 }
 
+/** Length of the JSON header from the first 8 bytes, checked against the file size. */
+function headerLength(head: Uint8Array, fileSize: number, fail: (m: string) => SafetensorsError): number {
+  if (fileSize < 8 || head.byteLength < 8) throw fail(`truncated: ${fileSize} bytes, a safetensors file starts with an 8-byte header length`);
+  const n = Number(new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true));
+  if (n > 100 * 1024 * 1024) throw fail(`header length ${n} is implausible (over 100 MiB): not a safetensors file?`);
+  if (8 + n > fileSize) throw fail(`truncated: header length ${n} but the file has only ${fileSize - 8} bytes after it`);
+  return n;
+}
+
+function parseHeaderJson(bytes: Uint8Array, fail: (m: string) => SafetensorsError): Record<string, unknown> {
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (e) {
+    throw fail(`header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw fail('header is not a JSON object');
+  return header as Record<string, unknown>;
+}
+
+/** Every tensor's dtype, shape and data range, checked against the data section's length. */
+function tensorLayout(header: Record<string, unknown>, dataLen: number, fail: (m: string) => SafetensorsError) {
+  const layout: { name: string; dtype: SafeDType; shape: number[]; begin: number; end: number }[] = [];
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      metadata = (raw ?? {}) as Record<string, string>;
+      continue;
+    }
+    const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof e !== 'object' || e === null) throw fail(`key '${name}': entry is not an object`);
+    const dtype = e.dtype as SafeDType;
+    if (typeof dtype !== 'string' || !(dtype in BYTES)) throw fail(`key '${name}': unknown dtype ${JSON.stringify(e.dtype)}`);
+    const shape = e.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw fail(`key '${name}': bad shape ${JSON.stringify(shape)}`);
+    const off = e.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[0] > off[1]) {
+      throw fail(`key '${name}': bad data_offsets ${JSON.stringify(off)}`);
+    }
+    if (off[1] > dataLen) throw fail(`key '${name}': data_offsets [${off[0]}, ${off[1]}] out of range (data section is ${dataLen} bytes; file truncated?)`);
+    const numel = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (numel * BYTES[dtype] !== off[1] - off[0]) {
+      throw fail(`key '${name}': ${dtype}[${shape.join(', ')}] needs ${numel * BYTES[dtype]} bytes, data_offsets span ${off[1] - off[0]}`);
+    }
+    layout.push({ name, dtype, shape: shape as number[], begin: off[0] as number, end: off[1] as number });
+  }
+  return { metadata, layout };
+}
+
 /** Converts a float or integer entry to f32 values on the host. */
 export function entryToF32(e: TensorEntry, fileName = ''): Float32Array {
+  if (e.lazy) throw new SafetensorsError(`${fileName ? `${fileName}: ` : ''}key '${e.name}' (${e.lazy.byteLength} bytes) is read lazily from its Blob; read it (lazy.read()) before converting it on the host`);
   const n = e.shape.reduce((a, b) => a * b, 1);
   const dv = new DataView(e.data.buffer, e.data.byteOffset, e.data.byteLength);
   const out = new Float32Array(n);

@@ -82,8 +82,10 @@ export type ModelSource = HubSource | UrlSource | FilesSource;
 
 /** Everything the loaders need; configs null = the released preset. */
 export interface ModelFiles {
-  mimiWeights: Uint8Array;
-  lmWeights: Uint8Array;
+  /** In memory, or a Blob (a picked File: read when the model is loaded). */
+  mimiWeights: Uint8Array | Blob;
+  /** In memory, or a Blob (a picked File: streamed to the GPU tensor by tensor, never read whole). */
+  lmWeights: Uint8Array | Blob;
   mimiConfig: unknown | null;
   lmConfig: unknown | null;
   tokenizer: Uint8Array | null;
@@ -259,6 +261,24 @@ export async function fetchFile(url: string, role: FileRole, opts: LoadOptions =
   return { bytes, origin: 'network', name };
 }
 
+/**
+ * A picked weights File, checked without reading it whole: its safetensors header must parse and
+ * its tensors fit the file (SafetensorsFile.fromBlob with nothing read eagerly). Returns the File.
+ */
+export async function checkLocalWeights(file: File, role: FileRole, opts: LoadOptions = {}): Promise<File> {
+  const emit = opts.onProgress ?? (() => {});
+  emit({ status: 'initiate', file: file.name, role, loaded: 0, total: file.size });
+  try {
+    await SafetensorsFile.fromBlob(file, file.name, { eagerBytes: 0 });
+  } catch (e) {
+    const err = e instanceof SafetensorsError ? new ModelSourceError(file.name, `not a valid safetensors file: ${e.message}`) : new ModelSourceError(file.name, `could not read the local file (${(e as Error)?.message ?? e})`);
+    emit({ status: 'error', file: file.name, role, loaded: 0, total: file.size, error: err.message });
+    throw err;
+  }
+  emit({ status: 'done', file: file.name, role, loaded: file.size, total: file.size, cached: true });
+  return file;
+}
+
 /** Reads a picked File with progress (chunked through its stream when available). */
 export async function readLocalFile(file: File, role: FileRole, opts: LoadOptions = {}): Promise<Uint8Array> {
   const emit = opts.onProgress ?? (() => {});
@@ -358,7 +378,15 @@ export async function loadModelFiles(source: ModelSource, opts: LoadOptions = {}
     const picked = classifyFiles(source.files);
     for (const role of ORDER) {
       const f = picked[role];
-      if (f) set(role, await readLocalFile(f, role, opts), f.name, 'local');
+      if (!f) continue;
+      if (role === 'mimiWeights' || role === 'lmWeights') {
+        // Weights stay in their File: the header is checked now, the data read at load time.
+        out[role] = await checkLocalWeights(f, role, opts);
+        out.names[role] = f.name;
+        out.origins[role] = 'local';
+      } else {
+        set(role, await readLocalFile(f, role, opts), f.name, 'local');
+      }
     }
   } else {
     if (source.kind === 'urls' && (!source.mimiWeights || !source.lmWeights)) {
@@ -372,7 +400,8 @@ export async function loadModelFiles(source: ModelSource, opts: LoadOptions = {}
       set(role, r.bytes, r.name, r.origin);
     }
   }
-  const total = out.mimiWeights.byteLength + out.lmWeights.byteLength + (out.tokenizer?.byteLength ?? 0);
+  const size = (x: Uint8Array | Blob) => (x instanceof Uint8Array ? x.byteLength : x.size);
+  const total = size(out.mimiWeights) + size(out.lmWeights) + (out.tokenizer?.byteLength ?? 0);
   emit({ status: 'ready', file: Object.values(out.names).join(', '), loaded: total, total });
   return out;
 }

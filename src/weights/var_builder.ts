@@ -9,11 +9,22 @@ export class WeightError extends Error {
 /** How a weight is stored on the GPU: always f32, or its file dtype (F16/BF16 stay packed halves). */
 export type StoragePolicy = 'f32' | 'native';
 
+/** A GPU tensor created for a lazy entry, filled by `uploadPending()`. */
+interface PendingUpload {
+  tensor: Tensor;
+  entry: TensorEntry;
+  /** First element of the entry this tensor holds (chunks), and how many. */
+  start: number;
+  n: number;
+  policy: StoragePolicy;
+}
+
 interface Root {
   source: string;
   entries: ReadonlyMap<string, TensorEntry>;
   consumed: Set<string>;
   ctx: GpuContext | null;
+  pending: PendingUpload[];
 }
 
 /**
@@ -34,12 +45,12 @@ export class VarBuilder {
         entries.set(k, e);
       }
     }
-    return new VarBuilder({ source: files.map((f) => f.fileName).join(', '), entries, consumed: new Set(), ctx }, '');
+    return new VarBuilder({ source: files.map((f) => f.fileName).join(', '), entries, consumed: new Set(), ctx, pending: [] }, '');
   }
 
   /** A root over in-memory entries (seeded random weights for benchmarks, tests). */
   static fromEntries(ctx: GpuContext | null, entries: ReadonlyMap<string, TensorEntry>, source = '<memory>'): VarBuilder {
-    return new VarBuilder({ source, entries, consumed: new Set(), ctx }, '');
+    return new VarBuilder({ source, entries, consumed: new Set(), ctx, pending: [] }, '');
   }
 
   /** Descends one level: `pp('layers').pp(3)` reads keys under `layers.3.`. */
@@ -90,9 +101,11 @@ export class VarBuilder {
     return e;
   }
 
-  /** Host f32 values of `name`, checked against `shape`. */
+  /** Host f32 values of `name`, checked against `shape`. Throws WeightError for a lazy (large, Blob-backed) entry. */
   host(name: string, shape: readonly number[]): Float32Array {
-    return entryToF32(this.checked(name, shape), this.root.source);
+    const e = this.checked(name, shape);
+    if (e.lazy) throw new WeightError(`key '${this.key(name)}' in ${this.root.source} (${e.lazy.byteLength} bytes) is read lazily and cannot be read on the host during load; open the file with a larger eagerBytes`);
+    return entryToF32(e, this.root.source);
   }
 
   /** Marks `name` consumed after checking its shape, without reading it (e.g. `_initialized` flags). */
@@ -126,21 +139,47 @@ export class VarBuilder {
     const ctx = this.root.ctx;
     if (!ctx) throw new WeightError(`cannot upload '${label}': this VarBuilder has no GPU context`);
     const half = e.dtype === 'F16' || e.dtype === 'BF16';
-    if (policy === 'native' && half) {
-      const dtype: DType = e.dtype === 'F16' ? 'f16' : 'bf16';
-      const bytes = e.data.subarray(start * 2, (start + n) * 2);
-      let words: Uint32Array;
-      if (bytes.byteOffset % 4 === 0 && bytes.byteLength % 4 === 0) {
-        words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-      } else {
-        const copy = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
-        copy.set(bytes);
-        words = new Uint32Array(copy.buffer);
-      }
-      return ctx.upload(words, shape, dtype, label);
+    const dtype: DType = policy === 'native' && half ? (e.dtype === 'F16' ? 'f16' : 'bf16') : 'f32';
+    if (e.lazy) {
+      // Created now (shapes are known from the header), filled by uploadPending().
+      const tensor = ctx.tensor(shape, dtype, label);
+      this.root.pending.push({ tensor, entry: e, start, n, policy });
+      return tensor;
     }
-    const all = entryToF32(e, this.root.source);
-    return ctx.upload(all.subarray(start, start + n), shape, 'f32', label);
+    const t = ctx.tensor(shape, dtype, label);
+    ctx.write(t, storedValues(e, start, n, dtype, this.root.source));
+    return t;
+  }
+
+  /**
+   * Reads the lazy (Blob-backed) entries whose tensors were created since the last call, one
+   * entry at a time, and writes them to their GPU tensors: host memory holds one tensor's bytes
+   * at a time. Models call it at the end of `load`, before any kernel reads the weights; a no-op
+   * for in-memory files. `onProgress(done, total)` counts bytes.
+   */
+  async uploadPending(onProgress?: (doneBytes: number, totalBytes: number) => void): Promise<void> {
+    const ctx = this.root.ctx;
+    const pending = this.root.pending;
+    this.root.pending = [];
+    if (!pending.length || !ctx) return;
+    const byEntry = new Map<TensorEntry, PendingUpload[]>();
+    for (const p of pending) byEntry.set(p.entry, [...(byEntry.get(p.entry) ?? []), p]);
+    const total = [...byEntry.keys()].reduce((a, e) => a + (e.lazy?.byteLength ?? 0), 0);
+    let done = 0;
+    let unsynced = 0;
+    for (const [e, ps] of byEntry) {
+      const data = await e.lazy!.read();
+      const loaded: TensorEntry = { name: e.name, dtype: e.dtype, shape: e.shape, data };
+      for (const p of ps) ctx.write(p.tensor, storedValues(loaded, p.start, p.n, p.tensor.dtype, this.root.source));
+      done += data.byteLength;
+      unsynced += data.byteLength;
+      onProgress?.(done, total);
+      // Let the queue drain its staged copies now and then: bounded host memory.
+      if (unsynced >= 256 * 1024 * 1024 && done < total) {
+        await ctx.sync();
+        unsynced = 0;
+      }
+    }
   }
 
   /** Keys of the whole file never read. */
@@ -155,6 +194,18 @@ export class VarBuilder {
       throw new WeightError(`${extra.length} key(s) in ${this.root.source} were not used by the model (wrong config or checkpoint?): ${extra.slice(0, 10).join(', ')}${extra.length > 10 ? ', ...' : ''}`);
     }
   }
+}
+
+/** Elements [start, start + n) of an in-memory entry as the GPU tensor's `dtype` wants them (packed half words, or f32). */
+function storedValues(e: TensorEntry, start: number, n: number, dtype: DType, source: string): Uint32Array | Float32Array {
+  if (dtype === 'f16' || dtype === 'bf16') {
+    const bytes = e.data.subarray(start * 2, (start + n) * 2);
+    if (bytes.byteOffset % 4 === 0 && bytes.byteLength % 4 === 0) return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    const copy = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+    copy.set(bytes);
+    return new Uint32Array(copy.buffer);
+  }
+  return entryToF32(e, source).subarray(start, start + n);
 }
 
 /** Packs host f32 values as the given storage dtype (for in-memory bf16/f16 weights). */
