@@ -15,6 +15,9 @@ export interface WeightCache {
   /** The stored bytes, or null when absent. */
   get(key: string): Promise<Uint8Array | null>;
   put(key: string, bytes: Uint8Array): Promise<void>;
+  /** The stored file as a Blob (disk-backed where the backend allows: weights are never read whole), or null. */
+  getBlob(key: string): Promise<Blob | null>;
+  putBlob(key: string, blob: Blob): Promise<void>;
   has(key: string): Promise<boolean>;
   /** @returns true when something was deleted. */
   delete(key: string): Promise<boolean>;
@@ -32,17 +35,27 @@ export const WEIGHT_CACHE_NAME = 'solacelive-weights-v1';
 /** In-memory cache (Node, tests). */
 export class MemoryWeightCache implements WeightCache {
   readonly kind = 'memory';
-  private readonly map = new Map<string, Uint8Array>();
-  /** Number of get() calls that found the key (for tests and diagnostics). */
+  private readonly map = new Map<string, Uint8Array | Blob>();
+  /** Number of get()/getBlob() calls that found the key (for tests and diagnostics). */
   hits = 0;
 
   async get(key: string): Promise<Uint8Array | null> {
     const v = this.map.get(key);
-    if (v) this.hits++;
-    return v ? v.slice() : null;
+    if (!v) return null;
+    this.hits++;
+    return v instanceof Blob ? new Uint8Array(await v.arrayBuffer()) : v.slice();
   }
   async put(key: string, bytes: Uint8Array): Promise<void> {
     this.map.set(key, bytes.slice());
+  }
+  async getBlob(key: string): Promise<Blob | null> {
+    const v = this.map.get(key);
+    if (!v) return null;
+    this.hits++;
+    return v instanceof Blob ? v : new Blob([v.slice()]);
+  }
+  async putBlob(key: string, blob: Blob): Promise<void> {
+    this.map.set(key, blob);
   }
   async has(key: string): Promise<boolean> {
     return this.map.has(key);
@@ -79,11 +92,24 @@ export class CacheApiWeightCache implements WeightCache {
     return bytes;
   }
   async put(key: string, bytes: Uint8Array): Promise<void> {
+    await this.putBlob(key, new Blob([new Uint8Array(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength)]));
+  }
+  async getBlob(key: string): Promise<Blob | null> {
+    const r = await (await this.open()).match(key);
+    if (!r) return null;
+    const blob = await r.blob();
+    const len = Number(r.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(len) && len !== blob.size) {
+      await this.delete(key);
+      return null;
+    }
+    return blob;
+  }
+  async putBlob(key: string, blob: Blob): Promise<void> {
     try {
-      const body = new Uint8Array(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength);
-      await (await this.open()).put(key, new Response(body, { headers: { 'content-length': String(bytes.byteLength), 'content-type': 'application/octet-stream' } }));
+      await (await this.open()).put(key, new Response(blob, { headers: { 'content-length': String(blob.size), 'content-type': 'application/octet-stream' } }));
     } catch (e) {
-      throw new WeightCacheError(`caching ${key} (${bytes.byteLength} bytes) in the Cache API failed: ${(e as Error).message} (storage quota?)`);
+      throw new WeightCacheError(`caching ${key} (${blob.size} bytes) in the Cache API failed: ${(e as Error).message} (storage quota?)`);
     }
   }
   async has(key: string): Promise<boolean> {
@@ -113,11 +139,19 @@ export class IdbWeightCache implements WeightCache {
     return new Uint8Array(v instanceof Blob ? await v.arrayBuffer() : v);
   }
   async put(key: string, bytes: Uint8Array): Promise<void> {
+    await this.putBlob(key, new Blob([bytes as Uint8Array<ArrayBuffer>]));
+  }
+  async getBlob(key: string): Promise<Blob | null> {
+    const v = await idbGet<Blob | ArrayBuffer>(key, this.store);
+    if (!v) return null;
+    return v instanceof Blob ? v : new Blob([v]);
+  }
+  async putBlob(key: string, blob: Blob): Promise<void> {
     try {
       // A Blob lets the browser keep large values on disk instead of in the heap.
-      await idbSet(key, new Blob([bytes as Uint8Array<ArrayBuffer>]), this.store);
+      await idbSet(key, blob, this.store);
     } catch (e) {
-      throw new WeightCacheError(`caching ${key} (${bytes.byteLength} bytes) in IndexedDB failed: ${(e as Error).message} (storage quota?)`);
+      throw new WeightCacheError(`caching ${key} (${blob.size} bytes) in IndexedDB failed: ${(e as Error).message} (storage quota?)`);
     }
   }
   async has(key: string): Promise<boolean> {

@@ -112,6 +112,8 @@ export interface LoadOptions {
   fetch?: typeof fetch;
   /** Minimum ms between 'progress' events per file (default 100; 0 = every chunk). */
   progressIntervalMs?: number;
+  /** Weights downloads: bytes kept in JS chunks before they are folded into the file's Blob (default 64 MiB). */
+  blobFoldBytes?: number;
 }
 
 /** `${base}/${repo}/resolve/${revision}/${file}` with the base's trailing slashes trimmed. */
@@ -160,6 +162,35 @@ export function verifyFile(role: FileRole, name: string, bytes: Uint8Array): unk
  *   download, failed verification. AbortError passes through when `signal` aborts.
  */
 export async function fetchFile(url: string, role: FileRole, opts: LoadOptions = {}): Promise<{ bytes: Uint8Array; origin: 'network' | 'cache'; name: string }> {
+  const r = await download(url, role, opts, false);
+  return { bytes: r.data as Uint8Array, origin: r.origin, name: r.name };
+}
+
+/**
+ * `fetchFile` for a weights file, kept as a Blob from download to GPU: the body is folded into a
+ * Blob every 64 MiB (the browser keeps large Blobs on disk), checked (Content-Length, safetensors
+ * header), cached as that Blob, and a cache hit is the cached Blob: a 15 GB checkpoint never
+ * sits in the JS heap. Same errors and progress events as fetchFile.
+ */
+export async function fetchWeights(url: string, role: 'mimiWeights' | 'lmWeights', opts: LoadOptions = {}): Promise<{ blob: Blob; origin: 'network' | 'cache'; name: string }> {
+  const r = await download(url, role, opts, true);
+  return { blob: r.data as Blob, origin: r.origin, name: r.name };
+}
+
+/** Bytes a download keeps in JS chunks before folding them into its Blob. */
+const BLOB_FOLD_BYTES = 64 * 1024 * 1024;
+
+/** Checks a weights Blob like verifyFile checks bytes (its safetensors header and tensor ranges). */
+async function verifyWeightsBlob(name: string, blob: Blob): Promise<void> {
+  try {
+    await SafetensorsFile.fromBlob(blob, name, { eagerBytes: 0 });
+  } catch (e) {
+    const msg = e instanceof SafetensorsError ? e.message.replace(`${name}: `, '') : (e as Error).message;
+    throw new ModelSourceError(name, `not a valid safetensors file (${msg})`);
+  }
+}
+
+async function download(url: string, role: FileRole, opts: LoadOptions, asBlob: boolean): Promise<{ data: Uint8Array | Blob; origin: 'network' | 'cache'; name: string }> {
   const name = fileNameOf(url);
   const emit = opts.onProgress ?? (() => {});
   const cache = opts.cache === undefined ? defaultWeightCache() : opts.cache;
@@ -167,25 +198,27 @@ export async function fetchFile(url: string, role: FileRole, opts: LoadOptions =
     emit({ status: 'error', file: name, role, loaded: 0, total: 0, error: err.message });
     throw err;
   };
+  const sizeOf = (d: Uint8Array | Blob) => (d instanceof Blob ? d.size : d.byteLength);
   emit({ status: 'initiate', file: name, role, loaded: 0, total: 0 });
   if (cache) {
-    let hit: Uint8Array | null = null;
+    let hit: Uint8Array | Blob | null = null;
     try {
-      hit = await cache.get(url);
+      hit = asBlob ? await cache.getBlob(url) : await cache.get(url);
     } catch {
       hit = null; // a broken cache must not block loading: fall through to the network
     }
     if (hit) {
       let ok = true;
       try {
-        verifyFile(role, name, hit);
+        if (hit instanceof Blob) await verifyWeightsBlob(name, hit);
+        else verifyFile(role, name, hit);
       } catch {
         ok = false; // corrupted entry: drop it and download again
         await cache.delete(url).catch(() => false);
       }
       if (ok) {
-        emit({ status: 'done', file: name, role, loaded: hit.byteLength, total: hit.byteLength, cached: true });
-        return { bytes: hit, origin: 'cache', name };
+        emit({ status: 'done', file: name, role, loaded: sizeOf(hit), total: sizeOf(hit), cached: true });
+        return { data: hit, origin: 'cache', name };
       }
     }
   }
@@ -207,12 +240,37 @@ export async function fetchFile(url: string, role: FileRole, opts: LoadOptions =
   const total = lenHeader !== null && (!encoding || encoding === 'identity') ? Number(lenHeader) : 0;
   emit({ status: 'download', file: name, role, loaded: 0, total });
   const interval = opts.progressIntervalMs ?? 100;
-  let bytes: Uint8Array;
+  let data: Uint8Array | Blob;
   let loaded = 0;
   try {
     if (!res.body) {
-      bytes = new Uint8Array(await res.arrayBuffer());
-      loaded = bytes.byteLength;
+      data = asBlob ? await res.blob() : new Uint8Array(await res.arrayBuffer());
+      loaded = sizeOf(data);
+    } else if (asBlob) {
+      const reader = res.body.getReader();
+      let folded = new Blob([]);
+      let chunks: Uint8Array<ArrayBuffer>[] = [];
+      let chunkBytes = 0;
+      let last = -Infinity;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (total > 0 && loaded + value.byteLength > total) return fail(new ModelSourceError(name, `server sent more than its Content-Length of ${total} bytes`));
+        chunks.push(value as Uint8Array<ArrayBuffer>);
+        chunkBytes += value.byteLength;
+        loaded += value.byteLength;
+        if (chunkBytes >= (opts.blobFoldBytes ?? BLOB_FOLD_BYTES)) {
+          folded = new Blob([folded, ...chunks]);
+          chunks = [];
+          chunkBytes = 0;
+        }
+        const now = Date.now();
+        if (now - last >= interval) {
+          last = now;
+          emit({ status: 'progress', file: name, role, loaded, total });
+        }
+      }
+      data = new Blob([folded, ...chunks]);
     } else {
       const reader = res.body.getReader();
       let buf = new Uint8Array(total > 0 ? total : 1 << 20);
@@ -234,7 +292,7 @@ export async function fetchFile(url: string, role: FileRole, opts: LoadOptions =
           emit({ status: 'progress', file: name, role, loaded, total });
         }
       }
-      bytes = loaded === buf.byteLength ? buf : buf.slice(0, loaded);
+      data = loaded === buf.byteLength ? buf : buf.slice(0, loaded);
     }
   } catch (e) {
     if ((e as Error)?.name === 'AbortError') throw e;
@@ -245,20 +303,22 @@ export async function fetchFile(url: string, role: FileRole, opts: LoadOptions =
     return fail(new ModelSourceError(name, `truncated download: received ${loaded} of ${total} bytes (Content-Length); retry — nothing was cached`));
   }
   try {
-    verifyFile(role, name, bytes);
+    if (data instanceof Blob) await verifyWeightsBlob(name, data);
+    else verifyFile(role, name, data);
   } catch (e) {
     return fail(e as ModelSourceError);
   }
   emit({ status: 'progress', file: name, role, loaded, total: total || loaded });
   if (cache) {
     try {
-      await cache.put(url, bytes);
+      if (data instanceof Blob) await cache.putBlob(url, data);
+      else await cache.put(url, data);
     } catch {
       // Out of quota: the load still succeeds, only offline use is lost.
     }
   }
   emit({ status: 'done', file: name, role, loaded, total: total || loaded });
-  return { bytes, origin: 'network', name };
+  return { data, origin: 'network', name };
 }
 
 /**
@@ -396,8 +456,15 @@ export async function loadModelFiles(source: ModelSource, opts: LoadOptions = {}
     for (const role of ORDER) {
       const url = urls[role];
       if (!url) continue;
-      const r = await fetchFile(url, role, { ...opts, cache });
-      set(role, r.bytes, r.name, r.origin);
+      if (role === 'mimiWeights' || role === 'lmWeights') {
+        const r = await fetchWeights(url, role, { ...opts, cache });
+        out[role] = r.blob;
+        out.names[role] = r.name;
+        out.origins[role] = r.origin;
+      } else {
+        const r = await fetchFile(url, role, { ...opts, cache });
+        set(role, r.bytes, r.name, r.origin);
+      }
     }
   }
   const size = (x: Uint8Array | Blob) => (x instanceof Uint8Array ? x.byteLength : x.size);

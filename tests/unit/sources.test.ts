@@ -11,6 +11,7 @@ import {
   RELEASE_FILES,
   classifyFiles,
   fetchFile,
+  fetchWeights,
   hubUrl,
   loadModelFiles,
 } from '../../src/weights/sources.ts';
@@ -111,6 +112,11 @@ async function rejection(p: Promise<unknown>): Promise<ModelSourceError> {
   throw new Error('expected a rejection');
 }
 
+/** The bytes of a weights file as loadModelFiles returns it (a Blob, or bytes). */
+async function bytesOf(x: Uint8Array | Blob): Promise<Uint8Array> {
+  return x instanceof Blob ? new Uint8Array(await x.arrayBuffer()) : x;
+}
+
 describe('model sources', () => {
   it('builds hub URLs as ${base}/${repo}/resolve/${revision}/${file}', () => {
     expect(hubUrl('model.safetensors')).toBe('https://huggingface.co/kyutai/moshiko-pytorch-bf16/resolve/main/model.safetensors');
@@ -122,8 +128,8 @@ describe('model sources', () => {
     const r1 = recorder();
     requests.length = 0;
     const files = await loadModelFiles({ kind: 'hub', baseUrl: base }, { cache, onProgress: r1.onProgress, progressIntervalMs: 0 });
-    expect(files.mimiWeights).toEqual(MIMI);
-    expect(files.lmWeights).toEqual(LM); // through the redirect
+    expect(await bytesOf(files.mimiWeights)).toEqual(MIMI);
+    expect(await bytesOf(files.lmWeights)).toEqual(LM); // through the redirect
     expect(files.tokenizer).toEqual(TOK);
     expect(files.mimiConfig).toBeNull();
     expect(files.origins).toEqual({ tokenizer: 'network', mimiWeights: 'network', lmWeights: 'network' });
@@ -147,7 +153,8 @@ describe('model sources', () => {
     const r2 = recorder();
     const again = await loadModelFiles({ kind: 'hub', baseUrl: base }, { cache, onProgress: r2.onProgress });
     expect(requests).toEqual([]);
-    expect(again.lmWeights).toEqual(LM);
+    expect(again.lmWeights).toBeInstanceOf(Blob); // weights stay Blobs, from the network and from the cache
+    expect(await bytesOf(again.lmWeights)).toEqual(LM);
     expect(again.origins).toEqual({ tokenizer: 'cache', mimiWeights: 'cache', lmWeights: 'cache' });
     expect(r2.seq(RELEASE_FILES.mimiWeights)).toEqual(['initiate', 'done']);
     expect(r2.events.find((e) => e.status === 'done')!.cached).toBe(true);
@@ -156,7 +163,7 @@ describe('model sources', () => {
 
   it('supports a mirror base URL, another repo and a revision', async () => {
     const files = await loadModelFiles({ kind: 'hub', baseUrl: `${base}/mirror/`, repo: 'org/m', revision: 'v1.0' }, { cache: null });
-    expect(files.lmWeights).toEqual(LM);
+    expect(await bytesOf(files.lmWeights)).toEqual(LM);
     expect(files.names).toEqual({ tokenizer: RELEASE_FILES.tokenizer, mimiWeights: RELEASE_FILES.mimiWeights, lmWeights: RELEASE_FILES.lmWeights });
   });
 
@@ -185,6 +192,24 @@ describe('model sources', () => {
     expect(prog.length).toBeGreaterThan(3);
     for (let i = 1; i < prog.length; i++) expect(prog[i].loaded).toBeGreaterThanOrEqual(prog[i - 1].loaded);
     expect(prog.every((e) => e.total === LM.length)).toBe(true);
+  });
+
+  it('weights stay Blobs from download to cache: folded in pieces, truncated or corrupt ones rejected and not cached', async () => {
+    const cache = new MemoryWeightCache();
+    const r = recorder();
+    const w = await fetchWeights(`${base}/pair/slow.safetensors`, 'lmWeights', { cache, onProgress: r.onProgress, progressIntervalMs: 0, blobFoldBytes: 1000 });
+    expect(w.blob).toBeInstanceOf(Blob);
+    expect(await bytesOf(w.blob)).toEqual(LM);
+    expect(r.seq('slow.safetensors').at(-1)).toBe('done');
+    const hit = await fetchWeights(`${base}/pair/slow.safetensors`, 'lmWeights', { cache });
+    expect(hit.origin).toBe('cache');
+    expect(await bytesOf(hit.blob)).toEqual(LM);
+    const fresh = new MemoryWeightCache();
+    const t = await rejection(fetchWeights(`${base}/pair/truncated.safetensors`, 'lmWeights', { cache: fresh }));
+    expect(t.message).toMatch(/truncated\.safetensors: (download interrupted at|truncated download: received) \d+ of 20\d+ bytes/);
+    const c = await rejection(fetchWeights(`${base}/pair/corrupt.safetensors`, 'lmWeights', { cache: fresh }));
+    expect(c.message).toMatch(/^corrupt\.safetensors: not a valid safetensors file/);
+    expect(await fresh.keys()).toEqual([]);
   });
 
   it('loads a config + safetensors pair from any URLs and verifies both', async () => {
@@ -296,7 +321,12 @@ describe('model sources in Chromium (Cache API and IndexedDB backends, cross-ori
           out[label] = {
             first: a.origins,
             second: b.origins,
-            same: a.lmWeights.length === b.lmWeights.length && a.lmWeights.every((v: number, i: number) => v === b.lmWeights[i]),
+            // Weights come back as Blobs (disk-backed in the browser), the cached one equal to the download.
+            same: await (async () => {
+              const x = new Uint8Array(await (a.lmWeights as Blob).arrayBuffer());
+              const y = new Uint8Array(await (b.lmWeights as Blob).arrayBuffer());
+              return a.lmWeights instanceof Blob && b.lmWeights instanceof Blob && x.length > 0 && x.length === y.length && x.every((v, i) => v === y[i]);
+            })(),
             keys: (await cache.keys()).length,
             events: [...new Set(events)],
             err,
