@@ -43,6 +43,9 @@ export class AudioIO {
   private lastPlayed = 0;
   /** Message mode (the worklets' counters live in their own threads): counted here. */
   private posted = { frames: 0, sumSq: 0, captured: 0 };
+  /** Message mode: the worklets' latest counters, asked for twice a second ('stats' messages). */
+  private polled: { capture: Record<string, number> | null; playback: Record<string, number> | null } = { capture: null, playback: null };
+  private pollTimer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(
     readonly context: AudioContext,
@@ -53,6 +56,21 @@ export class AudioIO {
   ) {
     this.inBuf = new Float32Array(inAnalyser.fftSize);
     this.outBuf = new Float32Array(outAnalyser.fftSize);
+    if (io.mode === 'message') {
+      const listen = (node: AudioWorkletNode | null, side: 'capture' | 'playback') => {
+        node?.port.addEventListener('message', (ev: MessageEvent) => {
+          const m = ev.data as { type?: string; stats?: Record<string, number> };
+          if (m?.type === 'stats' && m.stats) this.polled[side] = m.stats;
+        });
+        node?.port.start();
+      };
+      listen(io.capture, 'capture');
+      listen(io.playback, 'playback');
+      this.pollTimer = setInterval(() => {
+        io.capture?.port.postMessage({ type: 'stats' });
+        io.playback.port.postMessage({ type: 'stats' });
+      }, 500);
+    }
   }
 
   /**
@@ -129,9 +147,19 @@ export class AudioIO {
     const s = this.io.stats;
     const get = (i: number) => Atomics.load(s, i);
     if (this.io.mode === 'message') {
-      // The worklets keep private counters in this mode: report what crossed the page.
+      // The worklets keep private counters in this mode: samples and RMS as they crossed the
+      // page, overruns and underruns from the worklets' last 'stats' replies.
       const n = this.posted.frames * 1920;
-      return { capturedSamples: this.posted.captured, captureOverruns: 0, playedSamples: n, playedRms: n ? Math.sqrt(this.posted.sumSq / n) : 0, underruns: 0, playOverruns: 0 };
+      const c = this.polled.capture;
+      const p = this.polled.playback;
+      return {
+        capturedSamples: this.posted.captured,
+        captureOverruns: c?.CAPTURE_OVERRUNS ?? 0,
+        playedSamples: n,
+        playedRms: n ? Math.sqrt(this.posted.sumSq / n) : 0,
+        underruns: p?.PLAY_UNDERRUNS ?? 0,
+        playOverruns: p?.PLAY_OVERRUNS ?? 0,
+      };
     }
     return {
       capturedSamples: get(STAT.CAPTURE_SAMPLES),
@@ -144,6 +172,7 @@ export class AudioIO {
   }
 
   close(): void {
+    if (this.pollTimer !== null) clearInterval(this.pollTimer);
     this.io.close();
     for (const t of this.stream.getTracks()) t.stop();
     void this.context.close();

@@ -65,7 +65,7 @@ describe('browser live loop (e2e)', () => {
       log: () => {},
     });
     const summary = summaryOf(r);
-    console.log(`e2e (packets): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, dropped ${JSON.stringify(r.droppedPackets)}, output RMS ${r.outputRms.toFixed(4)}`);
+    console.log(`e2e (packets): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, underruns ${r.underruns}, dropped ${JSON.stringify(r.droppedPackets)}, output RMS ${r.outputRms.toFixed(4)}`);
     expect(r.errors, summary).toEqual([]);
     expect(r.transport, summary).toBe('packets');
     expect(r.steps, summary).toBeGreaterThanOrEqual(Math.floor(0.8 * r.expectedSteps));
