@@ -13,6 +13,8 @@ import { type ClientEvent, EngineClient, HUB_DEFAULTS } from './engine_client.ts
 import { DEFAULT_SAMPLING, type ModelSpec, type SamplingSettings } from '../engine/worker_api.ts';
 import type { MetricsSnapshot, StepTimings } from '../engine/metrics.ts';
 import { registerPwa } from './pwa.ts';
+import { decodeWav } from '../audio/wav.ts';
+import { resample } from '../audio/resample.ts';
 
 /** What the page exposes for automation on `window.__solacelive`. */
 export interface TestHook {
@@ -81,6 +83,7 @@ const MARKUP = `
   <section class="card talk">
     <h2>2 · Talk</h2>
     <div class="row"><button class="primary mic" disabled>Start microphone</button><span class="status run-status"></span></div>
+    <div class="row"><label>…or play a recording to Moshi <input type="file" name="talkFile" accept=".wav,audio/wav"></label><button class="file" disabled>Play file</button></div>
     <div class="meter"><span>input</span><div class="bar"><div class="fill in"></div></div><span class="in-db">–∞ dB</span></div>
     <div class="meter"><span>output</span><div class="bar"><div class="fill out"></div></div><span class="out-db">–∞ dB</span></div>
     <h2>Moshi says</h2>
@@ -205,6 +208,7 @@ export function mountApp(root: HTMLElement): void {
       case 'device-lost':
         banner('GPU device lost.', ` ${ev.message} Reload the page to start again.`);
         micBtn.disabled = true;
+        el<HTMLButtonElement>(root, 'button.file').disabled = true;
         fail('gpu', new Error(ev.message));
         break;
       case 'error':
@@ -250,6 +254,7 @@ export function mountApp(root: HTMLElement): void {
       setLoad('ready', `Ready: ${info.summary}`);
       hook.state = 'ready';
       micBtn.disabled = false;
+      el<HTMLButtonElement>(root, 'button.file').disabled = false;
     } catch (e) {
       const msg = fail('load', e);
       setLoad('error', msg);
@@ -268,6 +273,36 @@ export function mountApp(root: HTMLElement): void {
   cancelBtn.onclick = () => abort?.abort();
 
   let running = false;
+  const fileBtn = el<HTMLButtonElement>(root, 'button.file');
+  /** File-input mode: the picked WAV (any rate, PCM16 or float) resampled to 24 kHz, sent as AUDIO_CHUNK packets in real time. */
+  const playFile = async () => {
+    if (!client) return;
+    const f = input('talkFile').files?.[0];
+    if (!f) {
+      runStatus.textContent = 'choose a WAV file first';
+      return;
+    }
+    fileBtn.disabled = micBtn.disabled = true;
+    try {
+      if (running) await client.stop();
+      const wav = decodeWav(new Uint8Array(await f.arrayBuffer()), f.name, { downmix: true });
+      const pcm = wav.sampleRate === 24000 ? wav.samples : resample(wav.samples, wav.sampleRate, 24000);
+      await client.start({ kind: 'file', pcm });
+      running = true;
+      hook.runStartedAt = performance.now();
+      hook.transport = client.transport;
+      hook.state = 'running';
+      micBtn.textContent = 'Stop';
+      runStatus.textContent = `playing ${f.name} (${(pcm.length / 24000).toFixed(1)} s) to Moshi (AUDIO_CHUNK messages)`;
+    } catch (e) {
+      const msg = fail('file', e);
+      runStatus.textContent = msg;
+      banner('Could not play the file.', ` ${msg}`);
+    } finally {
+      fileBtn.disabled = micBtn.disabled = false;
+    }
+  };
+  fileBtn.onclick = playFile;
   const toggleMic = async () => {
     if (!client) return;
     micBtn.disabled = true;

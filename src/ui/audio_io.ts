@@ -100,6 +100,21 @@ export class AudioIO {
     return new AudioIO(context, io, stream, inAnalyser, outAnalyser);
   }
 
+  /**
+   * Playback only, PCM as AUDIO_CHUNK messages (file-input mode: the input comes from a file, not
+   * a microphone). Same counters and meters as `create` (the input meter reads silence).
+   */
+  static async createPlaybackOnly(): Promise<AudioIO> {
+    const context = new AudioContext({ latencyHint: 'interactive' });
+    const io = await createAudioIO(context, { forceMessageMode: true });
+    const inAnalyser = context.createAnalyser();
+    inAnalyser.fftSize = 2048;
+    const outAnalyser = context.createAnalyser();
+    outAnalyser.fftSize = 2048;
+    io.playback.connect(outAnalyser);
+    return new AudioIO(context, io, new MediaStream(), inAnalyser, outAnalyser);
+  }
+
   get mode(): 'shared' | 'message' {
     return this.io.mode;
   }

@@ -14,6 +14,7 @@ import { DEFAULT_HUB_BASE, DEFAULT_REPO } from '../weights/sources.ts';
 import { PacketType } from '../protocol/packet.ts';
 import { AudioIO } from './audio_io.ts';
 import { TranscriptAssembler } from '../engine/transcript.ts';
+import { FRAME_SAMPLES } from '../engine/metrics.ts';
 
 /** Defaults of the hub source: the released bf16 Moshi (moshiko) with Mimi and the tokenizer. */
 export const HUB_DEFAULTS = { baseUrl: DEFAULT_HUB_BASE, repo: DEFAULT_REPO } as const;
@@ -34,6 +35,8 @@ export class EngineClient {
   private channel: Channel | null = null;
   private running = false;
   private readonly transcript = new TranscriptAssembler();
+  private inputKind: 'mic' | 'file' | '' = '';
+  private fileTimer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(
     private readonly worker: Worker,
@@ -89,10 +92,22 @@ export class EngineClient {
   }
 
   /**
-   * Opens the microphone (NotAllowedError when denied), builds the worklet graph, connects the
-   * engine to its rings (or to AUDIO_CHUNK packets) and starts the loop.
+   * Starts a conversation. `{ kind: 'mic' }` (default) opens the microphone (NotAllowedError when
+   * denied), builds the worklet graph, connects the engine to its rings (or to AUDIO_CHUNK
+   * packets) and starts the loop. `{ kind: 'file', pcm }` (file-input mode) plays a recording
+   * to Moshi instead: `pcm` (24 kHz mono) goes to the engine as AUDIO_CHUNK packets, one
+   * 1920-sample frame every 80 ms as a microphone would deliver it, then silence; the reply plays
+   * as usual.
    */
-  async start(): Promise<void> {
+  async start(input: { kind: 'mic' } | { kind: 'file'; pcm: Float32Array } = { kind: 'mic' }): Promise<void> {
+    if (this.audio && this.inputKind !== input.kind) {
+      // Another input: rebuild the audio graph and the engine's transport.
+      this.audio.close();
+      this.audio = null;
+      this.channel?.close();
+      this.channel = null;
+    }
+    this.inputKind = input.kind;
     if (!this.audio) {
       const mc = new MessageChannel();
       // Heartbeats every 5 s both ways; a worker silent for 12 s is reported.
@@ -101,14 +116,16 @@ export class EngineClient {
       channel.on('peer-silent', ({ silentForMs }) => this.emit({ type: 'peer', state: 'silent', side: 'engine', silentForMs }));
       channel.on('peer-alive', ({ silentForMs }) => this.emit({ type: 'peer', state: 'alive', side: 'engine', silentForMs }));
       let audioRef: AudioIO | null = null;
-      const audio = await AudioIO.create({
-        micProcessing: this.micProcessing,
-        forcePackets: this.forcePackets,
-        onCaptureFrame: (pcm) => {
-          channel.sendAudio(pcm.slice());
-          audioRef?.countCaptured(pcm.length);
-        },
-      });
+      const audio = input.kind === 'file'
+        ? await AudioIO.createPlaybackOnly()
+        : await AudioIO.create({
+          micProcessing: this.micProcessing,
+          forcePackets: this.forcePackets,
+          onCaptureFrame: (pcm) => {
+            channel.sendAudio(pcm.slice());
+            audioRef?.countCaptured(pcm.length);
+          },
+        });
       audioRef = audio;
       this.audio = audio;
       channel.on('packet', (p) => {
@@ -130,9 +147,39 @@ export class EngineClient {
     await this.audio.start();
     await this.api.start();
     this.running = true;
+    if (input.kind === 'file') this.feedFile(input.pcm);
+  }
+
+  /** File-input mode: one frame of `pcm` every 80 ms as AUDIO_CHUNK packets, then silence until stop(). */
+  private feedFile(pcm: Float32Array): void {
+    const channel = this.channel;
+    const audio = this.audio;
+    if (!channel || !audio) return;
+    const frames = Math.ceil(pcm.length / FRAME_SAMPLES);
+    const t0 = performance.now();
+    let sent = 0;
+    const tick = () => {
+      // Catch up on timer jitter: send every frame whose 80 ms slot has started.
+      const due = Math.floor((performance.now() - t0) / 80) + 1;
+      for (; sent < due; sent++) {
+        const f = new Float32Array(FRAME_SAMPLES);
+        if (sent < frames) f.set(pcm.subarray(sent * FRAME_SAMPLES, Math.min((sent + 1) * FRAME_SAMPLES, pcm.length)));
+        channel.sendAudio(f);
+        audio.countCaptured(FRAME_SAMPLES);
+      }
+    };
+    tick();
+    this.fileTimer = setInterval(tick, 20);
+  }
+
+  /** Input of the current conversation ('' before the first start). */
+  get input(): 'mic' | 'file' | '' {
+    return this.inputKind;
   }
 
   async stop(): Promise<void> {
+    if (this.fileTimer !== null) clearInterval(this.fileTimer);
+    this.fileTimer = null;
     await this.api.stop();
     await this.audio?.stop();
     this.running = false;
@@ -180,6 +227,7 @@ export class EngineClient {
   }
 
   dispose(): void {
+    if (this.fileTimer !== null) clearInterval(this.fileTimer);
     this.channel?.close();
     this.worker.terminate();
     this.audio?.close();

@@ -74,4 +74,17 @@ describe('browser live loop (e2e)', () => {
     expect(r.protocolErrors, summary).toBe(0);
     expect(r.droppedPackets.AUDIO_CHUNK ?? 0, summary).toBe(0);
   }, 900_000);
+
+  it('file-input mode: a picked WAV goes to the engine as AUDIO_CHUNK packets in real time and Moshi answers', async () => {
+    const r = await runE2E({ ...REF_MODELS, seconds: 5, input: 'file', log: () => {} });
+    const summary = summaryOf(r);
+    console.log(`e2e (file input): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, underruns ${r.underruns}, output RMS ${r.outputRms.toFixed(4)}`);
+    expect(r.errors, summary).toEqual([]);
+    expect(r.transport, summary).toBe('packets');
+    expect(r.steps, summary).toBeGreaterThanOrEqual(Math.floor(0.8 * r.expectedSteps));
+    expect(r.capturedSamples, summary).toBeGreaterThan(0);
+    expect(r.outputRms, summary).toBeGreaterThan(1e-4);
+    expect(r.textPackets, summary).toBeGreaterThan(0);
+    expect(r.protocolErrors, summary).toBe(0);
+  }, 900_000);
 });

@@ -10,7 +10,7 @@
  *
  * CLI: npm run e2e -- --mimi-config C --mimi-weights W --lm-config C --lm-weights W
  *        --mic speech.wav --seconds S --json out.json [--condition NAME=VALUE] [--tokenizer T]
- *        [--screenshot page.png] [--transport packets] [--source urls|files] [--dist built-app-dir]
+ *        [--screenshot page.png] [--transport packets] [--source urls|files] [--input mic|file] [--dist built-app-dir]
  * `speech.wav` may have any rate: it is converted with sox to the 48 kHz mono 16-bit WAV that
  * Chromium's fake capture device plays (in a loop).
  */
@@ -48,6 +48,12 @@ export interface E2EOptions {
    * the file input, click "Load model", then "Start microphone").
    */
   source?: 'urls' | 'files';
+  /**
+   * 'mic' (default): the WAV plays as Chromium's fake microphone; 'file': file-input mode, the
+   * WAV is picked in the page's "play a recording" input and sent to the engine as AUDIO_CHUNK
+   * packets in real time.
+   */
+  input?: 'mic' | 'file';
   log?: (line: string) => void;
 }
 
@@ -166,7 +172,7 @@ export async function runE2E(o: E2EOptions): Promise<E2EReport> {
       const tok = add('tok', o.tokenizer);
       if (tok) query.set('tokenizer', tok);
       query.set('autoload', '1');
-      query.set('autostart', '1');
+      if (o.input !== 'file') query.set('autostart', '1');
     }
     if (o.condition) query.set('condition', o.condition);
     query.set('temp', '0');
@@ -197,7 +203,14 @@ export async function runE2E(o: E2EOptions): Promise<E2EReport> {
       await page.locator('input[name="files"]').setInputFiles(picked);
       await page.locator('button.load').click();
       await page.waitForFunction(() => ['ready', 'error'].includes(window.__solacelive?.state ?? ''), undefined, { timeout: loadTimeout, polling: 200 });
-      if ((await page.evaluate(() => window.__solacelive!.state)) === 'ready') await page.locator('button.mic').click();
+      if ((await page.evaluate(() => window.__solacelive!.state)) === 'ready' && o.input !== 'file') await page.locator('button.mic').click();
+    }
+    if (o.input === 'file') {
+      await page.waitForFunction(() => ['ready', 'error'].includes(window.__solacelive?.state ?? ''), undefined, { timeout: loadTimeout, polling: 200 });
+      if ((await page.evaluate(() => window.__solacelive!.state)) === 'ready') {
+        await page.locator('input[name="talkFile"]').setInputFiles(resolve(o.mic));
+        await page.locator('button.file').click();
+      }
     }
     await page.waitForFunction(() => {
       const h = window.__solacelive;
@@ -268,10 +281,11 @@ async function main(): Promise<void> {
       transport: { type: 'string' },
       dist: { type: 'string' },
       source: { type: 'string' },
+      input: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
-  const usage = 'usage: npm run e2e -- --mimi-config C --mimi-weights W --lm-config C --lm-weights W --mic speech.wav --seconds S --json out.json [--condition NAME=VALUE] [--tokenizer T] [--screenshot page.png] [--transport packets] [--source urls|files] [--dist built-app-dir]';
+  const usage = 'usage: npm run e2e -- --mimi-config C --mimi-weights W --lm-config C --lm-weights W --mic speech.wav --seconds S --json out.json [--condition NAME=VALUE] [--tokenizer T] [--screenshot page.png] [--transport packets] [--source urls|files] [--input mic|file] [--dist built-app-dir]';
   if (values.help) {
     console.log(usage);
     return;
@@ -294,6 +308,7 @@ async function main(): Promise<void> {
     transport: values.transport === 'packets' ? 'packets' : 'shared',
     distDir: values.dist,
     source: values.source === 'files' ? 'files' : 'urls',
+    input: values.input === 'file' ? 'file' : 'mic',
   });
   const text = JSON.stringify(report, null, 2);
   if (values.json) writeFileSync(values.json, text);
