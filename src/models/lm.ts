@@ -141,68 +141,77 @@ export class LMModel {
    * F32/F16/BF16 checkpoints; with policy 'native' (default) half matrices stay packed on the GPU.
    */
   static async load(ctx: GpuContext, vb: VarBuilder, cfg: LmConfig, opts: LmLoadOptions = {}): Promise<LMModel> {
-    const policy = opts.policy ?? 'native';
-    const D = cfg.dim;
-    const Dd = cfg.depformer.dim;
-    const emb = Array.from({ length: cfg.nQ }, (_, k) => vb.pp('emb').pp(k).tensor('weight', [cfg.card + 1, D], policy));
-    const textEmb = vb.pp('text_emb').tensor('weight', [cfg.textCard + 1, D], policy);
-    const textLinear = vb.pp('text_linear').tensor('weight', [cfg.textCardOut, D], policy);
-    const textLinearBias = cfg.biasProj ? vb.pp('text_linear').tensor('bias', [cfg.textCardOut]) : null;
-    const mainCfg: TransformerConfig = {
-      dModel: D,
-      numHeads: cfg.numHeads,
-      numLayers: cfg.numLayers,
-      dimFeedforward: mainDimFeedforward(cfg),
-      causal: cfg.causal,
-      context: cfg.context,
-      maxPeriod: cfg.maxPeriod,
-      positionalEmbedding: cfg.positionalEmbedding,
-      norm: cfg.norm,
-      gating: cfg.gating,
-      layerScale: cfg.layerScale,
-    };
-    const transformer = await StreamingTransformer.load(ctx, vb.pp('transformer'), mainCfg, policy);
-    const outNorm = loadNorm(vb.pp('out_norm'), cfg.norm, D);
-    const schedule = cfg.depformer.weightsPerStepSchedule;
-    const nIn = cfg.depformer.multiLinear ? (schedule ? Math.max(...schedule) + 1 : cfg.depQ) : 1;
-    const depformerIn = Array.from({ length: nIn }, (_, k) => vb.pp('depformer_in').pp(k).tensor('weight', [Dd, D], policy));
-    let depformerEmb: Tensor[] = [];
-    let depformerTextEmb: Tensor | null = null;
+    // A failed load (missing key, unreadable file, device error) frees what it had uploaded.
+    let transformer: StreamingTransformer | null = null;
     let depformer: StreamingTransformer | null = null;
-    let depformerNorms: NormWeights[] | null = null;
-    if (cfg.depQ > 0) {
-      depformerEmb = Array.from({ length: cfg.depQ - 1 }, (_, k) => vb.pp('depformer_emb').pp(k).tensor('weight', [cfg.card + 1, Dd], policy));
-      depformerTextEmb = vb.pp('depformer_text_emb').tensor('weight', [cfg.textCard + 1, Dd], policy);
-      const depNorm = cfg.depformer.norm;
-      if (depNorm) depformerNorms = Array.from({ length: cfg.depQ }, (_, k) => loadNorm(vb.pp('depformer_norms').pp(k), depNorm, Dd));
-      const depCfg: TransformerConfig = {
-        dModel: Dd,
-        numHeads: cfg.depformer.numHeads,
-        numLayers: cfg.depformer.numLayers,
-        dimFeedforward: cfg.depformer.dimFeedforward,
+    try {
+      const policy = opts.policy ?? 'native';
+      const D = cfg.dim;
+      const Dd = cfg.depformer.dim;
+      const emb = Array.from({ length: cfg.nQ }, (_, k) => vb.pp('emb').pp(k).tensor('weight', [cfg.card + 1, D], policy));
+      const textEmb = vb.pp('text_emb').tensor('weight', [cfg.textCard + 1, D], policy);
+      const textLinear = vb.pp('text_linear').tensor('weight', [cfg.textCardOut, D], policy);
+      const textLinearBias = cfg.biasProj ? vb.pp('text_linear').tensor('bias', [cfg.textCardOut]) : null;
+      const mainCfg: TransformerConfig = {
+        dModel: D,
+        numHeads: cfg.numHeads,
+        numLayers: cfg.numLayers,
+        dimFeedforward: mainDimFeedforward(cfg),
         causal: cfg.causal,
-        // LMModel forces the depformer's context to None: its KV cache holds the dep_q steps of one
-        // frame (capacity = weights_per_step, the official rule; dep_q without per-step weights).
-        context: null,
-        kvCapacity: cfg.depQ,
-        maxPeriod: cfg.depformer.maxPeriod,
-        positionalEmbedding: cfg.depformer.posEmb,
+        context: cfg.context,
+        maxPeriod: cfg.maxPeriod,
+        positionalEmbedding: cfg.positionalEmbedding,
         norm: cfg.norm,
-        gating: cfg.depformer.gating,
-        layerScale: cfg.depformer.layerScale,
-        ...(cfg.depformer.weightsPerStep ? { weightsPerStep: cfg.depQ, weightsPerStepSchedule: schedule } : {}),
+        gating: cfg.gating,
+        layerScale: cfg.layerScale,
       };
-      depformer = await StreamingTransformer.load(ctx, vb.pp('depformer'), depCfg, policy);
+      transformer = await StreamingTransformer.load(ctx, vb.pp('transformer'), mainCfg, policy);
+      const outNorm = loadNorm(vb.pp('out_norm'), cfg.norm, D);
+      const schedule = cfg.depformer.weightsPerStepSchedule;
+      const nIn = cfg.depformer.multiLinear ? (schedule ? Math.max(...schedule) + 1 : cfg.depQ) : 1;
+      const depformerIn = Array.from({ length: nIn }, (_, k) => vb.pp('depformer_in').pp(k).tensor('weight', [Dd, D], policy));
+      let depformerEmb: Tensor[] = [];
+      let depformerTextEmb: Tensor | null = null;
+      let depformerNorms: NormWeights[] | null = null;
+      if (cfg.depQ > 0) {
+        depformerEmb = Array.from({ length: cfg.depQ - 1 }, (_, k) => vb.pp('depformer_emb').pp(k).tensor('weight', [cfg.card + 1, Dd], policy));
+        depformerTextEmb = vb.pp('depformer_text_emb').tensor('weight', [cfg.textCard + 1, Dd], policy);
+        const depNorm = cfg.depformer.norm;
+        if (depNorm) depformerNorms = Array.from({ length: cfg.depQ }, (_, k) => loadNorm(vb.pp('depformer_norms').pp(k), depNorm, Dd));
+        const depCfg: TransformerConfig = {
+          dModel: Dd,
+          numHeads: cfg.depformer.numHeads,
+          numLayers: cfg.depformer.numLayers,
+          dimFeedforward: cfg.depformer.dimFeedforward,
+          causal: cfg.causal,
+          // LMModel forces the depformer's context to None: its KV cache holds the dep_q steps of one
+          // frame (capacity = weights_per_step, the official rule; dep_q without per-step weights).
+          context: null,
+          kvCapacity: cfg.depQ,
+          maxPeriod: cfg.depformer.maxPeriod,
+          positionalEmbedding: cfg.depformer.posEmb,
+          norm: cfg.norm,
+          gating: cfg.depformer.gating,
+          layerScale: cfg.depformer.layerScale,
+          ...(cfg.depformer.weightsPerStep ? { weightsPerStep: cfg.depQ, weightsPerStepSchedule: schedule } : {}),
+        };
+        depformer = await StreamingTransformer.load(ctx, vb.pp('depformer'), depCfg, policy);
+      }
+      const linears = Array.from({ length: cfg.depQ }, (_, k) => vb.pp('linears').pp(k).tensor('weight', [cfg.card, Dd], policy));
+      const linearBiases = Array.from({ length: cfg.depQ }, (_, k) => (cfg.biasProj ? vb.pp('linears').pp(k).tensor('bias', [cfg.card]) : null));
+      const conditions = ConditionProvider.load(vb, cfg);
+      vb.finish();
+      // Weights of a Blob-backed file are read and uploaded now, one tensor at a time.
+      await vb.uploadPending(opts.onUploadProgress);
+      // Hibiki: an early EOS (2) is read as PAD (3) (loaders.py CheckpointInfo.get_moshi).
+      if (cfg.modelType === 'hibiki') await copyTableRow(ctx, textEmb, 3, 2);
+      return new LMModel(ctx, cfg, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions);
+    } catch (e) {
+      transformer?.destroy();
+      depformer?.destroy();
+      vb.destroyLoaded();
+      throw e;
     }
-    const linears = Array.from({ length: cfg.depQ }, (_, k) => vb.pp('linears').pp(k).tensor('weight', [cfg.card, Dd], policy));
-    const linearBiases = Array.from({ length: cfg.depQ }, (_, k) => (cfg.biasProj ? vb.pp('linears').pp(k).tensor('bias', [cfg.card]) : null));
-    const conditions = ConditionProvider.load(vb, cfg);
-    vb.finish();
-    // Weights of a Blob-backed file are read and uploaded now, one tensor at a time.
-    await vb.uploadPending(opts.onUploadProgress);
-    // Hibiki: an early EOS (2) is read as PAD (3) (loaders.py CheckpointInfo.get_moshi).
-    if (cfg.modelType === 'hibiki') await copyTableRow(ctx, textEmb, 3, 2);
-    return new LMModel(ctx, cfg, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions);
   }
 
   /** Number of token streams fed to forward_text: 1 text + n_q audio. */

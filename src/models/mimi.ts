@@ -155,6 +155,7 @@ export class MimiModel {
       parts = { encoder, decoder, encoderTransformer, decoderTransformer, downsample, upsample, quantizer };
     } catch (e) {
       for (const m of loaded) m.destroy();
+      vb.destroyLoaded(); // tensors of a module that failed half-way
       throw e;
     }
     const { encoder, decoder, encoderTransformer, decoderTransformer, downsample, upsample, quantizer } = parts;

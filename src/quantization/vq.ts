@@ -77,7 +77,13 @@ export class SplitResidualVectorQuantizer {
 
   static load(ctx: GpuContext, vb: VarBuilder, cfg: QuantizerConfig, numCodebooks: number): SplitResidualVectorQuantizer {
     const first = ResidualVectorQuantizer.load(ctx, vb.pp('rvq_first'), cfg, 1, 1);
-    const rest = ResidualVectorQuantizer.load(ctx, vb.pp('rvq_rest'), cfg, cfg.n_q - 1, numCodebooks - 1);
+    let rest: ResidualVectorQuantizer;
+    try {
+      rest = ResidualVectorQuantizer.load(ctx, vb.pp('rvq_rest'), cfg, cfg.n_q - 1, numCodebooks - 1);
+    } catch (e) {
+      first.destroy(); // its codebooks were made on the host, not through the VarBuilder
+      throw e;
+    }
     return new SplitResidualVectorQuantizer(cfg, numCodebooks, first, rest);
   }
 

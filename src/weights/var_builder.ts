@@ -25,6 +25,8 @@ interface Root {
   consumed: Set<string>;
   ctx: GpuContext | null;
   pending: PendingUpload[];
+  /** Every GPU tensor created from this file (destroyLoaded() frees them after a failed load). */
+  created: Tensor[];
 }
 
 /**
@@ -45,12 +47,12 @@ export class VarBuilder {
         entries.set(k, e);
       }
     }
-    return new VarBuilder({ source: files.map((f) => f.fileName).join(', '), entries, consumed: new Set(), ctx, pending: [] }, '');
+    return new VarBuilder({ source: files.map((f) => f.fileName).join(', '), entries, consumed: new Set(), ctx, pending: [], created: [] }, '');
   }
 
   /** A root over in-memory entries (seeded random weights for benchmarks, tests). */
   static fromEntries(ctx: GpuContext | null, entries: ReadonlyMap<string, TensorEntry>, source = '<memory>'): VarBuilder {
-    return new VarBuilder({ source, entries, consumed: new Set(), ctx, pending: [] }, '');
+    return new VarBuilder({ source, entries, consumed: new Set(), ctx, pending: [], created: [] }, '');
   }
 
   /** Descends one level: `pp('layers').pp(3)` reads keys under `layers.3.`. */
@@ -140,15 +142,26 @@ export class VarBuilder {
     if (!ctx) throw new WeightError(`cannot upload '${label}': this VarBuilder has no GPU context`);
     const half = e.dtype === 'F16' || e.dtype === 'BF16';
     const dtype: DType = policy === 'native' && half ? (e.dtype === 'F16' ? 'f16' : 'bf16') : 'f32';
+    const t = ctx.tensor(shape, dtype, label);
+    this.root.created.push(t);
     if (e.lazy) {
       // Created now (shapes are known from the header), filled by uploadPending().
-      const tensor = ctx.tensor(shape, dtype, label);
-      this.root.pending.push({ tensor, entry: e, start, n, policy });
-      return tensor;
+      this.root.pending.push({ tensor: t, entry: e, start, n, policy });
+      return t;
     }
-    const t = ctx.tensor(shape, dtype, label);
     ctx.write(t, storedValues(e, start, n, dtype, this.root.source));
     return t;
+  }
+
+  /**
+   * Destroys every GPU tensor this file's VarBuilder created (idempotent with the model's own
+   * destroy): a load that failed half-way (a missing key, a bad file) gives its GPU memory back
+   * before the next attempt.
+   */
+  destroyLoaded(): void {
+    for (const t of this.root.created) t.destroy();
+    this.root.created = [];
+    this.root.pending = [];
   }
 
   /**

@@ -251,7 +251,9 @@ describe('MimiModel errors (node)', () => {
   it('names a missing or misshapen checkpoint key, and a bad config field', async () => {
     const entries = new Map(fx.file.tensors);
     entries.delete('quantizer.rvq_rest.vq.layers.3._codebook.embedding_sum');
+    const before = ctx.liveBytes;
     await expect(MimiModel.load(ctx, fx.config, VarBuilder.fromEntries(ctx, entries, 'edited'))).rejects.toThrow(/missing key 'quantizer\.rvq_rest\.vq\.layers\.3\._codebook\.embedding_sum'/);
+    expect(ctx.liveBytes).toBe(before); // the failed load gave back every GPU buffer it had made
     const misshapen = new Map(fx.file.tensors);
     const e = misshapen.get('encoder.model.3.conv.conv.weight')!;
     misshapen.set(e.name, { ...e, shape: [16, 8, 4, 2] });

@@ -72,6 +72,12 @@ describe('LMGen (tiny ref LM)', () => {
     extra.set('extra_heads.0.weight', st.tensors.get('text_linear.weight')!);
     await expect(LMModel.load(ctx, VarBuilder.fromEntries(ctx, extra, 'extra'), cfg)).rejects.toThrow(WeightError);
     await expect(LMModel.load(ctx, VarBuilder.fromEntries(ctx, extra, 'extra'), cfg)).rejects.toThrow(/extra_heads\.0\.weight/);
+    // A load that fails at its last key gives back every GPU buffer it had made.
+    const before = ctx.liveBytes;
+    const late = new Map(st.tensors);
+    late.delete('linears.7.weight');
+    await expect(LMModel.load(ctx, VarBuilder.fromEntries(ctx, late, 'late'), cfg)).rejects.toThrow(/missing key 'linears\.7\.weight'/);
+    expect(ctx.liveBytes).toBe(before);
   });
 
   it('sampling: top-k 1 equals greedy; tokens stay in the top-k; the seed repeats, also after reset', async () => {
