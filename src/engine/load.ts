@@ -86,18 +86,30 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadO
   const lmFile = bytes.lmWeights instanceof Uint8Array ? SafetensorsFile.parse(bytes.lmWeights, lmName) : await SafetensorsFile.fromBlob(bytes.lmWeights, lmName);
   const lmVb = VarBuilder.fromSafetensors(ctx, [lmFile]);
   let lastStage = 0;
-  const lm = await LMModel.load(ctx, lmVb, lmConfig, {
-    onUploadProgress: (done, total) => {
-      const now = performance.now();
-      if (now - lastStage < 250 && done < total) return;
-      lastStage = now;
-      stage(`uploading the LM: ${(done / 1e9).toFixed(2)} / ${(total / 1e9).toFixed(2)} GB`);
-    },
-  });
+  let lm: LMModel;
   let tokenizer: TextTokenizer | null = null;
+  try {
+    lm = await LMModel.load(ctx, lmVb, lmConfig, {
+      onUploadProgress: (done, total) => {
+        const now = performance.now();
+        if (now - lastStage < 250 && done < total) return;
+        lastStage = now;
+        stage(`uploading the LM: ${(done / 1e9).toFixed(2)} / ${(total / 1e9).toFixed(2)} GB`);
+      },
+    });
+  } catch (e) {
+    mimi.destroy(); // nothing of a failed load stays on the GPU
+    throw e;
+  }
   if (bytes.tokenizer) {
     stage('reading the tokenizer');
-    tokenizer = await TextTokenizer.fromBytes(bytes.tokenizer, { source: bytes.names.tokenizer ?? 'tokenizer', skipIds: [lmConfig.existingTextEndPaddingId, lmConfig.existingTextPaddingId] });
+    try {
+      tokenizer = await TextTokenizer.fromBytes(bytes.tokenizer, { source: bytes.names.tokenizer ?? 'tokenizer', skipIds: [lmConfig.existingTextEndPaddingId, lmConfig.existingTextPaddingId] });
+    } catch (e) {
+      mimi.destroy();
+      lm.destroy();
+      throw e;
+    }
   }
   const makeGen = (s: SamplingSettings) =>
     new LMGen(lm, { temp: s.temp, tempText: s.tempText, topK: s.topK, topKText: s.topKText, seed: s.seed, condition: opts.condition ?? undefined });
