@@ -1,5 +1,5 @@
 // attention: streaming causal multi-head attention over a ring KV cache (moshi/modules/transformer.py
-// `StreamingMultiheadAttention.forward` + `RingKVCache.complete`), two passes chosen by OP:
+// `StreamingMultiheadAttention.forward` + `RingKVCache.complete`), passes chosen by OP:
 //   0 write: k and v of the T new steps go to ring slots (offset + t) % cap:
 //            kc[h, slot, :] = qkv[t, D + h·Dh : D + (h+1)·Dh],  vc[h, slot, :] = qkv[t, 2D + h·Dh : ...]
 //            (q and k already rotated by RoPE). One thread per (t, h, d); needs T ≤ cap.
@@ -12,24 +12,115 @@
 //            p = softmax_j((q · scale) · k_j), scale = 1/sqrt(Dh). Single pass, online softmax over
 //            tiles of WG slots: one workgroup per (t, h) (folded over x/y), thread i scores slot
 //            tile + i, then accumulates output dims i, i + WG, ... (Dh ≤ 4·WG).
-// qkv: [T, 3D] f32 (rows q | k | v, heads (h d)); kc, vc: [H, cap, Dh] f32; out: [T, D] f32.
+//   2 partial (T = 1, long caches: flash-decoding): the n_slots slots are cut into n_split ranges of
+//            split_len; workgroup (h, s) runs the attend loop over range s only and writes its
+//            running max m, sum l and unnormalised accumulator acc[Dh] to part[(h·n_split + s)·(Dh+2)].
+//   3 combine: workgroup h merges its n_split partials: M = max m_s,
+//            out[h·Dh + d] = Σ_s acc_s[d]·exp(m_s − M) / Σ_s l_s·exp(m_s − M)
+//            (the same softmax as the single pass, summed in another order). Dispatch [H].
+// qkv: [T, 3D] f32 (rows q | k | v, heads (h d)); kc, vc: [H, cap, Dh] f32; out: [T, D] f32;
+// part: [H, max splits, Dh + 2] f32 scratch (ops 2 and 3; bound but unused otherwise).
 override OP: u32 = 0;
 override WG: u32 = 64;
 const MAX_DH: u32 = 256u;
 
-struct Params { t_len: u32, heads: u32, head_dim: u32, cap: u32, offset: u32, n_slots: u32, context: u32, scale: f32 }
+struct Params { t_len: u32, heads: u32, head_dim: u32, cap: u32, offset: u32, n_slots: u32, context: u32, scale: f32, n_split: u32, split_len: u32 }
 
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read_write> kc: array<f32>;
 @group(0) @binding(2) var<storage, read_write> vc: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read_write> part: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
 
 var<workgroup> qs: array<f32, MAX_DH>;
 var<workgroup> ps: array<f32, WG>;
 var<workgroup> red: array<f32, WG>;
 
 const LOWEST: f32 = -3.402823e38;
+
+/** Online-softmax state of one thread: output dims lid + WG·r for r < 4 in acc.{x,y,z,w}. */
+struct Attend { m: f32, l: f32, acc: vec4<f32> }
+
+/** Σ_{jj < cnt} ps[jj] · vc[at + jj·Dh]: one output dim over a tile of slots. */
+fn weighted_v(at: u32, cnt: u32) -> f32 {
+  let dh = params.head_dim;
+  var a = 0.0;
+  for (var jj = 0u; jj < cnt; jj++) { a += ps[jj] * vc[at + jj * dh]; }
+  return a;
+}
+
+/**
+ * Query t of head h (q already scaled in `qs`) against ring slots [lo, hi), tiles of WG slots.
+ * Must be called in workgroup-uniform control flow (lo, hi uniform).
+ */
+fn attend_range(t: u32, h: u32, lo: u32, hi: u32, lid: u32) -> Attend {
+  let dh = params.head_dim;
+  let cap = params.cap;
+  let last = i32(params.offset + params.t_len - 1u);
+  let e = i32((params.offset + params.t_len - 1u) % cap);
+  let pos_q = i32(params.offset + t);
+  var m = LOWEST;
+  var l = 0.0;
+  var acc = vec4<f32>(0.0);
+  for (var base = lo; base < hi; base += WG) {
+    let j = base + lid;
+    var valid = false;
+    var s = LOWEST;
+    if (j < hi) {
+      let delta = i32(j) - e;
+      let pos_k = select(last + delta - i32(cap), last + delta, delta <= 0);
+      valid = pos_k >= 0 && pos_k <= pos_q && u32(pos_q - pos_k) < params.context;
+      if (valid) {
+        let kb = (h * cap + j) * dh;
+        var dot = 0.0;
+        for (var d = 0u; d < dh; d++) { dot += qs[d] * kc[kb + d]; }
+        s = dot;
+      }
+    }
+    red[lid] = s;
+    workgroupBarrier();
+    for (var st = WG / 2u; st > 0u; st = st / 2u) {
+      if (lid < st) { red[lid] = max(red[lid], red[lid + st]); }
+      workgroupBarrier();
+    }
+    let m_new = max(m, red[0]);
+    let alpha = exp(m - m_new);
+    ps[lid] = select(0.0, exp(s - m_new), valid);
+    workgroupBarrier();
+    let cnt = min(WG, hi - base);
+    var tile_sum = 0.0;
+    for (var jj = 0u; jj < cnt; jj++) { tile_sum += ps[jj]; }
+    l = l * alpha + tile_sum;
+    // acc dims d = lid, lid + WG, lid + 2·WG, lid + 3·WG (Dh ≤ 4·WG), one register each.
+    // Threads without an output dim skip the loops (most of them when Dh < WG).
+    acc = acc * alpha;
+    let vb = (h * cap + base) * dh + lid;
+    if (lid < dh) { acc.x += weighted_v(vb, cnt); }
+    if (lid + WG < dh) { acc.y += weighted_v(vb + WG, cnt); }
+    if (lid + 2u * WG < dh) { acc.z += weighted_v(vb + 2u * WG, cnt); }
+    if (lid + 3u * WG < dh) { acc.w += weighted_v(vb + 3u * WG, cnt); }
+    m = m_new;
+    workgroupBarrier();
+  }
+  return Attend(m, l, acc);
+}
+
+/** Loads query t of head h, scaled, into `qs`. */
+fn load_q(t: u32, h: u32, lid: u32) {
+  let dh = params.head_dim;
+  let d_model = params.heads * dh;
+  for (var d = lid; d < dh; d += WG) { qs[d] = qkv[t * 3u * d_model + h * dh + d] * params.scale; }
+  workgroupBarrier();
+}
+
+fn store4(base: u32, lid: u32, v: vec4<f32>) {
+  let dh = params.head_dim;
+  if (lid < dh) { out[base + lid] = v.x; }
+  if (lid + WG < dh) { out[base + lid + WG] = v.y; }
+  if (lid + 2u * WG < dh) { out[base + lid + 2u * WG] = v.z; }
+  if (lid + 3u * WG < dh) { out[base + lid + 3u * WG] = v.w; }
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
@@ -38,6 +129,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   let h_n = params.heads;
   let d_model = h_n * dh;
   let cap = params.cap;
+  let g = wid.x + wid.y * nwg.x;     // uniform per workgroup
   switch OP {
     case 0u: {
       let i = gid.x + gid.y * nwg.x * WG;
@@ -51,68 +143,57 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
       kc[dst] = qkv[t * 3u * d_model + d_model + c];
       vc[dst] = qkv[t * 3u * d_model + 2u * d_model + c];
     }
+    case 2u: {
+      // Workgroup (h, s): partial over slots [s·split_len, min(n_slots, (s+1)·split_len)), query 0.
+      let live = g < h_n * params.n_split;
+      let gg = min(g, h_n * params.n_split - 1u);
+      let h = gg / params.n_split;
+      let sp = gg - h * params.n_split;
+      load_q(0u, h, lid);
+      let lo = min(sp * params.split_len, params.n_slots);
+      let hi = min(lo + params.split_len, params.n_slots);
+      let r = attend_range(0u, h, lo, hi, lid);
+      if (live) {
+        let pb = gg * (dh + 2u);
+        if (lid == 0u) {
+          part[pb] = r.m;
+          part[pb + 1u] = r.l;
+        }
+        let ab = pb + 2u;
+        if (lid < dh) { part[ab + lid] = r.acc.x; }
+        if (lid + WG < dh) { part[ab + lid + WG] = r.acc.y; }
+        if (lid + 2u * WG < dh) { part[ab + lid + 2u * WG] = r.acc.z; }
+        if (lid + 3u * WG < dh) { part[ab + lid + 3u * WG] = r.acc.w; }
+      }
+    }
+    case 3u: {
+      // Workgroup h: merge the n_split partials of head h into out[0, h·Dh ..].
+      if (g >= h_n) { return; }
+      let h = g;
+      var mx = LOWEST;
+      for (var sp = 0u; sp < params.n_split; sp++) { mx = max(mx, part[(h * params.n_split + sp) * (dh + 2u)]); }
+      var l = 0.0;
+      for (var sp = 0u; sp < params.n_split; sp++) {
+        let pb = (h * params.n_split + sp) * (dh + 2u);
+        l += part[pb + 1u] * exp(part[pb] - mx);
+      }
+      for (var d = lid; d < dh; d += WG) {
+        var a = 0.0;
+        for (var sp = 0u; sp < params.n_split; sp++) {
+          let pb = (h * params.n_split + sp) * (dh + 2u);
+          a += part[pb + 2u + d] * exp(part[pb] - mx);
+        }
+        out[h * dh + d] = a / l;
+      }
+    }
     default: {
-      let g = wid.x + wid.y * nwg.x;     // uniform per workgroup
       let live = g < params.t_len * h_n;
       let gg = min(g, params.t_len * h_n - 1u);
       let t = gg / h_n;
       let h = gg - t * h_n;
-      for (var d = lid; d < dh; d += WG) { qs[d] = qkv[t * 3u * d_model + h * dh + d] * params.scale; }
-      workgroupBarrier();
-
-      let last = i32(params.offset + params.t_len - 1u);
-      let e = i32((params.offset + params.t_len - 1u) % cap);
-      let pos_q = i32(params.offset + t);
-      let n_slots = params.n_slots;
-      var m = LOWEST;
-      var l = 0.0;
-      var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
-      for (var base = 0u; base < n_slots; base += WG) {
-        let j = base + lid;
-        var valid = false;
-        var s = LOWEST;
-        if (j < n_slots) {
-          let delta = i32(j) - e;
-          let pos_k = select(last + delta - i32(cap), last + delta, delta <= 0);
-          valid = pos_k >= 0 && pos_k <= pos_q && u32(pos_q - pos_k) < params.context;
-          if (valid) {
-            let kb = (h * cap + j) * dh;
-            var dot = 0.0;
-            for (var d = 0u; d < dh; d++) { dot += qs[d] * kc[kb + d]; }
-            s = dot;
-          }
-        }
-        red[lid] = s;
-        workgroupBarrier();
-        for (var st = WG / 2u; st > 0u; st = st / 2u) {
-          if (lid < st) { red[lid] = max(red[lid], red[lid + st]); }
-          workgroupBarrier();
-        }
-        let m_new = max(m, red[0]);
-        let alpha = exp(m - m_new);
-        ps[lid] = select(0.0, exp(s - m_new), valid);
-        workgroupBarrier();
-        let cnt = min(WG, n_slots - base);
-        var tile_sum = 0.0;
-        for (var jj = 0u; jj < cnt; jj++) { tile_sum += ps[jj]; }
-        l = l * alpha + tile_sum;
-        for (var r = 0u; r < 4u; r++) {
-          let d = lid + r * WG;
-          if (d < dh) {
-            var a = acc[r] * alpha;
-            for (var jj = 0u; jj < cnt; jj++) { a += ps[jj] * vc[(h * cap + base + jj) * dh + d]; }
-            acc[r] = a;
-          }
-        }
-        m = m_new;
-        workgroupBarrier();
-      }
-      if (live) {
-        for (var r = 0u; r < 4u; r++) {
-          let d = lid + r * WG;
-          if (d < dh) { out[t * d_model + h * dh + d] = acc[r] / l; }
-        }
-      }
+      load_q(t, h, lid);
+      let r = attend_range(t, h, 0u, params.n_slots, lid);
+      if (live) { store4(t * d_model + h * dh, lid, r.acc / r.l); }
     }
   }
 }

@@ -7,15 +7,23 @@ const WG = 64;
 export const MAX_HEAD_DIM = 256;
 /** Params.context when there is no context limit (the official `context=None`). */
 const NO_CONTEXT = 0xffffffff;
+/**
+ * Slots per split of the flash-decoding path: one new step (T = 1) over more cached slots than
+ * this is attended by ceil(n_slots / SPLIT_SLOTS) workgroups per head plus a combine pass, so a
+ * long context (Moshi's 3000 steps) spreads over many workgroups instead of one per head.
+ */
+export const SPLIT_SLOTS = 256;
 
 export const attentionKernel = new Kernel('attention', source, [
   { name: 'qkv', access: 'read' },
   { name: 'kc', access: 'read_write' },
   { name: 'vc', access: 'read_write' },
   { name: 'out', access: 'read_write' },
+  { name: 'part', access: 'read_write' },
 ], new ParamsLayout([
   ['t_len', 'u32'], ['heads', 'u32'], ['head_dim', 'u32'], ['cap', 'u32'],
   ['offset', 'u32'], ['n_slots', 'u32'], ['context', 'u32'], ['scale', 'f32'],
+  ['n_split', 'u32'], ['split_len', 'u32'],
 ]));
 
 /**
@@ -32,6 +40,8 @@ export class KVCache {
   readonly numHeads: number;
   readonly headDim: number;
   readonly capacity: number;
+  /** Flash-decoding partials [H, ceil(cap / SPLIT_SLOTS), Dh + 2] (a 4-byte stub when the cache is short). */
+  readonly part: Tensor;
   offset = 0;
 
   constructor(readonly ctx: GpuContext, o: { numHeads: number; headDim: number; capacity: number; label: string }) {
@@ -44,6 +54,8 @@ export class KVCache {
     this.capacity = o.capacity;
     this.k = ctx.tensor([o.numHeads, o.capacity, o.headDim], 'f32', `${o.label}.k`);
     this.v = ctx.tensor([o.numHeads, o.capacity, o.headDim], 'f32', `${o.label}.v`);
+    const splits = Math.ceil(o.capacity / SPLIT_SLOTS);
+    this.part = ctx.tensor(splits > 1 ? [o.numHeads, splits, o.headDim + 2] : [1], 'f32', `${o.label}.part`);
   }
 
   /** Forgets every cached step (`RingKVCache.reset` + the MHA offset): the next step has position 0. */
@@ -54,6 +66,7 @@ export class KVCache {
   destroy(): void {
     this.k.destroy();
     this.v.destroy();
+    this.part.destroy();
   }
 }
 
@@ -78,14 +91,25 @@ export function attendWorkgroupSize(capacity: number, headDim: number): number {
  * q and k IN PLACE in qkv at absolute positions cache.offset + t, writes k/v into the ring cache,
  * attends each query to the cached keys with pos_k ≤ pos_q and pos_q - pos_k < context (the
  * official mask, also when the ring wraps; context null = no limit), softmax scale 1/sqrt(Dh),
- * then advances cache.offset by T. Records 2 or 3 dispatches.
+ * then advances cache.offset by T. Records 2 to 4 dispatches (RoPE, KV write, attend; one new step
+ * over more than SPLIT_SLOTS cached slots attends in slot ranges plus a combine: flash-decoding).
  * A non-streaming official call over T ≤ capacity steps from a fresh cache gives the same result.
  * Throws ShapeError on bad shapes or when T exceeds the cache capacity (the official cache would
  * overwrite slots it still needs: feed such inputs in chunks of at most `capacity` steps).
  */
 export function attention(
   rec: Recorder,
-  a: { qkv: Tensor; out: Tensor; cache: KVCache; numHeads: number; context: number | null; rope: { maxPeriod: number } | null },
+  a: {
+    qkv: Tensor; out: Tensor; cache: KVCache; numHeads: number; context: number | null; rope: { maxPeriod: number } | null;
+    /**
+     * Flash-decoding for one step over a long cache: 'auto' (default) on hardware adapters only,
+     * 'always', or 'never'. On a GPU one workgroup per head leaves most of the chip idle at
+     * Moshi's 3000-step context (32 heads); on CPU fallback adapters such as SwiftShader every core
+     * is already busy and the extra pass measured slower (136 -> 178 ms for 32 heads × 3000 slots
+     * × Dh 128). Not yet measured on a GPU.
+     */
+    split?: 'auto' | 'always' | 'never';
+  },
 ): void {
   const { qkv, out, cache, numHeads } = a;
   expectShape('attention qkv', qkv, [-1, -1], ['f32']);
@@ -109,23 +133,24 @@ export function attention(
     // q and k of each row are 2·H consecutive heads of Dh: rotate both in one dispatch.
     rope(rec, qkv, ropeFreqsTensor(rec.ctx, dh, a.rope.maxPeriod), { heads: 2 * numHeads, headDim: dh, offset });
   }
+  const nSlots = Math.min(offset + t, cache.capacity);
+  const mode = a.split ?? 'auto';
+  const splitOk = t === 1 && (mode === 'always' || (mode === 'auto' && !rec.ctx.adapter.isFallbackAdapter));
+  const nSplit = splitOk ? Math.ceil(nSlots / SPLIT_SLOTS) : 1;
   const common = {
     t_len: t, heads: numHeads, head_dim: dh, cap: cache.capacity, offset,
-    n_slots: Math.min(offset + t, cache.capacity), context: Math.min(context, NO_CONTEXT), scale: 1 / Math.sqrt(dh),
+    n_slots: nSlots, context: Math.min(context, NO_CONTEXT), scale: 1 / Math.sqrt(dh),
+    n_split: nSplit, split_len: SPLIT_SLOTS,
   };
-  rec.dispatch(attentionKernel, {
-    buffers: [qkv, cache.k, cache.v, out],
-    params: common,
-    constants: { OP: 0, WG },
-    workgroups: grid1d(t * d, WG),
-    label: 'attention.write_kv',
-  });
-  rec.dispatch(attentionKernel, {
-    buffers: [qkv, cache.k, cache.v, out],
-    params: common,
-    constants: { OP: 1, WG: attendWorkgroupSize(cache.capacity, dh) },
-    workgroups: grid1d(t * numHeads, 1),
-    label: 'attention.attend',
-  });
+  const buffers = [qkv, cache.k, cache.v, out, cache.part];
+  const attendWg = attendWorkgroupSize(cache.capacity, dh);
+  rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 0, WG }, workgroups: grid1d(t * d, WG), label: 'attention.write_kv' });
+  if (nSplit > 1) {
+    // Flash-decoding: nSplit workgroups per head over slot ranges, then one combine per head.
+    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 2, WG: attendWg }, workgroups: grid1d(numHeads * nSplit, 1), label: 'attention.attend_split' });
+    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 3, WG: attendWg }, workgroups: grid1d(numHeads, 1), label: 'attention.combine' });
+  } else {
+    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 1, WG: attendWg }, workgroups: grid1d(t * numHeads, 1), label: 'attention.attend' });
+  }
   cache.offset = offset + t;
 }

@@ -92,11 +92,13 @@ interface AttnSpec {
   /** Steps per call, recorded in order into one recording. */
   chunks: number[];
   seed: number;
+  /** attention()'s flash-decoding choice (default 'auto': hardware adapters only). */
+  split?: 'auto' | 'always' | 'never';
 }
 
 function attentionCase(s: AttnSpec): KernelCase {
   const total = s.chunks.reduce((a, b) => a + b, 0);
-  const name = `attention H=${s.h} Dh=${s.dh} cap=${s.cap} context=${s.context} rope=${s.maxPeriod ?? 'none'} chunks=${s.chunks.length > 8 ? `${s.chunks.length}x${s.chunks[0]}` : s.chunks.join(',')}`;
+  const name = `attention H=${s.h} Dh=${s.dh} cap=${s.cap} context=${s.context} rope=${s.maxPeriod ?? 'none'} chunks=${s.chunks.length > 8 ? `${s.chunks.length}x${s.chunks[0]}` : s.chunks.join(',')}${s.split ? ` split=${s.split}` : ''}`;
   return {
     name,
     setup(ctx) {
@@ -110,7 +112,7 @@ function attentionCase(s: AttnSpec): KernelCase {
       return {
         record(rec) {
           cache.reset();
-          qkvs.forEach((qkv, i) => attention(rec, { qkv, out: outs[i], cache, numHeads: s.h, context: s.context, rope }));
+          qkvs.forEach((qkv, i) => attention(rec, { qkv, out: outs[i], cache, numHeads: s.h, context: s.context, rope, split: s.split }));
         },
         async check(c) {
           if (cache.offset !== total) throw new Error(`cache.offset ${cache.offset}, expected ${total}`);
@@ -164,6 +166,14 @@ export const attentionSuite: KernelSuite = {
     attentionCase({ h: 1, dh: 4, cap: 315, context: 315, maxPeriod: 10000, chunks: [315, 63, 1, 17, 300], seed: 30 }),
     attentionCase({ h: 2, dh: 4, cap: 315, context: 63, maxPeriod: 100000, chunks: [200, 315, 17], seed: 31 }),
     attentionCase({ h: 1, dh: 4, cap: 2179, context: 2179, maxPeriod: 10000, chunks: [2179, 63, 1], seed: 32 }),
+    attentionCase({ h: 1, dh: 4, cap: 2179, context: 2179, maxPeriod: 10000, chunks: [2179, 63, 1], seed: 33, split: 'always' }),
+    // Flash-decoding (one step over more than SPLIT_SLOTS = 256 cached slots): slot ranges + combine,
+    // before and after the ring wraps, head dims using 1, 2 and 4 accumulators, a window that leaves
+    // whole ranges masked, and a split count that grows by one mid-stream.
+    attentionCase({ h: 2, dh: 128, cap: 600, context: 600, maxPeriod: 10000, chunks: [500, 1, 1, 150, 1], seed: 40, split: 'always' }),
+    attentionCase({ h: 1, dh: 256, cap: 520, context: 100, maxPeriod: 100000, chunks: [519, 1, 1, 1], seed: 41, split: 'always' }),
+    attentionCase({ h: 3, dh: 6, cap: 1000, context: null, maxPeriod: null, chunks: [511, 1, 1, 299, 1], seed: 42, split: 'always' }),
+    attentionCase({ h: 2, dh: 34, cap: 257, context: 257, maxPeriod: 10000, chunks: [255, 1, 1, 1, 100, 1], seed: 43, split: 'always' }),
   ],
   bench: [
     attentionCase({ h: 32, dh: 128, cap: 3000, context: 3000, maxPeriod: 10000, chunks: [1], seed: 1 }),
