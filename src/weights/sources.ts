@@ -185,8 +185,8 @@ async function verifyWeightsBlob(name: string, blob: Blob): Promise<void> {
   try {
     await SafetensorsFile.fromBlob(blob, name, { eagerBytes: 0 });
   } catch (e) {
-    const msg = e instanceof SafetensorsError ? e.message.replace(`${name}: `, '') : (e as Error).message;
-    throw new ModelSourceError(name, `not a valid safetensors file (${msg})`);
+    if (!(e instanceof SafetensorsError)) throw e; // an unreadable Blob, not a format error
+    throw new ModelSourceError(name, `not a valid safetensors file (${e.message.replace(`${name}: `, '')})`);
   }
 }
 
@@ -329,9 +329,9 @@ export async function checkLocalWeights(file: File, role: FileRole, opts: LoadOp
   const emit = opts.onProgress ?? (() => {});
   emit({ status: 'initiate', file: file.name, role, loaded: 0, total: file.size });
   try {
-    await SafetensorsFile.fromBlob(file, file.name, { eagerBytes: 0 });
+    await verifyWeightsBlob(file.name, file);
   } catch (e) {
-    const err = e instanceof SafetensorsError ? new ModelSourceError(file.name, `not a valid safetensors file: ${e.message}`) : new ModelSourceError(file.name, `could not read the local file (${(e as Error)?.message ?? e})`);
+    const err = e instanceof ModelSourceError ? e : new ModelSourceError(file.name, `could not read the local file (${(e as Error)?.message ?? e})`);
     emit({ status: 'error', file: file.name, role, loaded: 0, total: file.size, error: err.message });
     throw err;
   }

@@ -265,7 +265,7 @@ describe('model sources', () => {
     expect(() => classifyFiles([new File([MIMI], 'mimi.safetensors')])).toThrow(/no LM weights/);
     expect(() => classifyFiles([new File([LM], 'a.safetensors'), new File([LM], 'b.safetensors'), new File([MIMI], 'mimi.safetensors')])).toThrow(/several LM weights/);
     const bad = await rejection(loadModelFiles({ kind: 'files', files: [new File([new Uint8Array(16)], 'model.safetensors'), new File([MIMI], 'mimi.safetensors')] }, { cache: null }));
-    expect(bad.message).toMatch(/^model\.safetensors: not a valid safetensors file/);
+    expect(bad.message).toMatch(/^model\.safetensors: not a valid safetensors file \((truncated|header)/); // the name once
   });
 });
 
