@@ -18,17 +18,21 @@
 //   3 combine: workgroup h merges its n_split partials: M = max m_s,
 //            out[h·Dh + d] = Σ_s acc_s[d]·exp(m_s − M) / Σ_s l_s·exp(m_s − M)
 //            (the same softmax as the single pass, summed in another order). Dispatch [H].
-// qkv: [T, 3D] f32 (rows q | k | v, heads (h d)); kc, vc: [H, cap, Dh] f32; out: [T, D] f32;
+// qkv: [T, 3D] f32 (rows q | k | v, heads (h d)); out: [T, D] f32;
+// kc, vc: [H, cap, Dh] f32 words (KV_HALF = 0), or [H, cap, Dh_pad] f16 packed two per u32 word
+// (KV_HALF = 1, Dh_pad = Dh rounded up to even; element d of a row in word d/2, low half first;
+// op 0 then runs one thread per word);
 // part: [H, max splits, Dh + 2] f32 scratch (ops 2 and 3; bound but unused otherwise).
 override OP: u32 = 0;
+override KV_HALF: u32 = 0;
 override WG: u32 = 64;
 const MAX_DH: u32 = 256u;
 
 struct Params { t_len: u32, heads: u32, head_dim: u32, cap: u32, offset: u32, n_slots: u32, context: u32, scale: f32, n_split: u32, split_len: u32 }
 
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
-@group(0) @binding(1) var<storage, read_write> kc: array<f32>;
-@group(0) @binding(2) var<storage, read_write> vc: array<f32>;
+@group(0) @binding(1) var<storage, read_write> kc: array<u32>;
+@group(0) @binding(2) var<storage, read_write> vc: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> part: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
@@ -42,11 +46,27 @@ const LOWEST: f32 = -3.402823e38;
 /** Online-softmax state of one thread: output dims lid + WG·r for r < 4 in acc.{x,y,z,w}. */
 struct Attend { m: f32, l: f32, acc: vec4<f32> }
 
-/** Σ_{jj < cnt} ps[jj] · vc[at + jj·Dh]: one output dim over a tile of slots. */
+/** Elements per cached row: Dh (f32) or Dh rounded up to even (packed halves). */
+fn row_len() -> u32 {
+  if (KV_HALF == 1u) { return (params.head_dim + 1u) & ~1u; }
+  return params.head_dim;
+}
+
+/** Element e (flat over [H, cap, row_len]) of the key / value cache as f32. */
+fn k_at(e: u32) -> f32 {
+  if (KV_HALF == 1u) { return unpack2x16float(kc[e >> 1u])[e & 1u]; }
+  return bitcast<f32>(kc[e]);
+}
+fn v_at(e: u32) -> f32 {
+  if (KV_HALF == 1u) { return unpack2x16float(vc[e >> 1u])[e & 1u]; }
+  return bitcast<f32>(vc[e]);
+}
+
+/** Σ_{jj < cnt} ps[jj] · v[at + jj·row]: one output dim over a tile of slots. */
 fn weighted_v(at: u32, cnt: u32) -> f32 {
-  let dh = params.head_dim;
+  let row = row_len();
   var a = 0.0;
-  for (var jj = 0u; jj < cnt; jj++) { a += ps[jj] * vc[at + jj * dh]; }
+  for (var jj = 0u; jj < cnt; jj++) { a += ps[jj] * v_at(at + jj * row); }
   return a;
 }
 
@@ -72,9 +92,9 @@ fn attend_range(t: u32, h: u32, lo: u32, hi: u32, lid: u32) -> Attend {
       let pos_k = select(last + delta - i32(cap), last + delta, delta <= 0);
       valid = pos_k >= 0 && pos_k <= pos_q && u32(pos_q - pos_k) < params.context;
       if (valid) {
-        let kb = (h * cap + j) * dh;
+        let kb = (h * cap + j) * row_len();
         var dot = 0.0;
-        for (var d = 0u; d < dh; d++) { dot += qs[d] * kc[kb + d]; }
+        for (var d = 0u; d < dh; d++) { dot += qs[d] * k_at(kb + d); }
         s = dot;
       }
     }
@@ -95,7 +115,7 @@ fn attend_range(t: u32, h: u32, lo: u32, hi: u32, lid: u32) -> Attend {
     // acc dims d = lid, lid + WG, lid + 2·WG, lid + 3·WG (Dh ≤ 4·WG), one register each.
     // Threads without an output dim skip the loops (most of them when Dh < WG).
     acc = acc * alpha;
-    let vb = (h * cap + base) * dh + lid;
+    let vb = (h * cap + base) * row_len() + lid;
     if (lid < dh) { acc.x += weighted_v(vb, cnt); }
     if (lid + WG < dh) { acc.y += weighted_v(vb + WG, cnt); }
     if (lid + 2u * WG < dh) { acc.z += weighted_v(vb + 2u * WG, cnt); }
@@ -133,6 +153,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   switch OP {
     case 0u: {
       let i = gid.x + gid.y * nwg.x * WG;
+      if (KV_HALF == 1u) {
+        // One thread per packed word: elements 2w, 2w + 1 of row (t, h); a padding element is 0.
+        let wpr = row_len() / 2u;          // words per row
+        if (i >= params.t_len * h_n * wpr) { return; }
+        let t = i / (h_n * wpr);
+        let rem = i - t * h_n * wpr;
+        let h = rem / wpr;
+        let w = rem - h * wpr;
+        let d0 = 2u * w;
+        let slot = (params.offset + t) % cap;
+        let dst = (h * cap + slot) * wpr + w;
+        let kq = t * 3u * d_model + d_model + h * dh;
+        let vq = kq + d_model;
+        let has1 = d0 + 1u < dh;
+        kc[dst] = pack2x16float(vec2<f32>(qkv[kq + d0], select(0.0, qkv[kq + min(d0 + 1u, dh - 1u)], has1)));
+        vc[dst] = pack2x16float(vec2<f32>(qkv[vq + d0], select(0.0, qkv[vq + min(d0 + 1u, dh - 1u)], has1)));
+        return;
+      }
       if (i >= params.t_len * d_model) { return; }
       let t = i / d_model;
       let c = i - t * d_model;           // column h·Dh + d
@@ -140,8 +178,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
       let d = c - h * dh;
       let slot = (params.offset + t) % cap;
       let dst = (h * cap + slot) * dh + d;
-      kc[dst] = qkv[t * 3u * d_model + d_model + c];
-      vc[dst] = qkv[t * 3u * d_model + 2u * d_model + c];
+      kc[dst] = bitcast<u32>(qkv[t * 3u * d_model + d_model + c]);
+      vc[dst] = bitcast<u32>(qkv[t * 3u * d_model + 2u * d_model + c]);
     }
     case 2u: {
       // Workgroup (h, s): partial over slots [s·split_len, min(n_slots, (s+1)·split_len)), query 0.

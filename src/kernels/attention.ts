@@ -33,10 +33,14 @@ export const attentionKernel = new Kernel('attention', source, [
  * (and the MHA `offset`): the number of steps written since the last reset, advanced by
  * `attention()` at record time. The official capacity is `context`, or `weights_per_step` when
  * context is None (the depformer).
+ * `dtype` 'f16' stores keys and values as packed halves ([H, cap, Dh rounded up to even], two per
+ * u32 word: half the memory and bandwidth, as the official bf16 models keep their cache in the
+ * model dtype); scores and softmax stay f32.
  */
 export class KVCache {
-  readonly k: Tensor; // [H, cap, Dh]
-  readonly v: Tensor; // [H, cap, Dh]
+  readonly k: Tensor; // [H, cap, Dh] f32 | [H, cap, Dh_pad] f16
+  readonly v: Tensor; // [H, cap, Dh] f32 | [H, cap, Dh_pad] f16
+  readonly dtype: 'f32' | 'f16';
   readonly numHeads: number;
   readonly headDim: number;
   readonly capacity: number;
@@ -44,7 +48,7 @@ export class KVCache {
   readonly part: Tensor;
   offset = 0;
 
-  constructor(readonly ctx: GpuContext, o: { numHeads: number; headDim: number; capacity: number; label: string }) {
+  constructor(readonly ctx: GpuContext, o: { numHeads: number; headDim: number; capacity: number; label: string; dtype?: 'f32' | 'f16' }) {
     for (const f of ['numHeads', 'headDim', 'capacity'] as const) {
       if (!Number.isInteger(o[f]) || o[f] <= 0) throw new ShapeError(`KVCache '${o.label}': ${f} must be a positive integer, got ${o[f]}`);
     }
@@ -52,8 +56,10 @@ export class KVCache {
     this.numHeads = o.numHeads;
     this.headDim = o.headDim;
     this.capacity = o.capacity;
-    this.k = ctx.tensor([o.numHeads, o.capacity, o.headDim], 'f32', `${o.label}.k`);
-    this.v = ctx.tensor([o.numHeads, o.capacity, o.headDim], 'f32', `${o.label}.v`);
+    this.dtype = o.dtype ?? 'f32';
+    const row = this.dtype === 'f16' ? o.headDim + (o.headDim & 1) : o.headDim;
+    this.k = ctx.tensor([o.numHeads, o.capacity, row], this.dtype, `${o.label}.k`);
+    this.v = ctx.tensor([o.numHeads, o.capacity, row], this.dtype, `${o.label}.v`);
     const splits = Math.ceil(o.capacity / SPLIT_SLOTS);
     this.part = ctx.tensor(splits > 1 ? [o.numHeads, splits, o.headDim + 2] : [1], 'f32', `${o.label}.part`);
   }
@@ -144,13 +150,15 @@ export function attention(
   };
   const buffers = [qkv, cache.k, cache.v, out, cache.part];
   const attendWg = attendWorkgroupSize(cache.capacity, dh);
-  rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 0, WG }, workgroups: grid1d(t * d, WG), label: 'attention.write_kv' });
+  const KV_HALF = cache.dtype === 'f16' ? 1 : 0;
+  const writes = KV_HALF ? t * numHeads * Math.ceil(dh / 2) : t * d; // one thread per packed word with halves
+  rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 0, WG, KV_HALF }, workgroups: grid1d(writes, WG), label: 'attention.write_kv' });
   if (nSplit > 1) {
     // Flash-decoding: nSplit workgroups per head over slot ranges, then one combine per head.
-    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 2, WG: attendWg }, workgroups: grid1d(numHeads * nSplit, 1), label: 'attention.attend_split' });
-    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 3, WG: attendWg }, workgroups: grid1d(numHeads, 1), label: 'attention.combine' });
+    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 2, WG: attendWg, KV_HALF }, workgroups: grid1d(numHeads * nSplit, 1), label: 'attention.attend_split' });
+    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 3, WG: attendWg, KV_HALF }, workgroups: grid1d(numHeads, 1), label: 'attention.combine' });
   } else {
-    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 1, WG: attendWg }, workgroups: grid1d(t * numHeads, 1), label: 'attention.attend' });
+    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 1, WG: attendWg, KV_HALF }, workgroups: grid1d(t * numHeads, 1), label: 'attention.attend' });
   }
   cache.offset = offset + t;
 }

@@ -57,6 +57,12 @@ export interface LmLoadOptions {
   policy?: StoragePolicy;
   /** Bytes of lazily read (Blob-backed) weights uploaded so far (VarBuilder.uploadPending). */
   onUploadProgress?: (doneBytes: number, totalBytes: number) => void;
+  /**
+   * KV cache storage of the temporal transformer and the depformer: 'auto' (default) keeps it in
+   * half precision (packed f16) when the checkpoint is F16/BF16, as the official model keeps its
+   * cache in the model dtype (Moshi 7B: 1.6 GB instead of 3.1 GB at 3000 steps), f32 otherwise.
+   */
+  kvCache?: 'auto' | 'f32' | 'f16';
 }
 
 /**
@@ -146,6 +152,9 @@ export class LMModel {
     let depformer: StreamingTransformer | null = null;
     try {
       const policy = opts.policy ?? 'native';
+      const probe = 'transformer.layers.0.self_attn.in_proj_weight';
+      const halfCheckpoint = vb.has(probe) && ['F16', 'BF16'].includes(vb.dtypeOf(probe));
+      const kvDtype: 'f32' | 'f16' = (opts.kvCache ?? 'auto') === 'auto' ? (halfCheckpoint ? 'f16' : 'f32') : (opts.kvCache as 'f32' | 'f16');
       const D = cfg.dim;
       const Dd = cfg.depformer.dim;
       const emb = Array.from({ length: cfg.nQ }, (_, k) => vb.pp('emb').pp(k).tensor('weight', [cfg.card + 1, D], policy));
@@ -164,6 +173,7 @@ export class LMModel {
         norm: cfg.norm,
         gating: cfg.gating,
         layerScale: cfg.layerScale,
+        kvDtype,
       };
       transformer = await StreamingTransformer.load(ctx, vb.pp('transformer'), mainCfg, policy);
       const outNorm = loadNorm(vb.pp('out_norm'), cfg.norm, D);
@@ -193,6 +203,7 @@ export class LMModel {
           norm: cfg.norm,
           gating: cfg.depformer.gating,
           layerScale: cfg.depformer.layerScale,
+          kvDtype,
           ...(cfg.depformer.weightsPerStep ? { weightsPerStep: cfg.depQ, weightsPerStepSchedule: schedule } : {}),
         };
         depformer = await StreamingTransformer.load(ctx, vb.pp('depformer'), depCfg, policy);

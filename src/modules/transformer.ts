@@ -58,6 +58,8 @@ export interface TransformerConfig {
   normEps?: number;
   /** KV cache capacity when `context` is null and there are no per-step weights. */
   kvCapacity?: number;
+  /** KV cache storage: f32 (default) or packed f16 halves (src/kernels/attention.ts KVCache). */
+  kvDtype?: 'f32' | 'f16';
 }
 
 /** Default eps per norm type, as moshi/modules/transformer.py `create_norm_fn`. */
@@ -227,7 +229,7 @@ export class StreamingTransformer {
           ffn,
           scale1: scaled ? lv.pp('layer_scale_1').tensor('scale', [D]) : null,
           scale2: scaled ? lv.pp('layer_scale_2').tensor('scale', [D]) : null,
-          cache: new KVCache(ctx, { numHeads: H, headDim: D / H, capacity, label: `${vb.key('layers')}.${l}.kv` }),
+          cache: new KVCache(ctx, { numHeads: H, headDim: D / H, capacity, label: `${vb.key('layers')}.${l}.kv`, dtype: cfg.kvDtype }),
         });
       }
     } catch (e) {
@@ -240,6 +242,11 @@ export class StreamingTransformer {
   /** Steps recorded since the last reset (the official streaming offset). */
   get offset(): number {
     return this.layers.length ? this.layers[0].cache.offset : 0;
+  }
+
+  /** KV cache storage of every layer. */
+  get kvDtype(): 'f32' | 'f16' {
+    return this.cfg.kvDtype ?? 'f32';
   }
 
   /** KV cache capacity per layer in steps (at most this many steps per forward). */

@@ -69,6 +69,11 @@ export class VarBuilder {
     return this.root.entries.has(this.key(name));
   }
 
+  /** The stored dtype of `name` (throws WeightError if missing; does not mark it consumed). */
+  dtypeOf(name: string): string {
+    return this.entry(name).dtype;
+  }
+
   /** The stored shape of `name` (throws WeightError if missing; does not mark it consumed). */
   shapeOf(name: string): number[] {
     return [...this.entry(name).shape];

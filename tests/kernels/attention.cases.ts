@@ -1,4 +1,4 @@
-import type { Tensor } from '../../src/gpu/index.ts';
+import { type Tensor, roundThrough } from '../../src/gpu/index.ts';
 import { KVCache, attention } from '../../src/kernels/attention.ts';
 import { assertClose } from '../harness/check.ts';
 import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
@@ -16,7 +16,8 @@ export class RingAttentionRef {
   private readonly kc: Float64Array;
   private readonly vc: Float64Array;
   endOffset = 0;
-  constructor(readonly h: number, readonly dh: number, readonly cap: number, readonly context: number | null, readonly maxPeriod: number | null) {
+  /** `kvDtype` 'f16': keys (after RoPE) and values are rounded to f16 as the cache stores them. */
+  constructor(readonly h: number, readonly dh: number, readonly cap: number, readonly context: number | null, readonly maxPeriod: number | null, readonly kvDtype: 'f32' | 'f16' = 'f32') {
     this.kc = new Float64Array(h * cap * dh);
     this.vc = new Float64Array(h * cap * dh);
   }
@@ -34,8 +35,10 @@ export class RingAttentionRef {
       for (let c = 0; c < d; c++) {
         const hh = Math.floor(c / dh);
         const dd = c % dh;
-        kc[(hh * cap + slot) * dh + dd] = qkv[s * 3 * d + d + c];
-        vc[(hh * cap + slot) * dh + dd] = qkv[s * 3 * d + 2 * d + c];
+        const kv = [qkv[s * 3 * d + d + c], qkv[s * 3 * d + 2 * d + c]];
+        const [k, v] = this.kvDtype === 'f16' ? roundThrough(kv, 'f16') : kv;
+        kc[(hh * cap + slot) * dh + dd] = k;
+        vc[(hh * cap + slot) * dh + dd] = v;
       }
     }
     const last = this.endOffset + t - 1;
@@ -77,9 +80,9 @@ export class RingAttentionRef {
 
 /** `RingAttentionRef` over a sequence of calls from a fresh cache: one [T, D] output per chunk. */
 export function ringAttentionRef(
-  chunks: { data: Float32Array; t: number }[], h: number, dh: number, cap: number, context: number | null, maxPeriod: number | null,
+  chunks: { data: Float32Array; t: number }[], h: number, dh: number, cap: number, context: number | null, maxPeriod: number | null, kvDtype: 'f32' | 'f16' = 'f32',
 ): Float32Array[] {
-  const ref = new RingAttentionRef(h, dh, cap, context, maxPeriod);
+  const ref = new RingAttentionRef(h, dh, cap, context, maxPeriod, kvDtype);
   return chunks.map((c) => ref.step(c.data, c.t));
 }
 
@@ -94,11 +97,13 @@ interface AttnSpec {
   seed: number;
   /** attention()'s flash-decoding choice (default 'auto': hardware adapters only). */
   split?: 'auto' | 'always' | 'never';
+  /** KV cache storage (default f32). */
+  kv?: 'f32' | 'f16';
 }
 
 function attentionCase(s: AttnSpec): KernelCase {
   const total = s.chunks.reduce((a, b) => a + b, 0);
-  const name = `attention H=${s.h} Dh=${s.dh} cap=${s.cap} context=${s.context} rope=${s.maxPeriod ?? 'none'} chunks=${s.chunks.length > 8 ? `${s.chunks.length}x${s.chunks[0]}` : s.chunks.join(',')}${s.split ? ` split=${s.split}` : ''}`;
+  const name = `attention H=${s.h} Dh=${s.dh} cap=${s.cap} context=${s.context} rope=${s.maxPeriod ?? 'none'} chunks=${s.chunks.length > 8 ? `${s.chunks.length}x${s.chunks[0]}` : s.chunks.join(',')}${s.split ? ` split=${s.split}` : ''}${s.kv ? ` kv=${s.kv}` : ''}`;
   return {
     name,
     setup(ctx) {
@@ -107,7 +112,7 @@ function attentionCase(s: AttnSpec): KernelCase {
       const data = s.chunks.map((t) => ({ data: rng.normals(t * 3 * d, 1.5), t }));
       const qkvs = data.map((c, i) => ctx.upload(c.data, [c.t, 3 * d], 'f32', `qkv${i}`));
       const outs = s.chunks.map((t, i) => sentinelTensor(ctx, [t, d], `out${i}`));
-      const cache = new KVCache(ctx, { numHeads: s.h, headDim: s.dh, capacity: s.cap, label: 'kv' });
+      const cache = new KVCache(ctx, { numHeads: s.h, headDim: s.dh, capacity: s.cap, label: 'kv', dtype: s.kv });
       const rope = s.maxPeriod === null ? null : { maxPeriod: s.maxPeriod };
       return {
         record(rec) {
@@ -116,9 +121,11 @@ function attentionCase(s: AttnSpec): KernelCase {
         },
         async check(c) {
           if (cache.offset !== total) throw new Error(`cache.offset ${cache.offset}, expected ${total}`);
-          const want = ringAttentionRef(data, s.h, s.dh, s.cap, s.context, s.maxPeriod);
+          const want = ringAttentionRef(data, s.h, s.dh, s.cap, s.context, s.maxPeriod, s.kv ?? 'f32');
+          // f16 KV: the GPU's f32 -> f16 conversion may round to either neighbour (WGSL), 1 ulp = 2^-11.
+          const tol = s.kv === 'f16' ? { atol: 2e-3, rtol: 2e-3 } : { atol: 2e-5, rtol: 1e-4 };
           for (let i = 0; i < outs.length; i++) {
-            assertClose(`${name} chunk ${i}`, await c.readF32(outs[i]), want[i], { atol: 2e-5, rtol: 1e-4, shape: [s.chunks[i], d] });
+            assertClose(`${name} chunk ${i}`, await c.readF32(outs[i]), want[i], { ...tol, shape: [s.chunks[i], d] });
           }
         },
         flops: s.chunks.reduce((a, t) => a + 4 * t * Math.min(s.cap, total) * d, 0),
@@ -174,6 +181,12 @@ export const attentionSuite: KernelSuite = {
     attentionCase({ h: 1, dh: 256, cap: 520, context: 100, maxPeriod: 100000, chunks: [519, 1, 1, 1], seed: 41, split: 'always' }),
     attentionCase({ h: 3, dh: 6, cap: 1000, context: null, maxPeriod: null, chunks: [511, 1, 1, 299, 1], seed: 42, split: 'always' }),
     attentionCase({ h: 2, dh: 34, cap: 257, context: 257, maxPeriod: 10000, chunks: [255, 1, 1, 1, 100, 1], seed: 43, split: 'always' }),
+    // f16 KV cache (packed halves): odd head dims (a padding half per row), wrap, window, T > 1, split.
+    attentionCase({ h: 3, dh: 6, cap: 7, context: 7, maxPeriod: 10000, chunks: [3, 2, 4, 1, 5, 7, 2], seed: 50, kv: 'f16' }),
+    attentionCase({ h: 2, dh: 17, cap: 20, context: 20, maxPeriod: null, chunks: [3, 17], seed: 51, kv: 'f16' }),
+    attentionCase({ h: 1, dh: 3, cap: 5, context: 2, maxPeriod: null, chunks: [2, 3, 1, 4], seed: 52, kv: 'f16' }),
+    attentionCase({ h: 2, dh: 128, cap: 300, context: 300, maxPeriod: 10000, chunks: [270, 1, 40, 1], seed: 53, kv: 'f16', split: 'always' }),
+    attentionCase({ h: 4, dh: 8, cap: 8, context: null, maxPeriod: null, chunks: [1, 1, 1, 1, 1, 1, 1, 1], seed: 54, kv: 'f16' }),
   ],
   bench: [
     attentionCase({ h: 32, dh: 128, cap: 3000, context: 3000, maxPeriod: 10000, chunks: [1], seed: 1 }),

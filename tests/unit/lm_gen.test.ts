@@ -145,7 +145,8 @@ describe('LMGen (tiny ref LM)', () => {
     const user = await fixtureI32(read, 'ref/lm/user_input_codes.i32.bin');
     const logits: Float32Array[][] = [];
     for (const policy of ['native', 'f32'] as const) {
-      const lm = await LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries, `bf16 ${policy}`), cfg, { policy });
+      // f32 KV in both: this compares weight storage only (f16 KV rounding would amplify 1e-7 differences).
+      const lm = await LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries, `bf16 ${policy}`), cfg, { policy, kvCache: 'f32' });
       expect(lm.dtype).toBe(policy === 'native' ? 'bf16' : 'f32');
       const got: Float32Array[] = [];
       const gen = new LMGen(lm, { temp: 0, tempText: 0, trace: (t) => got.push(t.textLogits, t.depformerLogits) });
@@ -160,5 +161,33 @@ describe('LMGen (tiny ref LM)', () => {
       for (let j = 0; j < a.length; j++) m = Math.max(m, Math.abs(a[j] - b[j]));
       expect(m).toBeLessThan(1e-4);
     });
+  }, 300_000);
+
+  it("a BF16 checkpoint keeps its KV cache in f16 ('auto'), within 1e-2 of an f32 cache; F32 checkpoints keep f32", async () => {
+    const ctx = await nodeContext();
+    const { cfg, st } = await loadTiny(ctx).then((x) => (x.lm.destroy(), x));
+    const entries = new Map([...st.tensors].map(([k, e]) => [k, hostToEntry(k, entryToF32(e), e.shape, 'BF16')]));
+    const user = await fixtureI32(read, 'ref/lm/user_input_codes.i32.bin');
+    const run = async (lm: LMModel) => {
+      const got: Float32Array[] = [];
+      const gen = new LMGen(lm, { temp: 0, tempText: 0, trace: (t) => got.push(t.textLogits, t.depformerLogits) });
+      for (let t = 0; t < 6; t++) await gen.step(user.subarray(t * 8, (t + 1) * 8));
+      gen.destroy();
+      return got;
+    };
+    const half = await LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries, 'bf16'), cfg);
+    expect(half.transformer.kvDtype).toBe('f16');
+    expect(half.depformer!.kvDtype).toBe('f16');
+    const full = await LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries, 'bf16 f32 kv'), cfg, { kvCache: 'f32' });
+    expect(full.transformer.kvDtype).toBe('f32');
+    const a = await run(half);
+    const b = await run(full);
+    let worst = 0;
+    a.forEach((x, i) => x.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - b[i][j])))));
+    expect(worst).toBeGreaterThan(0); // the f16 cache is really used
+    expect(worst).toBeLessThan(1e-2);
+    const f32ckpt = await LMModel.load(ctx, VarBuilder.fromSafetensors(ctx, [st]), cfg);
+    expect(f32ckpt.transformer.kvDtype).toBe('f32');
+    for (const m of [half, full, f32ckpt]) m.destroy();
   }, 300_000);
 });
