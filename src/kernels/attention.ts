@@ -44,7 +44,10 @@ export class KVCache {
   readonly numHeads: number;
   readonly headDim: number;
   readonly capacity: number;
-  /** Flash-decoding partials [H, ceil(cap / SPLIT_SLOTS), Dh + 2] (a 4-byte stub when the cache is short). */
+  /**
+   * Flash-decoding partials [H, ceil(cap / SPLIT_SLOTS), Dh + 2]. A cache of at most SPLIT_SLOTS
+   * slots never splits; it still binds a 1-element buffer here (every kernel binding needs one).
+   */
   readonly part: Tensor;
   offset = 0;
 

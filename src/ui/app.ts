@@ -158,6 +158,7 @@ export function mountApp(root: HTMLElement): void {
   const loadBtn = el<HTMLButtonElement>(root, 'button.load');
   const cancelBtn = el<HTMLButtonElement>(root, 'button.cancel');
   const micBtn = el<HTMLButtonElement>(root, 'button.mic');
+  const fileBtn = el<HTMLButtonElement>(root, 'button.file');
   const progress = el<HTMLProgressElement>(root, 'progress.progress');
   const loadStatus = el(root, '.load-status');
   const runStatus = el(root, '.run-status');
@@ -208,7 +209,7 @@ export function mountApp(root: HTMLElement): void {
       case 'device-lost':
         banner('GPU device lost.', ` ${ev.message} Reload the page to start again.`);
         micBtn.disabled = true;
-        el<HTMLButtonElement>(root, 'button.file').disabled = true;
+        fileBtn.disabled = true;
         fail('gpu', new Error(ev.message));
         break;
       case 'error':
@@ -254,7 +255,7 @@ export function mountApp(root: HTMLElement): void {
       setLoad('ready', `Ready: ${info.summary}`);
       hook.state = 'ready';
       micBtn.disabled = false;
-      el<HTMLButtonElement>(root, 'button.file').disabled = false;
+      fileBtn.disabled = false;
     } catch (e) {
       const msg = fail('load', e);
       setLoad('error', msg);
@@ -273,7 +274,6 @@ export function mountApp(root: HTMLElement): void {
   cancelBtn.onclick = () => abort?.abort();
 
   let running = false;
-  const fileBtn = el<HTMLButtonElement>(root, 'button.file');
   /** File-input mode: the picked WAV (any rate, PCM16 or float) resampled to 24 kHz, sent as AUDIO_CHUNK packets in real time. */
   const playFile = async () => {
     if (!client) return;

@@ -50,7 +50,8 @@ export class AudioIO {
   private constructor(
     readonly context: AudioContext,
     readonly io: WorkletIO,
-    private readonly stream: MediaStream,
+    /** The microphone (null in file-input mode). */
+    private readonly stream: MediaStream | null,
     private readonly inAnalyser: AnalyserNode,
     private readonly outAnalyser: AnalyserNode,
   ) {
@@ -112,7 +113,7 @@ export class AudioIO {
     const outAnalyser = context.createAnalyser();
     outAnalyser.fftSize = 2048;
     io.playback.connect(outAnalyser);
-    return new AudioIO(context, io, new MediaStream(), inAnalyser, outAnalyser);
+    return new AudioIO(context, io, null, inAnalyser, outAnalyser);
   }
 
   get mode(): 'shared' | 'message' {
@@ -189,7 +190,7 @@ export class AudioIO {
   close(): void {
     if (this.pollTimer !== null) clearInterval(this.pollTimer);
     this.io.close();
-    for (const t of this.stream.getTracks()) t.stop();
+    for (const t of this.stream?.getTracks() ?? []) t.stop();
     void this.context.close();
   }
 }

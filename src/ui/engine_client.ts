@@ -172,11 +172,6 @@ export class EngineClient {
     this.fileTimer = setInterval(tick, 20);
   }
 
-  /** Input of the current conversation ('' before the first start). */
-  get input(): 'mic' | 'file' | '' {
-    return this.inputKind;
-  }
-
   async stop(): Promise<void> {
     if (this.fileTimer !== null) clearInterval(this.fileTimer);
     this.fileTimer = null;

@@ -80,16 +80,8 @@ export class CacheApiWeightCache implements WeightCache {
     return caches.open(this.cacheName);
   }
   async get(key: string): Promise<Uint8Array | null> {
-    const r = await (await this.open()).match(key);
-    if (!r) return null;
-    const bytes = new Uint8Array(await r.arrayBuffer());
-    const len = Number(r.headers.get('content-length') ?? NaN);
-    // A partially written entry (tab closed mid-put) is dropped rather than returned.
-    if (Number.isFinite(len) && len !== bytes.byteLength) {
-      await this.delete(key);
-      return null;
-    }
-    return bytes;
+    const b = await this.getBlob(key);
+    return b ? new Uint8Array(await b.arrayBuffer()) : null;
   }
   async put(key: string, bytes: Uint8Array): Promise<void> {
     await this.putBlob(key, new Blob([new Uint8Array(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength)]));
@@ -134,9 +126,8 @@ export class IdbWeightCache implements WeightCache {
     this.store = createStore(dbName, storeName);
   }
   async get(key: string): Promise<Uint8Array | null> {
-    const v = await idbGet<Blob | ArrayBuffer>(key, this.store);
-    if (!v) return null;
-    return new Uint8Array(v instanceof Blob ? await v.arrayBuffer() : v);
+    const b = await this.getBlob(key);
+    return b ? new Uint8Array(await b.arrayBuffer()) : null;
   }
   async put(key: string, bytes: Uint8Array): Promise<void> {
     await this.putBlob(key, new Blob([bytes as Uint8Array<ArrayBuffer>]));

@@ -243,10 +243,13 @@ async function download(url: string, role: FileRole, opts: LoadOptions, asBlob: 
   let data: Uint8Array | Blob;
   let loaded = 0;
   try {
+    // The body is folded into a Blob as it arrives (JS holds at most blobFoldBytes of chunks);
+    // small files (configs, tokenizer) are then read back as bytes.
+    let blob: Blob;
     if (!res.body) {
-      data = asBlob ? await res.blob() : new Uint8Array(await res.arrayBuffer());
-      loaded = sizeOf(data);
-    } else if (asBlob) {
+      blob = await res.blob();
+      loaded = blob.size;
+    } else {
       const reader = res.body.getReader();
       let folded = new Blob([]);
       let chunks: Uint8Array<ArrayBuffer>[] = [];
@@ -270,30 +273,9 @@ async function download(url: string, role: FileRole, opts: LoadOptions, asBlob: 
           emit({ status: 'progress', file: name, role, loaded, total });
         }
       }
-      data = new Blob([folded, ...chunks]);
-    } else {
-      const reader = res.body.getReader();
-      let buf = new Uint8Array(total > 0 ? total : 1 << 20);
-      let last = -Infinity;
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (loaded + value.byteLength > buf.byteLength) {
-          if (total > 0) return fail(new ModelSourceError(name, `server sent more than its Content-Length of ${total} bytes`));
-          const grown = new Uint8Array(Math.max(buf.byteLength * 2, loaded + value.byteLength));
-          grown.set(buf.subarray(0, loaded));
-          buf = grown;
-        }
-        buf.set(value, loaded);
-        loaded += value.byteLength;
-        const now = Date.now();
-        if (now - last >= interval) {
-          last = now;
-          emit({ status: 'progress', file: name, role, loaded, total });
-        }
-      }
-      data = loaded === buf.byteLength ? buf : buf.slice(0, loaded);
+      blob = new Blob([folded, ...chunks]);
     }
+    data = asBlob ? blob : new Uint8Array(await blob.arrayBuffer());
   } catch (e) {
     if ((e as Error)?.name === 'AbortError') throw e;
     const at = total > 0 ? ` at ${loaded} of ${total} bytes` : ` after ${loaded} bytes`;

@@ -181,7 +181,11 @@ export class VarBuilder {
     this.root.pending = [];
     if (!pending.length || !ctx) return;
     const byEntry = new Map<TensorEntry, PendingUpload[]>();
-    for (const p of pending) byEntry.set(p.entry, [...(byEntry.get(p.entry) ?? []), p]);
+    for (const p of pending) {
+      const list = byEntry.get(p.entry);
+      if (list) list.push(p);
+      else byEntry.set(p.entry, [p]);
+    }
     const total = [...byEntry.keys()].reduce((a, e) => a + (e.lazy?.byteLength ?? 0), 0);
     let done = 0;
     let unsynced = 0;

@@ -52,7 +52,7 @@ describe('browser live loop (e2e)', () => {
     expect(r.steps, summary).toBeGreaterThanOrEqual(Math.floor(0.8 * r.expectedSteps));
     expect(r.outputRms, summary).toBeGreaterThan(1e-4);
     expect(r.protocolErrors, summary).toBe(0);
-    // With the tokenizer loaded the transcript is SentencePiece text, not [id] placeholders.
+    // With the tokenizer loaded the transcript is SentencePiece text, not `[id]` token ids.
     expect(r.text.trim().length, summary).toBeGreaterThan(0);
     expect(r.text, summary).not.toMatch(/\[\d+\]/);
   }, 900_000);
