@@ -2,27 +2,20 @@
 //            id = ids[ids_offset + m]
 // (nn.Embedding lookup; ScaledEmbedding in moshi/models/lm_utils.py maps its zero_idx = -1 to a
 // zero vector. ids are GPU data, so any id < 0 or >= V gives zeros: never an out-of-bounds read.)
-// table [V,D] f32 | f16 | bf16 (halves packed two per u32, element 2i in the low 16 bits) ·
-// ids [*] i32 · y [M,D] f32, updated in place (one read_write binding).
-// DTYPE (override): 0 f32, 1 f16, 2 bf16. One thread per y element; flat index folded over x/y
-// workgroups (grid1d).
-override DTYPE: u32 = 0;
+// table `w` [V,D] in any format of shaders/weight_formats.wgsl (prepended by src/kernels/embedding.ts:
+// f32, packed f16/bf16, q8, MLX affine with `wscale` / `wbias`; a quantized row dequantizes as a
+// quantized weight row does) · ids [*] i32 · y [M,D] f32, updated in place (one read_write binding).
+// One thread per y element; flat index folded over x/y workgroups (grid1d).
 override WG: u32 = 256;
 
 struct Params { rows: u32, d: u32, v: u32, ids_offset: u32, accumulate: u32 }
 
-@group(0) @binding(0) var<storage, read> table: array<u32>;
-@group(0) @binding(1) var<storage, read> ids: array<i32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
-
-fn table_at(e: u32) -> f32 {
-  if (DTYPE == 0u) { return bitcast<f32>(table[e]); }
-  let word = table[e >> 1u];
-  let half = (word >> ((e & 1u) * 16u)) & 0xffffu;
-  if (DTYPE == 1u) { return unpack2x16float(half).x; }
-  return bitcast<f32>(half << 16u);
-}
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> wscale: array<u32>;
+@group(0) @binding(2) var<storage, read> wbias: array<u32>;
+@group(0) @binding(3) var<storage, read> ids: array<i32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -33,7 +26,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let d = i - m * D;
   let id = ids[params.ids_offset + m];
   var v = 0.0;
-  if (id >= 0 && u32(id) < params.v) { v = table_at(u32(id) * D + d); }
+  if (id >= 0 && u32(id) < params.v) { v = weight_at(u32(id) * D + d, D); }
   if (params.accumulate != 0u) { v += y[i]; }
   y[i] = v;
 }

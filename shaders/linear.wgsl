@@ -1,9 +1,8 @@
 // linear: y[m,n] = Σk x[m,k] · w[n,k] + b[n]      (torch.nn.functional.linear, f32 accumulation)
-// x [M,K] f32 · w [N,K] (PyTorch layout) f32 | f16 | bf16 · b [N] f32 (read only when has_bias = 1;
-// without a bias the TS side binds x there) · y [M,N] f32. All contiguous, row-major.
-// f16/bf16 weights are packed two per u32 word (element 2i in the low 16 bits), so any element
-// index e lives in word e >> 1 at bit offset 16·(e & 1); f32 weights are u32 words bitcast.
-// DTYPE (override): 0 f32, 1 f16, 2 bf16.
+// x [M,K] f32 · w [N,K] (PyTorch layout) in any format of shaders/weight_formats.wgsl (prepended by
+// src/kernels/linear.ts: f32, packed f16/bf16, q8, MLX affine; `wscale` / `wbias` hold the
+// quantization scales and biases) · b [N] f32 (read only when has_bias = 1; without a bias the TS
+// side binds x there) · y [M,N] f32. All contiguous, row-major.
 //
 // Entry points (same bindings, each uses all of them):
 // - `matmul` (M > 1): register-blocked GEMM. A workgroup of 8×8 threads owns a 32×32 tile of y;
@@ -16,7 +15,6 @@
 //   output rows; threads stride over K with scalar (unpacked) loads; partial sums are reduced in
 //   workgroup memory. Dispatch ceil(N/ROWS) workgroups, folded over x/y (grid1d). The aligned,
 //   vectorized M = 1 path lives in shaders/matvec.wgsl.
-override DTYPE: u32 = 0;
 override WG: u32 = 64;    // matvec threads per workgroup, a power of two
 const ROWS: u32 = 4u;     // matvec output rows per workgroup
 
@@ -24,18 +22,14 @@ struct Params { m: u32, n: u32, k: u32, has_bias: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(2) var<storage, read> wscale: array<u32>;
+@group(0) @binding(3) var<storage, read> wbias: array<u32>;
+@group(0) @binding(4) var<storage, read> b: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
 
 /** Weight element e (flat index into w [N,K]) as f32. */
-fn w_at(e: u32) -> f32 {
-  if (DTYPE == 0u) { return bitcast<f32>(w[e]); }
-  let word = w[e >> 1u];
-  let half = (word >> ((e & 1u) * 16u)) & 0xffffu;
-  if (DTYPE == 1u) { return unpack2x16float(half).x; }
-  return bitcast<f32>(half << 16u);
-}
+fn w_at(e: u32) -> f32 { return weight_at(e, params.k); }
 
 fn bias_at(n: u32) -> f32 {
   if (params.has_bias != 0u) { return b[n]; }

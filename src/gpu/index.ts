@@ -5,3 +5,4 @@ export * from './kernel.ts';
 export * from './params.ts';
 export * from './profiler.ts';
 export * from './tensor.ts';
+export * from './qtensor.ts';

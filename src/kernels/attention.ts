@@ -67,6 +67,11 @@ export class KVCache {
     this.part = ctx.tensor(splits > 1 ? [o.numHeads, splits, o.headDim + 2] : [1], 'f32', `${o.label}.part`);
   }
 
+  /** Bytes of keys, values and flash-decoding partials on the GPU. */
+  get byteLength(): number {
+    return this.k.byteLength + this.v.byteLength + this.part.byteLength;
+  }
+
   /** Forgets every cached step (`RingKVCache.reset` + the MHA offset): the next step has position 0. */
   reset(): void {
     this.offset = 0;

@@ -1,11 +1,13 @@
 import source from '../../shaders/embedding.wgsl?raw';
-import { type DType, Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, type WeightTensor, expectShape, grid1d } from '../gpu/index.ts';
+import { WEIGHT_FORMATS_WGSL, expectWeight, weightBuffers, weightConstants, weightFormatTag } from './weight_format.ts';
 
-const DTYPE_CODE: Partial<Record<DType, number>> = { f32: 0, f16: 1, bf16: 2 };
 const WG = 256;
 
-export const embeddingKernel = new Kernel('embedding', source, [
-  { name: 'table', access: 'read' },
+export const embeddingKernel = new Kernel('embedding', WEIGHT_FORMATS_WGSL + source, [
+  { name: 'w', access: 'read' },
+  { name: 'wscale', access: 'read' },
+  { name: 'wbias', access: 'read' },
   { name: 'ids', access: 'read' },
   { name: 'y', access: 'read_write' },
 ], new ParamsLayout([
@@ -28,16 +30,16 @@ export interface EmbeddingOptions {
 /**
  * y[m,:] (+)= table[ids[idsOffset+m], :] for m < M (nn.Embedding; ScaledEmbedding in
  * moshi/models/lm_utils.py, whose zero_idx = -1 yields a zero vector).
- * - table: [V, D] f32 | f16 | bf16 (halves packed two per u32)
+ * - table: [V, D] f32 | f16 | bf16 (halves packed two per u32), or a QuantizedTensor (MLX
+ *   quantizes embeddings too: a row is dequantized as a weight row, in registers)
  * - ids: i32, any shape, at least idsOffset + M elements (GPU data: read by the shader)
  * - y: f32 [M', D] with M' ≥ M; rows ≥ M are untouched
  * An id < 0 or ≥ V contributes zeros (never an out-of-bounds read). Note: the official module
  * maps exactly -1 to zeros and clamps other negative ids to row 0; Moshi only ever uses -1.
  * Throws ShapeError naming the tensor whose shape or dtype is wrong, or a bad offset/row count.
  */
-export function embedding(rec: Recorder, table: Tensor, ids: Tensor, y: Tensor, opts: EmbeddingOptions): void {
-  expectShape('embedding table', table, [-1, -1], ['f32', 'f16', 'bf16']);
-  const [v, d] = table.shape;
+export function embedding(rec: Recorder, table: WeightTensor, ids: Tensor, y: Tensor, opts: EmbeddingOptions): void {
+  const [v, d] = expectWeight('embedding table', table);
   expectShape('embedding output', y, [-1, d], ['f32']);
   expectShape('embedding ids', ids, ids.shape, ['i32']);
   const idsOffset = opts.idsOffset ?? 0;
@@ -51,10 +53,10 @@ export function embedding(rec: Recorder, table: Tensor, ids: Tensor, y: Tensor, 
   }
   if (rows === 0 || d === 0) return;
   rec.dispatch(embeddingKernel, {
-    buffers: [table, ids, y],
+    buffers: [...weightBuffers(table), ids, y],
     params: { rows, d, v, ids_offset: idsOffset, accumulate: opts.accumulate ? 1 : 0 },
-    constants: { DTYPE: DTYPE_CODE[table.dtype] as number, WG },
+    constants: { ...weightConstants(table), WG },
     workgroups: grid1d(rows * d, WG),
-    label: `embedding.${table.dtype}`,
+    label: `embedding.${weightFormatTag(table)}`,
   });
 }

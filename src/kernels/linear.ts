@@ -1,16 +1,25 @@
 import linearSource from '../../shaders/linear.wgsl?raw';
 import matvecSource from '../../shaders/matvec.wgsl?raw';
+import matvecQuantSource from '../../shaders/matvec_quant.wgsl?raw';
 import matvecSubgroupSource from '../../shaders/matvec_subgroup.wgsl?raw';
-import { type DType, type GpuContext, Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { type DType, type GpuContext, Kernel, ParamsLayout, QuantizedTensor, type Recorder, ShapeError, type Tensor, type WeightTensor, expectShape, grid1d } from '../gpu/index.ts';
+import { WEIGHT_FORMATS_WGSL, expectWeight, weightBuffers, weightConstants, weightFormatTag } from './weight_format.ts';
 
-/** Override constant DTYPE of shaders/linear.wgsl and shaders/matvec.wgsl. */
+/** Override constant DTYPE of shaders/matvec.wgsl. */
 const DTYPE_CODE: Partial<Record<DType, number>> = { f32: 0, f16: 1, bf16: 2 };
-/** Weight dtypes `linear` accepts. */
-export const LINEAR_WEIGHT_DTYPES: readonly DType[] = ['f32', 'f16', 'bf16'];
 
 const BINDINGS = [
   { name: 'x', access: 'read' },
   { name: 'w', access: 'read' },
+  { name: 'b', access: 'read' },
+  { name: 'y', access: 'read_write' },
+] as const;
+/** shaders/linear.wgsl and shaders/matvec_quant.wgsl: any weight format (shaders/weight_formats.wgsl). */
+const FORMAT_BINDINGS = [
+  { name: 'x', access: 'read' },
+  { name: 'w', access: 'read' },
+  { name: 'wscale', access: 'read' },
+  { name: 'wbias', access: 'read' },
   { name: 'b', access: 'read' },
   { name: 'y', access: 'read_write' },
 ] as const;
@@ -22,9 +31,16 @@ const linearParams = new ParamsLayout([
   ['has_bias', 'u32'],
 ]);
 /** Tiled register-blocked GEMM (M > 1), shaders/linear.wgsl `matmul`. */
-export const matmulKernel = new Kernel('linear.matmul', linearSource, BINDINGS, linearParams, 'matmul');
+export const matmulKernel = new Kernel('linear.matmul', WEIGHT_FORMATS_WGSL + linearSource, FORMAT_BINDINGS, linearParams, 'matmul');
 /** Generic scalar matrix-vector product (M = 1, any K), shaders/linear.wgsl `matvec`. */
-export const matvecGenericKernel = new Kernel('linear.matvec', linearSource, BINDINGS, linearParams, 'matvec');
+export const matvecGenericKernel = new Kernel('linear.matvec', WEIGHT_FORMATS_WGSL + linearSource, FORMAT_BINDINGS, linearParams, 'matvec');
+/** Matrix-vector product over a quantized weight (M = 1, word-aligned rows), shaders/matvec_quant.wgsl. */
+export const matvecQuantKernel = new Kernel('matvec.quant', WEIGHT_FORMATS_WGSL + matvecQuantSource, FORMAT_BINDINGS, new ParamsLayout([
+  ['n', 'u32'],
+  ['k', 'u32'],
+  ['kw', 'u32'],
+  ['has_bias', 'u32'],
+]));
 /** Vectorized matrix-vector product (M = 1, 16-byte aligned rows), shaders/matvec.wgsl. */
 export const matvecKernel = new Kernel('matvec', matvecSource, BINDINGS, new ParamsLayout([
   ['n', 'u32'],
@@ -69,9 +85,11 @@ const GENERIC_ROWS = 4; // const ROWS in shaders/linear.wgsl
 const TILE = 32; // y tile of one matmul workgroup in shaders/linear.wgsl
 
 /** Which shader path `linear` takes for these sizes (exposed for tests and benchmarks). */
-export function linearPath(m: number, k: number, dtype: DType): 'matvec' | 'matvec-generic' | 'matmul' {
+export function linearPath(m: number, k: number, dtype: DType | 'q8' | 'affine'): 'matvec' | 'matvec-quant' | 'matvec-generic' | 'matmul' {
   // 'matvec' runs as matvec_subgroup.wgsl on devices with a fixed subgroup size (see fixedSubgroupSizeOf).
   if (m !== 1) return 'matmul';
+  if (dtype === 'q8') return k % 4 === 0 ? 'matvec-quant' : 'matvec-generic';
+  if (dtype === 'affine') return 'matvec-quant'; // rows are whole groups, so whole words
   return k % (dtype === 'f32' ? 4 : 8) === 0 ? 'matvec' : 'matvec-generic';
 }
 
@@ -79,18 +97,19 @@ export function linearPath(m: number, k: number, dtype: DType): 'matvec' | 'matv
  * y = x · Wᵀ + b (torch.nn.functional.linear; nn.Linear in moshi/modules/transformer.py,
  * gating.py, lm.py). f32 accumulation.
  * - x: f32 [..., K] (rank ≥ 1; M = product of the leading dims, 1 for a vector)
- * - w: [N, K] in PyTorch layout, f32 | f16 | bf16 (halves packed two per u32)
+ * - w: [N, K] in PyTorch layout, f32 | f16 | bf16 (halves packed two per u32), or a
+ *   QuantizedTensor (PyTorch q8, MLX affine q2/q4/q8: dequantized in registers, weight-only)
  * - b: f32 [N] or null
  * - y: f32 [..., N] with the same leading dims as x
  * M = 1 takes the vectorized matvec (shaders/matvec.wgsl; its subgroup variant
  * shaders/matvec_subgroup.wgsl where the device has `subgroups` with one fixed subgroup size) when
- * K % 8 == 0 (halves) / K % 4 == 0 (f32), else the generic matvec; M > 1 takes the
- * register-blocked matmul (shaders/linear.wgsl).
+ * K % 8 == 0 (halves) / K % 4 == 0 (f32), the quantized matvec (shaders/matvec_quant.wgsl) for
+ * quantized weights with word-aligned rows, else the generic matvec; M > 1 takes the
+ * register-blocked matmul (shaders/linear.wgsl), which reads every format.
  * x and y must be distinct buffers. Throws ShapeError naming the tensor whose shape or dtype is wrong.
  */
-export function linear(rec: Recorder, x: Tensor, w: Tensor, b: Tensor | null, y: Tensor, opts: LinearOptions = {}): void {
-  expectShape('linear weight', w, [-1, -1], LINEAR_WEIGHT_DTYPES);
-  const [n, k] = w.shape;
+export function linear(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | null, y: Tensor, opts: LinearOptions = {}): void {
+  const [n, k] = expectWeight('linear weight', w);
   if (x.rank < 1) throw new ShapeError(`linear input '${x.label}' must have rank ≥ 1, got a scalar`);
   expectShape('linear input', x, [...x.shape.slice(0, -1), k], ['f32']);
   expectShape('linear output', y, [...x.shape.slice(0, -1), n], ['f32']);
@@ -99,45 +118,53 @@ export function linear(rec: Recorder, x: Tensor, w: Tensor, b: Tensor | null, y:
   if (k === 0) throw new ShapeError(`linear weight '${w.label}' has K = 0 (shape [${w.shape.join(', ')}])`);
   const m = x.numel / k;
   if (m === 0 || n === 0) return;
-  const dtype = DTYPE_CODE[w.dtype] as number;
   const has_bias = b ? 1 : 0;
   const bias = b ?? x; // bound but never read when has_bias = 0
-  const path = linearPath(m, k, w.dtype);
-  const sg = opts.subgroups === false ? 0 : fixedSubgroupSizeOf(rec.ctx);
-  if (path === 'matvec' && sg) {
-    rec.dispatch(matvecSubgroupKernel, {
-      buffers: [x, w, bias, y],
-      params: { n, kw: k / (w.dtype === 'f32' ? 4 : 8), has_bias, pad: 0 },
-      constants: { DTYPE: dtype, SG: sg },
+  const path = linearPath(m, k, w instanceof QuantizedTensor ? w.format : w.dtype);
+  const tag = weightFormatTag(w);
+  if (path === 'matvec-quant') {
+    const qw = w as QuantizedTensor;
+    rec.dispatch(matvecQuantKernel, {
+      buffers: [x, ...weightBuffers(w), bias, y],
+      params: { n, k, kw: (k * qw.bits) / 32, has_bias },
+      constants: { ...weightConstants(w), WG: MATVEC_WG },
       workgroups: grid1d(n, MATVEC_ROWS),
-      label: `linear.matvec_sg.${w.dtype}`,
+      label: `linear.matvec_quant.${tag}`,
     });
-  } else if (path === 'matvec') {
-    rec.dispatch(matvecKernel, {
-      buffers: [x, w, bias, y],
-      params: { n, kw: k / (w.dtype === 'f32' ? 4 : 8), has_bias, pad: 0 },
-      constants: { DTYPE: dtype, WG: MATVEC_WG },
-      workgroups: grid1d(n, MATVEC_ROWS),
-      label: `linear.matvec.${w.dtype}`,
-    });
-  } else if (path === 'matvec-generic') {
-    rec.dispatch(matvecGenericKernel, {
-      buffers: [x, w, bias, y],
-      params: { m, n, k, has_bias },
-      constants: { DTYPE: dtype, WG: MATVEC_WG },
-      workgroups: grid1d(n, GENERIC_ROWS),
-      label: `linear.matvec_generic.${w.dtype}`,
-    });
-  } else {
+    return;
+  }
+  if (path === 'matvec-generic' || path === 'matmul') {
+    const generic = path === 'matvec-generic';
     const gx = Math.ceil(n / TILE);
     const gy = Math.ceil(m / TILE);
-    if (gx > 65535 || gy > 65535) throw new ShapeError(`linear: M=${m}, N=${n} exceed the 65535×32 tile grid`);
-    rec.dispatch(matmulKernel, {
-      buffers: [x, w, bias, y],
+    if (!generic && (gx > 65535 || gy > 65535)) throw new ShapeError(`linear: M=${m}, N=${n} exceed the 65535×32 tile grid`);
+    rec.dispatch(generic ? matvecGenericKernel : matmulKernel, {
+      buffers: [x, ...weightBuffers(w), bias, y],
       params: { m, n, k, has_bias },
-      constants: { DTYPE: dtype },
-      workgroups: [gx, gy],
-      label: `linear.matmul.${w.dtype}`,
+      constants: generic ? { ...weightConstants(w), WG: MATVEC_WG } : weightConstants(w),
+      workgroups: generic ? grid1d(n, GENERIC_ROWS) : [gx, gy],
+      label: `linear.${generic ? 'matvec_generic' : 'matmul'}.${tag}`,
+    });
+    return;
+  }
+  const pw = w as Tensor;
+  const dtype = DTYPE_CODE[pw.dtype] as number;
+  const sg = opts.subgroups === false ? 0 : fixedSubgroupSizeOf(rec.ctx);
+  if (sg) {
+    rec.dispatch(matvecSubgroupKernel, {
+      buffers: [x, pw, bias, y],
+      params: { n, kw: k / (pw.dtype === 'f32' ? 4 : 8), has_bias, pad: 0 },
+      constants: { DTYPE: dtype, SG: sg },
+      workgroups: grid1d(n, MATVEC_ROWS),
+      label: `linear.matvec_sg.${tag}`,
+    });
+  } else {
+    rec.dispatch(matvecKernel, {
+      buffers: [x, pw, bias, y],
+      params: { n, kw: k / (pw.dtype === 'f32' ? 4 : 8), has_bias, pad: 0 },
+      constants: { DTYPE: dtype, WG: MATVEC_WG },
+      workgroups: grid1d(n, MATVEC_ROWS),
+      label: `linear.matvec.${tag}`,
     });
   }
 }

@@ -11,7 +11,7 @@
  *   logits[k] = linears[k](depformer_norms[k](depformer(d, step k)))          // [1, card]
  * Embeddings follow `ScaledEmbedding` (lm_utils.py): the zero token -1 embeds to exactly 0.
  */
-import { type DType, type GpuContext, type Recorder, ShapeError, Tensor, expectShape, roundThrough } from '../gpu/index.ts';
+import { type DType, type GpuContext, QuantizedTensor, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape, roundThrough } from '../gpu/index.ts';
 import { addInPlace } from '../kernels/elementwise.ts';
 import { embedding } from '../kernels/embedding.ts';
 import { linear } from '../kernels/linear.ts';
@@ -19,6 +19,7 @@ import { layerNorm, rmsNorm } from '../kernels/norm.ts';
 import { ConditionProvider } from '../conditioners/base.ts';
 import { StreamingTransformer, type TransformerConfig } from '../modules/transformer.ts';
 import type { StoragePolicy, VarBuilder } from '../weights/var_builder.ts';
+import { type LmCheckpointFormat, detectLmFormat, mlxToOfficialNames } from './lm_checkpoint.ts';
 import { type LmConfig, type LmNorm, mainDimFeedforward } from './lm_config.ts';
 
 /** A norm module as `create_norm_fn` builds it: RMSNorm (alpha [1,1,D]) or LayerNorm (weight, bias [D]). */
@@ -66,22 +67,21 @@ export interface LmLoadOptions {
 }
 
 /**
- * LMModel (moshi/models/lm.py) on the GPU. Build with `LMModel.load`. The model keeps the
- * streaming state of its temporal transformer (KV cache over `context` steps); the depformer is
- * reset for every frame, as `LMGen.depformer_step` does with `depformer.streaming()`.
- *
- * Scratch outputs of the last recorded step (GPU tensors, f32): `transformerOut` [1, D] (after
- * out_norm), `textLogits` [1, text_card_out], `depformerLogits[k]` [1, card].
+ * Copies row `src` of an embedding table [rows, D] over row `dst` on the GPU (f32 / u32 words, or
+ * packed f16/bf16 rows that need not start on a 4-byte word; a quantized table copies the row of
+ * its packed values, scales and biases): reads the words covering both rows, moves the bytes on
+ * the host, writes them back.
  */
-/**
- * Copies row `src` of an embedding table [rows, D] over row `dst` on the GPU (f32, or packed
- * f16/bf16 rows that need not start on a 4-byte word): reads the words covering both rows,
- * moves the bytes on the host, writes them back.
- */
-async function copyTableRow(ctx: GpuContext, table: Tensor, src: number, dst: number): Promise<void> {
+async function copyTableRow(ctx: GpuContext, table: WeightTensor, src: number, dst: number): Promise<void> {
+  if (table instanceof QuantizedTensor) {
+    for (const t of [table.q.reshape([table.shape[0], table.q.numel / table.shape[0]]), table.scales.reshape([table.shape[0], table.scales.numel / table.shape[0]]), table.biases]) {
+      if (t) await copyTableRow(ctx, t, src, dst);
+    }
+    return;
+  }
   const [rows, D] = table.shape;
   if (src >= rows || dst >= rows) throw new ShapeError(`copyTableRow: rows ${src} -> ${dst} outside '${table.label}' [${table.shape.join(', ')}]`);
-  const rowBytes = D * (table.dtype === 'f32' ? 4 : 2);
+  const rowBytes = D * (table.dtype === 'f16' || table.dtype === 'bf16' ? 2 : 4);
   const lo = Math.floor((Math.min(src, dst) * rowBytes) / 4) * 4;
   const hi = Math.ceil(((Math.max(src, dst) + 1) * rowBytes) / 4) * 4;
   const view = new Tensor(table.buffer, [(hi - lo) / 4], 'u32', `${table.label}[rows ${src},${dst}]`, table.byteOffset + lo, false);
@@ -91,11 +91,22 @@ async function copyTableRow(ctx: GpuContext, table: Tensor, src: number, dst: nu
   ctx.write(view, words);
 }
 
+/**
+ * LMModel (moshi/models/lm.py) on the GPU. Build with `LMModel.load`. The model keeps the
+ * streaming state of its temporal transformer (KV cache over `context` steps); the depformer is
+ * reset for every frame, as `LMGen.depformer_step` does with `depformer.streaming()`.
+ *
+ * Scratch outputs of the last recorded step (GPU tensors, f32): `transformerOut` [1, D] (after
+ * out_norm), `textLogits` [1, text_card_out], `depformerLogits[k]` [1, card].
+ */
 export class LMModel {
   readonly transformerOut: Tensor;
   readonly textLogits: Tensor;
   readonly depformerLogits: Tensor[];
-  /** Storage dtype of the text embedding (the model's dtype in the official sense). */
+  /**
+   * The model's dtype in the official sense: f32 / f16 / bf16 for plain checkpoints, bf16 for the
+   * quantized ones (their other tensors are BF16). Condition sums are rounded through it.
+   */
   readonly dtype: DType;
   private readonly x: Tensor; // [1, D] summed input embeddings
   private readonly h: Tensor; // [1, D] temporal transformer output before out_norm
@@ -107,26 +118,28 @@ export class LMModel {
   private constructor(
     readonly ctx: GpuContext,
     readonly cfg: LmConfig,
-    private readonly emb: Tensor[], // n_q × [card + 1, D]
-    /** text_emb.weight [text_card + 1, D] as stored on the GPU (f32, or packed f16/bf16). */
-    readonly textEmb: Tensor,
-    private readonly textLinear: Tensor, // [text_card_out, D]
+    /** The checkpoint's layout and weight format (detected from its tensors). */
+    readonly format: LmCheckpointFormat,
+    private readonly emb: WeightTensor[], // n_q × [card + 1, D]
+    /** text_emb.weight [text_card + 1, D] as stored on the GPU (f32, packed f16/bf16, or quantized). */
+    readonly textEmb: WeightTensor,
+    private readonly textLinear: WeightTensor, // [text_card_out, D]
     private readonly textLinearBias: Tensor | null, // [text_card_out]
     private readonly outNorm: NormWeights,
     readonly transformer: StreamingTransformer,
-    private readonly depformerIn: Tensor[], // dep_q (multi-linear) or 1 × [Dd, D]
-    private readonly depformerEmb: Tensor[], // (dep_q - 1) × [card + 1, Dd]
-    private readonly depformerTextEmb: Tensor | null, // [text_card + 1, Dd]
+    private readonly depformerIn: WeightTensor[], // dep_q (multi-linear) or 1 × [Dd, D]
+    private readonly depformerEmb: WeightTensor[], // (dep_q - 1) × [card + 1, Dd]
+    private readonly depformerTextEmb: WeightTensor | null, // [text_card + 1, Dd]
     readonly depformer: StreamingTransformer | null,
     private readonly depformerNorms: NormWeights[] | null,
-    private readonly linears: Tensor[], // dep_q × [card, Dd]
+    private readonly linears: WeightTensor[], // dep_q × [card, Dd]
     private readonly linearBiases: (Tensor | null)[],
     /** The LUT conditioners and sum fuser (null for an unconditioned model). */
     readonly conditions: ConditionProvider | null,
   ) {
     const D = cfg.dim;
     const Dd = cfg.depformer.dim;
-    this.dtype = textEmb.dtype;
+    this.dtype = format.format === 'f32' ? 'f32' : format.format === 'f16' ? 'f16' : 'bf16';
     this.x = ctx.tensor([1, D], 'f32', 'lm.x');
     this.h = ctx.tensor([1, D], 'f32', 'lm.h');
     this.transformerOut = ctx.tensor([1, D], 'f32', 'lm.transformer_out');
@@ -145,21 +158,25 @@ export class LMModel {
    * `vb.chunks`), `linears.{k}.weight`, `condition_provider.conditioners.*` (kept f32 on the host).
    * Then `vb.finish()`: a missing, misshapen or unused key throws WeightError naming it.
    * F32/F16/BF16 checkpoints; with policy 'native' (default) half matrices stay packed on the GPU.
+   * Quantized checkpoints (src/models/lm_checkpoint.ts: PyTorch q8, MLX affine q4/q8 under the
+   * moshi_mlx names) are detected from their tensors and stay packed: every Linear (and, for MLX,
+   * Embedding) is dequantized in registers by the kernels (weight-only; the official q8 forward
+   * also quantizes activations to int8, which is not emulated).
    */
-  static async load(ctx: GpuContext, vb: VarBuilder, cfg: LmConfig, opts: LmLoadOptions = {}): Promise<LMModel> {
+  static async load(ctx: GpuContext, fileVb: VarBuilder, cfg: LmConfig, opts: LmLoadOptions = {}): Promise<LMModel> {
     // A failed load (missing key, unreadable file, device error) frees what it had uploaded.
     let transformer: StreamingTransformer | null = null;
     let depformer: StreamingTransformer | null = null;
+    const format = detectLmFormat(fileVb.entries, fileVb.source, cfg.dim);
+    const vb = format.layout === 'mlx' ? fileVb.withEntries(mlxToOfficialNames(fileVb.entries, fileVb.source)) : fileVb;
     try {
       const policy = opts.policy ?? 'native';
-      const probe = 'transformer.layers.0.self_attn.in_proj_weight';
-      const halfCheckpoint = vb.has(probe) && ['F16', 'BF16'].includes(vb.dtypeOf(probe));
-      const kvDtype: 'f32' | 'f16' = (opts.kvCache ?? 'auto') === 'auto' ? (halfCheckpoint ? 'f16' : 'f32') : (opts.kvCache as 'f32' | 'f16');
+      const kvDtype: 'f32' | 'f16' = (opts.kvCache ?? 'auto') === 'auto' ? (format.format === 'f32' ? 'f32' : 'f16') : (opts.kvCache as 'f32' | 'f16');
       const D = cfg.dim;
       const Dd = cfg.depformer.dim;
-      const emb = Array.from({ length: cfg.nQ }, (_, k) => vb.pp('emb').pp(k).tensor('weight', [cfg.card + 1, D], policy));
-      const textEmb = vb.pp('text_emb').tensor('weight', [cfg.textCard + 1, D], policy);
-      const textLinear = vb.pp('text_linear').tensor('weight', [cfg.textCardOut, D], policy);
+      const emb = Array.from({ length: cfg.nQ }, (_, k) => vb.pp('emb').pp(k).weight('weight', [cfg.card + 1, D], policy));
+      const textEmb = vb.pp('text_emb').weight('weight', [cfg.textCard + 1, D], policy);
+      const textLinear = vb.pp('text_linear').weight('weight', [cfg.textCardOut, D], policy);
       const textLinearBias = cfg.biasProj ? vb.pp('text_linear').tensor('bias', [cfg.textCardOut]) : null;
       const mainCfg: TransformerConfig = {
         dModel: D,
@@ -179,13 +196,13 @@ export class LMModel {
       const outNorm = loadNorm(vb.pp('out_norm'), cfg.norm, D);
       const schedule = cfg.depformer.weightsPerStepSchedule;
       const nIn = cfg.depformer.multiLinear ? (schedule ? Math.max(...schedule) + 1 : cfg.depQ) : 1;
-      const depformerIn = Array.from({ length: nIn }, (_, k) => vb.pp('depformer_in').pp(k).tensor('weight', [Dd, D], policy));
-      let depformerEmb: Tensor[] = [];
-      let depformerTextEmb: Tensor | null = null;
+      const depformerIn = Array.from({ length: nIn }, (_, k) => vb.pp('depformer_in').pp(k).weight('weight', [Dd, D], policy));
+      let depformerEmb: WeightTensor[] = [];
+      let depformerTextEmb: WeightTensor | null = null;
       let depformerNorms: NormWeights[] | null = null;
       if (cfg.depQ > 0) {
-        depformerEmb = Array.from({ length: cfg.depQ - 1 }, (_, k) => vb.pp('depformer_emb').pp(k).tensor('weight', [cfg.card + 1, Dd], policy));
-        depformerTextEmb = vb.pp('depformer_text_emb').tensor('weight', [cfg.textCard + 1, Dd], policy);
+        depformerEmb = Array.from({ length: cfg.depQ - 1 }, (_, k) => vb.pp('depformer_emb').pp(k).weight('weight', [cfg.card + 1, Dd], policy));
+        depformerTextEmb = vb.pp('depformer_text_emb').weight('weight', [cfg.textCard + 1, Dd], policy);
         const depNorm = cfg.depformer.norm;
         if (depNorm) depformerNorms = Array.from({ length: cfg.depQ }, (_, k) => loadNorm(vb.pp('depformer_norms').pp(k), depNorm, Dd));
         const depCfg: TransformerConfig = {
@@ -208,7 +225,7 @@ export class LMModel {
         };
         depformer = await StreamingTransformer.load(ctx, vb.pp('depformer'), depCfg, policy);
       }
-      const linears = Array.from({ length: cfg.depQ }, (_, k) => vb.pp('linears').pp(k).tensor('weight', [cfg.card, Dd], policy));
+      const linears = Array.from({ length: cfg.depQ }, (_, k) => vb.pp('linears').pp(k).weight('weight', [cfg.card, Dd], policy));
       const linearBiases = Array.from({ length: cfg.depQ }, (_, k) => (cfg.biasProj ? vb.pp('linears').pp(k).tensor('bias', [cfg.card]) : null));
       const conditions = ConditionProvider.load(vb, cfg);
       vb.finish();
@@ -216,13 +233,20 @@ export class LMModel {
       await vb.uploadPending(opts.onUploadProgress);
       // Hibiki: an early EOS (2) is read as PAD (3) (loaders.py CheckpointInfo.get_moshi).
       if (cfg.modelType === 'hibiki') await copyTableRow(ctx, textEmb, 3, 2);
-      return new LMModel(ctx, cfg, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions);
+      return new LMModel(ctx, cfg, format, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions);
     } catch (e) {
       transformer?.destroy();
       depformer?.destroy();
       vb.destroyLoaded();
       throw e;
     }
+  }
+
+  /** Bytes of every weight on the GPU (embeddings, projections, norms, both transformers). */
+  get weightBytes(): number {
+    const ts: (WeightTensor | null)[] = [...this.emb, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb, ...this.linears, ...this.linearBiases];
+    const norms = [this.outNorm, ...(this.depformerNorms ?? [])].flatMap((n) => [n.alpha, n.weight, n.bias]);
+    return [...ts, ...norms].reduce((a, t) => a + (t?.byteLength ?? 0), 0) + this.transformer.weightBytes + (this.depformer?.weightBytes ?? 0);
   }
 
   /** Number of token streams fed to forward_text: 1 text + n_q audio. */
@@ -318,7 +342,7 @@ export class LMModel {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    const ts: (Tensor | null)[] = [
+    const ts: (WeightTensor | null)[] = [
       ...this.emb, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb,
       ...this.linears, ...this.linearBiases, this.x, this.h, this.transformerOut, this.textLogits, this.dIn, this.dOut, this.dNorm, ...this.depformerLogits,
     ];

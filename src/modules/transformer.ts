@@ -15,7 +15,7 @@
  * where s = the streaming offset (number of steps since reset) and w = s, or schedule[s] with a
  * `weightsPerStepSchedule` (Hibiki: steps sharing weight sets), as `apply_weights_per_step`.
  */
-import { type GpuContext, type Recorder, ShapeError, Tensor, expectShape } from '../gpu/index.ts';
+import { type GpuContext, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape } from '../gpu/index.ts';
 import { KVCache, attention } from '../kernels/attention.ts';
 import { addInPlace, addScaledInPlace, gatedSilu } from '../kernels/elementwise.ts';
 import { linear } from '../kernels/linear.ts';
@@ -79,9 +79,9 @@ interface NormWeights {
 
 interface Ffn {
   /** gating none: linear1 [F, D]; silu: linear_in [2H, D]. */
-  wIn: Tensor;
+  wIn: WeightTensor;
   /** gating none: linear2 [D, F]; silu: linear_out [D, H]. */
-  wOut: Tensor;
+  wOut: WeightTensor;
   /** Width of the activation output (F, or H for gating). */
   hidden: number;
 }
@@ -89,8 +89,8 @@ interface Ffn {
 interface Layer {
   norm1: NormWeights;
   norm2: NormWeights;
-  inProj: Tensor[]; // per weight step: [3D, D]
-  outProj: Tensor[]; // per weight step: [D, D]
+  inProj: WeightTensor[]; // per weight step: [3D, D]
+  outProj: WeightTensor[]; // per weight step: [D, D]
   ffn: Ffn[]; // per weight step
   scale1: Tensor | null; // [D]
   scale2: Tensor | null; // [D]
@@ -205,19 +205,19 @@ export class StreamingTransformer {
         const sa = lv.pp('self_attn');
         const inProj = sa.has('in_proj_weight')
           ? sa.chunks('in_proj_weight', [mult * 3 * D, D], mult, policy)
-          : Array.from({ length: mult }, (_, i) => sa.pp('in_projs').pp(i).tensor('weight', [3 * D, D], policy));
+          : Array.from({ length: mult }, (_, i) => sa.pp('in_projs').pp(i).weight('weight', [3 * D, D], policy));
         const outProj = sa.has('out_proj.weight')
           ? sa.pp('out_proj').chunks('weight', [mult * D, D], mult, policy)
-          : Array.from({ length: mult }, (_, i) => sa.pp('out_projs').pp(i).tensor('weight', [D, D], policy));
+          : Array.from({ length: mult }, (_, i) => sa.pp('out_projs').pp(i).weight('weight', [D, D], policy));
         let ffn: Ffn[];
         if (cfg.gating === 'none') {
           const f = dims[0];
-          ffn = [{ wIn: lv.pp('linear1').tensor('weight', [f, D], policy), wOut: lv.pp('linear2').tensor('weight', [D, f], policy), hidden: f }];
+          ffn = [{ wIn: lv.pp('linear1').weight('weight', [f, D], policy), wOut: lv.pp('linear2').weight('weight', [D, f], policy), hidden: f }];
         } else {
           ffn = dims.map((f, s) => {
             const g = steps > 1 ? lv.pp('gating').pp(s) : lv.pp('gating');
             const hid = gatingHidden(D, f);
-            return { wIn: g.pp('linear_in').tensor('weight', [2 * hid, D], policy), wOut: g.pp('linear_out').tensor('weight', [D, hid], policy), hidden: hid };
+            return { wIn: g.pp('linear_in').weight('weight', [2 * hid, D], policy), wOut: g.pp('linear_out').weight('weight', [D, hid], policy), hidden: hid };
           });
         }
         const scaled = cfg.layerScale !== null && cfg.layerScale !== undefined;
@@ -237,6 +237,21 @@ export class StreamingTransformer {
       throw e;
     }
     return new StreamingTransformer(ctx, cfg, layers, mult, steps, weightIndex);
+  }
+
+  /** Bytes of the weights on the GPU (norms, projections, FFNs, layer scales; not the KV caches). */
+  get weightBytes(): number {
+    let n = 0;
+    for (const L of this.layers) {
+      for (const t of [L.norm1.weight, L.norm1.bias, L.norm2.weight, L.norm2.bias, L.scale1, L.scale2, ...L.inProj, ...L.outProj]) n += t?.byteLength ?? 0;
+      for (const f of L.ffn) n += f.wIn.byteLength + f.wOut.byteLength;
+    }
+    return n;
+  }
+
+  /** Bytes of the KV caches of every layer on the GPU. */
+  get kvCacheBytes(): number {
+    return this.layers.reduce((a, L) => a + L.cache.byteLength, 0);
   }
 
   /** Steps recorded since the last reset (the official streaming offset). */
@@ -284,7 +299,7 @@ export class StreamingTransformer {
    * (s itself, or schedule[s]) with per-step weights, or ws[0] for every row (shared weights).
    * x: [T, K], y: [T, N] f32.
    */
-  private linearSteps(rec: Recorder, x: Tensor, ws: Tensor[], step: number, y: Tensor, sc: Scratch): void {
+  private linearSteps(rec: Recorder, x: Tensor, ws: WeightTensor[], step: number, y: Tensor, sc: Scratch): void {
     if (ws.length === 1) {
       linear(rec, x, ws[0], null, y);
       return;

@@ -1,4 +1,5 @@
-import { type DType, type GpuContext, type Tensor, packHalf } from '../gpu/index.ts';
+import { AFFINE_BITS, AFFINE_GROUP_SIZES, type DType, type GpuContext, QuantizedTensor, type Tensor, type WeightTensor, packHalf } from '../gpu/index.ts';
+import { firstNonFinite } from './finite.ts';
 import { entryToF32, type TensorEntry, type SafetensorsFile } from './safetensors.ts';
 
 /** A weight missing, misshapen, of an unusable dtype, or never consumed. The message names the key. */
@@ -16,7 +17,6 @@ interface PendingUpload {
   /** First element of the entry this tensor holds (chunks), and how many. */
   start: number;
   n: number;
-  policy: StoragePolicy;
 }
 
 interface Root {
@@ -53,6 +53,24 @@ export class VarBuilder {
   /** A root over in-memory entries (seeded random weights for benchmarks, tests). */
   static fromEntries(ctx: GpuContext | null, entries: ReadonlyMap<string, TensorEntry>, source = '<memory>'): VarBuilder {
     return new VarBuilder({ source, entries, consumed: new Set(), ctx, pending: [], created: [] }, '');
+  }
+
+  /** Every entry of the file(s) by key (for format detection and key renaming). */
+  get entries(): ReadonlyMap<string, TensorEntry> {
+    return this.root.entries;
+  }
+
+  /** The file name(s) this builder reads, for error messages. */
+  get source(): string {
+    return this.root.source;
+  }
+
+  /**
+   * A new root over the same GPU context and source with `entries` (e.g. another layout's keys
+   * renamed to the official ones, src/weights/mlx_names.ts); consumption starts afresh.
+   */
+  withEntries(entries: ReadonlyMap<string, TensorEntry>): VarBuilder {
+    return new VarBuilder({ source: this.root.source, entries, consumed: new Set(), ctx: this.root.ctx, pending: [], created: [] }, '');
   }
 
   /** Descends one level: `pp('layers').pp(3)` reads keys under `layers.3.`. */
@@ -95,14 +113,14 @@ export class VarBuilder {
     return e;
   }
 
-  private checked(name: string, shape: readonly number[]): TensorEntry {
+  private checked(name: string, shape: readonly number[], dtypes: readonly string[] = FLOAT_DTYPES): TensorEntry {
     const e = this.entry(name);
     const same = e.shape.length === shape.length && e.shape.every((d, i) => d === shape[i]);
     if (!same) {
       throw new WeightError(`key '${this.key(name)}' in ${this.root.source} has shape [${e.shape.join(', ')}], expected [${shape.join(', ')}]`);
     }
-    if (!['F32', 'F16', 'BF16', 'F64'].includes(e.dtype)) {
-      throw new WeightError(`key '${this.key(name)}' has dtype ${e.dtype}, expected a float dtype (F32, F16, BF16)`);
+    if (!dtypes.includes(e.dtype)) {
+      throw new WeightError(`key '${this.key(name)}' in ${this.root.source} has dtype ${e.dtype}, expected ${dtypes.join(' or ')}`);
     }
     this.root.consumed.add(this.key(name));
     return e;
@@ -112,6 +130,8 @@ export class VarBuilder {
   host(name: string, shape: readonly number[]): Float32Array {
     const e = this.checked(name, shape);
     if (e.lazy) throw new WeightError(`key '${this.key(name)}' in ${this.root.source} (${e.lazy.byteLength} bytes) is read lazily and cannot be read on the host during load; open the file with a larger eagerBytes`);
+    const bad = firstNonFinite(e.data, e.dtype);
+    if (bad >= 0) throw new WeightError(`key '${this.key(name)}' in ${this.root.source} holds a non-finite value (NaN or Inf) at element ${bad}: the checkpoint is corrupt`);
     return entryToF32(e, this.root.source);
   }
 
@@ -130,6 +150,56 @@ export class VarBuilder {
   }
 
   /**
+   * A weight matrix (nn.Linear weight or embedding table) [N, K] in the format the file stores it:
+   * - F32 / F16 / BF16 `name`: as `tensor(name, shape, policy)`;
+   * - I8 `name` [N, K] with F32 `${name}_scb` [N] beside it: PyTorch q8 (moshi/utils/quantize.py,
+   *   bitsandbytes CB / SCB), kept packed;
+   * - U32 `name` [N, K·bits/32] with BF16 `scales` and `biases` [N, K/groupSize] beside it (MLX
+   *   `QuantizedLinear` / `QuantizedEmbedding`, `name` = 'weight'): affine, bits from the packed
+   *   width (2, 4 or 8), group size from the scales (32, 64 or 128), kept packed.
+   * Throws WeightError naming the key for a missing, misshapen or mismatched scale / bias, an
+   * unsupported bit width (MLX also writes 3, 5 and 6 bits) or group size.
+   */
+  weight(name: string, shape: readonly [number, number], policy: StoragePolicy = 'f32'): WeightTensor {
+    const e = this.entry(name);
+    const [n, k] = shape;
+    const label = this.key(name);
+    if (e.dtype === 'I8') {
+      const qe = this.checked(name, shape, ['I8']);
+      const scb = this.checked(`${name}_scb`, [n], ['F32']);
+      const q = this.uploadAs(qe, 0, n * k, [Math.ceil((n * k) / 4)], 'u32', label);
+      const scales = this.uploadAs(scb, 0, n, [n], 'f32', `${label}_scb`);
+      return new QuantizedTensor('q8', [n, k], 8, k, q, scales, null, label);
+    }
+    if (e.dtype === 'U32') {
+      if (name !== 'weight') throw new WeightError(`key '${label}' in ${this.root.source}: a packed U32 weight must be a module's 'weight' (MLX layout), not '${name}'`);
+      const cols = e.shape[1];
+      if (e.shape.length !== 2 || e.shape[0] !== n || !cols) {
+        throw new WeightError(`key '${label}' in ${this.root.source} has shape [${e.shape.join(', ')}], expected [${n}, K·bits/32] for a quantized [${n}, ${k}] weight`);
+      }
+      const bits = (cols * 32) / k;
+      if (!AFFINE_BITS.includes(bits)) {
+        const what = Number.isInteger(bits) ? `${bits}-bit` : `a packed width of ${cols} words for K = ${k}`;
+        throw new WeightError(`key '${label}' in ${this.root.source}: MLX affine ${what} quantization is not supported (supported: ${AFFINE_BITS.join(', ')} bits)`);
+      }
+      if (!this.has('scales') || !this.has('biases')) throw new WeightError(`key '${label}' in ${this.root.source} is a packed U32 weight but '${this.key('scales')}' or '${this.key('biases')}' is missing`);
+      const groups = this.entry('scales').shape[1] ?? 0;
+      const gs = groups ? k / groups : NaN;
+      if (!AFFINE_GROUP_SIZES.includes(gs)) {
+        throw new WeightError(`key '${this.key('scales')}' in ${this.root.source} has shape [${this.entry('scales').shape.join(', ')}]: ${groups} groups per row of ${k} is a group size of ${gs}, supported ${AFFINE_GROUP_SIZES.join(', ')}`);
+      }
+      const qe = this.checked(name, [n, cols], ['U32']);
+      const se = this.checked('scales', [n, groups], ['BF16']);
+      const be = this.checked('biases', [n, groups], ['BF16']);
+      const q = this.uploadAs(qe, 0, n * cols, [n, cols], 'u32', label);
+      const scales = this.uploadAs(se, 0, n * groups, [n, groups], 'bf16', this.key('scales'));
+      const biases = this.uploadAs(be, 0, n * groups, [n, groups], 'bf16', this.key('biases'));
+      return new QuantizedTensor('affine', [n, k], bits, gs, q, scales, biases, label);
+    }
+    return this.tensor(name, shape, policy);
+  }
+
+  /**
    * Splits `name` (shape `shape`) along dim 0 into `parts` equal tensors, each of shape
    * [shape[0]/parts, ...shape[1:]]. This is the one place where fused or stacked checkpoint
    * tensors are split (per-step depformer weights stacked along dim 0).
@@ -143,15 +213,25 @@ export class VarBuilder {
   }
 
   private upload(e: TensorEntry, start: number, n: number, shape: number[], policy: StoragePolicy, label: string): Tensor {
-    const ctx = this.root.ctx;
-    if (!ctx) throw new WeightError(`cannot upload '${label}': this VarBuilder has no GPU context`);
     const half = e.dtype === 'F16' || e.dtype === 'BF16';
     const dtype: DType = policy === 'native' && half ? (e.dtype === 'F16' ? 'f16' : 'bf16') : 'f32';
+    return this.uploadAs(e, start, n, shape, dtype, label);
+  }
+
+  /**
+   * A GPU tensor of elements [start, start + n) of `e` stored as `dtype`: 'f32' (widened), 'f16' /
+   * 'bf16' (packed halves of an F16 / BF16 entry) or 'u32' (the raw bytes, e.g. packed int8 or
+   * MLX words, zero-padded to a whole word). Float values are checked finite (WeightError naming
+   * the key and element otherwise).
+   */
+  private uploadAs(e: TensorEntry, start: number, n: number, shape: number[], dtype: DType, label: string): Tensor {
+    const ctx = this.root.ctx;
+    if (!ctx) throw new WeightError(`cannot upload '${label}': this VarBuilder has no GPU context`);
     const t = ctx.tensor(shape, dtype, label);
     this.root.created.push(t);
     if (e.lazy) {
       // Created now (shapes are known from the header), filled by uploadPending().
-      this.root.pending.push({ tensor: t, entry: e, start, n, policy });
+      this.root.pending.push({ tensor: t, entry: e, start, n });
       return t;
     }
     ctx.write(t, storedValues(e, start, n, dtype, this.root.source));
@@ -218,8 +298,29 @@ export class VarBuilder {
   }
 }
 
-/** Elements [start, start + n) of an in-memory entry as the GPU tensor's `dtype` wants them (packed half words, or f32). */
+/** Dtypes of entries read as float values. */
+const FLOAT_DTYPES: readonly string[] = ['F32', 'F16', 'BF16', 'F64'];
+const ELEM_BYTES: Record<string, number> = { I8: 1, U8: 1, U32: 4, I32: 4 };
+
+/**
+ * Elements [start, start + n) of an in-memory entry as the GPU tensor's `dtype` wants them
+ * (packed half words, raw words, or f32). Throws WeightError for a NaN / Inf float element.
+ */
 function storedValues(e: TensorEntry, start: number, n: number, dtype: DType, source: string): Uint32Array | Float32Array {
+  if (FLOAT_DTYPES.includes(e.dtype)) {
+    const eb = e.dtype === 'F32' ? 4 : e.dtype === 'F64' ? 8 : 2;
+    const bad = firstNonFinite(e.data.subarray(start * eb, (start + n) * eb), e.dtype);
+    if (bad >= 0) throw new WeightError(`key '${e.name}' in ${source} holds a non-finite value (NaN or Inf) at element ${start + bad}: the checkpoint is corrupt`);
+  }
+  if (dtype === 'u32') {
+    const eb = ELEM_BYTES[e.dtype];
+    if (!eb) throw new WeightError(`key '${e.name}' in ${source}: dtype ${e.dtype} cannot be stored as raw words`);
+    const bytes = e.data.subarray(start * eb, (start + n) * eb);
+    if (bytes.byteOffset % 4 === 0 && bytes.byteLength % 4 === 0) return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    const copy = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+    copy.set(bytes);
+    return new Uint32Array(copy.buffer);
+  }
   if (dtype === 'f16' || dtype === 'bf16') {
     const bytes = e.data.subarray(start * 2, (start + n) * 2);
     if (bytes.byteOffset % 4 === 0 && bytes.byteLength % 4 === 0) return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);

@@ -1,4 +1,5 @@
 // The options Hibiki checkpoints use beyond Moshi's:
+import { Tensor } from '../../src/gpu/index.ts';
 // - depformer_weights_per_step_schedule (weight sharing across codebook steps): a model whose
 //   checkpoint stores max(schedule) + 1 weight sets and a schedule equals, logit for logit, the
 //   unscheduled model whose per-step weights repeat those sets in schedule order;
@@ -86,6 +87,7 @@ it("model_type 'hibiki': text_emb row 2 (EOS) is a copy of row 3 (PAD), in f32 a
   const st = SafetensorsFile.parse(await read('ref/moshi_tiny.safetensors'), 'ref/moshi_tiny.safetensors');
   const D = 64;
   const rows = async (lm: LMModel) => {
+    if (!(lm.textEmb instanceof Tensor)) throw new Error('expected a plain text_emb');
     const all = await ctx.readF32(lm.textEmb);
     return [all.slice(2 * D, 3 * D), all.slice(3 * D, 4 * D)];
   };
