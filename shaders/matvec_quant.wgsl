@@ -7,10 +7,11 @@
 // kw = words per row = K / 4 (q8) or K·BITS/32 (affine); each word holds EPW = 32/BITS elements,
 // all in one group (GS % EPW == 0). Per word and row:
 //   q8:     acc += Σ CB·x        (the row scale SCB/127 is applied once at the end)
-//   affine: acc += scale · Σ q·x + bias · Σ x    (Σ x over the word's elements, shared by the rows)
+//   affine: acc += scale · Σ q·x + bias · Σ x    per group (Σ x over the group, shared by the rows)
 // Dispatch: one workgroup of WG threads per 4 consecutive output rows, ceil(N/4) workgroups folded
-// over x/y (grid1d). Threads stride over a row's words (consecutive threads read consecutive words:
-// coalesced); partial sums of the 4 rows in a vec4, reduced as a tree in workgroup memory.
+// over x/y (grid1d). q8: threads stride over a row's words (consecutive threads read consecutive
+// words: coalesced); affine: threads stride over groups (a thread reads its group's GS·BITS/32
+// contiguous words). Partial sums of the 4 rows in a vec4, reduced as a tree in workgroup memory.
 override WG: u32 = 64;    // threads per workgroup, a power of two
 const ROWS: u32 = 4u;
 
@@ -68,15 +69,25 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       acc += vec4<f32>(word_dot(w[base.x + j], k0), word_dot(w[base.y + j], k0), word_dot(w[base.z + j], k0), word_dot(w[base.w + j], k0));
     }
   } else {
+    // One group of GS elements (GS·BITS/32 words) per thread and iteration: its scale and bias
+    // are read once per row, Σ x over the group once for all 4 rows.
     let epw = 32u / BITS;
-    let groups = K / GS;   // groups per row
-    for (var j = t; j < kw; j += WG) {
-      let k0 = j * epw;
-      let gi = r * groups + vec4<u32>(k0 / GS);
-      let qd = vec4<f32>(word_dot(w[base.x + j], k0), word_dot(w[base.y + j], k0), word_dot(w[base.z + j], k0), word_dot(w[base.w + j], k0));
+    let wpg = GS / epw;        // words per group
+    let groups = K / GS;       // groups per row
+    for (var g = t; g < groups; g += WG) {
+      let k0 = g * GS;
+      var qd = vec4<f32>(0.0);
+      var xs = 0.0;
+      for (var i = 0u; i < wpg; i++) {
+        let j = g * wpg + i;
+        let kk = k0 + i * epw;
+        qd += vec4<f32>(word_dot(w[base.x + j], kk), word_dot(w[base.y + j], kk), word_dot(w[base.z + j], kk), word_dot(w[base.w + j], kk));
+        xs += x_sum(kk);
+      }
+      let gi = r * groups + vec4<u32>(g);
       let sc = vec4<f32>(wscale_bf16(gi.x), wscale_bf16(gi.y), wscale_bf16(gi.z), wscale_bf16(gi.w));
       let bi = vec4<f32>(wbias_bf16(gi.x), wbias_bf16(gi.y), wbias_bf16(gi.z), wbias_bf16(gi.w));
-      acc += sc * qd + bi * x_sum(k0);
+      acc += sc * qd + bi * xs;
     }
   }
   red[t] = acc;

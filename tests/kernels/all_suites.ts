@@ -7,6 +7,7 @@ import { convTr1dSuite } from './conv_transpose1d.cases.ts';
 import { rvqSuite } from './rvq.cases.ts';
 import { embeddingSuite } from './embedding.cases.ts';
 import { linearSuite } from './linear.cases.ts';
+import { linearQuantSuite } from './linear_quant.cases.ts';
 import { normSuite } from './norm.cases.ts';
 import { ropeSuite } from './rope.cases.ts';
 import { sampleSuite } from './sample.cases.ts';
@@ -14,4 +15,4 @@ import { softmaxSuite } from './softmax.cases.ts';
 import { unarySuite } from './unary.cases.ts';
 
 /** Every kernel family's cases: run by tests (Node and Chromium) and by `npm run bench`. */
-export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, softmaxSuite, ropeSuite, attentionSuite, ffnSuite];
+export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, linearQuantSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, softmaxSuite, ropeSuite, attentionSuite, ffnSuite];
