@@ -7,13 +7,13 @@
 // (halves) or K % 4 == 0 (f32) so that every row starts on a 16-byte boundary; other K use the
 // generic `matvec` entry of shaders/linear.wgsl. kw = vec4 words per row = K/8 (halves) or K/4.
 // DTYPE (override): 0 f32, 1 f16, 2 bf16.
-// Dispatch: one workgroup of WG threads per 4 consecutive output rows, ceil(N/4) workgroups
-// folded over x/y (grid1d). Threads stride over a row's words (consecutive threads read
-// consecutive words: coalesced), each keeps a vec4 of partial sums (one per row), reduced as a
-// tree in workgroup memory. (WG = 64: on SwiftShader 256 threads ran ~6× slower, per-invocation
-// overhead dominating; 64 keeps several 16-byte loads in flight per thread on GPUs.)
+// This file is the body (`row_partials`, `finish_row`); the entry point comes from the reduction
+// appended by src/kernels/linear.ts: shaders/matvec_reduce.wgsl (`main`, workgroup memory) or
+// shaders/matvec_subgroup.wgsl (`main_subgroup`, one subgroupAdd).
+// Dispatch: one workgroup per 4 consecutive output rows, ceil(N/4) workgroups folded over x/y
+// (grid1d). Threads stride over a row's words (consecutive threads read consecutive words:
+// coalesced), each keeps a vec4 of partial sums (one per row).
 override DTYPE: u32 = 2;
-override WG: u32 = 64;    // threads per workgroup, a power of two
 const ROWS: u32 = 4u;     // output rows per workgroup (one vec4 of partial sums per thread)
 
 struct Params { n: u32, kw: u32, has_bias: u32, pad: u32 }
@@ -23,8 +23,6 @@ struct Params { n: u32, kw: u32, has_bias: u32, pad: u32 }
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
-
-var<workgroup> red: array<vec4<f32>, WG>;   // per-thread partial sums of the 4 rows
 
 /** One vec4<u32> weight word group · the matching x values. Halves: 8 packed elements, given
  *  x's even (xe) and odd (xo) elements of the chunk; f32: 4 elements · xe. */
@@ -46,21 +44,17 @@ fn dotw(v: vec4<u32>, xe: vec4<f32>, xo: vec4<f32>) -> f32 {
   return dot(lo, xe) + dot(hi, xo);
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
+/** Partial sums of rows row0..row0+3 over words t, t + stride, ... (rows past N re-read row N-1,
+ *  results discarded, so the loop stays branch-free). */
+fn row_partials(t: u32, stride: u32, row0: u32) -> vec4<f32> {
   let N = params.n;
   let kw = params.kw;
-  let t = lid.x;
-  let row0 = (wid.x + wid.y * nwg.x) * ROWS;
-  if (row0 >= N) { return; }   // uniform: whole workgroup past the end of a folded grid
-  // Rows past N re-read row N-1 (results discarded) so the loop stays branch-free.
   let b0 = row0 * kw;
   let b1 = min(row0 + 1u, N - 1u) * kw;
   let b2 = min(row0 + 2u, N - 1u) * kw;
   let b3 = min(row0 + 3u, N - 1u) * kw;
   var acc = vec4<f32>(0.0);
-  for (var j = t; j < kw; j += WG) {
+  for (var j = t; j < kw; j += stride) {
     var xe: vec4<f32>;
     var xo = vec4<f32>(0.0);
     if (DTYPE == 0u) {
@@ -73,15 +67,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     acc += vec4<f32>(dotw(w[b0 + j], xe, xo), dotw(w[b1 + j], xe, xo), dotw(w[b2 + j], xe, xo), dotw(w[b3 + j], xe, xo));
   }
-  red[t] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] += red[t + s]; }
-    workgroupBarrier();
-  }
-  if (t < ROWS && row0 + t < N) {
-    var bias = 0.0;
-    if (params.has_bias != 0u) { bias = b[row0 + t]; }
-    y[row0 + t] = red[0][t] + bias;
-  }
+  return acc;
+}
+
+/** y[row] = the row's full sum + bias. */
+fn finish_row(row: u32, sum: f32) {
+  var bias = 0.0;
+  if (params.has_bias != 0u) { bias = b[row]; }
+  y[row] = sum + bias;
 }

@@ -8,11 +8,12 @@
 // all in one group (GS % EPW == 0). Per word and row:
 //   q8:     acc += Σ CB·x        (the row scale SCB/127 is applied once at the end)
 //   affine: acc += scale · Σ q·x + bias · Σ x    per group (Σ x over the group, shared by the rows)
-// Dispatch: one workgroup of WG threads per 4 consecutive output rows, ceil(N/4) workgroups folded
-// over x/y (grid1d). q8: threads stride over a row's words (consecutive threads read consecutive
+// This file is the body (`row_partials`, `finish_row`); the entry point comes from the reduction
+// appended by src/kernels/linear.ts (shaders/matvec_reduce.wgsl or shaders/matvec_subgroup.wgsl).
+// Dispatch: one workgroup per 4 consecutive output rows, ceil(N/4) workgroups folded over x/y
+// (grid1d). q8: threads stride over a row's words (consecutive threads read consecutive
 // words: coalesced); affine: threads stride over groups (a thread reads its group's GS·BITS/32
-// contiguous words). Partial sums of the 4 rows in a vec4, reduced as a tree in workgroup memory.
-override WG: u32 = 64;    // threads per workgroup, a power of two
+// contiguous words). Partial sums of the 4 rows in a vec4.
 const ROWS: u32 = 4u;
 
 struct Params { n: u32, k: u32, kw: u32, has_bias: u32 }
@@ -24,8 +25,6 @@ struct Params { n: u32, k: u32, kw: u32, has_bias: u32 }
 @group(0) @binding(4) var<storage, read> b: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
-
-var<workgroup> red: array<vec4<f32>, WG>;
 
 /** Σ q·x over the EPW elements of `word`, whose first element is k0 (k0 % 4 == 0). */
 fn word_dot(word: u32, k0: u32) -> f32 {
@@ -50,21 +49,17 @@ fn x_sum(k0: u32) -> f32 {
   return s;
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
+/** Partial sums of rows row0..row0+3 over thread t's words (q8) or groups (affine), t + stride, ...
+ *  Rows past N re-read row N-1 (results discarded) so the loop stays branch-free. */
+fn row_partials(t: u32, stride: u32, row0: u32) -> vec4<f32> {
   let N = params.n;
   let K = params.k;
   let kw = params.kw;
-  let t = lid.x;
-  let row0 = (wid.x + wid.y * nwg.x) * ROWS;
-  if (row0 >= N) { return; }   // uniform: whole workgroup past the end of a folded grid
-  // Rows past N re-read row N-1 (results discarded) so the loop stays branch-free.
   let r = vec4<u32>(row0, min(row0 + 1u, N - 1u), min(row0 + 2u, N - 1u), min(row0 + 3u, N - 1u));
   let base = r * kw;
   var acc = vec4<f32>(0.0);
   if (DTYPE == 3u) {
-    for (var j = t; j < kw; j += WG) {
+    for (var j = t; j < kw; j += stride) {
       let k0 = j * 4u;
       acc += vec4<f32>(word_dot(w[base.x + j], k0), word_dot(w[base.y + j], k0), word_dot(w[base.z + j], k0), word_dot(w[base.w + j], k0));
     }
@@ -74,7 +69,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let epw = 32u / BITS;
     let wpg = GS / epw;        // words per group
     let groups = K / GS;       // groups per row
-    for (var g = t; g < groups; g += WG) {
+    for (var g = t; g < groups; g += stride) {
       let k0 = g * GS;
       var qd = vec4<f32>(0.0);
       var xs = 0.0;
@@ -90,17 +85,13 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       acc += sc * qd + bi * xs;
     }
   }
-  red[t] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] += red[t + s]; }
-    workgroupBarrier();
-  }
-  if (t < ROWS && row0 + t < N) {
-    let row = row0 + t;
-    var v = red[0][t];
-    if (DTYPE == 3u) { v = v * bitcast<f32>(wscale[row]) / 127.0; }
-    if (params.has_bias != 0u) { v += b[row]; }
-    y[row] = v;
-  }
+  return acc;
+}
+
+/** y[row] = the row's full sum (· SCB/127 for q8) + bias. */
+fn finish_row(row: u32, sum: f32) {
+  var v = sum;
+  if (DTYPE == 3u) { v = v * bitcast<f32>(wscale[row]) / 127.0; }
+  if (params.has_bias != 0u) { v += b[row]; }
+  y[row] = v;
 }

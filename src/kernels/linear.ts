@@ -1,6 +1,7 @@
 import linearSource from '../../shaders/linear.wgsl?raw';
 import matvecSource from '../../shaders/matvec.wgsl?raw';
 import matvecQuantSource from '../../shaders/matvec_quant.wgsl?raw';
+import matvecReduceSource from '../../shaders/matvec_reduce.wgsl?raw';
 import matvecSubgroupSource from '../../shaders/matvec_subgroup.wgsl?raw';
 import { type DType, type GpuContext, Kernel, ParamsLayout, QuantizedTensor, type Recorder, ShapeError, type Tensor, type WeightTensor, expectShape, grid1d } from '../gpu/index.ts';
 import { WEIGHT_FORMATS_WGSL, expectWeight, weightBuffers, weightConstants, weightFormatTag } from './weight_format.ts';
@@ -34,26 +35,37 @@ const linearParams = new ParamsLayout([
 export const matmulKernel = new Kernel('linear.matmul', WEIGHT_FORMATS_WGSL + linearSource, FORMAT_BINDINGS, linearParams, 'matmul');
 /** Generic scalar matrix-vector product (M = 1, any K), shaders/linear.wgsl `matvec`. */
 export const matvecGenericKernel = new Kernel('linear.matvec', WEIGHT_FORMATS_WGSL + linearSource, FORMAT_BINDINGS, linearParams, 'matvec');
-/** Matrix-vector product over a quantized weight (M = 1, word-aligned rows), shaders/matvec_quant.wgsl. */
-export const matvecQuantKernel = new Kernel('matvec.quant', WEIGHT_FORMATS_WGSL + matvecQuantSource, FORMAT_BINDINGS, new ParamsLayout([
-  ['n', 'u32'],
-  ['k', 'u32'],
-  ['kw', 'u32'],
-  ['has_bias', 'u32'],
-]));
-/** Vectorized matrix-vector product (M = 1, 16-byte aligned rows), shaders/matvec.wgsl. */
-export const matvecKernel = new Kernel('matvec', matvecSource, BINDINGS, new ParamsLayout([
+/**
+ * The matvec kernels are a body (the weight format: shaders/matvec.wgsl for f32/f16/bf16,
+ * shaders/matvec_quant.wgsl for q8/affine) plus one of two reductions: shaders/matvec_reduce.wgsl
+ * (workgroup memory, entry `main`) or, under `enable subgroups;`, shaders/matvec_subgroup.wgsl
+ * (one subgroupAdd, entry `main_subgroup`; compiled only on devices with `subgroups`).
+ */
+function matvecKernels(name: string, body: string, bindings: typeof BINDINGS | typeof FORMAT_BINDINGS, params: ParamsLayout): { reduce: Kernel; subgroup: Kernel } {
+  return {
+    reduce: new Kernel(name, `${body}\n${matvecReduceSource}`, bindings, params),
+    subgroup: new Kernel(`${name}.subgroup`, `enable subgroups;\n${body}\n${matvecSubgroupSource}`, bindings, params, 'main_subgroup'),
+  };
+}
+const plainMatvec = matvecKernels('matvec', matvecSource, BINDINGS, new ParamsLayout([
   ['n', 'u32'],
   ['kw', 'u32'],
   ['has_bias', 'u32'],
   ['pad', 'u32'],
 ]));
-
-/**
- * Subgroup variant of the vectorized matvec (shaders/matvec_subgroup.wgsl appended to
- * shaders/matvec.wgsl under `enable subgroups;`); compiled only on devices with `subgroups`.
- */
-export const matvecSubgroupKernel = new Kernel('matvec.subgroup', `enable subgroups;\n${matvecSource}\n${matvecSubgroupSource}`, BINDINGS, matvecKernel.params, 'main_subgroup');
+const quantMatvec = matvecKernels('matvec.quant', WEIGHT_FORMATS_WGSL + matvecQuantSource, FORMAT_BINDINGS, new ParamsLayout([
+  ['n', 'u32'],
+  ['k', 'u32'],
+  ['kw', 'u32'],
+  ['has_bias', 'u32'],
+]));
+/** Vectorized matrix-vector product (M = 1, 16-byte aligned rows): shaders/matvec.wgsl + matvec_reduce.wgsl. */
+export const matvecKernel = plainMatvec.reduce;
+/** Its subgroup variant: shaders/matvec.wgsl + matvec_subgroup.wgsl. */
+export const matvecSubgroupKernel = plainMatvec.subgroup;
+/** Matrix-vector product over a quantized weight (M = 1, word-aligned rows): shaders/matvec_quant.wgsl + a reduction. */
+export const matvecQuantKernel = quantMatvec.reduce;
+export const matvecQuantSubgroupKernel = quantMatvec.subgroup;
 
 const fixedSubgroupSize = new WeakMap<GpuContext, number>();
 /**
@@ -122,14 +134,15 @@ export function linear(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | nu
   const bias = b ?? x; // bound but never read when has_bias = 0
   const path = linearPath(m, k, w instanceof QuantizedTensor ? w.format : w.dtype);
   const tag = weightFormatTag(w);
+  const sg = opts.subgroups === false ? 0 : fixedSubgroupSizeOf(rec.ctx);
   if (path === 'matvec-quant') {
     const qw = w as QuantizedTensor;
-    rec.dispatch(matvecQuantKernel, {
+    rec.dispatch(sg ? matvecQuantSubgroupKernel : matvecQuantKernel, {
       buffers: [x, ...weightBuffers(w), bias, y],
       params: { n, k, kw: (k * qw.bits) / 32, has_bias },
-      constants: { ...weightConstants(w), WG: MATVEC_WG },
+      constants: { ...weightConstants(w), ...(sg ? { SG: sg } : { WG: MATVEC_WG }) },
       workgroups: grid1d(n, MATVEC_ROWS),
-      label: `linear.matvec_quant.${tag}`,
+      label: `linear.matvec_quant${sg ? '_sg' : ''}.${tag}`,
     });
     return;
   }
@@ -149,7 +162,6 @@ export function linear(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | nu
   }
   const pw = w as Tensor;
   const dtype = DTYPE_CODE[pw.dtype] as number;
-  const sg = opts.subgroups === false ? 0 : fixedSubgroupSizeOf(rec.ctx);
   if (sg) {
     rec.dispatch(matvecSubgroupKernel, {
       buffers: [x, pw, bias, y],

@@ -1,6 +1,6 @@
 import { type GpuContext, QuantizedTensor, bf16BitsToF32, f32ToBf16Bits } from '../../src/gpu/index.ts';
 import { embedding } from '../../src/kernels/embedding.ts';
-import { linear, linearPath } from '../../src/kernels/linear.ts';
+import { type LinearOptions, linear, linearPath } from '../../src/kernels/linear.ts';
 import { assertClose } from '../harness/check.ts';
 import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
 import { Rng } from '../harness/rng.ts';
@@ -66,11 +66,11 @@ export function makeQuantized(ctx: GpuContext, rng: Rng, spec: QuantSpec, n: num
 
 const TOL = { scaleTol: 1e-4, atol: 1e-6 };
 
-function linearQuantCase(spec: QuantSpec, xShape: number[], k: number, n: number, bias: boolean, seed: number): KernelCase {
+function linearQuantCase(spec: QuantSpec, xShape: number[], k: number, n: number, bias: boolean, seed: number, opts: LinearOptions = {}): KernelCase {
   const m = xShape.slice(0, -1).reduce((a, c) => a * c, 1);
   const path = linearPath(m, k, spec.format);
   return {
-    name: `linear ${specName(spec)} x[${xShape.join(',')}] N=${n}${bias ? ' +b' : ''} (${path})`,
+    name: `linear ${specName(spec)} x[${xShape.join(',')}] N=${n}${bias ? ' +b' : ''} (${path}${opts.subgroups === false ? ', no subgroups' : ''})`,
     setup(ctx) {
       const rng = new Rng(seed);
       const xs = rng.normals(m * k);
@@ -80,7 +80,7 @@ function linearQuantCase(spec: QuantSpec, xShape: number[], k: number, n: number
       const b = bs ? ctx.upload(bs, [n], 'f32', 'b') : null;
       const y = sentinelTensor(ctx, [...xShape.slice(0, -1), n], 'y');
       return {
-        record: (rec) => linear(rec, x, w, b, y),
+        record: (rec) => linear(rec, x, w, b, y, opts),
         async check(c) {
           const got = await c.readF32(y);
           assertClose(`linear ${specName(spec)} M=${m} K=${k} N=${n}`, got, linearRef(xs, deq, bs, m, k, n), { ...TOL, shape: [m, n] });
@@ -144,6 +144,8 @@ function tests(): KernelCase[] {
   });
   // q8 with word-aligned rows (the quantized matvec), K multiple of 4.
   for (const [k, n] of [[4, 1], [64, 17], [316, 63], [2180, 3]] as const) cases.push(linearQuantCase(Q8, [k], k, n, n % 2 === 1, seed++));
+  // The workgroup-memory reduction too, on devices where the subgroup one is the default.
+  cases.push(linearQuantCase(Q8, [316], 316, 63, true, seed++, { subgroups: false }));
   // MLX affine: K a multiple of the group size; N odd; M = 1 (quantized matvec) and M > 1 (matmul).
   AFFINE.forEach((spec, si) => {
     const gs = (spec as { groupSize: number }).groupSize;
@@ -151,6 +153,7 @@ function tests(): KernelCase[] {
       const k = gs * mult;
       cases.push(linearQuantCase(spec, [k], k, n, (si + n) % 2 === 0, seed++));
     }
+    cases.push(linearQuantCase(spec, [9 * gs], 9 * gs, 63, si % 2 === 1, seed++, { subgroups: false }));
     cases.push(linearQuantCase(spec, [3, 2 * gs], 2 * gs, 17, si % 2 === 0, seed++));
     cases.push(linearQuantCase(spec, [17, gs], gs, 63, si % 2 === 1, seed++));
     // Embedding rows (MLX quantizes embeddings): odd V, rows mixing valid and out-of-range ids.
