@@ -249,6 +249,11 @@ export class LMModel {
     return [...ts, ...norms].reduce((a, t) => a + (t?.byteLength ?? 0), 0) + this.transformer.weightBytes + (this.depformer?.weightBytes ?? 0);
   }
 
+  /** Bytes of the KV caches of both transformers on the GPU. */
+  get kvCacheBytes(): number {
+    return this.transformer.kvCacheBytes + (this.depformer?.kvCacheBytes ?? 0);
+  }
+
   /** Number of token streams fed to forward_text: 1 text + n_q audio. */
   get numCodebooks(): number {
     return this.cfg.nQ + 1;
