@@ -11,7 +11,7 @@
  *   logits[k] = linears[k](depformer_norms[k](depformer(d, step k)))          // [1, card]
  * Embeddings follow `ScaledEmbedding` (lm_utils.py): the zero token -1 embeds to exactly 0.
  */
-import { type DType, type GpuContext, QuantizedTensor, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape, roundThrough } from '../gpu/index.ts';
+import { type DType, type GpuContext, GpuLimitError, QuantizedTensor, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape, roundThrough } from '../gpu/index.ts';
 import { addInPlace } from '../kernels/elementwise.ts';
 import { embedding } from '../kernels/embedding.ts';
 import { linear } from '../kernels/linear.ts';
@@ -20,6 +20,7 @@ import { ConditionProvider } from '../conditioners/base.ts';
 import { StreamingTransformer, type TransformerConfig } from '../modules/transformer.ts';
 import type { StoragePolicy, VarBuilder } from '../weights/var_builder.ts';
 import { type LmCheckpointFormat, detectLmFormat, mlxToOfficialNames } from './lm_checkpoint.ts';
+import { formatBytes, lmMemory } from './lm_memory.ts';
 import { type LmConfig, type LmNorm, mainDimFeedforward } from './lm_config.ts';
 
 /** A norm module as `create_norm_fn` builds it: RMSNorm (alpha [1,1,D]) or LayerNorm (weight, bias [D]). */
@@ -64,6 +65,17 @@ export interface LmLoadOptions {
    * cache in the model dtype (Moshi 7B: 1.6 GB instead of 3.1 GB at 3000 steps), f32 otherwise.
    */
   kvCache?: 'auto' | 'f32' | 'f16';
+  /**
+   * KV cache capacity of the temporal transformer in steps (the official `context`; default the
+   * config's, 3000 steps = 4 min for Moshi 7B). Attention looks back this many steps at most.
+   */
+  context?: number;
+  /**
+   * Total GPU bytes the model may take (weights + KV cache + activations); the load is refused
+   * before any upload when the estimate exceeds it. WebGPU does not report GPU memory, so the
+   * caller decides (default: no total check; single tensors are always checked against the limits).
+   */
+  memoryBudgetBytes?: number;
 }
 
 /**
@@ -168,10 +180,13 @@ export class LMModel {
     let transformer: StreamingTransformer | null = null;
     let depformer: StreamingTransformer | null = null;
     const format = detectLmFormat(fileVb.entries, fileVb.source, cfg.dim);
+    const kvDtype: 'f32' | 'f16' = (opts.kvCache ?? 'auto') === 'auto' ? (format.format === 'f32' ? 'f32' : 'f16') : (opts.kvCache as 'f32' | 'f16');
+    const context = opts.context ?? cfg.context;
+    if (!Number.isInteger(context) || context < 1) throw new RangeError(`LM context must be a positive integer number of steps, got ${context}`);
+    LMModel.checkFits(ctx, fileVb.source, cfg, format, kvDtype, context, opts.policy === 'f32', opts.memoryBudgetBytes);
     const vb = format.layout === 'mlx' ? fileVb.withEntries(mlxToOfficialNames(fileVb.entries, fileVb.source)) : fileVb;
     try {
       const policy = opts.policy ?? 'native';
-      const kvDtype: 'f32' | 'f16' = (opts.kvCache ?? 'auto') === 'auto' ? (format.format === 'f32' ? 'f32' : 'f16') : (opts.kvCache as 'f32' | 'f16');
       const D = cfg.dim;
       const Dd = cfg.depformer.dim;
       const emb = Array.from({ length: cfg.nQ }, (_, k) => vb.pp('emb').pp(k).weight('weight', [cfg.card + 1, D], policy));
@@ -184,7 +199,7 @@ export class LMModel {
         numLayers: cfg.numLayers,
         dimFeedforward: mainDimFeedforward(cfg),
         causal: cfg.causal,
-        context: cfg.context,
+        context,
         maxPeriod: cfg.maxPeriod,
         positionalEmbedding: cfg.positionalEmbedding,
         norm: cfg.norm,
@@ -252,6 +267,24 @@ export class LMModel {
   /** Bytes of the KV caches of both transformers on the GPU. */
   get kvCacheBytes(): number {
     return this.transformer.kvCacheBytes + (this.depformer?.kvCacheBytes ?? 0);
+  }
+
+  /**
+   * Refuses, before anything is uploaded, a model whose largest tensor exceeds the device's
+   * maxBufferSize / maxStorageBufferBindingSize or whose estimated total (src/models/lm_memory.ts)
+   * exceeds `budget`: GpuLimitError saying what is needed, what the adapter allows, and that a
+   * smaller format (MLX q4 needs 0.625 bytes per weight) would take less.
+   */
+  private static checkFits(ctx: GpuContext, source: string, cfg: LmConfig, format: LmCheckpointFormat, kv: 'f32' | 'f16', context: number, widen: boolean, budget?: number): void {
+    const mem = lmMemory(cfg, widen ? { kind: 'f32' } : format.storage, kv, context);
+    const q4 = lmMemory(cfg, { kind: 'affine', bits: 4, groupSize: 32 }, 'f16', context);
+    const need = `the LM in ${source} (${format.name}) needs ${formatBytes(mem.total)} of GPU memory (weights ${formatBytes(mem.weights)}, KV cache ${formatBytes(mem.kvCache)} for a context of ${context} steps)`;
+    const smaller = format.storage.kind === 'affine' && format.storage.bits <= 4 ? 'a shorter context (load option context) takes less' : `the MLX q4 format of this model needs ${formatBytes(q4.total)} (largest tensor ${formatBytes(q4.largestTensor.bytes)})`;
+    const limit = Math.min(ctx.device.limits.maxBufferSize, ctx.device.limits.maxStorageBufferBindingSize);
+    if (mem.largestTensor.bytes > limit) {
+      throw new GpuLimitError(`${need}; its largest tensor ${mem.largestTensor.name} takes ${formatBytes(mem.largestTensor.bytes)}, over this adapter's limit of ${formatBytes(limit)} per buffer (maxBufferSize ${ctx.device.limits.maxBufferSize}, maxStorageBufferBindingSize ${ctx.device.limits.maxStorageBufferBindingSize}); ${smaller}`);
+    }
+    if (budget !== undefined && mem.total > budget) throw new GpuLimitError(`${need}, over the budget of ${formatBytes(budget)}; ${smaller}`);
   }
 
   /** Number of token streams fed to forward_text: 1 text + n_q audio. */

@@ -20,6 +20,7 @@
  */
 import type { TensorEntry } from '../weights/safetensors.ts';
 import { WeightError } from '../weights/var_builder.ts';
+import type { LmStorage } from './lm_memory.ts';
 
 /** How the LM's matrices are stored. */
 export type LmWeightFormat = 'f32' | 'f16' | 'bf16' | 'q8' | 'mlx';
@@ -31,6 +32,8 @@ export interface LmCheckpointFormat {
   format: LmWeightFormat;
   /** A readable name: 'bf16', 'q8 (PyTorch int8)', 'MLX affine q4 g32'. */
   name: string;
+  /** How the matrices will be stored on the GPU (for the memory estimate before loading). */
+  storage: LmStorage;
 }
 
 const MLX_MARKERS = [/^audio_embs\./, /^depformer\.slices\./, /\.scales$/, /\.biases$/];
@@ -54,21 +57,23 @@ export function detectLmFormat(entries: ReadonlyMap<string, TensorEntry>, source
     const tl = entries.get('text_linear.weight');
     const sc = entries.get('text_linear.scales');
     let detail = 'affine';
+    let storage: LmStorage = { kind: 'affine', bits: 4, groupSize: 32 };
     if (tl?.dtype === 'U32' && sc && dim) {
       const bits = (tl.shape[1] * 32) / dim;
       detail = `affine q${bits} g${dim / sc.shape[1]}`;
+      storage = { kind: 'affine', bits, groupSize: dim / sc.shape[1] };
     }
-    return { layout: 'mlx', format: 'mlx', name: `MLX ${detail}` };
+    return { layout: 'mlx', format: 'mlx', name: `MLX ${detail}`, storage };
   }
   if (i8) {
     const u32 = keys.find((k) => entries.get(k)!.dtype === 'U32');
     if (u32) throw new WeightError(`${source} mixes quantization formats: '${i8}' is int8 (PyTorch q8), '${u32}' packed U32 (MLX)`);
-    return { layout: 'pytorch', format: 'q8', name: 'q8 (PyTorch int8)' };
+    return { layout: 'pytorch', format: 'q8', name: 'q8 (PyTorch int8)', storage: { kind: 'q8' } };
   }
   const probe = entries.get('transformer.layers.0.self_attn.in_proj_weight') ?? entries.get('text_linear.weight') ?? entries.get('text_emb.weight');
   const dt = probe?.dtype;
   const format: LmWeightFormat = dt === 'F16' ? 'f16' : dt === 'BF16' ? 'bf16' : 'f32';
-  return { layout: 'pytorch', format, name: format };
+  return { layout: 'pytorch', format, name: format, storage: { kind: format } };
 }
 
 /** An entry under another name (and shape: an MLX norm [D] read as alpha [1, 1, D]). */

@@ -80,6 +80,19 @@ describe('LM checkpoint formats', () => {
     expect(await loadError(m, 'q4.safetensors')).toMatch(/depformer\.slices\.3\.transformer\.layers\.1\.norm2\.weight.*differ/);
   });
 
+  it('a model over the memory budget is refused before any upload, naming the need and the q4 size', async () => {
+    const ctx = await nodeContext();
+    const live = ctx.liveBytes;
+    const vb = VarBuilder.fromEntries(ctx, entries('model.q8.safetensors'), 'q8.safetensors');
+    await expect(LMModel.load(ctx, vb, cfg, { memoryBudgetBytes: 2e6 })).rejects.toThrow(/the LM in q8\.safetensors \(q8 \(PyTorch int8\)\) needs 1[0-9] MB of GPU memory \(weights 4 MB, KV cache [0-9]+ MB for a context of 3000 steps\), over the budget of 2 MB; the MLX q4 format of this model needs/);
+    expect(ctx.liveBytes).toBe(live);
+    // A shorter context is a load option: the KV cache shrinks with it.
+    const lm = await LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries('model.q8.safetensors'), 'q8.safetensors'), cfg, { context: 100 });
+    expect(lm.transformer.capacity).toBe(100);
+    lm.destroy();
+    await expect(LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries('model.q8.safetensors'), 'q8'), cfg, { context: 0 })).rejects.toThrow(/context must be a positive integer/);
+  });
+
   it('a NaN weight is an error naming the tensor', async () => {
     const m = entries('model.bf16.safetensors');
     const e = m.get('transformer.layers.1.gating.linear_out.weight')!;
