@@ -26,6 +26,7 @@ import { LMGEN_DEFAULTS, LMGen } from '../models/lm_gen.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
 import { SafetensorsError, SafetensorsFile } from '../weights/safetensors.ts';
 import { VarBuilder, WeightError } from '../weights/var_builder.ts';
+import { formatBytes } from '../models/lm_memory.ts';
 import { type CliCommand, UsageError, optionalInt, parseFlags, requireString } from './args.ts';
 
 const USAGE = `usage: npm run cli -- lm generate --config C.json --weights W.safetensors
@@ -35,7 +36,8 @@ Runs the Moshi LM (LMGen, one step per input frame) over the user's audio codes 
 generated text and audio tokens.
 
   --config C.json         LM config: bare lm_kwargs, or {"lm_kwargs": {...}}
-  --weights W.safetensors LM weights (checkpoint layout)
+  --weights W.safetensors LM weights: the official F32/BF16/F16 checkpoint, PyTorch q8
+                          (model.q8.safetensors) or MLX q4/q8 (detected from the tensors)
   --user-codes codes.json user codes in the Mimi CLI format {"n_q", "frames", "codes": [n_q rows]}
                           with n_q = the LM's n_q - dep_q
   --out tokens.json       {"dep_q": D, "steps": [null | {"text": int, "audio": [D ints]}, ...]}
@@ -47,7 +49,9 @@ options:
   --top-k-text K          text top-k (default 25, or the config's; 0 = all)
   --seed S                sampling seed (default 0)
   --condition NAME=VALUE  value of a conditioner of the model (repeatable; e.g. description=good)
-  --tokenizer spm.model   SentencePiece model: add the decoded transcript to the output ("text")`;
+  --tokenizer spm.model   SentencePiece model: add the decoded transcript to the output ("text")
+  --context N             KV cache capacity in steps (default: the config's context)
+  --kv-cache auto|f32|f16 KV cache storage (auto: f16 unless the checkpoint is F32)`;
 
 /** User codes read from a codes file: `codes[t]` is frame t's Int32Array of nQ values. */
 export interface UserCodes {
@@ -168,8 +172,13 @@ export const lmCommand: CliCommand = {
       seed: { type: 'string' },
       condition: { type: 'string', multiple: true },
       tokenizer: { type: 'string' },
+      context: { type: 'string' },
+      'kv-cache': { type: 'string' },
     }, USAGE);
     const configPath = requireString(values, 'config', USAGE);
+    const context = optionalInt(values, 'context', 1, 1 << 24, USAGE);
+    const kvCache = values['kv-cache'] === undefined ? 'auto' : String(values['kv-cache']);
+    if (kvCache !== 'auto' && kvCache !== 'f32' && kvCache !== 'f16') throw new UsageError(`--kv-cache must be auto, f32 or f16, got '${kvCache}'`, USAGE);
     const weightsPath = requireString(values, 'weights', USAGE);
     const codesPath = requireString(values, 'user-codes', USAGE);
     const outPath = requireString(values, 'out', USAGE);
@@ -211,7 +220,7 @@ export const lmCommand: CliCommand = {
       const vb = VarBuilder.fromSafetensors(ctx, [weights]);
       let lm: LMModel;
       try {
-        lm = await LMModel.load(ctx, vb, cfg); // checks every key's shape, then vb.finish()
+        lm = await LMModel.load(ctx, vb, cfg, { kvCache, ...(context ? { context } : {}) }); // checks every key's shape, then vb.finish()
       } catch (e) {
         if (e instanceof WeightError) throw new Error(`config ${configPath} does not fit weights ${weightsPath}: ${e.message}`);
         throw e;
@@ -219,7 +228,7 @@ export const lmCommand: CliCommand = {
       const gen = new LMGen(lm, { ...sampling, ...(condition ? { condition } : {}) });
       await gen.ready;
       const tLoad = performance.now() - t0;
-      io.stderr(`loaded LM (dim ${cfg.dim}, ${cfg.numLayers} layers, n_q ${cfg.nQ}, dep_q ${cfg.depQ}) in ${(tLoad / 1000).toFixed(2)} s; ${codes.frames.length} frames, ` +
+      io.stderr(`loaded LM (${lm.format.name}, dim ${cfg.dim}, ${cfg.numLayers} layers, n_q ${cfg.nQ}, dep_q ${cfg.depQ}; ${formatBytes(lm.weightBytes)} of weights + ${formatBytes(lm.kvCacheBytes)} KV cache on the GPU) in ${(tLoad / 1000).toFixed(2)} s; ${codes.frames.length} frames, ` +
         `${sampling.temp === 0 && sampling.tempText === 0 ? 'greedy' : `temp ${sampling.temp}/${sampling.tempText}, top-k ${sampling.topK}/${sampling.topKText}, seed ${seed}`}`);
 
       const steps: LmStepOut[] = [];

@@ -81,3 +81,19 @@ describe('cli on the published LM layouts (quant fixtures)', () => {
     }, 1_500_000);
   }
 });
+
+describe('cli models', () => {
+  it('lists the eight released repositories and picks the largest that fits the budget', async () => {
+    const small = await cli(['models', '--budget-gb', '8']);
+    expect(small.code, small.err).toBe(0);
+    for (const v of ['moshiko', 'moshika']) for (const f of ['pytorch-bf16', 'pytorch-q8', 'mlx-q8', 'mlx-q4']) expect(small.out).toContain(`kyutai/${v}-${f}`);
+    expect(small.out).toMatch(/best for moshiko: kyutai\/moshiko-mlx-q4/);
+    const big = await cli(['models', '--budget-gb', '40']);
+    expect(big.out).toMatch(/best for moshika: kyutai\/moshika-pytorch-bf16/);
+    const mid = await cli(['models', '--budget-gb', '10', '--context', '750']);
+    expect(mid.out).toMatch(/best for moshiko: kyutai\/moshiko-pytorch-q8/);
+    const bad = await cli(['models', '--budget-gb', 'lots']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--budget-gb must be a positive number, got 'lots'/);
+  }, 120_000);
+});
