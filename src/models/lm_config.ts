@@ -6,6 +6,9 @@
  * handling in `loaders.get_moshi_lm` / `CheckpointInfo.from_hf_repo` (which pop the non-LM keys
  * `moshi_name`, `mimi_name`, `tokenizer_name`, `lm_gen_config`, ... before building the model).
  */
+import type { LutConditionerConfig } from '../conditioners/text.ts';
+
+export type { LutConditionerConfig };
 
 /** A configuration that cannot be used: the message names the source, the field and what is wrong. */
 export class LmConfigError extends Error {
@@ -16,16 +19,6 @@ export type LmNorm = 'layer_norm' | 'rms_norm' | 'rms_norm_f32';
 export type LmGating = 'none' | 'silu';
 export type LmPosEmb = 'rope' | 'none';
 
-/** A LUT text conditioner (moshi/conditioners/text.py LUTConditioner, tokenizer 'noop'). */
-export interface LutConditionerConfig {
-  type: 'lut';
-  /** Number of bins; the table has nBins + 1 rows (row nBins = padding). */
-  nBins: number;
-  /** Embedding width of the LUT (the output projection maps it to the LM dim). */
-  dim: number;
-  /** Allowed values, index = row; null means hash-trick values (sha256 % nBins). */
-  possibleValues: string[] | null;
-}
 
 /** Sampling defaults of a checkpoint (`lm_gen_config` in an official config.json). */
 export interface LmGenDefaults {
