@@ -33,7 +33,7 @@ import { gatingHidden } from '../src/modules/transformer.ts';
 import { MIMI_RELEASED_CONFIG } from '../src/models/mimi_config.ts';
 import type { TensorEntry } from '../src/weights/safetensors.ts';
 import { hostToEntry, VarBuilder } from '../src/weights/var_builder.ts';
-import { Rng } from '../tests/harness/rng.ts';
+import { Rng } from '../src/selftest/rng.ts';
 import { measureCopyBandwidth, printTable, ROOT, writeResults } from './common.ts';
 import { mimiRandomWeights } from './mimi.ts';
 

@@ -1,5 +1,6 @@
 // scripts/check_imports.mjs (run first by `npm test`): on small synthetic trees it must flag an
-// upward import, a cycle, app code reaching into tests/, a page importing Worker code.
+// upward import, a cycle, app code reaching into tests/, a page importing Worker code; and it must pass
+// this repository as it stands.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,5 +84,11 @@ describe('check_imports', () => {
     });
     expect(bad.status).toBe(1);
     expect(bad.out).toContain('src/ui/page.ts:1 → ../../workers/engine_worker.ts  [ui may reference workers/ entry points only as URLs');
+  });
+
+  it('passes this repository', () => {
+    const r = spawnSync(process.execPath, [SCRIPT], { encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toContain('every import points down');
+    expect(r.status).toBe(0);
   });
 });

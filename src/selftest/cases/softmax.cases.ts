@@ -1,8 +1,8 @@
-import { softmax } from '../../src/kernels/softmax.ts';
-import { assertClose } from '../harness/check.ts';
-import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
-import { ODD_SIZES } from './sizes.ts';
+import { softmax } from '../../kernels/softmax.ts';
+import { assertClose } from '../check.ts';
+import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
+import { ODD_SIZES } from '../sizes.ts';
 
 /** CPU row softmax in f64. x: [M, N]. */
 export function softmaxRef(x: Float32Array, m: number, n: number): Float32Array {
