@@ -86,6 +86,17 @@ describe('check_imports', () => {
     expect(bad.out).toContain('src/ui/page.ts:1 → ../../workers/engine_worker.ts  [ui may reference workers/ entry points only as URLs');
   });
 
+  it('allows the Recorder its type-only back-reference to GpuContext, and nothing more', () => {
+    const files = (recorderImport: string) => ({
+      'src/gpu/context.ts': "import { Recorder } from './recorder.ts';\nexport class GpuContext { record() { return new Recorder(); } }\n",
+      'src/gpu/recorder.ts': `${recorderImport}\nexport class Recorder { ctx?: GpuContext; }\n`,
+    });
+    expect(check(files("import type { GpuContext } from './context.ts';")).status).toBe(0);
+    const r = check(files("import { GpuContext } from './context.ts';"));
+    expect(r.status).toBe(1);
+    expect(r.out).toContain('import cycle: src/gpu/context.ts ↔ src/gpu/recorder.ts');
+  });
+
   it('passes this repository', () => {
     const r = spawnSync(process.execPath, [SCRIPT], { encoding: 'utf8' });
     expect(r.stdout + r.stderr).toContain('every import points down');
