@@ -6,7 +6,8 @@
  * timed runs (host input to host output); every output is checked against the golden
  * non-streaming codes (exact) and audio (AUDIO_ATOL).
  */
-import { AUDIO_ATOL, median, type PeerMessage, type PeerRequest, type PeerSide } from './protocol.ts';
+import { median } from '../../src/selftest/timing.ts';
+import { AUDIO_ATOL, type PeerMessage, type PeerRequest, type PeerSide } from './protocol.ts';
 import { type MimiRunner, fetchBytes } from './runner.ts';
 
 const post = (m: PeerMessage) => (self as unknown as Worker).postMessage(m);
