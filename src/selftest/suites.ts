@@ -10,7 +10,6 @@ import { linearSuite } from './cases/linear.cases.ts';
 import { normSuite } from './cases/norm.cases.ts';
 import { ropeSuite } from './cases/rope.cases.ts';
 import { sampleSuite } from './cases/sample.cases.ts';
-import { softmaxSuite } from './cases/softmax.cases.ts';
 import { unarySuite } from './cases/unary.cases.ts';
 
 /**
@@ -19,4 +18,4 @@ import { unarySuite } from './cases/unary.cases.ts';
  * kernel page (/bench.html). The one list: a new case file goes in ./cases/<family>.cases.ts,
  * exports a KernelSuite, and is added here.
  */
-export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, softmaxSuite, ropeSuite, attentionSuite, ffnSuite];
+export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, ropeSuite, attentionSuite, ffnSuite];
