@@ -58,7 +58,6 @@ const BIND_GROUP_CACHE = 8192;
  * `createNodeGpuContext()` (Node).
  */
 export class GpuContext {
-  readonly hasF16: boolean;
   readonly hasSubgroups: boolean;
   readonly hasTimestamps: boolean;
   readonly profiler: Profiler | null;
@@ -94,7 +93,6 @@ export class GpuContext {
     readonly host: 'browser' | 'node',
     profile: boolean,
   ) {
-    this.hasF16 = device.features.has('shader-f16');
     this.hasSubgroups = device.features.has('subgroups');
     this.hasTimestamps = device.features.has('timestamp-query');
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
