@@ -88,8 +88,8 @@ fn grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 // Each thread computes 4 consecutive time rows × 4 consecutive output channels straight from
 // storage (caches provide the reuse); consecutive threads take consecutive channel blocks.
 // Accumulators, weights and row offsets live in vec4 registers, never in dynamically indexed
-// arrays (CPU adapters such as SwiftShader spill those to memory: ~10× slower). cols4, w4 and
-// store4 are in shaders/conv_gemm.wgsl.
+// arrays (CPU adapters such as SwiftShader spill those to memory: ~10× slower). store4 is in
+// shaders/conv_gemm.wgsl.
 // Dispatch grid1d(ceil(T_out/4)·ceil(C_out/4), 64).
 
 /** act(xcat[jrow, ci]) for row jrow of [prev | x] (general path: rows may fall in the left context). */
@@ -117,7 +117,10 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
   let t0 = (idx / nb) * 4u;
   let tin_last = max(params.t_in, 1u) - 1u;
   let p_last = max(P, 1u) - 1u;
-  let c = cols4(co0);
+  let c0 = co0;
+  let c1 = min(co0 + 1u, N - 1u);
+  let c2 = min(co0 + 2u, N - 1u);
+  let c3 = min(co0 + 3u, N - 1u);
   // Time rows t0..t0+3 (clamped to the last output row; extra rows are computed, not stored).
   let r0 = t0 * S;
   let r1 = min(t0 + 1u, T - 1u) * S;
@@ -138,7 +141,7 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
       let rbase = k * C;
       for (var ci = 0u; ci < C; ci++) {
         let wrow = (rbase + ci) * N;
-        let w = w4(wrow, c);
+        let w = vec4<f32>(wt[wrow + c0], wt[wrow + c1], wt[wrow + c2], wt[wrow + c3]);
         a0 = fma(vec4<f32>(act(x[x0 + ci])), w, a0);
         a1 = fma(vec4<f32>(act(x[x1 + ci])), w, a1);
         a2 = fma(vec4<f32>(act(x[x2 + ci])), w, a2);
@@ -151,7 +154,7 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
       let rbase = k * C;
       for (var ci = 0u; ci < C; ci++) {
         let wrow = (rbase + ci) * N;
-        let w = w4(wrow, c);
+        let w = vec4<f32>(wt[wrow + c0], wt[wrow + c1], wt[wrow + c2], wt[wrow + c3]);
         a0 = fma(vec4<f32>(xcat_row(r0 + kd, ci, tin_last, p_last)), w, a0);
         a1 = fma(vec4<f32>(xcat_row(r1 + kd, ci, tin_last, p_last)), w, a1);
         a2 = fma(vec4<f32>(xcat_row(r2 + kd, ci, tin_last, p_last)), w, a2);

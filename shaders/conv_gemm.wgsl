@@ -89,20 +89,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   }
 }
 
-// ---------------------------------------------------------------- helpers of the `direct` entry points
+// ---------------------------------------------------------------- helper of the `direct` entry points
 // (4 output rows × 4 channels per thread straight from storage; accumulators and weights in vec4
 // registers, never in dynamically indexed arrays, which CPU adapters such as SwiftShader spill.)
-
-/** Channels co0..co0+3 of a 4-channel block, clamped to the last channel (extra lanes are computed, not stored). */
-fn cols4(co0: u32) -> vec4<u32> {
-  let last = params.c_out - 1u;
-  return vec4<u32>(co0, min(co0 + 1u, last), min(co0 + 2u, last), min(co0 + 3u, last));
-}
-
-/** wt[wrow + c] for the four channels of `c`. */
-fn w4(wrow: u32, c: vec4<u32>) -> vec4<f32> {
-  return vec4<f32>(wt[wrow + c.x], wt[wrow + c.y], wt[wrow + c.z], wt[wrow + c.w]);
-}
 
 /** Writes the in-range lanes of output row t (< rows), channels co0..co0+3, through the epilogue. */
 fn store4(t: u32, rows: u32, co0: u32, v: vec4<f32>) {

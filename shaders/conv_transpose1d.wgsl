@@ -87,7 +87,7 @@ fn grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 // consecutive output channels straight from storage; consecutive threads take consecutive channel
 // blocks. Flat index = (ph · ceil(rows/4) + s-block) · ceil(C_out/4) + c-block, rows = ceil(t_ext/S).
 // Accumulators and weights live in vec4 registers, never in dynamically indexed arrays (CPU
-// adapters such as SwiftShader spill those to memory). cols4, w4 and store4: shaders/conv_gemm.wgsl.
+// adapters such as SwiftShader spill those to memory). store4: shaders/conv_gemm.wgsl.
 // Dispatch grid1d(S · ceil(ceil(t_ext/S)/4) · ceil(C_out/4), 64).
 
 @compute @workgroup_size(64)
@@ -107,7 +107,10 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
   let ph = rest / sb;
   let R = params.taps * C;
   let wbase = ph * R * N;
-  let c = cols4(co0);
+  let c0 = co0;
+  let c1 = min(co0 + 1u, N - 1u);
+  let c2 = min(co0 + 2u, N - 1u);
+  let c3 = min(co0 + 3u, N - 1u);
   var a0 = vec4<f32>(0.0);
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
@@ -123,7 +126,7 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let mask = select(vec4<f32>(0.0), vec4<f32>(1.0), ok);
     for (var ci = 0u; ci < C; ci++) {
       let wrow = wbase + (m * C + ci) * N;
-      let w = w4(wrow, c);
+      let w = vec4<f32>(wt[wrow + c0], wt[wrow + c1], wt[wrow + c2], wt[wrow + c3]);
       let v = mask * vec4<f32>(act(x[x0 + ci]), act(x[x1 + ci]), act(x[x2 + ci]), act(x[x3 + ci]));
       a0 = fma(vec4<f32>(v.x), w, a0);
       a1 = fma(vec4<f32>(v.y), w, a1);
