@@ -1,6 +1,6 @@
 // conv_gemm: the pieces conv1d.wgsl and conv_transpose1d.wgsl share, appended to each by its TS
 // sibling (src/kernels/conv1d.ts, src/kernels/conv_transpose1d.ts; WGSL has no includes). Not a
-// kernel on its own: it uses the including shader's `params` (with `c_out`), `wt`, `epilogue`
+// kernel on its own: it uses the including shader's `params` (with `c_out`), `epilogue`
 // and the GEMM hooks below.
 //
 // `main`: a tiled implicit GEMM y[m, n] = Σ_r A[m, r] · B[r, n] per `z` = workgroup_id.z (one

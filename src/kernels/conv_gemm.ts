@@ -1,6 +1,6 @@
 /**
  * What the conv1d and conv_transpose1d kernels share: shaders/conv_gemm.wgsl (the tiled
- * implicit-GEMM entry point `main` and the `direct` helpers, appended to each kernel's own WGSL:
+ * implicit-GEMM entry point `main`, act and the direct paths' store4, appended to each kernel's WGSL:
  * WGSL has no includes), the tile choice of `main`, and the choice between the tiled and the
  * direct groups = 1 paths.
  */
