@@ -21,8 +21,8 @@ export function createBenchContext(): Promise<GpuContext> {
   return createNodeGpuContext({ profile: true });
 }
 
-export { median, measureCopyBandwidth, timeRecording, benchKernelCase } from './timing.ts';
-export type { CopyBandwidth, Timing, TimeOptions, KernelBenchResult } from './timing.ts';
+export { median, measureCopyBandwidth, timeRecording, benchKernelCase } from '../src/selftest/timing.ts';
+export type { CopyBandwidth, Timing, TimeOptions, KernelBenchResult } from '../src/selftest/timing.ts';
 
 /** Prints an aligned text table (numbers right-aligned) with an optional title line. */
 export function printTable(headers: readonly string[], rows: readonly (readonly (string | number)[])[], title?: string): void {

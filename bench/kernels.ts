@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- kernels] [--filter <substr>] [--runs N] [--budget-ms MS]`: every kernel
- * family's `bench` cases (tests/kernels/all_suites.ts, the same case lists as the tests) at real
+ * family's `bench` cases (src/selftest/suites.ts, the same case lists as the tests) at real
  * model sizes. Each case is set up, validated once against its CPU reference (a failed check is
  * reported and the case not timed), then timed (one warm-up, median of up to N runs; fewer for
  * slow cases, at least 3). Prints one table per kernel family with median ms, GFLOP/s, GB/s and
@@ -8,7 +8,7 @@
  * bench/results/kernels-<timestamp>.json.
  */
 import { parseArgs } from 'node:util';
-import { ALL_SUITES } from '../tests/kernels/all_suites.ts';
+import { ALL_SUITES } from '../src/selftest/suites.ts';
 import { type KernelBenchResult, benchKernelCase, createBenchContext, measureCopyBandwidth, printTable, writeResults } from './common.ts';
 
 export async function run(args: string[]): Promise<void> {

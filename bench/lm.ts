@@ -38,7 +38,7 @@ import { type LmStorage, formatBytes, lmMatrices, lmMemory } from '../src/models
 import { StreamingTransformer, type TransformerConfig, gatingHidden } from '../src/modules/transformer.ts';
 import type { TensorEntry } from '../src/weights/safetensors.ts';
 import { VarBuilder, hostToEntry } from '../src/weights/var_builder.ts';
-import { Rng } from '../tests/harness/rng.ts';
+import { Rng } from '../src/selftest/rng.ts';
 import { createBenchContext, measureCopyBandwidth, printTable, timeRecording, writeResults, type Timing } from './common.ts';
 
 const CFG = parseLmConfig(MOSHI_7B_LM_KWARGS, 'MOSHI_7B_LM_KWARGS');

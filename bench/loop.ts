@@ -22,7 +22,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeWav } from '../src/audio/wav.ts';
-import { Engine, type GpuLoop } from '../src/engine/engine.ts';
+import { Engine } from '../src/engine/engine.ts';
+import { mimiLmLoop } from '../src/engine/load.ts';
 import { FRAME_SAMPLES, STEP_BUDGET_MS, percentiles } from '../src/engine/metrics.ts';
 import { createNodeGpuContext } from '../src/gpu/node.ts';
 import { LMModel } from '../src/models/lm.ts';
@@ -33,7 +34,7 @@ import { gatingHidden } from '../src/modules/transformer.ts';
 import { MIMI_RELEASED_CONFIG } from '../src/models/mimi_config.ts';
 import type { TensorEntry } from '../src/weights/safetensors.ts';
 import { hostToEntry, VarBuilder } from '../src/weights/var_builder.ts';
-import { Rng } from '../tests/harness/rng.ts';
+import { Rng } from '../src/selftest/rng.ts';
 import { measureCopyBandwidth, printTable, ROOT, writeResults } from './common.ts';
 import { mimiRandomWeights } from './mimi.ts';
 
@@ -113,19 +114,7 @@ export async function run(args: string[]): Promise<unknown> {
     const lm = await LMModel.load(ctx, VarBuilder.fromEntries(ctx, lmRandomWeights(scaledLmKeys(lmKeys, dim, layers, gatingHidden(dim, mainDimFeedforward(lmCfg))), seed + 1), 'random lm'), lmCfg);
     const loadS = (performance.now() - t0) / 1000;
     const gen = new LMGen(lm, { seed });
-    const loop: GpuLoop = {
-      ctx,
-      codebooks: MIMI_RELEASED_CONFIG.num_codebooks,
-      depQ: lmCfg.depQ,
-      prepare: () => gen.ready,
-      recordEncode: (rec, pcm, codes) => mimi.recordEncode(rec, pcm, codes),
-      recordLmStep: (rec, codes, out) => gen.recordStep(rec, codes, out),
-      recordDecode: (rec, audio, pcm) => mimi.recordDecode(rec, audio, pcm),
-      reset: () => {
-        mimi.reset();
-        gen.reset();
-      },
-    };
+    const loop = mimiLmLoop(ctx, mimi, lmCfg.depQ, () => gen, () => gen.reset());
     const engine = new Engine({ gpu: loop }, null, { userCodebooks: lmCfg.nQ - lmCfg.depQ, depQ: lmCfg.depQ });
     const speech = decodeWav(readFileSync(resolve(FIXTURES_DIR, 'ref/mimi/input_speech_24k_pcm16.wav'))).samples;
     const frame = (t: number) => speech.subarray((t * FRAME_SAMPLES) % (speech.length - FRAME_SAMPLES), ((t * FRAME_SAMPLES) % (speech.length - FRAME_SAMPLES)) + FRAME_SAMPLES);

@@ -27,7 +27,7 @@ import { MimiModel } from '../src/models/mimi.ts';
 import { MIMI_RELEASED_CONFIG, type MimiConfig } from '../src/models/mimi_config.ts';
 import type { TensorEntry } from '../src/weights/safetensors.ts';
 import { hostToEntry, VarBuilder } from '../src/weights/var_builder.ts';
-import { Rng } from '../tests/harness/rng.ts';
+import { Rng } from '../src/selftest/rng.ts';
 import { measureCopyBandwidth, median, printTable, ROOT, writeResults } from './common.ts';
 
 interface KeySpec {

@@ -13,17 +13,13 @@
 // Unused optional inputs (prev when P = 0, bias, res) are bound to another read-only tensor and not read.
 //
 // Entry points (same bindings, each uses all of them):
-// - `main` (G = 1): implicit GEMM, M = T_out (time), N = C_out, R = K·C_in. A workgroup of
-//   (TN/4)×(TM/4) threads owns a TM×TN tile of y; each thread accumulates 4×4 outputs (rows
-//   ty + (TM/4)·i, cols tx + (TN/4)·j) over R in slices of TK staged through workgroup memory
-//   (x slice gathered through the causal/padding index map, act applied once per staged value).
+// - `main` (G = 1): the tiled implicit GEMM of shaders/conv_gemm.wgsl (appended to this file by
+//   src/kernels/conv1d.ts), M = T_out (time), N = C_out, R = K·C_in, one GEMM (z = 0); A is x
+//   gathered through the causal/padding index map, act applied once per staged value.
 //   Dispatch (ceil(C_out/TN), ceil(T_out/TM)).
 // - `grouped` (any G, e.g. depthwise): one thread per y element (flat = t·C_out + co), folded over
 //   x/y workgroups. Dispatch grid1d(T_out·C_out, 64).
-override TM: u32 = 64u;
-override TN: u32 = 64u;
-override TK: u32 = 16u;
-override ACT: u32 = 0u;
+// TM, TN, TK (tile), ACT (0 identity, 1 ELU) and act() are declared in shaders/conv_gemm.wgsl.
 override REPLICATE: u32 = 0u;
 
 struct Params { t_in: u32, t_out: u32, c_in: u32, c_out: u32, k: u32, stride: u32, dilation: u32, groups: u32, p: u32, first: u32, has_bias: u32, has_res: u32 }
@@ -35,11 +31,6 @@ struct Params { t_in: u32, t_out: u32, c_in: u32, c_out: u32, k: u32, stride: u3
 @group(0) @binding(4) var<storage, read> res: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
-
-fn act(v: f32) -> f32 {
-  if (ACT == 1u) { return select(exp(v) - 1.0, v, v > 0.0); }
-  return v;
-}
 
 /** act(xcat[j, c]) where xcat = [prev | x]. */
 fn xcat(j: u32, c: u32) -> f32 {
@@ -59,75 +50,15 @@ fn epilogue(t: u32, co: u32, acc: f32) {
   y[t * params.c_out + co] = v;
 }
 
-var<workgroup> xs: array<f32, TK * TM>;   // [TK][TM], reduction-major
-var<workgroup> ws: array<f32, TK * TN>;   // [TK][TN]
-
-@compute @workgroup_size(TN / 4u, TM / 4u)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let WX = TN / 4u;
-  let WY = TM / 4u;
-  let NT = WX * WY;
-  let tx = lid.x;
-  let ty = lid.y;
-  let flat = ty * WX + tx;
-  let T = params.t_out;
-  let N = params.c_out;
+// GEMM hooks of shaders/conv_gemm.wgsl `main`.
+fn gemm_rows(z: u32) -> u32 { return params.t_out; }
+fn gemm_depth() -> u32 { return params.k * params.c_in; }
+fn gemm_a(z: u32, t: u32, r: u32) -> f32 {
   let C = params.c_in;
-  let R = params.k * C;
-  let n0 = wid.x * TN;
-  let m0 = wid.y * TM;
-  var acc: array<array<f32, 4>, 4>;
-  for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
-
-  for (var r0 = 0u; r0 < R; r0 += TK) {
-    // x slice: TM time rows × TK reduction entries; consecutive threads take consecutive r
-    // (consecutive input channels, contiguous in memory).
-    for (var e = flat; e < TM * TK; e += NT) {
-      let row = e / TK;
-      let kk = e % TK;
-      let r = r0 + kk;
-      let t = m0 + row;
-      var v = 0.0;
-      if (t < T && r < R) {
-        let k = r / C;
-        let ci = r % C;
-        v = xcat(t * params.stride + k * params.dilation, ci);
-      }
-      xs[kk * TM + row] = v;
-    }
-    // weight slice: TK reduction rows × TN output channels (contiguous in wt).
-    for (var e = flat; e < TK * TN; e += NT) {
-      let kk = e / TN;
-      let col = e % TN;
-      let r = r0 + kk;
-      let n = n0 + col;
-      var v = 0.0;
-      if (r < R && n < N) { v = wt[r * N + n]; }
-      ws[kk * TN + col] = v;
-    }
-    workgroupBarrier();
-    let kmax = min(TK, R - r0);
-    for (var kk = 0u; kk < kmax; kk++) {
-      var a: array<f32, 4>;
-      var c: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { a[i] = xs[kk * TM + ty + WY * i]; }
-      for (var j = 0u; j < 4u; j++) { c[j] = ws[kk * TN + tx + WX * j]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(a[i], c[j], acc[i][j]); }
-      }
-    }
-    workgroupBarrier();
-  }
-
-  for (var i = 0u; i < 4u; i++) {
-    let t = m0 + ty + WY * i;
-    if (t >= T) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let n = n0 + tx + WX * j;
-      if (n < N) { epilogue(t, n, acc[i][j]); }
-    }
-  }
+  return xcat(t * params.stride + (r / C) * params.dilation, r % C);
 }
+fn gemm_b(z: u32, r: u32, n: u32) -> f32 { return wt[r * params.c_out + n]; }
+fn gemm_store(z: u32, t: u32, n: u32, v: f32) { epilogue(t, n, v); }
 
 @compute @workgroup_size(64)
 fn grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -157,7 +88,8 @@ fn grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 // Each thread computes 4 consecutive time rows × 4 consecutive output channels straight from
 // storage (caches provide the reuse); consecutive threads take consecutive channel blocks.
 // Accumulators, weights and row offsets live in vec4 registers, never in dynamically indexed
-// arrays (CPU adapters such as SwiftShader spill those to memory: ~10× slower).
+// arrays (CPU adapters such as SwiftShader spill those to memory: ~10× slower). store4 is in
+// shaders/conv_gemm.wgsl.
 // Dispatch grid1d(ceil(T_out/4)·ceil(C_out/4), 64).
 
 /** act(xcat[jrow, ci]) for row jrow of [prev | x] (general path: rows may fall in the left context). */
@@ -169,15 +101,6 @@ fn xcat_row(jrow: u32, ci: u32, tin_last: u32, p_last: u32) -> f32 {
     return act(prev[min(jrow, p_last) * C + ci]);
   }
   return act(x[min(jrow - P, tin_last) * C + ci]);
-}
-
-fn store4(t: u32, co0: u32, v: vec4<f32>) {
-  if (t >= params.t_out) { return; }
-  let N = params.c_out;
-  if (co0 < N) { epilogue(t, co0, v.x); }
-  if (co0 + 1u < N) { epilogue(t, co0 + 1u, v.y); }
-  if (co0 + 2u < N) { epilogue(t, co0 + 2u, v.z); }
-  if (co0 + 3u < N) { epilogue(t, co0 + 3u, v.w); }
 }
 
 @compute @workgroup_size(64)
@@ -239,8 +162,8 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
       }
     }
   }
-  store4(t0, co0, a0);
-  store4(t0 + 1u, co0, a1);
-  store4(t0 + 2u, co0, a2);
-  store4(t0 + 3u, co0, a3);
+  store4(t0, T, co0, a0);
+  store4(t0 + 1u, T, co0, a1);
+  store4(t0 + 2u, T, co0, a2);
+  store4(t0 + 3u, T, co0, a3);
 }

@@ -15,15 +15,12 @@
 // Unused optional inputs (partial when PT = 0, bias) are bound to another read-only tensor.
 //
 // Entry points (same bindings, each uses all of them):
-// - `main` (G = 1): per phase an implicit GEMM (M = output rows of that phase, N = C_out,
-//   R = TAPS·C_in), TM×TN tiles, 4×4 outputs per thread, TK-slices staged in workgroup memory.
-//   Dispatch (ceil(C_out/TN), ceil(ceil((T·S+PT)/S)/TM), S).
+// - `main` (G = 1): per phase ph = z the tiled implicit GEMM of shaders/conv_gemm.wgsl
+//   (appended to this file by src/kernels/conv_transpose1d.ts): M = output rows of that phase,
+//   N = C_out, R = TAPS·C_in. Dispatch (ceil(C_out/TN), ceil(ceil((T·S+PT)/S)/TM), S).
 // - `grouped` (any G, e.g. the channel-wise upsample with G = C_in = C_out): one thread per y
 //   element (flat = t·C_out + co), folded over x/y. Dispatch grid1d((T·S+PT)·C_out, 64).
-override TM: u32 = 64u;
-override TN: u32 = 64u;
-override TK: u32 = 16u;
-override ACT: u32 = 0u;
+// TM, TN, TK (tile), ACT (0 identity, 1 ELU) and act() are declared in shaders/conv_gemm.wgsl.
 
 struct Params { t_in: u32, t_ext: u32, c_in: u32, c_out: u32, k: u32, stride: u32, groups: u32, taps: u32, pt: u32, has_bias: u32 }
 
@@ -34,11 +31,6 @@ struct Params { t_in: u32, t_ext: u32, c_in: u32, c_out: u32, k: u32, stride: u3
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 
-fn act(v: f32) -> f32 {
-  if (ACT == 1u) { return select(exp(v) - 1.0, v, v > 0.0); }
-  return v;
-}
-
 fn epilogue(t: u32, co: u32, acc: f32) {
   var v = acc;
   if (params.has_bias != 0u && t < params.t_in * params.stride) { v += bias[co]; }
@@ -46,77 +38,20 @@ fn epilogue(t: u32, co: u32, acc: f32) {
   y[t * params.c_out + co] = v;
 }
 
-var<workgroup> xs: array<f32, TK * TM>;   // [TK][TM]
-var<workgroup> ws: array<f32, TK * TN>;   // [TK][TN]
-
-@compute @workgroup_size(TN / 4u, TM / 4u)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let WX = TN / 4u;
-  let WY = TM / 4u;
-  let NT = WX * WY;
-  let tx = lid.x;
-  let ty = lid.y;
-  let flat = ty * WX + tx;
-  let S = params.stride;
-  let ph = wid.z;
-  let N = params.c_out;
+// GEMM hooks of shaders/conv_gemm.wgsl `main`: GEMM z = output phase ph, row s = output t = s·S + ph.
+fn gemm_rows(ph: u32) -> u32 { return (params.t_ext + params.stride - 1u - ph) / params.stride; }
+fn gemm_depth() -> u32 { return params.taps * params.c_in; }
+fn gemm_a(ph: u32, s: u32, r: u32) -> f32 {
   let C = params.c_in;
-  let T = params.t_in;
-  let R = params.taps * C;
-  let rows = (params.t_ext + S - 1u - ph) / S;   // output rows t = s·S + ph < t_ext
-  let n0 = wid.x * TN;
-  let m0 = wid.y * TM;
-  let wbase = ph * R * N;
-  var acc: array<array<f32, 4>, 4>;
-  for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
-
-  for (var r0 = 0u; r0 < R; r0 += TK) {
-    for (var e = flat; e < TM * TK; e += NT) {
-      let row = e / TK;
-      let kk = e % TK;
-      let r = r0 + kk;
-      let s = m0 + row;
-      var v = 0.0;
-      if (s < rows && r < R) {
-        let m = r / C;
-        let ci = r % C;
-        if (s >= m && s - m < T) { v = act(x[(s - m) * C + ci]); }
-      }
-      xs[kk * TM + row] = v;
-    }
-    for (var e = flat; e < TK * TN; e += NT) {
-      let kk = e / TN;
-      let col = e % TN;
-      let r = r0 + kk;
-      let n = n0 + col;
-      var v = 0.0;
-      if (r < R && n < N) { v = wt[wbase + r * N + n]; }
-      ws[kk * TN + col] = v;
-    }
-    workgroupBarrier();
-    let kmax = min(TK, R - r0);
-    for (var kk = 0u; kk < kmax; kk++) {
-      var a: array<f32, 4>;
-      var c: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { a[i] = xs[kk * TM + ty + WY * i]; }
-      for (var j = 0u; j < 4u; j++) { c[j] = ws[kk * TN + tx + WX * j]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(a[i], c[j], acc[i][j]); }
-      }
-    }
-    workgroupBarrier();
-  }
-
-  for (var i = 0u; i < 4u; i++) {
-    let s = m0 + ty + WY * i;
-    if (s >= rows) { continue; }
-    let t = s * S + ph;
-    for (var j = 0u; j < 4u; j++) {
-      let n = n0 + tx + WX * j;
-      if (n < N) { epilogue(t, n, acc[i][j]); }
-    }
-  }
+  let m = r / C;
+  if (s >= m && s - m < params.t_in) { return act(x[(s - m) * C + r % C]); }
+  return 0.0;
 }
+fn gemm_b(ph: u32, r: u32, n: u32) -> f32 {
+  let N = params.c_out;
+  return wt[(ph * gemm_depth() + r) * N + n];
+}
+fn gemm_store(ph: u32, s: u32, n: u32, v: f32) { epilogue(s * params.stride + ph, n, v); }
 
 @compute @workgroup_size(64)
 fn grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -152,17 +87,8 @@ fn grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 // consecutive output channels straight from storage; consecutive threads take consecutive channel
 // blocks. Flat index = (ph · ceil(rows/4) + s-block) · ceil(C_out/4) + c-block, rows = ceil(t_ext/S).
 // Accumulators and weights live in vec4 registers, never in dynamically indexed arrays (CPU
-// adapters such as SwiftShader spill those to memory).
+// adapters such as SwiftShader spill those to memory). store4: shaders/conv_gemm.wgsl.
 // Dispatch grid1d(S · ceil(ceil(t_ext/S)/4) · ceil(C_out/4), 64).
-
-fn store4(t: u32, co0: u32, v: vec4<f32>) {
-  if (t >= params.t_ext) { return; }
-  let N = params.c_out;
-  if (co0 < N) { epilogue(t, co0, v.x); }
-  if (co0 + 1u < N) { epilogue(t, co0 + 1u, v.y); }
-  if (co0 + 2u < N) { epilogue(t, co0 + 2u, v.z); }
-  if (co0 + 3u < N) { epilogue(t, co0 + 3u, v.w); }
-}
 
 @compute @workgroup_size(64)
 fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -208,8 +134,8 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
       a3 = fma(vec4<f32>(v.w), w, a3);
     }
   }
-  store4(s0 * S + ph, co0, a0);
-  store4((s0 + 1u) * S + ph, co0, a1);
-  store4((s0 + 2u) * S + ph, co0, a2);
-  store4((s0 + 3u) * S + ph, co0, a3);
+  store4(s0 * S + ph, params.t_ext, co0, a0);
+  store4((s0 + 1u) * S + ph, params.t_ext, co0, a1);
+  store4((s0 + 2u) * S + ph, params.t_ext, co0, a2);
+  store4((s0 + 3u) * S + ph, params.t_ext, co0, a3);
 }

@@ -5,7 +5,7 @@
  * { type: 'recycle', pcm } back to reuse it). Counters: processorOptions.stats (STAT slots).
  * All logic is in src/audio/worklet_shared.ts (CaptureCore); this file only registers it.
  *
- * Create with numberOfInputs 1, numberOfOutputs 0 (see src/audio/worklet_loader.ts).
+ * Create with numberOfInputs 1, numberOfOutputs 0 (see src/ui/worklet_loader.ts).
  */
 import { CAPTURE_PROCESSOR, CaptureCore, type CaptureOptions } from '../src/audio/worklet_shared.ts';
 

@@ -6,7 +6,7 @@
  * { type: 'flush' } drops everything buffered. Counters: processorOptions.stats (STAT slots).
  * All logic is in src/audio/worklet_shared.ts (PlaybackCore); this file only registers it.
  *
- * Create with numberOfInputs 0, numberOfOutputs 1 (see src/audio/worklet_loader.ts).
+ * Create with numberOfInputs 0, numberOfOutputs 1 (see src/ui/worklet_loader.ts).
  */
 import { PLAYBACK_PROCESSOR, PlaybackCore, type PlaybackOptions } from '../src/audio/worklet_shared.ts';
 

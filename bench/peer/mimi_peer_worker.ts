@@ -6,27 +6,12 @@
  * timed runs (host input to host output); every output is checked against the golden
  * non-streaming codes (exact) and audio (AUDIO_ATOL).
  */
-import { AUDIO_ATOL, median, type PeerMessage, type PeerRequest, type PeerSide } from './protocol.ts';
-
-/** What each side offers the benchmark loop. */
-export interface MimiRunner {
-  loadMs: number;
-  detail: string;
-  numCodebooks: number;
-  /** pcm [N] f32 -> codes [numCodebooks, frames] (non-streaming). */
-  encode(pcm: Float32Array): Promise<Int32Array>;
-  /** codes [numCodebooks, frames] -> pcm [frames·1920]. */
-  decode(codes: Int32Array, frames: number): Promise<Float32Array>;
-  destroy(): Promise<void> | void;
-}
+import { median } from '../../src/selftest/timing.ts';
+import { AUDIO_ATOL, type PeerMessage, type PeerRequest, type PeerSide } from './protocol.ts';
+import { type MimiRunner, fetchBytes } from './runner.ts';
 
 const post = (m: PeerMessage) => (self as unknown as Worker).postMessage(m);
 
-async function fetchBytes(url: string): Promise<Uint8Array> {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
-}
 const f32 = (b: Uint8Array) => new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 const i32 = (b: Uint8Array) => new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 

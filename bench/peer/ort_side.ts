@@ -4,7 +4,7 @@
  * copy of node_modules/onnxruntime-web/dist (no CDN), its wasm runtime files from the same folder.
  */
 import type * as Ort from 'onnxruntime-web';
-import type { MimiRunner } from './mimi_peer_worker.ts';
+import { type MimiRunner, fetchBytes } from './runner.ts';
 
 interface PeerModelInfo {
   encode: { file: string; input: [string, string, number[]]; output: [string, string, number[]] };
@@ -20,12 +20,6 @@ async function loadOrt(moduleUrl: string, wasmPaths: string): Promise<typeof Ort
   ort.env.logLevel = 'warning';
   ortModule = ort;
   return ort;
-}
-
-async function fetchBytes(url: string): Promise<Uint8Array> {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
 }
 
 /**

@@ -8,13 +8,7 @@ import { MimiModel } from '../../src/models/mimi.ts';
 import { parseMimiConfig } from '../../src/models/mimi_config.ts';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
 import { VarBuilder } from '../../src/weights/var_builder.ts';
-import type { MimiRunner } from './mimi_peer_worker.ts';
-
-async function fetchBytes(url: string): Promise<Uint8Array> {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
-}
+import { type MimiRunner, fetchBytes } from './runner.ts';
 
 export async function createOursRunner(opts: { fixturesUrl: string; set: string; onAdapter(a: unknown): void }): Promise<MimiRunner> {
   const base = `${opts.fixturesUrl}/${opts.set}`;

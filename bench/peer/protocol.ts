@@ -54,9 +54,3 @@ export type PeerMessage =
 
 /** Audio tolerance for decode checks: the fixture README's suggested WebGPU atol. */
 export const AUDIO_ATOL = 5e-4;
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}

@@ -72,6 +72,59 @@ export function optionalInt(values: Record<string, unknown>, name: string, min: 
   return n;
 }
 
+/**
+ * A number flag >= 0, or `undefined` when absent.
+ * @throws UsageError naming the flag when the value is not a finite number >= 0
+ */
+export function optionalFloat(values: Record<string, unknown>, name: string, usage: string): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number >= 0, got '${String(v)}'`, usage);
+  return n;
+}
+
+/**
+ * The sampling flags shared by `lm generate` and `run` (parseArgs options): temperatures and top-k
+ * for audio and text (the official LMGen's temp, temp_text, top_k, top_k_text), the seed, and
+ * repeatable `--condition NAME=VALUE`.
+ */
+export const SAMPLING_FLAGS = {
+  temp: { type: 'string' },
+  'temp-text': { type: 'string' },
+  'top-k': { type: 'string' },
+  'top-k-text': { type: 'string' },
+  seed: { type: 'string' },
+  condition: { type: 'string', multiple: true },
+} as const satisfies FlagSpec;
+
+/** The sampling flags as given; an absent flag is `undefined` (each command has its own defaults). */
+export interface SamplingFlags {
+  temp?: number;
+  tempText?: number;
+  topK?: number;
+  topKText?: number;
+  seed?: number;
+  /** The raw `NAME=VALUE` strings, in order ([] when none). */
+  conditions: string[];
+}
+
+/**
+ * Reads SAMPLING_FLAGS from parsed `values`: temperatures numbers >= 0, top-k integers in
+ * [minTopK, 2^20], seed an integer in [0, 2^31).
+ * @throws UsageError (with `usage`) naming the first flag out of range
+ */
+export function samplingFlags(values: Record<string, unknown>, usage: string, minTopK: number): SamplingFlags {
+  return {
+    temp: optionalFloat(values, 'temp', usage),
+    tempText: optionalFloat(values, 'temp-text', usage),
+    topK: optionalInt(values, 'top-k', minTopK, 1 << 20, usage),
+    topKText: optionalInt(values, 'top-k-text', minTopK, 1 << 20, usage),
+    seed: optionalInt(values, 'seed', 0, 0x7fffffff, usage),
+    conditions: (values.condition as unknown as string[] | undefined) ?? [],
+  };
+}
+
 /** True when argv asks for help (-h / --help anywhere). */
 export function wantsHelp(argv: string[]): boolean {
   return argv.includes('--help') || argv.includes('-h');

@@ -27,7 +27,7 @@ import { TextTokenizer } from '../text/tokenizer.ts';
 import { SafetensorsError, SafetensorsFile } from '../weights/safetensors.ts';
 import { VarBuilder, WeightError } from '../weights/var_builder.ts';
 import { formatBytes } from '../models/lm_memory.ts';
-import { type CliCommand, UsageError, optionalInt, parseFlags, requireString } from './args.ts';
+import { type CliCommand, SAMPLING_FLAGS, UsageError, optionalInt, parseFlags, requireString, samplingFlags } from './args.ts';
 
 const USAGE = `usage: npm run cli -- lm generate --config C.json --weights W.safetensors
          --user-codes codes.json --out tokens.json [options]
@@ -118,14 +118,6 @@ export function parseConditions(raw: readonly string[], cfg: LmConfig): Record<s
   return names.length ? out : undefined;
 }
 
-function floatFlag(values: Record<string, unknown>, name: string): number | undefined {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number >= 0, got '${String(v)}'`, USAGE);
-  return n;
-}
-
 async function readBytes(path: string, what: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(path));
@@ -165,15 +157,10 @@ export const lmCommand: CliCommand = {
       weights: { type: 'string' },
       'user-codes': { type: 'string' },
       out: { type: 'string' },
-      temp: { type: 'string' },
-      'temp-text': { type: 'string' },
-      'top-k': { type: 'string' },
-      'top-k-text': { type: 'string' },
-      seed: { type: 'string' },
-      condition: { type: 'string', multiple: true },
       tokenizer: { type: 'string' },
       context: { type: 'string' },
       'kv-cache': { type: 'string' },
+      ...SAMPLING_FLAGS,
     }, USAGE);
     const configPath = requireString(values, 'config', USAGE);
     const context = optionalInt(values, 'context', 1, 1 << 24, USAGE);
@@ -183,14 +170,10 @@ export const lmCommand: CliCommand = {
     const codesPath = requireString(values, 'user-codes', USAGE);
     const outPath = requireString(values, 'out', USAGE);
     const tokenizerPath = typeof values.tokenizer === 'string' ? values.tokenizer : undefined;
-    const temp = floatFlag(values, 'temp');
-    const tempText = floatFlag(values, 'temp-text');
-    const topK = optionalInt(values, 'top-k', 0, 1 << 20, USAGE);
-    const topKText = optionalInt(values, 'top-k-text', 0, 1 << 20, USAGE);
-    const seed = optionalInt(values, 'seed', 0, 0x7fffffff, USAGE) ?? 0;
+    const { temp, tempText, topK, topKText, seed = 0, conditions } = samplingFlags(values, USAGE, 0);
 
     const cfg = parseLmConfig(await readJson(configPath, 'LM config'), configPath);
-    const condition = parseConditions((values.condition as unknown as string[] | undefined) ?? [], cfg);
+    const condition = parseConditions(conditions, cfg);
     const userQ = cfg.nQ - cfg.depQ;
     const codes = parseUserCodes(await readJson(codesPath, 'user codes'), codesPath, { nQ: userQ, card: cfg.card });
     const tokenizer = tokenizerPath ? await TextTokenizer.fromBytes(await readBytes(tokenizerPath, 'tokenizer'), { source: tokenizerPath }) : null;

@@ -97,15 +97,7 @@ async function loadModel(config: MimiConfig, weightsPath: string, io: CliIO, con
   }
 }
 
-/** Codes as the CLI's JSON file holds them. */
-export interface CodesFile {
-  n_q: number;
-  frames: number;
-  /** [n_q][frames] */
-  codes: number[][];
-}
-
-/** Serializes codes [nQ, frames] (row-major) as the CLI's JSON, one row per line. */
+/** Serializes codes [nQ, frames] (row-major) as the CLI's JSON `{"n_q", "frames", "codes": [[frames ints] × n_q]}`, one row per line. */
 export function formatCodesJson(codes: Int32Array, nQ: number, frames: number): string {
   const rows: string[] = [];
   for (let q = 0; q < nQ; q++) rows.push(`  [${Array.from(codes.subarray(q * frames, (q + 1) * frames)).join(', ')}]`);

@@ -22,7 +22,7 @@ import { SAMPLE_RATE, STEP_BUDGET_MS } from '../engine/metrics.ts';
 import { tokensJson } from '../engine/tokens_json.ts';
 import type { LmFrame } from '../engine/engine.ts';
 import { createNodeGpuContext } from '../gpu/node.ts';
-import { type CliCommand, type CliIO, UsageError, parseFlags, requireString, optionalInt } from './args.ts';
+import { type CliCommand, type CliIO, SAMPLING_FLAGS, UsageError, parseFlags, requireString, samplingFlags } from './args.ts';
 
 const USAGE = `usage: npm run cli -- run --mimi-config C --mimi-weights W --lm-config C --lm-weights W
          --in speech.wav --out reply.wav --tokens tokens.json [options]
@@ -39,14 +39,6 @@ options:
   --seed S                sampling seed (default 0)
   --condition NAME=VALUE  conditioner value (models with conditioners; repeatable)
   --downmix               average a multi-channel input to mono`;
-
-function floatFlag(values: Record<string, unknown>, name: string, def: number): number {
-  const v = values[name];
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number >= 0, got '${String(v)}'`, USAGE);
-  return n;
-}
 
 /** Runs the loop over `pcm` (24 kHz) and returns every step's frame and the reply. */
 export async function runFile(loaded: LoadedEngine, pcm: Float32Array, io?: CliIO): Promise<{ frames: (LmFrame | null)[]; reply: Float32Array; text: string }> {
@@ -79,13 +71,8 @@ export const runCommand: CliCommand = {
       in: { type: 'string' },
       out: { type: 'string' },
       tokens: { type: 'string' },
-      temp: { type: 'string' },
-      'temp-text': { type: 'string' },
-      'top-k': { type: 'string' },
-      'top-k-text': { type: 'string' },
-      seed: { type: 'string' },
-      condition: { type: 'string', multiple: true },
       downmix: { type: 'boolean' },
+      ...SAMPLING_FLAGS,
     }, USAGE);
     const paths = {
       mimiConfig: requireString(values, 'mimi-config', USAGE),
@@ -97,14 +84,9 @@ export const runCommand: CliCommand = {
     const out = typeof values.out === 'string' ? values.out : undefined;
     const tokensPath = typeof values.tokens === 'string' ? values.tokens : undefined;
     if (!out && !tokensPath) throw new UsageError('give --out and/or --tokens (nothing would be written)', USAGE);
-    const sampling = {
-      temp: floatFlag(values, 'temp', 0),
-      tempText: floatFlag(values, 'temp-text', 0),
-      topK: optionalInt(values, 'top-k', 1, 1 << 20, USAGE) ?? 250,
-      topKText: optionalInt(values, 'top-k-text', 1, 1 << 20, USAGE) ?? 25,
-      seed: optionalInt(values, 'seed', 0, 0x7fffffff, USAGE) ?? 0,
-    };
-    const rawConditions = (values.condition as unknown as string[] | undefined) ?? [];
+    const flags = samplingFlags(values, USAGE, 1);
+    const sampling = { temp: flags.temp ?? 0, tempText: flags.tempText ?? 0, topK: flags.topK ?? 250, topKText: flags.topKText ?? 25, seed: flags.seed ?? 0 };
+    const rawConditions = flags.conditions;
     let condition: Record<string, string> | null = null;
     try {
       condition = rawConditions.length ? parseCondition(rawConditions) : null;

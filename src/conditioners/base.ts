@@ -4,11 +4,20 @@
  * (the condition vectors named under fuser 'sum' are added together; LMModel.forward_text adds the
  * sum to the input embeddings at every step).
  */
-import type { LmConfig } from '../models/lm_config.ts';
 import type { VarBuilder } from '../weights/var_builder.ts';
-import { ConditionError, LUTConditioner } from './text.ts';
+import { ConditionError, LUTConditioner, type LutConditionerConfig } from './text.ts';
 
 export { ConditionError, LUTConditioner } from './text.ts';
+
+/** The LM config fields a ConditionProvider reads (src/models/lm_config.ts LmConfig has them). */
+export interface ConditionProviderConfig {
+  /** `dim`: the LM width each conditioner's output projection maps to. */
+  dim: number;
+  /** `conditioners` (name -> LUT conditioner). Empty when the model is unconditioned. */
+  conditioners: Record<string, LutConditionerConfig>;
+  /** `fuser.sum`: the condition names summed into the input embeddings. */
+  fuserSum: readonly string[];
+}
 
 /** The conditioners of an LM (`condition_provider.conditioners.*`) plus its sum fuser. */
 export class ConditionProvider {
@@ -18,7 +27,7 @@ export class ConditionProvider {
    * Loads every configured conditioner from `vb` (the LM's root VarBuilder), or returns null when
    * the config has none. Throws WeightError naming a missing/misshapen key.
    */
-  static load(vb: VarBuilder, cfg: LmConfig): ConditionProvider | null {
+  static load(vb: VarBuilder, cfg: ConditionProviderConfig): ConditionProvider | null {
     const names = Object.keys(cfg.conditioners);
     if (!names.length) return null;
     const m = new Map<string, LUTConditioner>();

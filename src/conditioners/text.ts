@@ -4,8 +4,18 @@
  * (moshi/conditioners/base.py). Conditions are computed on the host, once per value: they are a
  * table lookup plus one small matrix-vector product.
  */
-import type { LutConditionerConfig } from '../models/lm_config.ts';
 import type { VarBuilder } from '../weights/var_builder.ts';
+
+/** A LUT text conditioner (moshi/conditioners/text.py LUTConditioner, tokenizer 'noop'). */
+export interface LutConditionerConfig {
+  type: 'lut';
+  /** Number of bins; the table has nBins + 1 rows (row nBins = padding). */
+  nBins: number;
+  /** Embedding width of the LUT (the output projection maps it to the LM dim). */
+  dim: number;
+  /** Allowed values, index = row; null means hash-trick values (sha256 % nBins). */
+  possibleValues: string[] | null;
+}
 
 /** A condition value that the conditioner cannot map (unknown name or value). */
 export class ConditionError extends Error {

@@ -22,6 +22,29 @@ export class ModelMismatchError extends Error {
   override name = 'ModelMismatchError';
 }
 
+/**
+ * The Engine's GPU stages over one Mimi and one LMGen: Mimi encode (codes i32 [num_codebooks, 1]),
+ * one LMGen step (i32 [1 + depQ]) and Mimi decode, each recorded into the Engine's one
+ * recording per step. `gen()` is asked at every call, so the caller may swap the LMGen between
+ * conversations (new sampling settings); `reset()` resets Mimi's streaming state, then calls
+ * `resetLm` (which resets or swaps the LMGen).
+ */
+export function mimiLmLoop(ctx: GpuContext, mimi: MimiModel, depQ: number, gen: () => LMGen, resetLm: () => void): GpuLoop {
+  return {
+    ctx,
+    codebooks: mimi.numCodebooks,
+    depQ,
+    prepare: () => gen().ready,
+    recordEncode: (rec, pcm, codes) => mimi.recordEncode(rec, pcm, codes),
+    recordLmStep: (rec, codes, out) => gen().recordStep(rec, codes, out),
+    recordDecode: (rec, audio, pcm) => mimi.recordDecode(rec, audio, pcm),
+    reset: () => {
+      mimi.reset();
+      resetLm();
+    },
+  };
+}
+
 export interface LoadOptions {
   sampling: SamplingSettings;
   /** Conditioner values by name (`--condition description=good`), or null. */
@@ -125,19 +148,7 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadO
       lmGen.reset();
     }
   };
-  const gpu: GpuLoop = {
-    ctx,
-    codebooks: mimiConfig.num_codebooks,
-    depQ: lmConfig.depQ,
-    prepare: () => lmGen.ready,
-    recordEncode: (rec, pcm, codes) => mimi.recordEncode(rec, pcm, codes),
-    recordLmStep: (rec, codes, out) => lmGen.recordStep(rec, codes, out),
-    recordDecode: (rec, audio, pcm) => mimi.recordDecode(rec, audio, pcm),
-    reset: () => {
-      mimi.reset();
-      resetLm();
-    },
-  };
+  const gpu = mimiLmLoop(ctx, mimi, lmConfig.depQ, () => lmGen, resetLm);
   const engine = new Engine({ gpu }, tokenizer, {
     silentTextIds: [lmConfig.existingTextEndPaddingId, lmConfig.existingTextPaddingId],
     userCodebooks,

@@ -1,7 +1,13 @@
-import { type DType, packHalf, storageBytes, unpackHalf } from './dtype.ts';
+/**
+ * GpuContext: one WebGPU device with raised limits and optional features, and the engine's
+ * per-device state (pipeline and bind-group caches, uniform arena, profiler, device-loss
+ * tracking). Steps are recorded with `record()` (src/gpu/recorder.ts).
+ */
+import { type DType, packHalf, storageBytes } from './dtype.ts';
 import { GpuDeviceLostError, GpuLimitError, GpuValidationError, WebGPUUnavailableError } from './errors.ts';
 import type { Kernel } from './kernel.ts';
 import { Profiler } from './profiler.ts';
+import { type Readable, Recorder, UNIFORM_CHUNK } from './recorder.ts';
 import { Tensor } from './tensor.ts';
 
 /** Limits the engine raises to the adapter's maximum when it asks for a device. */
@@ -43,9 +49,6 @@ export interface AdapterSummary {
   limits: Record<string, number>;
 }
 
-type Readable = Float32Array | Int32Array | Uint32Array;
-
-const UNIFORM_CHUNK = 64 * 1024;
 /** Bind groups kept before the cache is cleared (a few steps' worth of distinct dispatches). */
 const BIND_GROUP_CACHE = 8192;
 
@@ -55,7 +58,6 @@ const BIND_GROUP_CACHE = 8192;
  * `createNodeGpuContext()` (Node).
  */
 export class GpuContext {
-  readonly hasF16: boolean;
   readonly hasSubgroups: boolean;
   readonly hasTimestamps: boolean;
   readonly profiler: Profiler | null;
@@ -91,7 +93,6 @@ export class GpuContext {
     readonly host: 'browser' | 'node',
     profile: boolean,
   ) {
-    this.hasF16 = device.features.has('shader-f16');
     this.hasSubgroups = device.features.has('subgroups');
     this.hasTimestamps = device.features.has('timestamp-query');
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
@@ -355,166 +356,5 @@ export class GpuContext {
     this.bindGroups.clear();
     for (const c of this.freeUniformChunks) c.destroy();
     this.device.destroy();
-  }
-
-  static readValue(dtype: DType, bytes: ArrayBuffer, numel: number): Readable {
-    if (dtype === 'f32') return new Float32Array(bytes, 0, numel).slice();
-    if (dtype === 'i32') return new Int32Array(bytes, 0, numel).slice();
-    if (dtype === 'u32') return new Uint32Array(bytes, 0, numel).slice();
-    return unpackHalf(new Uint32Array(bytes, 0, Math.ceil(numel / 2)), dtype, numel);
-  }
-}
-
-/** A dispatch of one kernel: buffers in WGSL binding order, Params values, workgroup counts. */
-export interface DispatchArgs<K extends string> {
-  buffers: readonly (Tensor | GPUBufferBinding)[];
-  params?: Record<K, number>;
-  workgroups: readonly [number, number?, number?];
-  constants?: Record<string, number>;
-  /** Profiler label (defaults to the kernel name). */
-  label?: string;
-}
-
-/**
- * Records a whole model step into one command encoder. Dispatches share one compute pass (or
- * one pass each with timestamps while profiling); Params go to a uniform arena written once at
- * submit; readbacks are copied into staging buffers in the same submit.
- */
-export class Recorder {
-  private readonly encoder: GPUCommandEncoder;
-  private pass: GPUComputePassEncoder | null = null;
-  private chunks: GPUBuffer[] = [];
-  private staging: ArrayBuffer[] = [];
-  private chunkOffset = UNIFORM_CHUNK;
-  private readonly reads: { buffer: GPUBuffer; tensor: Tensor; resolve: (v: Readable) => void; reject: (e: unknown) => void }[] = [];
-  private submitted = false;
-  dispatchCount = 0;
-  /** The context's profiler if it was enabled when this recording started, else null. */
-  private readonly profiler: Profiler | null;
-
-  constructor(readonly ctx: GpuContext, readonly label: string) {
-    this.encoder = ctx.device.createCommandEncoder({ label });
-    this.profiler = ctx.profiler?.enabled ? ctx.profiler : null;
-  }
-
-  dispatch<K extends string>(kernel: Kernel<K>, args: DispatchArgs<K>): void {
-    if (this.submitted) throw new GpuValidationError(`recording '${this.label}' was already submitted`);
-    if (args.buffers.length !== kernel.bindings.length) {
-      throw new GpuValidationError(`kernel '${kernel.name}' takes ${kernel.bindings.length} buffers (${kernel.bindings.map((b) => b.name).join(', ')}), got ${args.buffers.length}`);
-    }
-    const ctx = this.ctx;
-    const pipeline = ctx.pipeline(kernel, args.constants);
-    const layout = ctx.kernelLayout(kernel);
-    const resources: GPUBufferBinding[] = args.buffers.map((b) => (b instanceof Tensor ? b.binding() : b));
-    let key = String(layout.id);
-    for (const r of resources) key += `|${ctx.bufferId(r.buffer)}:${r.offset ?? 0}:${r.size ?? -1}`;
-    let dynamicOffsets: number[] | null = null;
-    let uniform: GPUBuffer | null = null;
-    if (kernel.params) {
-      if (!args.params) throw new GpuValidationError(`kernel '${kernel.name}' needs Params`);
-      const size = kernel.params.byteSize;
-      if (this.chunkOffset + size > UNIFORM_CHUNK) {
-        this.chunks.push(ctx.takeUniformChunk());
-        this.staging.push(new ArrayBuffer(UNIFORM_CHUNK));
-        this.chunkOffset = 0;
-      }
-      const ci = this.chunks.length - 1;
-      kernel.params.write(new DataView(this.staging[ci]), this.chunkOffset, args.params, kernel.name);
-      uniform = this.chunks[ci];
-      key += `|u${ctx.bufferId(uniform)}`;
-      dynamicOffsets = [this.chunkOffset];
-      this.chunkOffset += Math.ceil(size / ctx.uniformAlign) * ctx.uniformAlign;
-    }
-    const bindGroup = ctx.bindGroup(key, () => {
-      const entries: GPUBindGroupEntry[] = resources.map((resource, binding) => ({ binding, resource }));
-      if (uniform && kernel.params) entries.push({ binding: kernel.bindings.length, resource: { buffer: uniform, offset: 0, size: kernel.params.byteSize } });
-      return ctx.device.createBindGroup({ label: kernel.name, layout: layout.group, entries });
-    });
-    const [x, y = 1, z = 1] = args.workgroups;
-    if (x === 0 || y === 0 || z === 0) return;
-    const profiler = this.profiler;
-    let pass: GPUComputePassEncoder;
-    if (profiler) {
-      this.endPass();
-      pass = this.encoder.beginComputePass({ label: args.label ?? kernel.name, timestampWrites: profiler.next(args.label ?? kernel.name) });
-    } else {
-      pass = this.pass ??= this.encoder.beginComputePass({ label: this.label });
-    }
-    pass.setPipeline(pipeline);
-    if (dynamicOffsets) pass.setBindGroup(0, bindGroup, dynamicOffsets);
-    else pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(x, y, z);
-    if (profiler) pass.end();
-    this.dispatchCount++;
-  }
-
-  /** Copies `src` into `dst` (same byte length) in command order. */
-  copy(src: Tensor, dst: Tensor, bytes = src.byteLength): void {
-    this.endPass();
-    if (bytes > dst.byteLength) throw new GpuValidationError(`copy ${src.label} -> ${dst.label}: ${bytes} bytes do not fit ${dst.byteLength}`);
-    this.encoder.copyBufferToBuffer(src.buffer, src.byteOffset, dst.buffer, dst.byteOffset, Math.ceil(bytes / 4) * 4);
-  }
-
-  /** Zero-fills `t` in command order. */
-  clear(t: Tensor): void {
-    this.endPass();
-    this.encoder.clearBuffer(t.buffer, t.byteOffset, Math.ceil(t.byteLength / 4) * 4);
-  }
-
-  /** Schedules a copy of `t` to the host; the promise resolves after `submit()`. */
-  readback(t: Tensor): Promise<Readable> {
-    this.endPass();
-    const size = Math.ceil(t.byteLength / 4) * 4;
-    const buffer = this.ctx.device.createBuffer({ label: `read ${t.label}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    this.encoder.copyBufferToBuffer(t.buffer, t.byteOffset, buffer, 0, size);
-    return new Promise((resolve, reject) => this.reads.push({ buffer, tensor: t, resolve, reject }));
-  }
-
-  private endPass(): void {
-    if (this.pass) {
-      this.pass.end();
-      this.pass = null;
-    }
-  }
-
-  /** Writes Params, finishes and submits the encoder, then resolves pending readbacks. */
-  async submit(): Promise<void> {
-    if (this.submitted) throw new GpuValidationError(`recording '${this.label}' was already submitted`);
-    this.submitted = true;
-    this.ctx.checkAlive();
-    this.endPass();
-    const device = this.ctx.device;
-    this.chunks.forEach((c, i) => device.queue.writeBuffer(c, 0, this.staging[i], 0, i === this.chunks.length - 1 ? this.chunkOffset : UNIFORM_CHUNK));
-    const profiler = this.profiler;
-    profiler?.resolve(this.encoder);
-    device.pushErrorScope('validation');
-    device.queue.submit([this.encoder.finish()]);
-    const err = await device.popErrorScope();
-    this.ctx.returnUniformChunks(this.chunks);
-    this.chunks = [];
-    try {
-      await this.ctx.flushPipelineChecks();
-      if (err) throw new GpuValidationError(`recording '${this.label}': ${err.message}`);
-      if (profiler) await this.ctx.waitFor(() => profiler.collect());
-      if (this.reads.length) {
-        await this.ctx.waitFor(() => Promise.all(this.reads.map((r) => r.buffer.mapAsync(GPUMapMode.READ))));
-        for (const r of this.reads) {
-          r.resolve(GpuContext.readValue(r.tensor.dtype, r.buffer.getMappedRange(), r.tensor.numel));
-          r.buffer.unmap();
-          r.buffer.destroy();
-        }
-      }
-      this.ctx.checkAlive();
-    } catch (e) {
-      // A readback or map that failed because the device went away reports the loss by name.
-      let err = e;
-      try {
-        this.ctx.checkAlive();
-      } catch (lost) {
-        err = lost;
-      }
-      for (const r of this.reads) r.reject(err);
-      throw err;
-    }
   }
 }

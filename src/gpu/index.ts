@@ -4,5 +4,6 @@ export * from './errors.ts';
 export * from './kernel.ts';
 export * from './params.ts';
 export * from './profiler.ts';
+export * from './recorder.ts';
 export * from './tensor.ts';
 export * from './qtensor.ts';

@@ -1,5 +1,11 @@
-import source from '../../shaders/conv1d.wgsl?raw';
+import convSource from '../../shaders/conv1d.wgsl?raw';
 import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { type Conv1dPath, type ConvAct, convTileFor, convUsesDirect, withConvGemm } from './conv_gemm.ts';
+
+export type { Conv1dPath, ConvAct };
+
+/** shaders/conv1d.wgsl with the shared shaders/conv_gemm.wgsl appended. */
+const source = withConvGemm(convSource);
 
 const BINDINGS = [
   { name: 'x', access: 'read' },
@@ -25,23 +31,12 @@ const PARAMS = new ParamsLayout([
   ['has_res', 'u32'],
 ]);
 
-/** Tiled implicit-GEMM causal conv (groups = 1), shaders/conv1d.wgsl `main`. */
+/** Tiled implicit-GEMM causal conv (groups = 1), shaders/conv_gemm.wgsl `main` over conv1d.wgsl's hooks. */
 export const conv1dKernel = new Kernel('conv1d', source, BINDINGS, PARAMS, 'main');
 /** 4×4 outputs per thread straight from storage (groups = 1), shaders/conv1d.wgsl `direct`. */
 export const conv1dDirectKernel = new Kernel('conv1d.direct', source, BINDINGS, PARAMS, 'direct');
 /** One thread per output, any groups (depthwise included), shaders/conv1d.wgsl `grouped`. */
 export const conv1dGroupedKernel = new Kernel('conv1d.grouped', source, BINDINGS, PARAMS, 'grouped');
-
-/**
- * groups = 1 paths: 'tiled' stages x and w slices in workgroup memory (best on GPUs for wide
- * layers); 'direct' reads storage directly, 4×4 outputs per thread (no barriers: faster on CPU
- * fallback adapters such as SwiftShader, whose workgroup barriers are costly, and for narrow
- * layers). 'auto': direct on a fallback adapter or when C_out < 48, tiled otherwise.
- */
-export type Conv1dPath = 'auto' | 'tiled' | 'direct';
-
-/** Activation applied to every input value (fused nn.ELU before a SEANet conv). */
-export type ConvAct = 'none' | 'elu';
 
 export interface Conv1dOptions {
   kernelSize: number;
@@ -85,13 +80,6 @@ export function relayoutConv1dWeight(w: Float32Array, cOut: number, cInG: number
     }
   }
   return out;
-}
-
-/** Tile (TM time rows × TN channels, TK reduction slice) for a given output width. */
-function tileFor(cOut: number): { TM: number; TN: number; TK: number } {
-  if (cOut >= 48) return { TM: 64, TN: 64, TK: 16 };
-  if (cOut >= 12) return { TM: 128, TN: 16, TK: 16 };
-  return { TM: 256, TN: 4, TK: 8 };
 }
 
 /**
@@ -140,9 +128,7 @@ export function conv1d(rec: Recorder, x: Tensor, prev: Tensor | null, wt: Tensor
   const buffers = [x, prev ?? x, wt, bias ?? x, res ?? x, y];
   const ACT = opts.act === 'elu' ? 1 : 0;
   const REPLICATE = replicate ? 1 : 0;
-  const path = opts.path ?? 'auto';
-  const direct = path === 'direct' || (path === 'auto' && (rec.ctx.adapter.isFallbackAdapter || cOut < 48));
-  if (G === 1 && direct) {
+  if (G === 1 && convUsesDirect(rec, opts.path ?? 'auto', cOut)) {
     rec.dispatch(conv1dDirectKernel, {
       buffers,
       params,
@@ -151,7 +137,7 @@ export function conv1d(rec: Recorder, x: Tensor, prev: Tensor | null, wt: Tensor
       label: 'conv1d.direct',
     });
   } else if (G === 1) {
-    const tile = tileFor(cOut);
+    const tile = convTileFor(cOut);
     rec.dispatch(conv1dKernel, {
       buffers,
       params,

@@ -1,6 +1,9 @@
-import source from '../../shaders/conv_transpose1d.wgsl?raw';
+import convTrSource from '../../shaders/conv_transpose1d.wgsl?raw';
 import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
-import type { Conv1dPath, ConvAct } from './conv1d.ts';
+import { type Conv1dPath, type ConvAct, convTileFor, convUsesDirect, withConvGemm } from './conv_gemm.ts';
+
+/** shaders/conv_transpose1d.wgsl with the shared shaders/conv_gemm.wgsl appended. */
+const source = withConvGemm(convTrSource);
 
 const BINDINGS = [
   { name: 'x', access: 'read' },
@@ -23,7 +26,7 @@ const PARAMS = new ParamsLayout([
   ['has_bias', 'u32'],
 ]);
 
-/** Per-phase tiled implicit GEMM (groups = 1), shaders/conv_transpose1d.wgsl `main`. */
+/** Per-phase tiled implicit GEMM (groups = 1), shaders/conv_gemm.wgsl `main` over conv_transpose1d.wgsl's hooks. */
 export const convTr1dKernel = new Kernel('conv_transpose1d', source, BINDINGS, PARAMS, 'main');
 /** 4×4 outputs per thread straight from storage (groups = 1), shaders/conv_transpose1d.wgsl `direct`. */
 export const convTr1dDirectKernel = new Kernel('conv_transpose1d.direct', source, BINDINGS, PARAMS, 'direct');
@@ -73,12 +76,6 @@ export function relayoutConvTr1dWeight(w: Float32Array, cIn: number, cOutG: numb
   return out;
 }
 
-function tileFor(cOut: number): { TM: number; TN: number; TK: number } {
-  if (cOut >= 48) return { TM: 64, TN: 64, TK: 16 };
-  if (cOut >= 12) return { TM: 128, TN: 16, TK: 16 };
-  return { TM: 256, TN: 4, TK: 8 };
-}
-
 /**
  * Causal streaming transposed conv in time-major layout (moshi/modules/conv.py
  * StreamingConvTranspose1d.forward with a streaming state).
@@ -117,9 +114,7 @@ export function convTranspose1d(rec: Recorder, x: Tensor, partial: Tensor | null
   const params = { t_in: T, t_ext: tExt, c_in: cIn, c_out: cOut, k: K, stride: S, groups: G, taps, pt: PT, has_bias: bias ? 1 : 0 };
   const buffers = [x, partial ?? x, wt, bias ?? x, y];
   const ACT = opts.act === 'elu' ? 1 : 0;
-  const path = opts.path ?? 'auto';
-  const direct = path === 'direct' || (path === 'auto' && (rec.ctx.adapter.isFallbackAdapter || cOut < 48));
-  if (G === 1 && direct) {
+  if (G === 1 && convUsesDirect(rec, opts.path ?? 'auto', cOut)) {
     rec.dispatch(convTr1dDirectKernel, {
       buffers,
       params,
@@ -128,7 +123,7 @@ export function convTranspose1d(rec: Recorder, x: Tensor, partial: Tensor | null
       label: 'conv_transpose1d.direct',
     });
   } else if (G === 1) {
-    const tile = tileFor(cOut);
+    const tile = convTileFor(cOut);
     rec.dispatch(convTr1dKernel, {
       buffers,
       params,

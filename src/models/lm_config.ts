@@ -6,6 +6,10 @@
  * handling in `loaders.get_moshi_lm` / `CheckpointInfo.from_hf_repo` (which pop the non-LM keys
  * `moshi_name`, `mimi_name`, `tokenizer_name`, `lm_gen_config`, ... before building the model).
  */
+import type { LutConditionerConfig } from '../conditioners/text.ts';
+import { type LmGenDefaults, parseLmGenConfig } from './lm_gen_config.ts';
+
+export type { LmGenDefaults, LutConditionerConfig };
 
 /** A configuration that cannot be used: the message names the source, the field and what is wrong. */
 export class LmConfigError extends Error {
@@ -16,24 +20,6 @@ export type LmNorm = 'layer_norm' | 'rms_norm' | 'rms_norm_f32';
 export type LmGating = 'none' | 'silu';
 export type LmPosEmb = 'rope' | 'none';
 
-/** A LUT text conditioner (moshi/conditioners/text.py LUTConditioner, tokenizer 'noop'). */
-export interface LutConditionerConfig {
-  type: 'lut';
-  /** Number of bins; the table has nBins + 1 rows (row nBins = padding). */
-  nBins: number;
-  /** Embedding width of the LUT (the output projection maps it to the LM dim). */
-  dim: number;
-  /** Allowed values, index = row; null means hash-trick values (sha256 % nBins). */
-  possibleValues: string[] | null;
-}
-
-/** Sampling defaults of a checkpoint (`lm_gen_config` in an official config.json). */
-export interface LmGenDefaults {
-  temp?: number;
-  tempText?: number;
-  topK?: number;
-  topKText?: number;
-}
 
 /** Typed Moshi LM configuration (field names in camelCase; official key in the doc comment). */
 export interface LmConfig {
@@ -144,25 +130,6 @@ const DEFAULT_ONLY: Record<string, unknown> = {
   lora: false,
   cross_attention: false,
   kv_repeat: 1,
-};
-
-/**
- * Keyword arguments of the official `LMGen.__init__` (moshi/models/lm.py) that an `lm_gen_config` may
- * carry besides the four sampling values this engine implements (temp, temp_text, top_k, top_k_text),
- * with the default this engine follows. `LMGen(lm, **lm_gen_config)` raises TypeError for any other
- * key; any other value of these is a feature this engine does not implement.
- */
-const LMGEN_DEFAULT_ONLY: Record<string, unknown> = {
-  use_sampling: true,
-  cfg_coef: 1,
-  check: false,
-  condition_tensors: null,
-  on_text_hook: null,
-  on_text_logits_hook: null,
-  on_audio_hook: null,
-  support_out_of_sync: false,
-  cfg_is_masked_until: null,
-  cfg_is_no_text: false,
 };
 
 /** Keys present in every complete official lm_kwargs; a file with checkpoint keys lacking some is a fragment. */
@@ -348,32 +315,7 @@ export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
   }
   if (Object.keys(conditioners).length && fuserRaw === null) fail('fuser', 'is missing although conditioners are configured');
 
-  // lm_gen_config: the official scripts call LMGen(lm, **lm_gen_config), which raises TypeError for a
-  // key that is not an LMGen argument: refuse those, and the LMGen options this engine does not implement.
-  const lmGen: LmGenDefaults = {};
-  if ('lm_gen_config' in o) {
-    const g = o.lm_gen_config;
-    if (typeof g !== 'object' || g === null || Array.isArray(g)) fail('lm_gen_config', `must be an object of LMGen arguments, got ${JSON.stringify(g)}`);
-    const SAMPLING: Record<string, [keyof LmGenDefaults, 'temp' | 'topK']> = {
-      temp: ['temp', 'temp'], temp_text: ['tempText', 'temp'], top_k: ['topK', 'topK'], top_k_text: ['topKText', 'topK'],
-    };
-    for (const [k, v] of Object.entries(g as Json)) {
-      const key = `lm_gen_config.${k}`;
-      const s = SAMPLING[k];
-      if (s) {
-        if (s[1] === 'temp' && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) fail(key, `must be a number >= 0, got ${JSON.stringify(v)}`);
-        if (s[1] === 'topK' && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) fail(key, `must be an integer >= 0, got ${JSON.stringify(v)}`);
-        lmGen[s[0]] = v as number;
-      } else if (k in LMGEN_DEFAULT_ONLY) {
-        const def = LMGEN_DEFAULT_ONLY[k];
-        if (v !== def) fail(key, `= ${JSON.stringify(v)} is not supported: this engine does not implement LMGen's '${k}' (only ${JSON.stringify(def)})`);
-      } else if (k === 'lm_model') {
-        fail(key, "is LMGen's model argument, not a generation option (official LMGen(lm, **lm_gen_config) raises TypeError)");
-      } else {
-        fail(key, 'is not an LMGen argument (official LMGen(lm, **lm_gen_config) raises TypeError); supported: temp, temp_text, top_k, top_k_text');
-      }
-    }
-  }
+  const lmGen = 'lm_gen_config' in o ? parseLmGenConfig(o.lm_gen_config, fail) : {};
 
   // Official StreamingTransformer defaults: num_layers is required, positional_embedding 'sin',
   // context None (an unbounded KV cache): the last two this engine does not implement.

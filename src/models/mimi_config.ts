@@ -7,39 +7,10 @@
  * `num_codebooks`) or a file whose top level holds `mimi_config` and `num_codebooks` (the layout of
  * ../shared/fixtures/ref/mimi_tiny_config.json). Every error names the offending field.
  */
+import type { SeanetConfig } from '../modules/seanet.ts';
+import type { QuantizerConfig } from '../quantization/vq.ts';
 
-/** `_seanet_kwargs` (moshi/modules/seanet.py SEANetEncoder/SEANetDecoder constructor arguments). */
-export interface SeanetConfig {
-  channels: number;
-  dimension: number;
-  causal: boolean;
-  n_filters: number;
-  n_residual_layers: number;
-  activation: 'ELU';
-  compress: number;
-  dilation_base: number;
-  disable_norm_outer_blocks: number;
-  kernel_size: number;
-  residual_kernel_size: number;
-  last_kernel_size: number;
-  norm: 'none';
-  pad_mode: 'constant';
-  /** Decoder order (upsampling); the encoder uses them reversed. */
-  ratios: number[];
-  true_skip: boolean;
-}
-
-/** `_quantizer_kwargs` (moshi/quantization/vq.py SplitResidualVectorQuantizer). */
-export interface QuantizerConfig {
-  /** Codebook dimension. */
-  dimension: number;
-  /** Total codebooks in the checkpoint (1 semantic + n_q-1 acoustic). */
-  n_q: number;
-  /** Entries per codebook (cardinality). */
-  bins: number;
-  input_dimension: number;
-  output_dimension: number;
-}
+export type { QuantizerConfig, SeanetConfig };
 
 /** `_transformer_kwargs` (moshi/modules/transformer.py ProjectedTransformer / StreamingTransformer). */
 export interface MimiTransformerConfig {

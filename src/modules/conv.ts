@@ -27,26 +27,15 @@ export function rowsView(t: Tensor, row0: number, rows: number, label = `${t.lab
 }
 
 /**
- * Where a conv's input activation (ELU) is computed. 'fused': on every input read inside the conv
- * kernel (no extra memory traffic; best on GPUs). 'separate': one elementwise ELU pass into a
- * buffer, then the conv reads it (each value's exp computed once instead of once per tap and
- * output-channel block: faster on CPU fallback adapters such as SwiftShader). 'auto': separate on
- * a fallback adapter, fused otherwise. The results are identical (ELU(0) = 0 keeps zero context exact).
+ * Places a conv's input activation (ELU): on a CPU fallback adapter (SwiftShader) one
+ * elementwise ELU pass into a buffer, then the conv reads it (each value's exp computed once
+ * instead of once per tap and output-channel block); otherwise fused into the conv kernel's input
+ * read (no extra memory traffic; best on GPUs). The results are identical (ELU(0) = 0 keeps zero
+ * context exact). Returns the tensor the conv should read and the act it should fuse.
  */
-export type ActPlacement = 'auto' | 'fused' | 'separate';
-let actPlacement: ActPlacement = 'auto';
-/** Sets where conv input activations run (benchmarks compare the two). Returns the previous setting. */
-export function setActPlacement(p: ActPlacement): ActPlacement {
-  const old = actPlacement;
-  actPlacement = p;
-  return old;
-}
-
-/** Applies the input activation in a separate pass when the placement asks for it; returns the tensor the conv should read and the act it should fuse. */
 function placeAct(rec: Recorder, act: ConvAct | undefined, x: Tensor, buffers: Map<string, Tensor>, label: string): { input: Tensor; act: ConvAct } {
   if (act !== 'elu') return { input: x, act: 'none' };
-  const separate = actPlacement === 'separate' || (actPlacement === 'auto' && rec.ctx.adapter.isFallbackAdapter);
-  if (!separate) return { input: x, act: 'elu' };
+  if (!rec.ctx.adapter.isFallbackAdapter) return { input: x, act: 'elu' };
   const key = x.shape.join('x');
   let a = buffers.get(key);
   if (!a) {

@@ -8,9 +8,29 @@
  * whose state carries across calls (streaming) until reset().
  */
 import type { GpuContext, Recorder, Tensor } from '../gpu/index.ts';
-import type { SeanetConfig } from '../models/mimi_config.ts';
 import type { VarBuilder } from '../weights/var_builder.ts';
 import { StreamingConv1d, StreamingConvTranspose1d, type Workspace, rowsView } from './conv.ts';
+
+/** `_seanet_kwargs` (moshi/modules/seanet.py SEANetEncoder/SEANetDecoder constructor arguments). */
+export interface SeanetConfig {
+  channels: number;
+  dimension: number;
+  causal: boolean;
+  n_filters: number;
+  n_residual_layers: number;
+  activation: 'ELU';
+  compress: number;
+  dilation_base: number;
+  disable_norm_outer_blocks: number;
+  kernel_size: number;
+  residual_kernel_size: number;
+  last_kernel_size: number;
+  norm: 'none';
+  pad_mode: 'constant';
+  /** Decoder order (upsampling); the encoder uses them reversed. */
+  ratios: number[];
+  true_skip: boolean;
+}
 
 /**
  * SEANetResnetBlock: y = x + conv_1x1(ELU(conv_k(ELU(x)))) with hidden = dim / compress,

@@ -8,9 +8,24 @@
  * - pcmToFrames: splits a whole clip (file input) into frames, zero-padding the last.
  * - RingToChannel / ChannelToRing: move frames between a RingBuffer and a Channel.
  */
-import type { RingBuffer } from '../audio/ring_buffer.ts';
 import type { Channel } from './channel.ts';
 import { AUDIO_CHUNK_SAMPLES, type Packet, PacketType } from './packet.ts';
+
+/**
+ * The reading end of a sample ring, as src/audio/ring_buffer.ts RingBuffer has it (declared here
+ * so the protocol stays below audio: audio imports the frame constants from protocol).
+ */
+export interface SampleRingReader {
+  /** Samples ready to pop. */
+  availableRead(): number;
+  /** Pops up to `dst.length` samples into `dst`; returns how many. */
+  pop(dst: Float32Array): number;
+}
+
+/** The writing end of a sample ring (RingBuffer.push): returns how many samples fitted. */
+export interface SampleRingWriter {
+  push(src: Float32Array): number;
+}
 
 /**
  * Collects samples into frames of `frameSize`; calls `onFrame(frame)` synchronously with its own
@@ -110,7 +125,7 @@ export function pcmToFrames(pcm: Float32Array, frameSize = AUDIO_CHUNK_SAMPLES):
 export class RingToChannel {
   private readonly scratch = new Float32Array(AUDIO_CHUNK_SAMPLES);
 
-  constructor(private readonly ring: RingBuffer, private readonly channel: Channel) {}
+  constructor(private readonly ring: SampleRingReader, private readonly channel: Channel) {}
 
   /** Sends all complete frames now readable. @returns frames sent. */
   pump(): number {
@@ -134,7 +149,7 @@ export class ChannelToRing {
   frames = 0;
   private readonly off: () => void;
 
-  constructor(channel: Channel, private readonly ring: RingBuffer) {
+  constructor(channel: Channel, private readonly ring: SampleRingWriter) {
     this.off = channel.on('packet', (p: Packet) => {
       if (p.type !== PacketType.AUDIO_CHUNK) return;
       this.frames++;

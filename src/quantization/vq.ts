@@ -9,10 +9,21 @@ import type { GpuContext, Recorder, Tensor } from '../gpu/index.ts';
 import { addInPlace } from '../kernels/elementwise.ts';
 import { linear } from '../kernels/linear.ts';
 import type { CodePlacement } from '../kernels/rvq.ts';
-import type { QuantizerConfig } from '../models/mimi_config.ts';
 import type { Workspace } from '../modules/conv.ts';
 import type { VarBuilder } from '../weights/var_builder.ts';
 import { ResidualVectorQuantization } from './core_vq.ts';
+
+/** `_quantizer_kwargs` (moshi/quantization/vq.py SplitResidualVectorQuantizer). */
+export interface QuantizerConfig {
+  /** Codebook dimension. */
+  dimension: number;
+  /** Total codebooks in the checkpoint (1 semantic + n_q-1 acoustic). */
+  n_q: number;
+  /** Entries per codebook (cardinality). */
+  bins: number;
+  input_dimension: number;
+  output_dimension: number;
+}
 
 /**
  * ResidualVectorQuantizer with projections: `<vb>.input_proj.weight` [dim, in_dim, 1],

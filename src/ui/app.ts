@@ -2,7 +2,8 @@
  * The voice-assistant page (index.html): pick a model source, load it with progress, start the
  * microphone, show Moshi's words live, input/output level meters, the loop's metrics against the
  * 80 ms budget, and sampling settings. The engine runs in workers/engine_worker.ts; this page
- * only wires DOM to src/ui/engine_client.ts.
+ * only wires DOM to src/ui/engine_client.ts; its markup and HTML templates are in
+ * src/ui/app_markup.ts.
  *
  * Automation (e2e, tests/e2e/run_e2e.ts): query parameters select and start a model
  * (`?mimiConfig=URL&mimiWeights=URL&lmConfig=URL&lmWeights=URL[&tokenizer=URL][&condition=K=V]
@@ -11,7 +12,8 @@
  */
 import { type ClientEvent, EngineClient, HUB_DEFAULTS } from './engine_client.ts';
 import { DEFAULT_SAMPLING, type ModelSpec, type SamplingSettings } from '../engine/worker_api.ts';
-import type { MetricsSnapshot, StepTimings } from '../engine/metrics.ts';
+import type { MetricsSnapshot } from '../engine/metrics.ts';
+import { APP_MARKUP, EMPTY_METRICS, countersHtml, fmt, metricsRowsHtml } from './app_markup.ts';
 import { registerPwa } from './pwa.ts';
 import { decodeWav } from '../audio/wav.ts';
 import { resample } from '../audio/resample.ts';
@@ -47,72 +49,10 @@ const el = <T extends HTMLElement = HTMLElement>(root: ParentNode, sel: string):
   return e as T;
 };
 
-const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-
-const MARKUP = `
-<div class="banners"></div>
-<div class="grid">
-  <section class="card model">
-    <h2>1 · Model</h2>
-    <div class="tabs">
-      <label><input type="radio" name="src" value="hub" checked> Hugging Face hub</label>
-      <label><input type="radio" name="src" value="files"> Local files</label>
-      <label><input type="radio" name="src" value="urls"> URLs</label>
-    </div>
-    <div class="source" data-src="hub">
-      <label>Hub base URL <input type="url" name="hubBase"></label>
-      <label>Moshi repository <input type="text" name="hubRepo"></label>
-      <p class="hint">Downloads the released Mimi codec, the Moshi LM and the text tokenizer (about 15 GB for the bf16 7B model) and caches them in this browser.</p>
-    </div>
-    <div class="source" data-src="files" hidden>
-      <label>Folder <input type="file" name="folder" webkitdirectory multiple></label>
-      <label>…or files <input type="file" name="files" multiple accept=".json,.safetensors,.model"></label>
-      <p class="hint">Needs a Mimi and a Moshi <code>.safetensors</code>, optionally their config <code>.json</code> files and the SentencePiece <code>.model</code>. Files are matched by name (mimi/tokenizer-… = Mimi, model/moshi = LM).</p>
-    </div>
-    <div class="source" data-src="urls" hidden>
-      <label>Mimi config URL <input type="url" name="mimiConfig" placeholder="(optional: released Mimi)"></label>
-      <label>Mimi weights URL <input type="url" name="mimiWeights"></label>
-      <label>LM config URL <input type="url" name="lmConfig" placeholder="(optional: Moshi 7B)"></label>
-      <label>LM weights URL <input type="url" name="lmWeights"></label>
-      <label>Tokenizer URL <input type="url" name="tokenizer" placeholder="(optional: text shows token ids)"></label>
-    </div>
-    <div class="row"><button class="primary load">Load model</button><button class="cancel" hidden>Cancel</button></div>
-    <progress class="progress" max="1" value="0" hidden></progress>
-    <div class="status load-status" data-state="idle">No model loaded.</div>
-  </section>
-  <section class="card talk">
-    <h2>2 · Talk</h2>
-    <div class="row"><button class="primary mic" disabled>Start microphone</button><span class="status run-status"></span></div>
-    <div class="row"><label>…or play a recording to Moshi <input type="file" name="talkFile" accept=".wav,audio/wav"></label><button class="file" disabled>Play file</button></div>
-    <div class="meter"><span>input</span><div class="bar"><div class="fill in"></div></div><span class="in-db">–∞ dB</span></div>
-    <div class="meter"><span>output</span><div class="bar"><div class="fill out"></div></div><span class="out-db">–∞ dB</span></div>
-    <h2>Moshi says</h2>
-    <div class="transcript" aria-live="polite"></div>
-  </section>
-  <section class="card sampling">
-    <h2>Sampling</h2>
-    <div class="row">
-      <label>audio temp <input type="number" name="temp" step="0.05" min="0" max="2"></label>
-      <label>text temp <input type="number" name="tempText" step="0.05" min="0" max="2"></label>
-      <label>audio top-k <input type="number" name="topK" step="1" min="1"></label>
-      <label>text top-k <input type="number" name="topKText" step="1" min="1"></label>
-      <label>seed <input type="number" name="seed" step="1" min="0"></label>
-    </div>
-    <label>Condition (NAME=VALUE, models with conditioners) <input type="text" name="condition" placeholder="description=very_good"></label>
-    <div class="row"><button class="apply">Apply</button><span class="hint">Temperature 0 is greedy. New settings apply at the next microphone start (a new conversation); the condition at the next load.</span></div>
-  </section>
-  <section class="card metrics">
-    <h2>Loop metrics <span class="hint">(per 80 ms step)</span></h2>
-    <div class="budget" title="last step against the 80 ms budget (the line)"><span class="enc"></span><span class="lm"></span><span class="dec"></span><span class="mark"></span></div>
-    <div class="legend"><span><i style="background:#2a9d8f"></i>encode</span><span><i style="background:#e9c46a"></i>LM</span><span><i style="background:#e76f51"></i>decode</span><span class="budget-text"></span></div>
-    <table class="metrics"><thead><tr><th>ms</th><th>last</th><th>p50</th><th>p95</th><th>max</th></tr></thead><tbody></tbody></table>
-    <dl class="counters"></dl>
-  </section>
-</div>`;
 
 /** Mounts the voice-assistant page into `root`. */
 export function mountApp(root: HTMLElement): void {
-  root.innerHTML = MARKUP;
+  root.innerHTML = APP_MARKUP;
   const hook: TestHook = {
     state: 'idle', error: null, banners: [], adapter: null, text: '', textPackets: 0, metrics: null,
     played: { samples: 0, rms: 0, underruns: 0 }, captured: { samples: 0, overruns: 0 }, protocolErrors: 0, transport: '', runStartedAt: null,
@@ -359,10 +299,7 @@ export function mountApp(root: HTMLElement): void {
   const budgetBar = el(root, '.budget');
   const budgetText = el(root, '.budget-text');
   const render = (m: MetricsSnapshot) => {
-    const rows: [string, keyof StepTimings, MetricsSnapshot['encodeMs']][] = [
-      ['encode', 'encodeMs', m.encodeMs], ['LM', 'lmMs', m.lmMs], ['decode', 'decodeMs', m.decodeMs], ['step', 'totalMs', m.stepMs],
-    ];
-    tbody.innerHTML = rows.map(([n, k, p]) => `<tr><td>${n}</td><td>${m.last ? fmt(m.last[k]) : '–'}</td><td>${fmt(p.p50)}</td><td>${fmt(p.p95)}</td><td>${fmt(p.max)}</td></tr>`).join('');
+    tbody.innerHTML = metricsRowsHtml(m);
     if (m.last) {
       // Scale: the budget, or the step when it ran over; the marker sits at 80 ms.
       const scale = Math.max(m.budgetMs, m.last.totalMs);
@@ -376,19 +313,9 @@ export function mountApp(root: HTMLElement): void {
       budgetBar.dataset.over = m.last.totalMs > m.budgetMs ? '1' : '0';
       budgetText.textContent = `last step ${fmt(m.last.totalMs)} ms of ${m.budgetMs} ms`;
     }
-    const dropped = Object.entries(m.droppedPackets).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || '0';
-    const items: [string, string][] = [
-      ['steps', String(m.steps)], ['over 80 ms', String(m.overBudget)], ['input queue', `${(m.inputQueueSamples / 24).toFixed(0)} ms`],
-      ['output queue', `${(m.outputQueueSamples / 24).toFixed(0)} ms`], ['underruns', String(m.underruns)], ['overruns', String(m.overruns)],
-      ['skipped decodes', String(m.skippedDecodes)], ['dropped packets', dropped], ['protocol errors', String(m.protocolErrors)], ['text tokens', String(m.textTokens)],
-    ];
-    counters.innerHTML = items.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('');
+    counters.innerHTML = countersHtml(m);
   };
-  render({
-    steps: 0, tokenSteps: 0, overBudget: 0, skippedDecodes: 0, budgetMs: 80, last: null, textTokens: 0,
-    encodeMs: { p50: 0, p95: 0, max: 0, mean: 0 }, lmMs: { p50: 0, p95: 0, max: 0, mean: 0 }, decodeMs: { p50: 0, p95: 0, max: 0, mean: 0 }, stepMs: { p50: 0, p95: 0, max: 0, mean: 0 },
-    inputQueueSamples: 0, outputQueueSamples: 0, underruns: 0, overruns: 0, droppedPackets: {}, protocolErrors: 0,
-  });
+  render(EMPTY_METRICS);
   const tick = async () => {
     if (client) {
       const levels = client.levels();

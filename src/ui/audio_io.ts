@@ -1,12 +1,12 @@
 /**
- * The page's audio graph around the worklets of src/audio/worklet_loader.ts: microphone ->
+ * The page's audio graph around the worklets of src/ui/worklet_loader.ts: microphone ->
  * capture worklet (-> 24 kHz input ring, or 1920-sample frames in message mode) and output ring
  * (or frames) -> playback worklet -> speakers. Adds level meters (AnalyserNodes on the
  * microphone and on the playback output) and the worklets' counters for the metrics panel
  * (shared mode: the worklets' shared STAT block; message mode: the frames that crossed the page,
  * since the worklets' counters then live in their own threads and underruns are not visible).
  */
-import { type AudioIO as WorkletIO, createAudioIO, openMicrophone } from '../audio/worklet_loader.ts';
+import { type AudioIO as WorkletIO, createAudioIO, openMicrophone } from './worklet_loader.ts';
 import { STAT } from '../audio/worklet_shared.ts';
 import type { RingBuffer } from '../audio/ring_buffer.ts';
 

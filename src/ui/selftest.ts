@@ -1,4 +1,4 @@
-import type { SelfTestMessage, SelfTestRequest } from '../../workers/selftest_worker.ts';
+import type { SelfTestMessage, SelfTestRequest } from '../selftest/runner.ts';
 
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toPrecision(3));
 

@@ -4,6 +4,7 @@
  * little-endian tensor data; offsets are relative to the end of the header.
  * Spec: https://github.com/huggingface/safetensors (format section).
  */
+import { bf16BitsToF32, f16BitsToF32 } from '../gpu/dtype.ts';
 
 export type SafeDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'U16' | 'U32' | 'U64' | 'BOOL';
 
@@ -156,17 +157,11 @@ export function entryToF32(e: TensorEntry, fileName = ''): Float32Array {
       for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
       return out;
     case 'F16':
-      for (let i = 0; i < n; i++) out[i] = halfToF32(dv.getUint16(2 * i, true));
+      for (let i = 0; i < n; i++) out[i] = f16BitsToF32(dv.getUint16(2 * i, true));
       return out;
-    case 'BF16': {
-      const f = new Float32Array(1);
-      const u = new Uint32Array(f.buffer);
-      for (let i = 0; i < n; i++) {
-        u[0] = dv.getUint16(2 * i, true) << 16;
-        out[i] = f[0];
-      }
+    case 'BF16':
+      for (let i = 0; i < n; i++) out[i] = bf16BitsToF32(dv.getUint16(2 * i, true));
       return out;
-    }
     case 'I32':
       for (let i = 0; i < n; i++) out[i] = dv.getInt32(4 * i, true);
       return out;
@@ -192,15 +187,6 @@ export function entryToF32(e: TensorEntry, fileName = ''): Float32Array {
     default:
       throw new SafetensorsError(`${fileName}: key '${e.name}': cannot convert dtype ${e.dtype} to f32`);
   }
-}
-
-function halfToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const ex = (h >>> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (ex === 0) return s * m * 2 ** -24;
-  if (ex === 0x1f) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (ex - 15);
 }
 
 /** Serializes tensors to the safetensors format (keys sorted, as the official writer does). For tests and tools. */

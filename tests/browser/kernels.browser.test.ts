@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { failureSummary, runBrowserSuite } from '../harness/browser.ts';
-import { ALL_SUITES } from '../kernels/all_suites.ts';
+import { ALL_SUITES } from '../../src/selftest/suites.ts';
 
 // The whole kernel suite, same cases as Node, inside a module Worker of headless Chromium.
 it('kernel suite passes in a Chromium module Worker (WebGPU)', async () => {

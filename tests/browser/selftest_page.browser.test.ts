@@ -2,9 +2,9 @@
 // WebGPU adapter and runs kernel cases in its module Worker, then shows "N passed, 0 failed".
 import { expect, it } from 'vitest';
 import { useDevServerAndChromium } from '../harness/browser_hooks.ts';
-import { ropeSuite } from '../kernels/rope.cases.ts';
-import { normSuite } from '../kernels/norm.cases.ts';
-import { unarySuite } from '../kernels/unary.cases.ts';
+import { ropeSuite } from '../../src/selftest/cases/rope.cases.ts';
+import { normSuite } from '../../src/selftest/cases/norm.cases.ts';
+import { unarySuite } from '../../src/selftest/cases/unary.cases.ts';
 
 const env = useDevServerAndChromium();
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeWav, encodeWavPcm16 } from '../../src/audio/wav.ts';
 import type { CliIO } from '../../src/cli/args.ts';
 import { main } from '../../src/cli/main.ts';
-import { assertClose } from '../harness/check.ts';
+import { assertClose } from '../../src/selftest/check.ts';
 import { fixtureF32, fixtureI32, nodeFixtures } from '../harness/fixtures.ts';
 
 // `npm run cli -- mimi encode|decode` on the tiny golden Mimi (../shared/fixtures/ref): the

@@ -9,7 +9,7 @@ import { decodeWav } from '../../src/audio/wav.ts';
 import { main } from '../../src/cli/main.ts';
 import { FRAME_SAMPLES } from '../../src/engine/metrics.ts';
 import { parseTokensJson } from '../../src/engine/tokens_json.ts';
-import { compareClose } from '../harness/check.ts';
+import { compareClose } from '../../src/selftest/check.ts';
 import { fixtureF32, fixtureI32, nodeFixtures } from '../harness/fixtures.ts';
 import { QUANT_SETS, type QuantSet } from '../golden/lm_quant_golden.ts';
 

@@ -10,7 +10,7 @@ import { decodeWav } from '../../src/audio/wav.ts';
 import { main } from '../../src/cli/main.ts';
 import { parseTokensJson } from '../../src/engine/tokens_json.ts';
 import { FRAME_SAMPLES } from '../../src/engine/metrics.ts';
-import { compareClose } from '../harness/check.ts';
+import { compareClose } from '../../src/selftest/check.ts';
 import { fixtureF32, fixtureI32, nodeFixtures } from '../harness/fixtures.ts';
 
 const FIX = process.env.SOLACELIVE_FIXTURES ?? resolve(import.meta.dirname, '../../../shared/fixtures');

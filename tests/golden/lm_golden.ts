@@ -9,7 +9,7 @@ import { type LMGenTrace, LMGen } from '../../src/models/lm_gen.ts';
 import { parseLmConfig } from '../../src/models/lm_config.ts';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
 import { VarBuilder } from '../../src/weights/var_builder.ts';
-import { assertClose, assertEqualInts } from '../harness/check.ts';
+import { assertClose, assertEqualInts } from '../../src/selftest/check.ts';
 import { type FixtureReader, fixtureF32, fixtureI32, fixtureJson } from '../harness/fixtures.ts';
 
 /** The two fixture sets: 7B-shaped (ref) and 2B/Hibiki-shaped with a LUT condition (ref2b). */

@@ -7,7 +7,7 @@ import { Workspace } from '../../src/modules/conv.ts';
 import { ConvDownsample1d, ConvTrUpsample1d } from '../../src/modules/resample.ts';
 import { SEANetDecoder, SEANetEncoder } from '../../src/modules/seanet.ts';
 import { SplitResidualVectorQuantizer } from '../../src/quantization/vq.ts';
-import { assertClose, assertEqualInts } from '../harness/check.ts';
+import { assertClose, assertEqualInts } from '../../src/selftest/check.ts';
 import { fixtureF32, fixtureI32, nodeFixtures } from '../harness/fixtures.ts';
 import { nodeContext } from '../harness/node_gpu.ts';
 import { type MimiFixture, loadMimiFixture, toTimeMajor } from './mimi_helpers.ts';

@@ -11,9 +11,9 @@ import { transpose2d } from '../../src/kernels/elementwise.ts';
 import { StreamingTransformer, type TransformerConfig } from '../../src/modules/transformer.ts';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
 import { VarBuilder } from '../../src/weights/var_builder.ts';
-import { assertClose } from '../harness/check.ts';
+import { assertClose } from '../../src/selftest/check.ts';
 import { fixtureF32, fixtureJson, nodeFixtures } from '../harness/fixtures.ts';
-import { sentinelTensor } from '../harness/kernel_case.ts';
+import { sentinelTensor } from '../../src/selftest/kernel_case.ts';
 import { nodeContext } from '../harness/node_gpu.ts';
 
 const read = nodeFixtures();

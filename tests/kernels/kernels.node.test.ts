@@ -1,7 +1,7 @@
 import { describe, it } from 'vitest';
-import { runCase } from '../harness/kernel_case.ts';
+import { runCase } from '../../src/selftest/kernel_case.ts';
 import { nodeContext } from '../harness/node_gpu.ts';
-import { ALL_SUITES } from './all_suites.ts';
+import { ALL_SUITES } from '../../src/selftest/suites.ts';
 
 // Every kernel case against its CPU reference, on Node's Dawn (SwiftShader without a GPU).
 for (const suite of ALL_SUITES) {

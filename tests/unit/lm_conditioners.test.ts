@@ -6,7 +6,7 @@ import { hashTrick } from '../../src/conditioners/text.ts';
 import { parseLmConfig } from '../../src/models/lm_config.ts';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
 import { VarBuilder } from '../../src/weights/var_builder.ts';
-import { assertClose } from '../harness/check.ts';
+import { assertClose } from '../../src/selftest/check.ts';
 
 const FIX = resolve(import.meta.dirname, '../../../shared/fixtures');
 

@@ -7,7 +7,7 @@ import { SafetensorsFile, entryToF32 } from '../../src/weights/safetensors.ts';
 import { VarBuilder, WeightError, hostToEntry } from '../../src/weights/var_builder.ts';
 import { fixtureI32, fixtureJson, nodeFixtures } from '../harness/fixtures.ts';
 import { nodeContext } from '../harness/node_gpu.ts';
-import { topKSet } from '../kernels/sample.cases.ts';
+import { topKSet } from '../../src/selftest/cases/sample.cases.ts';
 
 const read = nodeFixtures();
 

@@ -3,7 +3,7 @@ import { type GpuContext, roundThrough } from '../../src/gpu/index.ts';
 import { MimiModel } from '../../src/models/mimi.ts';
 import { entryToF32, type TensorEntry } from '../../src/weights/safetensors.ts';
 import { hostToEntry, VarBuilder } from '../../src/weights/var_builder.ts';
-import { assertClose, assertEqualInts } from '../harness/check.ts';
+import { assertClose, assertEqualInts } from '../../src/selftest/check.ts';
 import { fixtureF32, nodeFixtures } from '../harness/fixtures.ts';
 import { nodeContext } from '../harness/node_gpu.ts';
 import { loadMimiFixture, type MimiFixture } from '../golden/mimi_helpers.ts';

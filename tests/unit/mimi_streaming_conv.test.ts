@@ -2,11 +2,11 @@ import { beforeAll, describe, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/index.ts';
 import { hostToEntry, VarBuilder } from '../../src/weights/var_builder.ts';
 import { StreamingConv1d, StreamingConvTranspose1d, rowsView } from '../../src/modules/conv.ts';
-import { conv1dRef } from '../kernels/conv1d.cases.ts';
-import { convTr1dRef } from '../kernels/conv_transpose1d.cases.ts';
-import { assertClose } from '../harness/check.ts';
+import { conv1dRef } from '../../src/selftest/cases/conv1d.cases.ts';
+import { convTr1dRef } from '../../src/selftest/cases/conv_transpose1d.cases.ts';
+import { assertClose } from '../../src/selftest/check.ts';
 import { nodeContext } from '../harness/node_gpu.ts';
-import { Rng } from '../harness/rng.ts';
+import { Rng } from '../../src/selftest/rng.ts';
 
 // Streaming equals batch (moshi/modules/conv.py test(): conv and convtr fed in chunks of frames
 // give the one-pass output): chunked StreamingConv1d / StreamingConvTranspose1d calls, state

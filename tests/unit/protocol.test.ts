@@ -17,7 +17,7 @@ import {
   makePacket,
   pcmToFrames,
 } from '../../src/protocol/index.ts';
-import { Rng } from '../harness/rng.ts';
+import { Rng } from '../../src/selftest/rng.ts';
 
 function enc(p: Packet): ArrayBuffer {
   const r = encodePacket(p);

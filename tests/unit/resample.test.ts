@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { designResampler, resample, resampledLength, StreamingResampler } from '../../src/audio/resample.ts';
 import { decodeWav } from '../../src/audio/wav.ts';
 import { nodeFixtures } from '../harness/fixtures.ts';
-import { Rng } from '../harness/rng.ts';
+import { Rng } from '../../src/selftest/rng.ts';
 
 function sine(n: number, rate: number, hz: number, amp = 0.5, phase = 0.3): Float32Array {
   const x = new Float32Array(n);

@@ -2,7 +2,7 @@
 // RingBuffer moving a counter pattern (sample i = i mod 2^24, exact in Float32) in random chunks.
 import { parentPort, workerData } from 'node:worker_threads';
 import { RingBuffer } from '../../src/audio/ring_buffer.ts';
-import { Rng } from '../harness/rng.ts';
+import { Rng } from '../../src/selftest/rng.ts';
 
 const { role, buffer, total, maxChunk, seed } = workerData as {
   role: 'producer' | 'consumer';

@@ -13,13 +13,13 @@ import { type GpuContext, roundThrough } from '../../src/gpu/index.ts';
 import { NORM_EPS, StreamingTransformer, type TransformerConfig, gatingHidden } from '../../src/modules/transformer.ts';
 import type { TensorEntry } from '../../src/weights/safetensors.ts';
 import { VarBuilder, WeightError, hostToEntry } from '../../src/weights/var_builder.ts';
-import { assertClose } from '../harness/check.ts';
-import { sentinelTensor } from '../harness/kernel_case.ts';
+import { assertClose } from '../../src/selftest/check.ts';
+import { sentinelTensor } from '../../src/selftest/kernel_case.ts';
 import { nodeContext } from '../harness/node_gpu.ts';
-import { Rng } from '../harness/rng.ts';
-import { RingAttentionRef } from '../kernels/attention.cases.ts';
-import { layerNormRef, rmsNormRef } from '../kernels/norm.cases.ts';
-import { erf } from '../kernels/unary.cases.ts';
+import { Rng } from '../../src/selftest/rng.ts';
+import { RingAttentionRef } from '../../src/selftest/cases/attention.cases.ts';
+import { layerNormRef, rmsNormRef } from '../../src/selftest/cases/norm.cases.ts';
+import { erf } from '../../src/selftest/cases/unary.cases.ts';
 
 type W = Map<string, { values: Float32Array; shape: number[] }>;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeWav, encodeWavF32, encodeWavPcm16, WavError } from '../../src/audio/wav.ts';
 import { fixtureF32, nodeFixtures } from '../harness/fixtures.ts';
-import { Rng } from '../harness/rng.ts';
+import { Rng } from '../../src/selftest/rng.ts';
 
 const fx = nodeFixtures();
 

@@ -1,5 +1,5 @@
 // The capture and playback worklets in headless Chromium, loaded the way the app loads them
-// (src/audio/worklet_loader.ts): once from the Vite dev server, once from a `vite build` output
+// (src/ui/worklet_loader.ts): once from the Vite dev server, once from a `vite build` output
 // served statically. A fake microphone (Chromium's built-in beep device) feeds capture; playback is
 // checked through an AnalyserNode. Both transport modes: shared rings and port messages.
 import { createServer, type Server } from 'node:http';
@@ -136,8 +136,8 @@ describe('audio worklets in Chromium', () => {
     const { server, url } = await startDevServer();
     try {
       const page = await blankPage(url);
-      check(await exercise(page, '/src/audio/worklet_loader.ts', false), 'shared');
-      check(await exercise(page, '/src/audio/worklet_loader.ts', true), 'message');
+      check(await exercise(page, '/src/ui/worklet_loader.ts', false), 'shared');
+      check(await exercise(page, '/src/ui/worklet_loader.ts', true), 'message');
       await page.close();
     } finally {
       await server.close();
@@ -158,7 +158,7 @@ describe('audio worklets in Chromium', () => {
           emptyOutDir: true,
           minify: true,
           target: 'es2022',
-          rollupOptions: { input: { loader: resolve(ROOT, 'src/audio/worklet_loader.ts') }, preserveEntrySignatures: 'strict', output: { entryFileNames: 'loader.js' } },
+          rollupOptions: { input: { loader: resolve(ROOT, 'src/ui/worklet_loader.ts') }, preserveEntrySignatures: 'strict', output: { entryFileNames: 'loader.js' } },
         },
       });
       const files = readdirSync(join(out, 'assets'));

@@ -1,5 +1,5 @@
-import { ALL_SUITES } from '../../kernels/all_suites.ts';
-import { runCase } from '../../harness/kernel_case.ts';
+import { ALL_SUITES } from '../../../src/selftest/suites.ts';
+import { runCase } from '../../../src/selftest/kernel_case.ts';
 import type { BrowserSuite } from '../protocol.ts';
 
 /** The same kernel cases as the Node tests, in a module Worker on Chromium's WebGPU. */

@@ -1,5 +1,5 @@
 import { MimiModel } from '../../../src/models/mimi.ts';
-import { assertClose, assertEqualInts } from '../../harness/check.ts';
+import { assertClose, assertEqualInts } from '../../../src/selftest/check.ts';
 import { fixtureF32, fixtureI32, urlFixtures } from '../../harness/fixtures.ts';
 import { loadMimiFixture } from '../../golden/mimi_helpers.ts';
 import type { BrowserSuite } from '../protocol.ts';

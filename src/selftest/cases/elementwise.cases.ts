@@ -1,9 +1,9 @@
-import { addInPlace, addScaledInPlace, gatedSilu, transpose2d } from '../../src/kernels/elementwise.ts';
-import type { Tensor } from '../../src/gpu/index.ts';
-import { assertClose } from '../harness/check.ts';
-import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
-import { ODD_SIZES } from './sizes.ts';
+import { addInPlace, addScaledInPlace, gatedSilu, transpose2d } from '../../kernels/elementwise.ts';
+import type { Tensor } from '../../gpu/index.ts';
+import { assertClose } from '../check.ts';
+import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
+import { ODD_SIZES } from '../sizes.ts';
 
 const silu = (v: number) => v / (1 + Math.exp(-v));
 

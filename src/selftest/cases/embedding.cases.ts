@@ -1,8 +1,8 @@
-import { bf16BitsToF32, roundThrough } from '../../src/gpu/dtype.ts';
-import { embedding } from '../../src/kernels/embedding.ts';
-import { assertClose } from '../harness/check.ts';
-import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
+import { bf16BitsToF32, roundThrough } from '../../gpu/dtype.ts';
+import { embedding } from '../../kernels/embedding.ts';
+import { assertClose } from '../check.ts';
+import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
 
 type TDType = 'f32' | 'f16' | 'bf16';
 

@@ -1,7 +1,7 @@
-import { convTranspose1d, convTr1dTaps, relayoutConvTr1dWeight } from '../../src/kernels/conv_transpose1d.ts';
-import { assertClose } from '../harness/check.ts';
-import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
+import { convTranspose1d, convTr1dTaps, relayoutConvTr1dWeight } from '../../kernels/conv_transpose1d.ts';
+import { assertClose } from '../check.ts';
+import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
 
 export interface ConvTr1dCaseSpec {
   t: number;

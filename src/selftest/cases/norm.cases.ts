@@ -1,8 +1,8 @@
-import { layerNorm, rmsNorm } from '../../src/kernels/norm.ts';
-import { assertClose } from '../harness/check.ts';
-import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
-import { ODD_SIZES } from './sizes.ts';
+import { layerNorm, rmsNorm } from '../../kernels/norm.ts';
+import { assertClose } from '../check.ts';
+import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
+import { ODD_SIZES } from '../sizes.ts';
 
 /** CPU LayerNorm in f64 (torch.nn.LayerNorm, biased variance). x: [M, D]. */
 export function layerNormRef(x: Float32Array, w: Float32Array, b: Float32Array, m: number, d: number, eps: number): Float32Array {

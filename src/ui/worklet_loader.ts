@@ -15,9 +15,7 @@
  */
 import captureUrl from '../../workers/audio_capture_worklet.ts?worker&url';
 import playbackUrl from '../../workers/audio_playback_worklet.ts?worker&url';
-import { FramePool } from '../protocol/audio_frames.ts';
-import { AUDIO_CHUNK_SAMPLES } from '../protocol/packet.ts';
-import { RingBuffer } from './ring_buffer.ts';
+import { RingBuffer } from '../audio/ring_buffer.ts';
 import {
   CAPTURE_PROCESSOR,
   type CaptureOptions,
@@ -27,7 +25,9 @@ import {
   type PlaybackOptions,
   type WorkletMessage,
   createAudioStats,
-} from './worklet_shared.ts';
+} from '../audio/worklet_shared.ts';
+import { FramePool } from '../protocol/audio_frames.ts';
+import { AUDIO_CHUNK_SAMPLES } from '../protocol/packet.ts';
 
 export { captureUrl, playbackUrl };
 
@@ -213,4 +213,4 @@ export async function createAudioIO(ctx: AudioContext, opts: AudioIOOptions = {}
   };
 }
 
-export { MODEL_RATE, STAT, createAudioStats, readAudioStats } from './worklet_shared.ts';
+export { MODEL_RATE, STAT, createAudioStats, readAudioStats } from '../audio/worklet_shared.ts';

@@ -1,8 +1,8 @@
-import { rope, ropeFreqs, ropeFreqsTensor } from '../../src/kernels/rope.ts';
-import { assertClose } from '../harness/check.ts';
-import { type KernelCase, type KernelSuite } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
-import { ODD_SIZES } from './sizes.ts';
+import { rope, ropeFreqs, ropeFreqsTensor } from '../../kernels/rope.ts';
+import { assertClose } from '../check.ts';
+import { type KernelCase, type KernelSuite } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
+import { ODD_SIZES } from '../sizes.ts';
 
 /**
  * CPU RoPE of moshi/modules/rope.py (interleave=True): the angle is formed in f32 as torch does

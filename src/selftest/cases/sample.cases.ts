@@ -1,9 +1,9 @@
-import type { GpuContext } from '../../src/gpu/index.ts';
-import { sample } from '../../src/kernels/sample.ts';
-import { assertEqualInts } from '../harness/check.ts';
-import type { KernelCase, KernelSuite } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
-import { ODD_SIZES } from './sizes.ts';
+import type { GpuContext } from '../../gpu/index.ts';
+import { sample } from '../../kernels/sample.ts';
+import { assertEqualInts } from '../check.ts';
+import type { KernelCase, KernelSuite } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
+import { ODD_SIZES } from '../sizes.ts';
 
 /** CPU reference: argmax with ties to the lowest index (torch.argmax). */
 export function argmaxRef(row: ArrayLike<number>): number {

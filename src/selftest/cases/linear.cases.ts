@@ -1,9 +1,9 @@
-import { bf16BitsToF32, f16BitsToF32, roundThrough } from '../../src/gpu/dtype.ts';
-import { type LinearOptions, linear, linearPath } from '../../src/kernels/linear.ts';
-import { assertClose } from '../harness/check.ts';
-import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
-import { ODD_SIZES } from './sizes.ts';
+import { bf16BitsToF32, f16BitsToF32, roundThrough } from '../../gpu/dtype.ts';
+import { type LinearOptions, linear, linearPath } from '../../kernels/linear.ts';
+import { assertClose } from '../check.ts';
+import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
+import { ODD_SIZES } from '../sizes.ts';
 
 type WDType = 'f32' | 'f16' | 'bf16';
 

@@ -1,4 +1,4 @@
-import type { GpuContext, Recorder, Tensor } from '../../src/gpu/index.ts';
+import type { GpuContext, Recorder, Tensor } from '../gpu/index.ts';
 import { SENTINEL } from './check.ts';
 
 /**

@@ -1,11 +1,11 @@
 /**
  * Benchmark timing shared by Node (`npm run bench`) and the browser (the kernel benchmark page,
- * workers/selftest_worker.ts): no Node or DOM imports. Copy bandwidth, median timing of a
+ * src/selftest/runner.ts): no Node or DOM imports. Copy bandwidth, median timing of a
  * recording (GPU timestamps when the context profiles, wall time otherwise), and one kernel
  * case end to end (setup, validation against the CPU reference, timing, GFLOP/s and GB/s).
  */
-import type { GpuContext, Recorder } from '../src/gpu/index.ts';
-import type { KernelCase } from '../tests/harness/kernel_case.ts';
+import type { GpuContext, Recorder } from '../gpu/index.ts';
+import type { KernelCase } from './kernel_case.ts';
 
 /** Median of a non-empty list. */
 export function median(values: readonly number[]): number {

@@ -1,7 +1,7 @@
-import { conv1d, conv1dContext, conv1dOutLen, relayoutConv1dWeight } from '../../src/kernels/conv1d.ts';
-import { assertClose } from '../harness/check.ts';
-import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
+import { conv1d, conv1dContext, conv1dOutLen, relayoutConv1dWeight } from '../../kernels/conv1d.ts';
+import { assertClose } from '../check.ts';
+import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
 
 export interface Conv1dCaseSpec {
   tIn: number;

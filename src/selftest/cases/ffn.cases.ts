@@ -1,11 +1,11 @@
-import { roundThrough } from '../../src/gpu/dtype.ts';
-import type { Tensor } from '../../src/gpu/index.ts';
-import { KVCache, attention } from '../../src/kernels/attention.ts';
-import { gatedSilu } from '../../src/kernels/elementwise.ts';
-import { linear, linearPath } from '../../src/kernels/linear.ts';
-import { assertClose } from '../harness/check.ts';
-import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
+import { roundThrough } from '../../gpu/dtype.ts';
+import type { Tensor } from '../../gpu/index.ts';
+import { KVCache, attention } from '../../kernels/attention.ts';
+import { gatedSilu } from '../../kernels/elementwise.ts';
+import { linear, linearPath } from '../../kernels/linear.ts';
+import { assertClose } from '../check.ts';
+import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
 import { RingAttentionRef } from './attention.cases.ts';
 import { linearRef } from './linear.cases.ts';
 

@@ -1,8 +1,8 @@
-import { type Tensor, roundThrough } from '../../src/gpu/index.ts';
-import { KVCache, attention } from '../../src/kernels/attention.ts';
-import { assertClose } from '../harness/check.ts';
-import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
+import { type Tensor, roundThrough } from '../../gpu/index.ts';
+import { KVCache, attention } from '../../kernels/attention.ts';
+import { assertClose } from '../check.ts';
+import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
 import { ropeRef } from './rope.cases.ts';
 
 /**

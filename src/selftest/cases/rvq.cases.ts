@@ -1,7 +1,7 @@
-import { rvqDecode, rvqEncode } from '../../src/kernels/rvq.ts';
-import { assertClose, assertEqualInts } from '../harness/check.ts';
-import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
+import { rvqDecode, rvqEncode } from '../../kernels/rvq.ts';
+import { assertClose, assertEqualInts } from '../check.ts';
+import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
 
 export interface RvqCaseSpec {
   frames: number;

@@ -1,12 +1,12 @@
-import { type GpuContext, QuantizedTensor, bf16BitsToF32, f32ToBf16Bits } from '../../src/gpu/index.ts';
-import { embedding } from '../../src/kernels/embedding.ts';
-import { type LinearOptions, linear, linearPath } from '../../src/kernels/linear.ts';
-import { assertClose } from '../harness/check.ts';
-import { type KernelCase, type KernelSuite, sentinelTensor } from '../harness/kernel_case.ts';
-import { Rng } from '../harness/rng.ts';
+import { type GpuContext, QuantizedTensor, bf16BitsToF32, f32ToBf16Bits } from '../../gpu/index.ts';
+import { embedding } from '../../kernels/embedding.ts';
+import { type LinearOptions, linear, linearPath } from '../../kernels/linear.ts';
+import { assertClose } from '../check.ts';
+import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
+import { Rng } from '../rng.ts';
 import { embeddingRef } from './embedding.cases.ts';
 import { linearRef } from './linear.cases.ts';
-import { ODD_SIZES } from './sizes.ts';
+import { ODD_SIZES } from '../sizes.ts';
 
 /** A quantized layout under test: PyTorch q8, or MLX affine with `bits` and `groupSize`. */
 export type QuantSpec = { format: 'q8' } | { format: 'affine'; bits: 2 | 4 | 8; groupSize: 32 | 64 | 128 };
