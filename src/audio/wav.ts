@@ -25,6 +25,8 @@
  * documentation (KSDATAFORMAT_SUBTYPE_PCM / _IEEE_FLOAT GUIDs).
  */
 
+import { countBadSamples, MAX_SAMPLE_ABS } from './finite.ts';
+
 /** A WAV that is not RIFF/WAVE, is truncated, or uses a format this reader does not take. The message names the file. */
 export class WavError extends Error {
   override name = 'WavError';
@@ -52,7 +54,8 @@ export const WAV_MIN_RATE = 1000;
 /** Highest sample rate accepted, Hz. */
 export const WAV_MAX_RATE = 384000;
 /** Largest |sample| accepted in a float WAV (24 dB above full scale; no recording goes there). */
-export const WAV_MAX_ABS = 16;
+export const WAV_MAX_ABS = MAX_SAMPLE_ABS;
+export { countBadSamples };
 /** `data` chunk size written by streaming writers that do not know the length: "to the end of the file". */
 const STREAMING_SIZE = 0xffffffff;
 
@@ -160,27 +163,6 @@ export function decodeWav(bytes: Uint8Array | ArrayBuffer, fileName = '<memory>'
     }
   }
   return { sampleRate: rate, samples, format, channels };
-}
-
-/**
- * Counts samples that are NaN, ±Infinity or beyond ±`maxAbs` (default WAV_MAX_ABS).
- * @returns the count, and the first such sample's index and value (index -1 when none)
- */
-export function countBadSamples(x: ArrayLike<number>, maxAbs = WAV_MAX_ABS): { count: number; first: number; value: number } {
-  let count = 0;
-  let first = -1;
-  let value = 0;
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i];
-    if (!(v >= -maxAbs && v <= maxAbs)) {
-      if (count === 0) {
-        first = i;
-        value = v;
-      }
-      count++;
-    }
-  }
-  return { count, first, value };
 }
 
 /**
