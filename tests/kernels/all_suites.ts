@@ -12,6 +12,7 @@ import { ropeSuite } from './rope.cases.ts';
 import { sampleSuite } from './sample.cases.ts';
 import { softmaxSuite } from './softmax.cases.ts';
 import { unarySuite } from './unary.cases.ts';
+import { finiteSuite } from './finite.cases.ts';
 
 /** Every kernel family's cases: run by tests (Node and Chromium) and by `npm run bench`. */
-export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, softmaxSuite, ropeSuite, attentionSuite, ffnSuite];
+export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, softmaxSuite, ropeSuite, attentionSuite, ffnSuite, finiteSuite];
