@@ -13,7 +13,8 @@ import { MIMI_RELEASED_CONFIG, parseMimiConfig, type MimiConfig } from '../model
 import { TextTokenizer } from '../text/tokenizer.ts';
 import { SafetensorsFile } from '../weights/safetensors.ts';
 import { VarBuilder } from '../weights/var_builder.ts';
-import { Engine, type GpuLoop } from './engine.ts';
+import { finiteCheck } from '../kernels/finite.ts';
+import { CHECK_BITS, Engine, type GpuLoop } from './engine.ts';
 import type { ModelFiles } from '../weights/sources.ts';
 import type { ModelInfo, SamplingSettings } from './worker_api.ts';
 
@@ -133,6 +134,10 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadO
     recordEncode: (rec, pcm, codes) => mimi.recordEncode(rec, pcm, codes),
     recordLmStep: (rec, codes, out) => lmGen.recordStep(rec, codes, out),
     recordDecode: (rec, audio, pcm) => mimi.recordDecode(rec, audio, pcm),
+    recordChecks: (rec, flags) => {
+      finiteCheck(rec, lm.textLogits, flags, CHECK_BITS.textLogits);
+      for (const t of lm.depformerLogits) finiteCheck(rec, t, flags, CHECK_BITS.audioLogits);
+    },
     reset: () => {
       mimi.reset();
       resetLm();

@@ -381,6 +381,7 @@ export function mountApp(root: HTMLElement): void {
       ['steps', String(m.steps)], ['over 80 ms', String(m.overBudget)], ['input queue', `${(m.inputQueueSamples / 24).toFixed(0)} ms`],
       ['output queue', `${(m.outputQueueSamples / 24).toFixed(0)} ms`], ['underruns', String(m.underruns)], ['overruns', String(m.overruns)],
       ['skipped decodes', String(m.skippedDecodes)], ['dropped packets', dropped], ['protocol errors', String(m.protocolErrors)], ['text tokens', String(m.textTokens)],
+      ['non-finite', nonFiniteText(m.nonFinite)],
     ];
     counters.innerHTML = items.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('');
   };
@@ -388,6 +389,7 @@ export function mountApp(root: HTMLElement): void {
     steps: 0, tokenSteps: 0, overBudget: 0, skippedDecodes: 0, budgetMs: 80, last: null, textTokens: 0,
     encodeMs: { p50: 0, p95: 0, max: 0, mean: 0 }, lmMs: { p50: 0, p95: 0, max: 0, mean: 0 }, decodeMs: { p50: 0, p95: 0, max: 0, mean: 0 }, stepMs: { p50: 0, p95: 0, max: 0, mean: 0 },
     inputQueueSamples: 0, outputQueueSamples: 0, underruns: 0, overruns: 0, droppedPackets: {}, protocolErrors: 0,
+    nonFinite: { inputFrames: 0, inputSamples: 0, textLogitSteps: 0, audioLogitSteps: 0, outputFrames: 0, outputSamples: 0 },
   });
   const tick = async () => {
     if (client) {
@@ -415,4 +417,16 @@ export function mountApp(root: HTMLElement): void {
       if (q.get('autostart') === '1' && hook.state === 'ready') void toggleMic();
     });
   }
+}
+
+/** The metrics panel's line for the engine's finiteness checks: '0', or what was found (input samples zeroed, steps with NaN logits, output frames silenced). */
+function nonFiniteText(n: MetricsSnapshot['nonFinite'] | undefined): string {
+  if (!n) return '0';
+  const parts = [
+    n.inputSamples ? `${n.inputSamples} input samples zeroed` : '',
+    n.textLogitSteps ? `${n.textLogitSteps} steps text logits` : '',
+    n.audioLogitSteps ? `${n.audioLogitSteps} steps audio logits` : '',
+    n.outputFrames ? `${n.outputFrames} output frames silenced` : '',
+  ].filter(Boolean);
+  return parts.join(', ') || '0';
 }
