@@ -9,8 +9,11 @@ import { access, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
-/** Most frames a codes file may hold: 2^20 (about 23 hours at 12.5 Hz). Larger claims are refused before anything is allocated. */
-export const MAX_CODE_FRAMES = 1 << 20;
+/**
+ * Most frames a codes file may hold: 2^16 (87 minutes at 12.5 Hz; its decoded audio, 503 MB of
+ * f32, still fits one WAV file). Larger claims are refused before anything is allocated.
+ */
+export const MAX_CODE_FRAMES = 1 << 16;
 
 /** A problem with an input or output file (missing, a directory, unreadable, malformed). Exit code 1; the message names the file. */
 export class CliInputError extends Error {

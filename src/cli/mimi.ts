@@ -109,7 +109,7 @@ export function parseCodesJson(json: unknown, source: string, maxCodebooks: numb
   const frames = o.frames;
   if (!Number.isInteger(nQ)) throw fail(`"n_q" must be an integer, got ${JSON.stringify(nQ)}`);
   if (!Number.isInteger(frames) || (frames as number) < 1) throw fail(`"frames" must be a positive integer, got ${JSON.stringify(frames)}`);
-  if ((frames as number) > MAX_CODE_FRAMES) throw fail(`"frames" is ${frames}, more than the ${MAX_CODE_FRAMES} frames (${((MAX_CODE_FRAMES / 12.5) / 3600).toFixed(0)} h at 12.5 Hz) a codes file may hold`);
+  if ((frames as number) > MAX_CODE_FRAMES) throw fail(`"frames" is ${frames}, more than the ${MAX_CODE_FRAMES} frames a codes file may hold (${((MAX_CODE_FRAMES / 12.5) / 60).toFixed(0)} min at 12.5 Hz)`);
   if ((nQ as number) < 1 || (nQ as number) > maxCodebooks) throw fail(`"n_q" is ${nQ}, the model has ${maxCodebooks} codebooks (quantizer.n_q): use 1..${maxCodebooks}`);
   const rows = o.codes;
   if (!Array.isArray(rows)) throw fail(`"codes" must be an array of ${nQ} rows`);
@@ -160,6 +160,7 @@ async function encodeCmd(argv: string[], io: CliIO): Promise<number> {
     const fs = mimiDerived(config, configPath).frameSize;
     if (wav.samples.length === 0) throw new CliInputError(`${inPath}: the 'data' chunk holds no samples`);
     if (pcm.length < fs) throw new CliInputError(`${inPath}: ${pcm.length} samples at ${rate} Hz is shorter than one ${fs}-sample frame (${(fs / rate) * 1000} ms)`);
+    if (pcm.length / fs > MAX_CODE_FRAMES) throw new CliInputError(`${inPath}: ${(pcm.length / rate / 60).toFixed(1)} min is ${Math.floor(pcm.length / fs)} frames, more than the ${MAX_CODE_FRAMES} a codes file may hold: split the file`);
   }
   const { ctx, model } = await loadModel(config, weightsPath, io, configPath);
   try {
