@@ -167,7 +167,7 @@ describe('bad input through the CLI: exit code 1, the file named, nothing loaded
     const rows = (n: number, t: number, v: unknown = 1) => Array.from({ length: n }, () => Array.from({ length: t }, () => v));
     const cases: [string, unknown, RegExp, RegExp][] = [
       ['huge.json', { n_q: 8, frames: 1e9, codes: rows(8, 3) }, /"frames" is 1000000000, more than the 65536 frames/, /"frames" is 1000000000, more than/],
-      ['lying.json', { n_q: 8, frames: 100000, codes: rows(8, 3) }, /codes\[0\] has 3 values, "frames" says 100000/, /codes row 0 must have frames = 100000 values, got 3/],
+      ['lying.json', { n_q: 8, frames: 50000, codes: rows(8, 3) }, /codes\[0\] has 3 values, "frames" says 50000/, /codes row 0 must have frames = 50000 values, got 3/],
       ['frac.json', { n_q: 8, frames: 3, codes: rows(8, 3, 2.5) }, /codes\[0\]\[0\] = 2\.5 is not an integer/, /code 2\.5 at codebook 0, frame 0 is not an integer/],
       ['str.json', { n_q: 8, frames: 3, codes: rows(8, 3, '7') }, /codes\[0\]\[0\] = "7" is not an integer/, /code "7" at codebook 0, frame 0 is not an integer/],
       ['range.json', { n_q: 8, frames: 3, codes: rows(8, 3, 64) }, /codes\[0\]\[0\] = 64 is out of range \[0, 64\)/, /code 64 at codebook 0, frame 0 is outside \[0, 64\)/],
