@@ -23,6 +23,7 @@
 import { writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { resample } from '../audio/resample.ts';
+import { countBadSamples, MAX_SAMPLE_ABS } from '../audio/finite.ts';
 import { decodeWav, encodeWavF32 } from '../audio/wav.ts';
 import type { GpuContext } from '../gpu/index.ts';
 import { createNodeGpuContext } from '../gpu/node.ts';
@@ -215,6 +216,10 @@ async function decodeCmd(argv: string[], io: CliIO): Promise<number> {
       pcm.set(y, t0f * fs);
     }
     const ms = performance.now() - t0;
+    const bad = countBadSamples(pcm);
+    if (bad.count) {
+      throw new CliInputError(`decoding ${codesPath} with ${weightsPath} gave ${bad.count} sample(s) that are NaN, infinite or beyond ±${MAX_SAMPLE_ABS} (first: sample ${bad.first} = ${bad.value}, frame ${Math.floor(bad.first / fs)}): nothing written to ${outPath} (non-finite weights?)`);
+    }
     const bytes = ext === '.wav' ? encodeWavF32(pcm, config.sample_rate) : new Uint8Array(pcm.buffer);
     await writeFile(outPath, bytes);
     io.stderr(`decoded ${frames} frames x ${nQ} codebooks (${(pcm.length / config.sample_rate).toFixed(2)} s) in ${(ms / 1000).toFixed(2)} s -> ${outPath}`);

@@ -24,7 +24,7 @@
  *   (kernel finite_check); the flag word travels in the step's existing token readback;
  * - decoded PCM: a frame holding a NaN / infinite / absurd sample is replaced by silence.
  */
-import { countBadSamples } from '../audio/finite.ts';
+import { countBadSamples, MAX_SAMPLE_ABS, zeroBadSamples } from '../audio/finite.ts';
 import { type GpuContext, type Recorder, Tensor } from '../gpu/index.ts';
 import { FRAME_SAMPLES, LoopMetrics, type StepTimings } from './metrics.ts';
 
@@ -338,8 +338,9 @@ export class Engine {
       const faults: StepFault[] = [];
       const badIn = countBadSamples(pcm);
       if (badIn.count) {
-        pcm = pcm.map((v) => (v >= -16 && v <= 16 ? v : 0));
-        faults.push({ kind: 'input', samples: badIn.count, message: `step ${index}: ${badIn.count} input sample(s) NaN, infinite or beyond ±16 (first: sample ${badIn.first} = ${badIn.value}) replaced by 0` });
+        pcm = pcm.slice();
+        zeroBadSamples(pcm);
+        faults.push({ kind: 'input', samples: badIn.count, message: `step ${index}: ${badIn.count} input sample(s) NaN, infinite or beyond ±${MAX_SAMPLE_ABS} (first: sample ${badIn.first} = ${badIn.value}) replaced by 0` });
       }
       const r = await this.backend.run(pcm, opts.skipDecode === true);
       if (r.checks & CHECK_BITS.textLogits) faults.push({ kind: 'text_logits', samples: 0, message: `step ${index}: the text logits hold NaN or infinite values (the text token is not trustworthy)` });
@@ -359,7 +360,7 @@ export class Engine {
         const badOut = countBadSamples(out);
         if (badOut.count) {
           out = new Float32Array(FRAME_SAMPLES);
-          faults.push({ kind: 'output', samples: badOut.count, message: `step ${index}: Mimi decode returned ${badOut.count} sample(s) NaN, infinite or beyond ±16 (first: sample ${badOut.first} = ${badOut.value}); the frame was replaced by silence` });
+          faults.push({ kind: 'output', samples: badOut.count, message: `step ${index}: Mimi decode returned ${badOut.count} sample(s) NaN, infinite or beyond ±${MAX_SAMPLE_ABS} (first: sample ${badOut.first} = ${badOut.value}); the frame was replaced by silence` });
         }
         text = this.textOf(r.frame.text);
       } else {

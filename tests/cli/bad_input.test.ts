@@ -217,6 +217,27 @@ describe('bad input through the CLI: exit code 1, the file named, nothing loaded
     await expectFail(run({ lmConfig: lmBadPath }), lmBadPath, /num_layers/);
   });
 
+  // NaN in the weights gets through the loader here (that check belongs to the weight loader);
+  // what must not happen is NaN audio or NaN-logit tokens passed on with exit 0.
+  it('non-finite decoded audio or logits (NaN weights) fail the command, naming what was found', async () => {
+    const mimiNan = poison(MIMI_WEIGHTS, 'mimi_nan.safetensors', 'decoder.model.14.conv.conv.bias', NaN);
+    const codes = file('ok_codes2.json', JSON.stringify({ n_q: 8, frames: 2, codes: Array.from({ length: 8 }, () => [1, 2]) }));
+    const outWav = join(out, 'nan_decode.wav');
+    let r = await cli(decode({ weights: mimiNan, codes, out: outWav }));
+    expect(r.code, r.err).toBe(1);
+    expect(r.err).toMatch(new RegExp(`decoding .*ok_codes2\\.json with ${esc(mimiNan)} gave 3840 sample\\(s\\) that are NaN.*nothing written`));
+    expect(() => readFileSync(outWav)).toThrow();
+    const lmNan = poison(LM_WEIGHTS, 'lm_nan.safetensors', 'text_linear.weight', NaN, 5);
+    r = await cli(run({ lmWeights: lmNan, out: join(out, 'nan_run.wav'), tokens: join(out, 'nan_run.json') }));
+    expect(r.code, r.err).toBe(1);
+    expect(r.err).toMatch(/warning: step 0: the text logits hold NaN or infinite values/);
+    expect(r.err).toMatch(/error: \d+ step fault\(s\): (\d+) step\(s\) with non-finite text logits.*the outputs were written but are not trustworthy/);
+    r = await cli(run({ mimiWeights: mimiNan, out: join(out, 'nan_run2.wav'), tokens: join(out, 'nan_run2.json') }));
+    expect(r.code, r.err).toBe(1);
+    expect(r.err).toMatch(/warning: step \d+: Mimi decode returned 1920 sample\(s\) NaN.*replaced by silence/);
+    expect(r.err).toMatch(/decoded frame\(s\) replaced by silence/);
+  }, 300_000);
+
   it('a missing output folder is found before anything is loaded or computed (every command)', async () => {
     const gone = join(dir, 'no_such_folder', 'x');
     const codes = file('ok_user4.json', JSON.stringify({ n_q: 8, frames: 2, codes: Array.from({ length: 8 }, () => [1, 2]) }));
@@ -228,6 +249,18 @@ describe('bad input through the CLI: exit code 1, the file named, nothing loaded
     await expectFail(run({ out: out }), out, /--out .* is a folder, expected a file name/);
   });
 });
+
+/** A copy of a safetensors file with the F32 values of `key` set to `value` (at element `at`, or all). */
+function poison(src: string, name: string, key: string, value: number, at?: number): string {
+  const b = new Uint8Array(readFileSync(src));
+  const n = Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true));
+  const h = JSON.parse(new TextDecoder().decode(b.subarray(8, 8 + n))) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const e = h[key];
+  if (!e || e.dtype !== 'F32') throw new Error(`no F32 key ${key} in ${src}`);
+  const dv = new DataView(b.buffer, b.byteOffset + 8 + n + e.data_offsets[0], e.data_offsets[1] - e.data_offsets[0]);
+  for (let i = 0; i < dv.byteLength / 4; i++) if (at === undefined || i === at) dv.setFloat32(4 * i, value, true);
+  return file(name, b);
+}
 
 /** Sets `key` (found anywhere in the object) to `value`. */
 function mutateFirstNumber(o: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
