@@ -16,6 +16,9 @@
  * goes to `lm_gen.step`, and each returned token frame is kept. Sampling defaults are LMGen's
  * (moshi/models/lm.py `LMGen.__init__`: temp 0.8, temp_text 0.7, top_k 250, top_k_text 25), or the
  * config's `lm_gen_config` when it has one; `--temp 0 --temp-text 0` is greedy.
+ *
+ * Every step's text and audio logits are checked on the GPU (LMGen.lastStepChecks); when any
+ * were NaN or infinite the command says which steps, writes the output and exits 1.
  */
 import { writeFile } from 'node:fs/promises';
 import { createNodeGpuContext } from '../gpu/node.ts';
@@ -217,10 +220,17 @@ export const lmCommand: CliCommand = {
         `${sampling.temp === 0 && sampling.tempText === 0 ? 'greedy' : `temp ${sampling.temp}/${sampling.tempText}, top-k ${sampling.topK}/${sampling.topKText}, seed ${seed}`}`);
 
       const steps: LmStepOut[] = [];
+      const faults: string[] = [];
       let text = '';
       const t1 = performance.now();
       for (let t = 0; t < codes.frames.length; t++) {
         const r = await gen.step(codes.frames[t]!);
+        const c = gen.lastStepChecks;
+        if (c.textLogits || c.audioLogits) {
+          const what = `step ${t}: the ${[c.textLogits ? 'text' : '', c.audioLogits ? 'audio' : ''].filter(Boolean).join(' and ')} logits hold NaN or infinite values`;
+          if (faults.length < 5) io.stderr(`warning: ${what}`);
+          faults.push(what);
+        }
         steps.push(r ? { text: r.text, audio: Array.from(r.audio) } : null);
         if (r && tokenizer) text += tokenizer.decodePiece(r.text) ?? '';
         if (io.verbose) io.stderr(`step ${t}: ${r ? `text ${r.text} audio [${Array.from(r.audio).join(', ')}]` : 'null'}`);
@@ -231,6 +241,7 @@ export const lmCommand: CliCommand = {
       if (tokenizer) io.stdout(text);
       gen.destroy();
       lm.destroy();
+      if (faults.length) throw new Error(`${faults.length} of ${steps.length} steps had non-finite logits (first: ${faults[0]}; non-finite weights in ${weightsPath}?): ${outPath} was written but its tokens are not trustworthy`);
     } finally {
       ctx.destroy();
     }

@@ -13,7 +13,6 @@ import { MIMI_RELEASED_CONFIG, parseMimiConfig, type MimiConfig } from '../model
 import { TextTokenizer } from '../text/tokenizer.ts';
 import { SafetensorsFile } from '../weights/safetensors.ts';
 import { VarBuilder } from '../weights/var_builder.ts';
-import { finiteCheck } from '../kernels/finite.ts';
 import { CHECK_BITS, Engine, type GpuLoop } from './engine.ts';
 import type { ModelFiles } from '../weights/sources.ts';
 import type { ModelInfo, SamplingSettings } from './worker_api.ts';
@@ -134,10 +133,7 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadO
     recordEncode: (rec, pcm, codes) => mimi.recordEncode(rec, pcm, codes),
     recordLmStep: (rec, codes, out) => lmGen.recordStep(rec, codes, out),
     recordDecode: (rec, audio, pcm) => mimi.recordDecode(rec, audio, pcm),
-    recordChecks: (rec, flags) => {
-      finiteCheck(rec, lm.textLogits, flags, CHECK_BITS.textLogits);
-      for (const t of lm.depformerLogits) finiteCheck(rec, t, flags, CHECK_BITS.audioLogits);
-    },
+    recordChecks: (rec, flags) => lmGen.recordChecks(rec, flags, { text: CHECK_BITS.textLogits, audio: CHECK_BITS.audioLogits }),
     reset: () => {
       mimi.reset();
       resetLm();

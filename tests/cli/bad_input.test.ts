@@ -232,6 +232,14 @@ describe('bad input through the CLI: exit code 1, the file named, nothing loaded
     expect(r.code, r.err).toBe(1);
     expect(r.err).toMatch(/warning: step 0: the text logits hold NaN or infinite values/);
     expect(r.err).toMatch(/error: \d+ step fault\(s\): (\d+) step\(s\) with non-finite text logits.*the outputs were written but are not trustworthy/);
+    const user = file('ok_user5.json', JSON.stringify({ n_q: 8, frames: 3, codes: Array.from({ length: 8 }, () => [1, 2, 3]) }));
+    r = await cli(generate({ weights: lmNan, codes: user, out: join(out, 'nan_gen.json') }));
+    expect(r.code, r.err).toBe(1);
+    expect(r.err).toMatch(/warning: step 0: the text logits hold NaN or infinite values/);
+    expect(r.err).toMatch(new RegExp(`error: 3 of 3 steps had non-finite logits .*${esc(lmNan)}.*nan_gen\\.json was written but its tokens are not trustworthy`));
+    r = await cli(generate({ codes: user, out: join(out, 'ok_gen.json') }));
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).not.toMatch(/warning/);
     r = await cli(run({ mimiWeights: mimiNan, out: join(out, 'nan_run2.wav'), tokens: join(out, 'nan_run2.json') }));
     expect(r.code, r.err).toBe(1);
     expect(r.err).toMatch(/warning: step \d+: Mimi decode returned 1920 sample\(s\) NaN.*replaced by silence/);
