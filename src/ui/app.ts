@@ -217,6 +217,10 @@ export function mountApp(root: HTMLElement): void {
         banner('Engine error.', ` ${ev.message}`);
         fail('engine', new Error(ev.message));
         break;
+      case 'warning':
+        // The engine keeps running (bad samples zeroed, a bad frame silenced); the metrics count the rest.
+        banner('Engine warning.', ` ${ev.message}`, true);
+        break;
     }
   };
 
