@@ -1,20 +1,27 @@
-// sample: one token per row of logits, as moshi/utils/sampling.py `sample_token` does.
+// sample: tokens per row of logits, as moshi/utils/sampling.py `sample_token` does.
 //   temp <= 0 (greedy):  out[r] = argmax_v logits[r, v], ties to the lowest index (torch.argmax).
 //   temp > 0:            S = the top_k largest logits of the row (top_k = 0 or >= V: the whole row;
-//                        ties at the k-th value go to the lowest indices), then
-//                        out[r] = argmax_{v in S} logits[r, v] / temp - log(E_v),  E_v ~ Exp(1)
+//                        ties at the k-th value go to the lowest indices), then for draw d
+//                        out[r, d] = argmax_{v in S} logits[r, v] / temp - log(E_{d,v}),  E ~ Exp(1)
 //                      = a draw from softmax(logits / temp) restricted to S (the exponential race of
-//                        `multinomial(..., num_samples=1)`: argmax p_v / E_v).
-//   E_v = -log(u_v), u_v uniform in (0, 1) from a counter-based hash of (seed, draw, r, v): the same
-//   seed and draw give the same token; a new draw index gives an independent one.
-// Layouts: logits f32, row r at logits[logits_offset + r * v .. + v); out i32 at out[out_offset + r].
+//                        `multinomial(..., num_samples=1)`: argmax p_v / E_v; ties to the lower index).
+//   E_{d,v} = -log(u), u uniform in (0, 1) from a counter-based hash of (seed, draw + d, r, v): the
+//   same seed and draw give the same token; another draw index gives an independent one.
+// Draws: `draws` tokens per row (1 for the model; many for statistical tests, which then pay the
+//   top-k threshold search once per row, not once per draw). Draw d of row r uses the random
+//   stream of draw index draw + d, and goes to out[out_offset + r * draws + d].
+// Layouts: logits f32, row r at logits[logits_offset + r * v .. + v); out i32 as above.
 // Dispatch: one workgroup of WG threads per row (workgroups = [rows, 1, 1]); thread t owns the
 // contiguous chunk [t * ceil(V / WG), (t + 1) * ceil(V / WG)) of its row.
 // Top-k: the k-th largest value is found by a 32-round bitwise search over order-preserving u32 keys
 // (each round counts keys >= a candidate); elements equal to it are admitted in index order.
+// When 0 < k <= KMAX the k admitted logits are compacted, in index order, into workgroup memory
+// (value / temp, index) and each draw is one thread's serial race over those k; otherwise (whole
+// row, k > KMAX, greedy) every draw is a race over the chunks with a tree reduction.
 override WG: u32 = 256;
+const KMAX: u32 = 256u;
 
-struct Params { v: u32, rows: u32, top_k: u32, temp: f32, seed: u32, draw: u32, logits_offset: u32, out_offset: u32 }
+struct Params { v: u32, rows: u32, top_k: u32, temp: f32, seed: u32, draw: u32, logits_offset: u32, out_offset: u32, draws: u32 }
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<i32>;
@@ -24,6 +31,8 @@ var<workgroup> counter: atomic<u32>;
 var<workgroup> scan: array<u32, WG>;
 var<workgroup> best_val: array<f32, WG>;
 var<workgroup> best_idx: array<u32, WG>;
+var<workgroup> sel_val: array<f32, KMAX>;
+var<workgroup> sel_idx: array<u32, KMAX>;
 
 // Order-preserving map f32 -> u32 (larger float, larger key).
 fn key_of(x: f32) -> u32 {
@@ -42,9 +51,15 @@ fn hash(a: u32) -> u32 {
   return x;
 }
 
-// Uniform in (0, 1): 24 random bits, centred in their bucket so that 0 and 1 never occur.
-fn uniform01(r: u32, v: u32) -> f32 {
-  let h = hash(hash(hash(hash(params.seed) ^ params.draw) ^ r) ^ v);
+// The per-(draw, row) part of the random stream: hash(hash(hash(seed) ^ draw) ^ r).
+fn stream(draw: u32, r: u32) -> u32 {
+  return hash(hash(hash(params.seed) ^ draw) ^ r);
+}
+
+// Uniform in (0, 1) for element v of a stream: 24 random bits, centred in their bucket so that 0
+// and 1 never occur.
+fn uniform01(s: u32, v: u32) -> f32 {
+  let h = hash(s ^ v);
   return (f32(h >> 8u) + 0.5) * (1.0 / 16777216.0);
 }
 
@@ -65,6 +80,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let sampling = params.temp > 0.0;
   let k = select(n, min(params.top_k, n), params.top_k > 0u);
   let use_top_k = sampling && k < n;
+  let compact = use_top_k && k <= KMAX;
+  let draws = params.draws;
+  let out_base = params.out_offset + r * draws;
 
   // Top-k threshold: thr = the k-th largest key of the row.
   var thr = 0u;
@@ -110,45 +128,109 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     before = scan[t];
   }
 
-  // Per-thread best score over its chunk.
-  var bv = 0.0;  // unused until bi is set
-  var bi = 0xffffffffu;
-  var ties_seen = before;
-  for (var i = lo; i < hi; i++) {
-    let x = logits[base + i];
-    var score = x;
-    if (sampling) {
-      if (use_top_k) {
-        let kk = key_of(x);
-        if (kk < thr) { continue; }
-        if (kk == thr) {
-          let admitted = ties_seen < need;
-          ties_seen += 1u;
-          if (!admitted) { continue; }
-        }
+  if (compact) {
+    // Compact the k admitted logits (divided by temp) into sel_*, in index order.
+    var mine = 0u;
+    var ties = before;
+    for (var i = lo; i < hi; i++) {
+      let kk = key_of(logits[base + i]);
+      var admit = kk > thr;
+      if (kk == thr) {
+        admit = ties < need;
+        ties += 1u;
       }
-      score = x / params.temp - log(-log(uniform01(r, i)));
+      mine += select(0u, 1u, admit);
     }
-    if (bi == 0xffffffffu || better(score, i, bv, bi)) {
-      bv = score;
-      bi = i;
-    }
-  }
-  best_val[t] = bv;
-  best_idx[t] = bi;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (t < s) {
-      let ov = best_val[t + s];
-      let oi = best_idx[t + s];
-      if (oi != 0xffffffffu && (best_idx[t] == 0xffffffffu || better(ov, oi, best_val[t], best_idx[t]))) {
-        best_val[t] = ov;
-        best_idx[t] = oi;
+    workgroupBarrier(); // everyone has read scan[t] (before) above
+    scan[t] = mine;
+    workgroupBarrier();
+    if (t == 0u) {
+      var acc = 0u;
+      for (var j = 0u; j < WG; j++) {
+        let e = scan[j];
+        scan[j] = acc;
+        acc += e;
       }
     }
     workgroupBarrier();
+    var at = scan[t];
+    ties = before;
+    for (var i = lo; i < hi; i++) {
+      let x = logits[base + i];
+      let kk = key_of(x);
+      var admit = kk > thr;
+      if (kk == thr) {
+        admit = ties < need;
+        ties += 1u;
+      }
+      if (admit) {
+        sel_val[at] = x / params.temp;
+        sel_idx[at] = i;
+        at += 1u;
+      }
+    }
+    workgroupBarrier();
+    // One thread per draw: the race over the k admitted logits (index order: strict > keeps the lowest index on ties).
+    for (var d = t; d < draws; d += WG) {
+      let s = stream(params.draw + d, r);
+      var bv = 0.0;
+      var bi = 0xffffffffu;
+      for (var j = 0u; j < k; j++) {
+        let i = sel_idx[j];
+        let score = sel_val[j] - log(-log(uniform01(s, i)));
+        if (bi == 0xffffffffu || score > bv) {
+          bv = score;
+          bi = i;
+        }
+      }
+      if (r < params.rows) { out[out_base + d] = i32(bi); }
+    }
+    return;
   }
-  if (t == 0u && r < params.rows) {
-    out[params.out_offset + r] = i32(best_idx[0]);
+
+  // Chunked race: per draw, every thread's best over its chunk, then a tree reduction.
+  for (var d = 0u; d < draws; d++) {
+    let s = stream(params.draw + d, r);
+    var bv = 0.0;  // unused until bi is set
+    var bi = 0xffffffffu;
+    var ties_seen = before;
+    for (var i = lo; i < hi; i++) {
+      let x = logits[base + i];
+      var score = x;
+      if (sampling) {
+        if (use_top_k) {
+          let kk = key_of(x);
+          if (kk < thr) { continue; }
+          if (kk == thr) {
+            let admitted = ties_seen < need;
+            ties_seen += 1u;
+            if (!admitted) { continue; }
+          }
+        }
+        score = x / params.temp - log(-log(uniform01(s, i)));
+      }
+      if (bi == 0xffffffffu || better(score, i, bv, bi)) {
+        bv = score;
+        bi = i;
+      }
+    }
+    workgroupBarrier(); // the previous draw's reduction is read out
+    best_val[t] = bv;
+    best_idx[t] = bi;
+    workgroupBarrier();
+    for (var st = WG / 2u; st > 0u; st = st / 2u) {
+      if (t < st) {
+        let ov = best_val[t + st];
+        let oi = best_idx[t + st];
+        if (oi != 0xffffffffu && (best_idx[t] == 0xffffffffu || better(ov, oi, best_val[t], best_idx[t]))) {
+          best_val[t] = ov;
+          best_idx[t] = oi;
+        }
+      }
+      workgroupBarrier();
+    }
+    if (t == 0u && r < params.rows) {
+      out[out_base + d] = i32(best_idx[0]);
+    }
   }
 }

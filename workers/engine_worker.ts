@@ -165,8 +165,14 @@ class EngineWorker implements EngineWorkerApi {
     const channel = this.channel;
     const engine = this.loaded.engine;
     const segmenter = this.segmenter;
+    const warned = new Set<string>(); // first fault of each kind per conversation goes to the page
     this.driver = new EngineDriver(engine, this.source, this.sink, {
       onStep: (r) => {
+        for (const f of r.faults) {
+          if (warned.has(f.kind)) continue;
+          warned.add(f.kind);
+          this.meta({ kind: 'warning', message: `${f.message} (further ones are counted in the metrics)` });
+        }
         const t = segmenter.step(r.text);
         if (t.final !== null) channel.sendText(t.final, true);
         if (t.partial !== null) channel.sendText(t.partial, false);

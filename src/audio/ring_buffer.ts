@@ -34,6 +34,20 @@ export class RingBufferError extends Error {
   override name = 'RingBufferError';
 }
 
+/**
+ * Checks an (offset, len) span of a caller's array: both integers, offset in [0, length], len >= 0
+ * (a len past the end is clamped by the caller). Fractional or NaN lengths would corrupt the
+ * free-running indices (push(NaN) used to reset the write index; pop(2.5) copied 3 samples and
+ * advanced 2), so they are errors.
+ * @throws RingBufferError naming the method and the bad value
+ */
+function checkSpan(method: string, length: number, offset: number, len: number): void {
+  if (!Number.isInteger(offset) || offset < 0 || offset > length) {
+    throw new RingBufferError(`RingBuffer.${method}: offset must be an integer in [0, ${length}], got ${offset}`);
+  }
+  if (!Number.isInteger(len) || len < 0) throw new RingBufferError(`RingBuffer.${method}: length must be a non-negative integer, got ${len}`);
+}
+
 function isPow2(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
@@ -123,8 +137,10 @@ export class RingBuffer {
   /**
    * Producer: copies up to `len` samples from `src[offset..]` into the ring.
    * @returns how many were written (less than len when the ring is full; 0 when full). No allocation.
+   * @throws RingBufferError when offset is not an integer in [0, src.length] or len not an integer >= 0
    */
   push(src: Float32Array, offset = 0, len = src.length - offset): number {
+    checkSpan('push', src.length, offset, len);
     const w = Atomics.load(this.idx, WRITE);
     const r = Atomics.load(this.idx, READ);
     const free = this.capacity - ((w - r) >>> 0);
@@ -143,8 +159,10 @@ export class RingBuffer {
   /**
    * Producer: writes `len` zeros (e.g. to pre-roll a jitter buffer).
    * @returns how many were written.
+   * @throws RingBufferError when len is not an integer >= 0
    */
   pushSilence(len: number): number {
+    checkSpan('pushSilence', 0, 0, len);
     const w = Atomics.load(this.idx, WRITE);
     const r = Atomics.load(this.idx, READ);
     const n = Math.max(0, Math.min(len, this.capacity - ((w - r) >>> 0)));
@@ -159,8 +177,10 @@ export class RingBuffer {
   /**
    * Consumer: moves up to `len` samples into `dst[offset..]`.
    * @returns how many were read (0 when empty). No allocation.
+   * @throws RingBufferError when offset is not an integer in [0, dst.length] or len not an integer >= 0
    */
   pop(dst: Float32Array, offset = 0, len = dst.length - offset): number {
+    checkSpan('pop', dst.length, offset, len);
     const r = Atomics.load(this.idx, READ);
     const w = Atomics.load(this.idx, WRITE);
     const n = Math.max(0, Math.min(len, (w - r) >>> 0, dst.length - offset));
@@ -177,8 +197,10 @@ export class RingBuffer {
   /**
    * Consumer: discards up to `n` of the oldest samples.
    * @returns how many were discarded.
+   * @throws RingBufferError when n is not an integer >= 0
    */
   skip(n: number): number {
+    checkSpan('skip', 0, 0, n);
     const r = Atomics.load(this.idx, READ);
     const w = Atomics.load(this.idx, WRITE);
     const k = Math.max(0, Math.min(n, (w - r) >>> 0));
@@ -190,8 +212,10 @@ export class RingBuffer {
    * Consumer, blocking (dedicated Workers and Node worker_threads only; never the main thread or an
    * AudioWorklet): waits until at least `n` samples are readable or `timeoutMs` passes.
    * Needs a SharedArrayBuffer. @returns true when `n` samples are available.
+   * @throws RingBufferError when n is not an integer in [0, capacity]
    */
   waitForRead(n: number, timeoutMs: number): boolean {
+    checkSpan('waitForRead', 0, 0, n);
     if (n > this.capacity) throw new RingBufferError(`waitForRead(${n}) exceeds the ring capacity ${this.capacity}`);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -206,8 +230,13 @@ export class RingBuffer {
   /**
    * Consumer, non-blocking: resolves true when at least `n` samples are readable, false after
    * `timeoutMs`. Uses Atomics.waitAsync where present (Chromium, Node ≥ 16), else polls every 2 ms.
+   * While it waits it holds a timer: Node does not keep a worker_thread's event loop alive for a
+   * pending Atomics.waitAsync alone, so a Node worker whose only work is this wait would
+   * otherwise exit (code 0) before the producer writes.
+   * @throws RingBufferError when n is not an integer in [0, capacity]
    */
   async waitForReadAsync(n: number, timeoutMs: number): Promise<boolean> {
+    checkSpan('waitForReadAsync', 0, 0, n);
     if (n > this.capacity) throw new RingBufferError(`waitForReadAsync(${n}) exceeds the ring capacity ${this.capacity}`);
     const deadline = Date.now() + timeoutMs;
     const waitAsync = (Atomics as unknown as {
@@ -220,7 +249,14 @@ export class RingBuffer {
       if (left <= 0) return false;
       if (waitAsync && this.isShared) {
         const res = waitAsync(this.idx, WRITE, w, left);
-        if (res.async) await res.value;
+        if (res.async) {
+          const keepAlive = setTimeout(() => {}, left + 1); // see the docstring: Node workers
+          try {
+            await res.value;
+          } finally {
+            clearTimeout(keepAlive);
+          }
+        }
       } else {
         await new Promise((ok) => setTimeout(ok, Math.min(2, left)));
       }

@@ -11,12 +11,21 @@
  * channel count) unless `{ downmix: true }` is passed, in which case every frame is the arithmetic
  * mean of its channels (documented downmix; the CLI exposes it as `--downmix`).
  *
+ * Checks (each a WavError naming the file and what is wrong): the sample rate must lie in
+ * [WAV_MIN_RATE, WAV_MAX_RATE] = [1 kHz, 384 kHz]; every sample must be finite and within
+ * ±WAV_MAX_ABS (a NaN, an infinity or 1e30 in a float WAV would poison the streaming codec state
+ * for the rest of the stream): the error gives the count and the first bad sample's index and
+ * value. A `data` chunk size of 0xFFFFFFFF (left by streaming writers that do not know the
+ * length) means "to the end of the file", cut to whole frames.
+ *
  * Writes: 32-bit IEEE float mono WAV (format tag 3, with the `fact` chunk that format requires).
  *
  * Format reference: Microsoft "Multimedia Programming Interface and Data Specifications 1.0"
  * (RIFF, fmt , data chunks; chunks are padded to an even size) and the WAVE_FORMAT_EXTENSIBLE
  * documentation (KSDATAFORMAT_SUBTYPE_PCM / _IEEE_FLOAT GUIDs).
  */
+
+import { countBadSamples, MAX_SAMPLE_ABS } from '../protocol/samples.ts';
 
 /** A WAV that is not RIFF/WAVE, is truncated, or uses a format this reader does not take. The message names the file. */
 export class WavError extends Error {
@@ -40,6 +49,16 @@ export interface DecodeWavOptions {
   downmix?: boolean;
 }
 
+/** Lowest sample rate accepted, Hz. */
+export const WAV_MIN_RATE = 1000;
+/** Highest sample rate accepted, Hz. */
+export const WAV_MAX_RATE = 384000;
+/** Largest |sample| accepted in a float WAV (24 dB above full scale; no recording goes there). */
+export const WAV_MAX_ABS = MAX_SAMPLE_ABS;
+export { countBadSamples };
+/** `data` chunk size written by streaming writers that do not know the length: "to the end of the file". */
+const STREAMING_SIZE = 0xffffffff;
+
 const FORMAT_PCM = 1;
 const FORMAT_FLOAT = 3;
 const FORMAT_EXTENSIBLE = 0xfffe;
@@ -56,7 +75,8 @@ function fourcc(u8: Uint8Array, at: number): string {
  * @param bytes the whole file
  * @param fileName used in error messages
  * @throws WavError when the bytes are not RIFF/WAVE, a chunk is truncated, `fmt ` or `data` is
- *   missing, the format is not PCM16/float32, or the file has more than one channel and
+ *   missing, the format is not PCM16/float32, the sample rate is outside [1 kHz, 384 kHz], a
+ *   sample is not finite or beyond ±WAV_MAX_ABS, or the file has more than one channel and
  *   `downmix` is off.
  */
 export function decodeWav(bytes: Uint8Array | ArrayBuffer, fileName = '<memory>', options: DecodeWavOptions = {}): WavAudio {
@@ -69,6 +89,7 @@ export function decodeWav(bytes: Uint8Array | ArrayBuffer, fileName = '<memory>'
   const view = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
   let fmt: { tag: number; channels: number; rate: number; blockAlign: number; bits: number } | null = null;
   let data: Uint8Array | null = null;
+  let streaming = false;
   let pos = 12;
   while (pos + 8 <= u8.byteLength) {
     const id = fourcc(u8, pos);
@@ -88,6 +109,12 @@ export function decodeWav(bytes: Uint8Array | ArrayBuffer, fileName = '<memory>'
       }
       fmt = { tag, channels: view.getUint16(body + 2, true), rate: view.getUint32(body + 4, true), blockAlign: view.getUint16(body + 12, true), bits };
     } else if (id === 'data') {
+      if (size === STREAMING_SIZE) {
+        // Streaming writers leave the size at 0xFFFFFFFF: the samples run to the end of the file.
+        data = u8.subarray(body);
+        streaming = true;
+        break;
+      }
       if (body + size > u8.byteLength) {
         throw fail(`truncated: the 'data' chunk declares ${size} bytes, only ${u8.byteLength - body} are present`);
       }
@@ -107,12 +134,13 @@ export function decodeWav(bytes: Uint8Array | ArrayBuffer, fileName = '<memory>'
     throw fail(`unsupported sample format: ${kind} with ${bits} bits per sample; supported are 16-bit PCM and 32-bit float (convert with: sox in.wav -b 16 -e signed-integer out.wav)`);
   }
   if (channels < 1) throw fail(`bad channel count ${channels}`);
-  if (rate < 1) throw fail(`bad sample rate ${rate}`);
+  if (rate < WAV_MIN_RATE || rate > WAV_MAX_RATE) throw fail(`sample rate ${rate} Hz in the 'fmt ' chunk is outside [${WAV_MIN_RATE}, ${WAV_MAX_RATE}] Hz`);
   const bytesPer = bits / 8;
   if (fmt.blockAlign !== bytesPer * channels) throw fail(`block align ${fmt.blockAlign} does not match ${channels} channel(s) of ${bits} bits`);
   if (channels > 1 && !options.downmix) {
     throw fail(`has ${channels} channels; Mimi takes mono audio. Convert it (sox in.wav -c 1 out.wav) or ask for a downmix (average of the channels)`);
   }
+  if (streaming) data = data.subarray(0, data.byteLength - (data.byteLength % fmt.blockAlign)); // whole frames only
   const frames = Math.floor(data.byteLength / fmt.blockAlign);
   if (frames * fmt.blockAlign !== data.byteLength) {
     throw fail(`truncated: the 'data' chunk has ${data.byteLength} bytes, not a whole number of ${fmt.blockAlign}-byte frames`);
@@ -127,6 +155,12 @@ export function decodeWav(bytes: Uint8Array | ArrayBuffer, fileName = '<memory>'
       acc += format === 'pcm16' ? dv.getInt16(at, true) / 32768 : dv.getFloat32(at, true);
     }
     samples[f] = channels === 1 ? acc : acc * inv;
+  }
+  if (format === 'float32') {
+    const bad = countBadSamples(samples);
+    if (bad.count) {
+      throw fail(`${bad.count} sample(s) are not finite or beyond ±${WAV_MAX_ABS} (first: frame ${bad.first} = ${bad.value}); such a sample would poison the codec's streaming state`);
+    }
   }
   return { sampleRate: rate, samples, format, channels };
 }

@@ -8,6 +8,9 @@
  * Playback: output RingBuffer at 24 kHz (shared, or a local ring fed by port messages) → jitter
  * buffer → StreamingResampler to the device rate → every output channel.
  *
+ * Finiteness: capture replaces every NaN, infinite or out-of-range (|x| > 16) microphone sample by
+ * 0 before resampling and counts them (CAPTURE_BAD_SAMPLES, CAPTURE_BAD_BLOCKS).
+ *
  * Audio-thread rule: `process()` allocates nothing and logs nothing; in shared mode it only touches
  * the rings (Atomics) and does arithmetic. In message mode capture posts one preallocated frame
  * (transferred) per 1920 samples; if the page has not returned frames yet, a new frame is
@@ -19,6 +22,7 @@
  */
 import { PcmFramer } from '../protocol/audio_frames.ts';
 import { AUDIO_CHUNK_SAMPLES } from '../protocol/packet.ts';
+import { zeroBadSamples } from '../protocol/samples.ts';
 import { StreamingResampler } from './resample.ts';
 import { RingBuffer } from './ring_buffer.ts';
 
@@ -42,6 +46,11 @@ export const STAT = {
   CAPTURE_FRAMES_POSTED: 4,
   /** Message mode: frames allocated because none had been returned. */
   CAPTURE_POOL_MISSES: 5,
+  /** Microphone samples that were NaN, infinite or beyond ±16 (src/protocol/samples.ts), replaced by 0
+   *  before the resampler: they never reach the ring, the frames or the codec's streaming state. */
+  CAPTURE_BAD_SAMPLES: 6,
+  /** Blocks (render quanta) that held at least one such sample. */
+  CAPTURE_BAD_BLOCKS: 7,
   /** process() calls of the playback processor. */
   PLAY_BLOCKS: 8,
   /** 24 kHz samples taken from the output ring. */
@@ -175,6 +184,12 @@ export class CaptureCore {
           for (let c = 0; c < nch; c++) s += input[c][start + i];
           mono[i] = s * g;
         }
+      }
+      // A NaN / infinite / absurd sample would poison the resampler and the codec state: zero it, count it.
+      const bad = zeroBadSamples(mono, 0, len);
+      if (bad > 0) {
+        Atomics.add(this.stats, STAT.CAPTURE_BAD_SAMPLES, bad);
+        Atomics.add(this.stats, STAT.CAPTURE_BAD_BLOCKS, 1);
       }
       const n = this.resampler.process(mono, this.out, len);
       if (n === 0) continue;

@@ -16,9 +16,11 @@
  * goes to `lm_gen.step`, and each returned token frame is kept. Sampling defaults are LMGen's
  * (moshi/models/lm.py `LMGen.__init__`: temp 0.8, temp_text 0.7, top_k 250, top_k_text 25), or the
  * config's `lm_gen_config` when it has one; `--temp 0 --temp-text 0` is greedy.
+ *
+ * Every step's text and audio logits are checked on the GPU (LMGen.lastStepChecks); when any
+ * were NaN or infinite the command says which steps, writes the output and exits 1.
  */
-import { openAsBlob } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createNodeGpuContext } from '../gpu/node.ts';
 import { type LmConfig, parseLmConfig } from '../models/lm_config.ts';
 import { LMModel } from '../models/lm.ts';
@@ -28,6 +30,7 @@ import { SafetensorsError, SafetensorsFile } from '../weights/safetensors.ts';
 import { VarBuilder, WeightError } from '../weights/var_builder.ts';
 import { formatBytes } from '../models/lm_memory.ts';
 import { type CliCommand, SAMPLING_FLAGS, UsageError, optionalInt, parseFlags, requireString, samplingFlags } from './args.ts';
+import { checkOutputPath, CliInputError, MAX_CODE_FRAMES, openInputBlob, readInputFile, readJsonFile } from './files.ts';
 
 const USAGE = `usage: npm run cli -- lm generate --config C.json --weights W.safetensors
          --user-codes codes.json --out tokens.json [options]
@@ -60,27 +63,33 @@ export interface UserCodes {
 }
 
 /**
- * Reads the Mimi CLI's codes file and checks it against the LM: `nQ` user codebooks, values in
- * [0, card). Throws an Error naming the file and the bad field / row / frame.
+ * Reads the Mimi CLI's codes file and checks it against the LM: `nQ` user codebooks, frames in
+ * [1, MAX_CODE_FRAMES], integer values in [0, card). Every size is checked against the rows
+ * actually present before any buffer is made (a file claiming "frames": 1e9 fails at once).
+ * @throws CliInputError naming the file and the bad field / row / frame
  */
 export function parseUserCodes(json: unknown, source: string, expect: { nQ: number; card: number }): UserCodes {
+  const fail = (m: string) => new CliInputError(`${source}: ${m}`);
   const o = json as { n_q?: unknown; frames?: unknown; codes?: unknown } | null;
-  if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error(`${source}: expected {"n_q": int, "frames": int, "codes": [[...], ...]}`);
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw fail('expected {"n_q": int, "frames": int, "codes": [[...], ...]}');
   const { n_q: nQ, frames: nFrames, codes } = o;
-  if (!Number.isInteger(nQ) || (nQ as number) < 1) throw new Error(`${source}: "n_q" must be a positive integer, got ${JSON.stringify(nQ)}`);
-  if (!Number.isInteger(nFrames) || (nFrames as number) < 0) throw new Error(`${source}: "frames" must be an integer >= 0, got ${JSON.stringify(nFrames)}`);
-  if (!Array.isArray(codes) || codes.length !== nQ) throw new Error(`${source}: "codes" must be an array of n_q = ${String(nQ)} rows (one per codebook), got ${Array.isArray(codes) ? `${codes.length} rows` : typeof codes}`);
+  if (!Number.isInteger(nQ) || (nQ as number) < 1) throw fail(`"n_q" must be a positive integer, got ${JSON.stringify(nQ)}`);
+  if (!Number.isInteger(nFrames) || (nFrames as number) < 1) throw fail(`"frames" must be a positive integer, got ${JSON.stringify(nFrames)}`);
+  if ((nFrames as number) > MAX_CODE_FRAMES) throw fail(`"frames" is ${nFrames}, more than the ${MAX_CODE_FRAMES} frames a codes file may hold`);
+  if (!Array.isArray(codes) || codes.length !== nQ) throw fail(`"codes" must be an array of n_q = ${String(nQ)} rows (one per codebook), got ${Array.isArray(codes) ? `${codes.length} rows` : typeof codes}`);
   if (nQ !== expect.nQ) {
-    throw new Error(`${source}: has ${String(nQ)} codebooks, the LM takes ${expect.nQ} user codebooks (n_q - dep_q); encode with a Mimi set to ${expect.nQ} codebooks`);
+    throw fail(`has ${String(nQ)} codebooks, the LM takes ${expect.nQ} user codebooks (n_q - dep_q); encode with a Mimi set to ${expect.nQ} codebooks`);
   }
   const T = nFrames as number;
-  const frames = Array.from({ length: T }, () => new Int32Array(expect.nQ));
+  // Sizes against the data present first, then the buffers.
   codes.forEach((row: unknown, q: number) => {
-    if (!Array.isArray(row) || row.length !== T) throw new Error(`${source}: codes row ${q} must have frames = ${T} values, got ${Array.isArray(row) ? row.length : typeof row}`);
+    if (!Array.isArray(row) || row.length !== T) throw fail(`codes row ${q} must have frames = ${T} values, got ${Array.isArray(row) ? row.length : typeof row}`);
+  });
+  const frames = Array.from({ length: T }, () => new Int32Array(expect.nQ));
+  (codes as unknown[][]).forEach((row, q) => {
     row.forEach((v: unknown, t: number) => {
-      if (!Number.isInteger(v) || (v as number) < 0 || (v as number) >= expect.card) {
-        throw new Error(`${source}: code ${JSON.stringify(v)} at codebook ${q}, frame ${t} is outside [0, ${expect.card}) (the LM's card)`);
-      }
+      if (!Number.isInteger(v)) throw fail(`code ${JSON.stringify(v)} at codebook ${q}, frame ${t} is not an integer`);
+      if ((v as number) < 0 || (v as number) >= expect.card) throw fail(`code ${v} at codebook ${q}, frame ${t} is outside [0, ${expect.card}) (the LM's card)`);
       frames[t]![q] = v as number;
     });
   });
@@ -118,22 +127,8 @@ export function parseConditions(raw: readonly string[], cfg: LmConfig): Record<s
   return names.length ? out : undefined;
 }
 
-async function readBytes(path: string, what: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (e) {
-    throw new Error(`cannot read ${what} ${path}: ${(e as Error).message}`);
-  }
-}
-
-async function readJson(path: string, what: string): Promise<unknown> {
-  const text = new TextDecoder().decode(await readBytes(path, what));
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${what} ${path} is not JSON (${(e as Error).message})`);
-  }
-}
+const readBytes = readInputFile;
+const readJson = readJsonFile;
 
 /** One step of the output: null, or the text token and the dep_q audio tokens. */
 export type LmStepOut = { text: number; audio: number[] } | null;
@@ -171,6 +166,7 @@ export const lmCommand: CliCommand = {
     const outPath = requireString(values, 'out', USAGE);
     const tokenizerPath = typeof values.tokenizer === 'string' ? values.tokenizer : undefined;
     const { temp, tempText, topK, topKText, seed = 0, conditions } = samplingFlags(values, USAGE, 0);
+    await checkOutputPath(outPath, 'out');
 
     const cfg = parseLmConfig(await readJson(configPath, 'LM config'), configPath);
     const condition = parseConditions(conditions, cfg);
@@ -182,11 +178,12 @@ export const lmCommand: CliCommand = {
     }
     // Opened as a Blob: the header now, the tensors streamed to the GPU one at a time at load.
     let weights: SafetensorsFile;
+    const blob = await openInputBlob(weightsPath, 'LM weights');
     try {
-      weights = await SafetensorsFile.fromBlob(await openAsBlob(weightsPath), weightsPath);
+      weights = await SafetensorsFile.fromBlob(blob, weightsPath);
     } catch (e) {
       if (e instanceof SafetensorsError) throw e;
-      throw new Error(`cannot read LM weights ${weightsPath}: ${(e as Error).message}`);
+      throw new CliInputError(`LM weights file '${weightsPath}' could not be read: ${(e as Error).message}`);
     }
     // Absent flags fall back to the config's lm_gen_config, then LMGen's defaults.
     const sampling = {
@@ -215,10 +212,17 @@ export const lmCommand: CliCommand = {
         `${sampling.temp === 0 && sampling.tempText === 0 ? 'greedy' : `temp ${sampling.temp}/${sampling.tempText}, top-k ${sampling.topK}/${sampling.topKText}, seed ${seed}`}`);
 
       const steps: LmStepOut[] = [];
+      const faults: string[] = [];
       let text = '';
       const t1 = performance.now();
       for (let t = 0; t < codes.frames.length; t++) {
         const r = await gen.step(codes.frames[t]!);
+        const c = gen.lastStepChecks;
+        if (c.textLogits || c.audioLogits) {
+          const what = `step ${t}: the ${[c.textLogits ? 'text' : '', c.audioLogits ? 'audio' : ''].filter(Boolean).join(' and ')} logits hold NaN or infinite values`;
+          if (faults.length < 5) io.stderr(`warning: ${what}`);
+          faults.push(what);
+        }
         steps.push(r ? { text: r.text, audio: Array.from(r.audio) } : null);
         if (r && tokenizer) text += tokenizer.decodePiece(r.text) ?? '';
         if (io.verbose) io.stderr(`step ${t}: ${r ? `text ${r.text} audio [${Array.from(r.audio).join(', ')}]` : 'null'}`);
@@ -229,6 +233,7 @@ export const lmCommand: CliCommand = {
       if (tokenizer) io.stdout(text);
       gen.destroy();
       lm.destroy();
+      if (faults.length) throw new Error(`${faults.length} of ${steps.length} steps had non-finite logits (first: ${faults[0]}; non-finite weights in ${weightsPath}?): ${outPath} was written but its tokens are not trustworthy`);
     } finally {
       ctx.destroy();
     }

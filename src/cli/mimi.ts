@@ -20,17 +20,21 @@
  * Config files: the bare official Mimi config or `{mimi_config, num_codebooks}` (parseMimiConfig).
  * A config that does not fit the weights fails at load with the weight key named (VarBuilder).
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { resample } from '../audio/resample.ts';
+import { countBadSamples, MAX_SAMPLE_ABS } from '../protocol/samples.ts';
 import { decodeWav, encodeWavF32 } from '../audio/wav.ts';
 import type { GpuContext } from '../gpu/index.ts';
 import { createNodeGpuContext } from '../gpu/node.ts';
 import { MimiModel } from '../models/mimi.ts';
-import { type MimiConfig, parseMimiConfig } from '../models/mimi_config.ts';
+import { type MimiConfig, mimiDerived, parseMimiConfig } from '../models/mimi_config.ts';
 import { SafetensorsFile } from '../weights/safetensors.ts';
 import { VarBuilder, WeightError } from '../weights/var_builder.ts';
 import { type CliCommand, type CliIO, optionalInt, parseFlags, requireString, UsageError } from './args.ts';
+import { checkOutputPath, CliInputError, MAX_CODE_FRAMES, readInputFile, readJsonFile } from './files.ts';
+
+export { CliInputError, MAX_CODE_FRAMES };
 
 const USAGE = `usage:
   npm run cli -- mimi encode --config C.json --weights W.safetensors --in speech.wav --out codes.json [--codebooks N] [--downmix] [--chunk-frames N]
@@ -48,30 +52,8 @@ decode  codes JSON -> 32-bit float WAV (.wav) or raw little-endian float32 (.f32
 
 options: --verbose (stack traces, timings)`;
 
-/** A problem with an input file (missing, unreadable, malformed). Exit code 1; the message names the file. */
-export class CliInputError extends Error {
-  override name = 'CliInputError';
-}
-
-async function readInput(path: string, what: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new CliInputError(`${what} file '${path}' does not exist`);
-    if (code === 'EISDIR') throw new CliInputError(`${what} '${path}' is a directory, expected a file`);
-    throw new CliInputError(`${what} file '${path}' could not be read: ${(e as Error).message}`);
-  }
-}
-
-async function readJson(path: string, what: string): Promise<unknown> {
-  const bytes = await readInput(path, what);
-  try {
-    return JSON.parse(new TextDecoder().decode(bytes));
-  } catch (e) {
-    throw new CliInputError(`${what} file '${path}' is not valid JSON (${(e as Error).message})`);
-  }
-}
+const readInput = readInputFile;
+const readJson = readJsonFile;
 
 async function readConfig(path: string): Promise<MimiConfig> {
   return parseMimiConfig(await readJson(path, 'config'), path);
@@ -105,8 +87,10 @@ export function formatCodesJson(codes: Int32Array, nQ: number, frames: number): 
 }
 
 /**
- * Validates a parsed codes JSON against the model: n_q in [1, maxCodebooks], frames >= 1, `codes`
- * an n_q × frames array of integers in [0, bins).
+ * Validates a parsed codes JSON against the model: n_q in [1, maxCodebooks], frames in
+ * [1, MAX_CODE_FRAMES], `codes` an n_q × frames array of integers in [0, bins). Every size is
+ * checked against the rows actually present before the output buffer is made (a file claiming
+ * "frames": 1e9 is refused at once, not after allocating for it).
  * @returns codes [n_q, frames] row-major
  * @throws CliInputError naming the file and the field, row and column at fault
  */
@@ -118,18 +102,22 @@ export function parseCodesJson(json: unknown, source: string, maxCodebooks: numb
   const frames = o.frames;
   if (!Number.isInteger(nQ)) throw fail(`"n_q" must be an integer, got ${JSON.stringify(nQ)}`);
   if (!Number.isInteger(frames) || (frames as number) < 1) throw fail(`"frames" must be a positive integer, got ${JSON.stringify(frames)}`);
+  if ((frames as number) > MAX_CODE_FRAMES) throw fail(`"frames" is ${frames}, more than the ${MAX_CODE_FRAMES} frames a codes file may hold (${((MAX_CODE_FRAMES / 12.5) / 60).toFixed(0)} min at 12.5 Hz)`);
   if ((nQ as number) < 1 || (nQ as number) > maxCodebooks) throw fail(`"n_q" is ${nQ}, the model has ${maxCodebooks} codebooks (quantizer.n_q): use 1..${maxCodebooks}`);
   const rows = o.codes;
   if (!Array.isArray(rows)) throw fail(`"codes" must be an array of ${nQ} rows`);
   if (rows.length !== nQ) throw fail(`"codes" has ${rows.length} rows, "n_q" says ${nQ}`);
-  const out = new Int32Array((nQ as number) * (frames as number));
+  // Sizes against the data present first, then the buffer.
   rows.forEach((row, q) => {
     if (!Array.isArray(row)) throw fail(`codes[${q}] is not an array`);
     if (row.length !== frames) throw fail(`codes[${q}] has ${row.length} values, "frames" says ${frames}`);
+  });
+  const out = new Int32Array((nQ as number) * (frames as number));
+  (rows as unknown[][]).forEach((row, q) => {
     row.forEach((v, t) => {
       if (!Number.isInteger(v)) throw fail(`codes[${q}][${t}] = ${JSON.stringify(v)} is not an integer`);
-      if (v < 0 || v >= bins) throw fail(`codes[${q}][${t}] = ${v} is out of range [0, ${bins}) (quantizer.bins)`);
-      out[q * (frames as number) + t] = v;
+      if ((v as number) < 0 || (v as number) >= bins) throw fail(`codes[${q}][${t}] = ${v} is out of range [0, ${bins}) (quantizer.bins)`);
+      out[q * (frames as number) + t] = v as number;
     });
   });
   return { codes: out, nQ: nQ as number, frames: frames as number };
@@ -147,6 +135,7 @@ async function encodeCmd(argv: string[], io: CliIO): Promise<number> {
   const outPath = requireString(values, 'out', USAGE);
   const requested = optionalInt(values, 'codebooks', 1, 1 << 16, USAGE);
   const chunk = optionalInt(values, 'chunk-frames', 1, 4096, USAGE) ?? 1;
+  await checkOutputPath(outPath, 'out');
   let config = await readConfig(configPath);
   if (requested !== undefined) {
     if (requested > config.quantizer.n_q) throw new UsageError(`--codebooks ${requested}: the model in ${configPath} has ${config.quantizer.n_q} codebooks (quantizer.n_q)`, USAGE);
@@ -159,6 +148,12 @@ async function encodeCmd(argv: string[], io: CliIO): Promise<number> {
   if (wav.sampleRate !== rate) {
     pcm = resample(pcm, wav.sampleRate, rate);
     io.stderr(`${inPath}: ${wav.sampleRate} Hz resampled to ${rate} Hz (band-limited Kaiser-windowed sinc, src/audio/resample.ts)`);
+  }
+  {
+    const fs = mimiDerived(config, configPath).frameSize;
+    if (wav.samples.length === 0) throw new CliInputError(`${inPath}: the 'data' chunk holds no samples`);
+    if (pcm.length < fs) throw new CliInputError(`${inPath}: ${pcm.length} samples at ${rate} Hz is shorter than one ${fs}-sample frame (${(fs / rate) * 1000} ms)`);
+    if (pcm.length / fs > MAX_CODE_FRAMES) throw new CliInputError(`${inPath}: ${(pcm.length / rate / 60).toFixed(1)} min is ${Math.floor(pcm.length / fs)} frames, more than the ${MAX_CODE_FRAMES} a codes file may hold: split the file`);
   }
   const { ctx, model } = await loadModel(config, weightsPath, io, configPath);
   try {
@@ -195,6 +190,7 @@ async function decodeCmd(argv: string[], io: CliIO): Promise<number> {
   const chunk = optionalInt(values, 'chunk-frames', 1, 4096, USAGE) ?? 1;
   const ext = extname(outPath).toLowerCase();
   if (ext !== '.wav' && ext !== '.f32') throw new UsageError(`--out '${outPath}': the output must end in .wav (32-bit float WAV) or .f32 (raw little-endian float32)`, USAGE);
+  await checkOutputPath(outPath, 'out');
   const config = await readConfig(configPath);
   const parsed = parseCodesJson(await readJson(codesPath, 'codes'), codesPath, config.quantizer.n_q, config.quantizer.bins);
   const { ctx, model } = await loadModel({ ...config, num_codebooks: parsed.nQ }, weightsPath, io, configPath);
@@ -212,6 +208,10 @@ async function decodeCmd(argv: string[], io: CliIO): Promise<number> {
       pcm.set(y, t0f * fs);
     }
     const ms = performance.now() - t0;
+    const bad = countBadSamples(pcm);
+    if (bad.count) {
+      throw new CliInputError(`decoding ${codesPath} with ${weightsPath} gave ${bad.count} sample(s) that are NaN, infinite or beyond ±${MAX_SAMPLE_ABS} (first: sample ${bad.first} = ${bad.value}, frame ${Math.floor(bad.first / fs)}): nothing written to ${outPath} (non-finite weights?)`);
+    }
     const bytes = ext === '.wav' ? encodeWavF32(pcm, config.sample_rate) : new Uint8Array(pcm.buffer);
     await writeFile(outPath, bytes);
     io.stderr(`decoded ${frames} frames x ${nQ} codebooks (${(pcm.length / config.sample_rate).toFixed(2)} s) in ${(ms / 1000).toFixed(2)} s -> ${outPath}`);

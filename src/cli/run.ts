@@ -11,9 +11,15 @@
  * LMGen returned null; the reply is a 32-bit float WAV at 24 kHz. tokens.json has the LM CLI's
  * format `{"dep_q": D, "steps": [null | {"text": int, "audio": [D ints]}, ...]}`.
  * Without --temp/--temp-text the run is greedy (temperature 0), so it is reproducible.
+ *
+ * Checked before anything is loaded: every input file (named in the error when missing, a
+ * folder, not JSON, not a WAV, an empty WAV), the configs, the output folders, and that the
+ * input is long enough for the LM to answer at all (more than max(delays) frames: the reply of
+ * a shorter input would be silence). After the run, a step whose logits or decoded audio were
+ * not finite (Engine.step faults) makes the command fail (exit 1, the steps named); the files
+ * are still written.
  */
-import { openAsBlob } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { decodeWav, encodeWavF32 } from '../audio/wav.ts';
 import { resample } from '../audio/resample.ts';
 import { ArrayFrameSink, ArrayFrameSource, EngineDriver } from '../engine/driver.ts';
@@ -22,7 +28,11 @@ import { SAMPLE_RATE, STEP_BUDGET_MS } from '../engine/metrics.ts';
 import { tokensJson } from '../engine/tokens_json.ts';
 import type { LmFrame } from '../engine/engine.ts';
 import { createNodeGpuContext } from '../gpu/node.ts';
-import { type CliCommand, type CliIO, SAMPLING_FLAGS, UsageError, parseFlags, requireString, samplingFlags } from './args.ts';
+import { maxDelay, parseLmConfig } from '../models/lm_config.ts';
+import { mimiDerived, parseMimiConfig } from '../models/mimi_config.ts';
+import { type CliCommand, type CliIO, SAMPLING_FLAGS, UsageError, optionalInt, parseFlags, requireString, samplingFlags } from './args.ts';
+import { WeightError } from '../weights/var_builder.ts';
+import { checkOutputPath, CliInputError, openInputBlob, readInputFile, readJsonFile } from './files.ts';
 
 const USAGE = `usage: npm run cli -- run --mimi-config C --mimi-weights W --lm-config C --lm-weights W
          --in speech.wav --out reply.wav --tokens tokens.json [options]
@@ -40,21 +50,30 @@ options:
   --condition NAME=VALUE  conditioner value (models with conditioners; repeatable)
   --downmix               average a multi-channel input to mono`;
 
-/** Runs the loop over `pcm` (24 kHz) and returns every step's frame and the reply. */
-export async function runFile(loaded: LoadedEngine, pcm: Float32Array, io?: CliIO): Promise<{ frames: (LmFrame | null)[]; reply: Float32Array; text: string }> {
+/**
+ * Runs the loop over `pcm` (24 kHz) and returns every step's frame, the reply, the text and the
+ * messages of every step fault (non-finite input, logits or output; also printed on stderr,
+ * the first 5 of them, when `io` is given).
+ */
+export async function runFile(loaded: LoadedEngine, pcm: Float32Array, io?: CliIO): Promise<{ frames: (LmFrame | null)[]; reply: Float32Array; text: string; faults: string[] }> {
   const source = new ArrayFrameSource(pcm);
   const sink = new ArrayFrameSink();
   const frames: (LmFrame | null)[] = [];
+  const faults: string[] = [];
   let text = '';
   const driver = new EngineDriver(loaded.engine, source, sink, {
     onStep: (r) => {
       frames.push(r.frame ? { text: r.frame.text, audio: r.frame.audio.slice() } : null);
+      for (const f of r.faults) {
+        if (faults.length < 5) io?.stderr(`warning: ${f.message}`);
+        faults.push(f.message);
+      }
       if (r.text) text += r.text;
       if (io?.verbose) io.stderr(`step ${r.index}: ${r.frame ? `text ${r.frame.text}` : 'null'}  encode ${r.timings.encodeMs.toFixed(1)} ms, LM ${r.timings.lmMs.toFixed(1)} ms, decode ${r.timings.decodeMs.toFixed(1)} ms`);
     },
   });
   await driver.run();
-  return { frames, reply: sink.concat(), text };
+  return { frames, reply: sink.concat(), text, faults };
 }
 
 export const runCommand: CliCommand = {
@@ -94,38 +113,48 @@ export const runCommand: CliCommand = {
       throw new UsageError((e as Error).message, USAGE);
     }
 
-    const openBlob = async (p: string) => {
-      try {
-        return await openAsBlob(p);
-      } catch (e) {
-        throw new Error(`cannot read ${p}: ${(e as Error).message}`);
-      }
-    };
-    const read = async (p: string) => {
-      try {
-        return new Uint8Array(await readFile(p));
-      } catch (e) {
-        throw new Error(`cannot read ${p}: ${(e as Error).message}`);
-      }
-    };
-    const wav = decodeWav(await read(input), input, { downmix: values.downmix === true });
+    // Everything that can be checked without the GPU, before loading anything.
+    if (out) await checkOutputPath(out, 'out');
+    if (tokensPath) await checkOutputPath(tokensPath, 'tokens');
+    const mimiJson = await readJsonFile(paths.mimiConfig, 'Mimi config');
+    const lmJson = await readJsonFile(paths.lmConfig, 'LM config');
+    const mimiCfg = parseMimiConfig(mimiJson, paths.mimiConfig);
+    const lmCfg = parseLmConfig(lmJson, paths.lmConfig);
+    const wav = decodeWav(await readInputFile(input, 'input'), input, { downmix: values.downmix === true });
+    if (wav.samples.length === 0) throw new CliInputError(`${input}: the 'data' chunk holds no samples: nothing to answer`);
     const pcm = wav.sampleRate === SAMPLE_RATE ? wav.samples : resample(wav.samples, wav.sampleRate, SAMPLE_RATE);
     if (wav.sampleRate !== SAMPLE_RATE) io.stderr(`resampled ${input} from ${wav.sampleRate} Hz to ${SAMPLE_RATE} Hz`);
+    const fs = mimiDerived(mimiCfg, paths.mimiConfig).frameSize;
+    const steps = Math.ceil(pcm.length / fs);
+    const delay = maxDelay(lmCfg);
+    if (steps <= delay) {
+      throw new CliInputError(
+        `${input}: ${(pcm.length / SAMPLE_RATE).toFixed(3)} s is ${steps} frame(s) of 80 ms; the LM's first tokens come after max(delays) = ${delay} steps, ` +
+          `so the reply would be silence: give at least ${((delay + 1) * fs / SAMPLE_RATE).toFixed(2)} s`,
+      );
+    }
+    if (pcm.length % fs) io.stderr(`${input}: ${pcm.length} samples at ${SAMPLE_RATE} Hz; the last frame is padded with ${steps * fs - pcm.length} zeros`);
+    const mimiWeights = await readInputFile(paths.mimiWeights, 'Mimi weights');
+    const lmWeights = await openInputBlob(paths.lmWeights, 'LM weights'); // streamed to the GPU tensor by tensor
+    const tokenizer = typeof values.tokenizer === 'string' ? await readInputFile(values.tokenizer, 'tokenizer') : null;
 
     const ctx = await createNodeGpuContext();
     try {
       const t0 = performance.now();
       const loaded = await loadEngine(ctx, {
-        mimiConfig: JSON.parse(new TextDecoder().decode(await read(paths.mimiConfig))),
-        mimiWeights: await read(paths.mimiWeights),
-        lmConfig: JSON.parse(new TextDecoder().decode(await read(paths.lmConfig))),
-        lmWeights: await openBlob(paths.lmWeights), // streamed to the GPU tensor by tensor
-        tokenizer: typeof values.tokenizer === 'string' ? await read(values.tokenizer) : null,
+        mimiConfig: mimiJson,
+        mimiWeights,
+        lmConfig: lmJson,
+        lmWeights,
+        tokenizer,
         names: { mimiWeights: paths.mimiWeights, lmWeights: paths.lmWeights, tokenizer: typeof values.tokenizer === 'string' ? values.tokenizer : undefined },
         origins: {},
-      }, { sampling, condition });
+      }, { sampling, condition }).catch((e: unknown) => {
+        if (e instanceof WeightError) throw new CliInputError(`the configs ${paths.mimiConfig} / ${paths.lmConfig} do not fit the weights ${paths.mimiWeights} / ${paths.lmWeights}: ${e.message}`);
+        throw e;
+      });
       io.stderr(`loaded ${loaded.info.summary} in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${ctx.adapter.vendor} ${ctx.adapter.architecture}`);
-      const { frames, reply, text } = await runFile(loaded, pcm, io);
+      const { frames, reply, text, faults } = await runFile(loaded, pcm, io);
       if (out) await writeFile(out, encodeWavF32(reply, SAMPLE_RATE));
       if (tokensPath) await writeFile(tokensPath, tokensJson(loaded.info.depQ, frames));
       const m = loaded.engine.metrics.snapshot();
@@ -135,6 +164,13 @@ export const runCommand: CliCommand = {
       );
       if (text) io.stdout(text);
       loaded.dispose();
+      if (faults.length) {
+        const n = m.nonFinite;
+        throw new Error(
+          `${faults.length} step fault(s): ${n.textLogitSteps} step(s) with non-finite text logits, ${n.audioLogitSteps} with non-finite audio logits, ` +
+            `${n.outputFrames} decoded frame(s) replaced by silence, ${n.inputFrames} input frame(s) with samples zeroed (first: ${faults[0]}); the outputs were written but are not trustworthy`,
+        );
+      }
     } finally {
       ctx.destroy();
     }

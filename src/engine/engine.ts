@@ -16,9 +16,25 @@
  * stages: encode, LM step and decode are recorded into three command buffers submitted back to
  * back and one readback returns the tokens and the PCM (one host wait per step). The host-array
  * path (LoopCodec + LoopLm) waits after each stage.
+ *
+ * Finiteness (every step, reported in StepResult.faults and counted in metrics.nonFinite):
+ * - input: samples that are NaN, infinite or beyond ±16 (src/protocol/samples.ts) are replaced by 0
+ *   before Mimi encode, so they never reach the streaming state;
+ * - logits (GpuLoop with recordChecks): the step's text and audio logits are checked on the GPU
+ *   (kernel finite_check); the flag word travels in the step's existing token readback;
+ * - decoded PCM: a frame holding a NaN / infinite / absurd sample is replaced by silence.
  */
+import { countBadSamples, MAX_SAMPLE_ABS, zeroBadSamples } from '../protocol/samples.ts';
 import { type GpuContext, type Recorder, Tensor } from '../gpu/index.ts';
 import { FRAME_SAMPLES, LoopMetrics, type StepTimings } from './metrics.ts';
+
+/** Bits of the per-step check word (GpuLoop.recordChecks). */
+export const CHECK_BITS = {
+  /** The text logits held a NaN or an infinity. */
+  textLogits: 1,
+  /** Some depformer (audio) logits held a NaN or an infinity. */
+  audioLogits: 2,
+} as const;
 
 /** The Mimi side of the loop through host arrays, as `MimiModel` (src/models/mimi.ts) provides it. */
 export interface LoopCodec {
@@ -62,6 +78,12 @@ export interface GpuLoop {
   recordLmStep(rec: Recorder, codes: Tensor, out: Tensor): boolean;
   /** audio: i32 [depQ, 1] -> pcm: f32 [1920]. */
   recordDecode(rec: Recorder, audio: Tensor, pcm: Tensor): void;
+  /**
+   * Optional: records, after recordLmStep, finiteness checks of the step's logits that OR
+   * CHECK_BITS.textLogits / CHECK_BITS.audioLogits into `flags[0]` (u32 [1], cleared by the
+   * engine before). src/kernels/finite.ts `finiteCheck` does one tensor.
+   */
+  recordChecks?(rec: Recorder, flags: Tensor): void;
   reset(): void;
 }
 
@@ -78,6 +100,18 @@ interface BackendStep {
   encodeMs: number;
   lmMs: number;
   decodeMs: number;
+  /** CHECK_BITS found set this step (0 when the backend cannot check the logits). */
+  checks: number;
+}
+
+/** One problem found by a step's finiteness checks. */
+export interface StepFault {
+  /** 'input': bad input samples (zeroed); 'text_logits' / 'audio_logits': non-finite logits (the tokens of this step are not trustworthy); 'output': a decoded frame with bad samples (replaced by silence). */
+  kind: 'input' | 'text_logits' | 'audio_logits' | 'output';
+  /** Bad samples (input, output); 0 for logits. */
+  samples: number;
+  /** What was found, naming the step and the first bad sample. */
+  message: string;
 }
 
 interface StepBackend {
@@ -106,7 +140,7 @@ class HostBackend implements StepBackend {
     const t2 = this.now();
     const out = frame && !skipDecode ? await this.codec.decode(frame.audio, 1) : null; // out: [1920]
     const t3 = this.now();
-    return { frame, pcm: out, encodeMs: t1 - t0, lmMs: t2 - t1, decodeMs: out ? t3 - t2 : 0 };
+    return { frame, pcm: out, encodeMs: t1 - t0, lmMs: t2 - t1, decodeMs: out ? t3 - t2 : 0, checks: 0 };
   }
   reset(): void {
     this.codec.reset();
@@ -124,14 +158,16 @@ class GpuBackend implements StepBackend {
   readonly kind = 'gpu';
   private readonly pcmIn: Tensor; // [1920] f32
   private readonly codes: Tensor; // [K, 1] i32
-  private readonly tokens: Tensor; // [1 + depQ] i32
+  private readonly tokens: Tensor; // [1 + depQ + 1] i32: text, audio..., the check word
+  private readonly flags: Tensor; // [1] u32, CHECK_BITS of this step
   private readonly audio: Tensor; // [depQ, 1] i32
   private readonly pcmOut: Tensor; // [1920] f32
   constructor(private readonly loop: GpuLoop, private readonly now: () => number) {
     const ctx = loop.ctx;
     this.pcmIn = ctx.tensor([FRAME_SAMPLES], 'f32', 'engine.pcm_in');
     this.codes = ctx.tensor([loop.codebooks, 1], 'i32', 'engine.codes');
-    this.tokens = ctx.tensor([1 + loop.depQ], 'i32', 'engine.tokens');
+    this.tokens = ctx.tensor([1 + loop.depQ + 1], 'i32', 'engine.tokens');
+    this.flags = ctx.tensor([1], 'u32', 'engine.check_flags');
     this.audio = ctx.tensor([loop.depQ, 1], 'i32', 'engine.audio_tokens');
     this.pcmOut = ctx.tensor([FRAME_SAMPLES], 'f32', 'engine.pcm_out');
   }
@@ -148,10 +184,16 @@ class GpuBackend implements StepBackend {
     const dE = stamp();
     const recL = ctx.record('engine lm');
     const produced = this.loop.recordLmStep(recL, this.codes, this.tokens);
+    const checked = this.loop.recordChecks !== undefined;
+    if (checked) {
+      recL.clear(this.flags);
+      this.loop.recordChecks!(recL, this.flags);
+      recL.copy(this.flags, new Tensor(this.tokens.buffer, [1], 'i32', 'engine.tokens[check]', this.tokens.byteOffset + 4 * (1 + this.loop.depQ), false), 4);
+    }
     let tokensP: Promise<unknown> | null = null;
     let pcmP: Promise<unknown> | null = null;
     const decode = produced && !skipDecode;
-    if (produced) tokensP = recL.readback(this.tokens);
+    if (produced || checked) tokensP = recL.readback(this.tokens); // the check word rides along
     if (decode) {
       // Decode takes the audio tokens only (tokens[1:]).
       recL.copy(new Tensor(this.tokens.buffer, [this.loop.depQ], 'i32', 'engine.tokens[1:]', this.tokens.byteOffset + 4, false), this.audio, 4 * this.loop.depQ);
@@ -171,18 +213,19 @@ class GpuBackend implements StepBackend {
     const [tE, tL, tD] = await Promise.all([dE, dL, dD ?? dL]);
     let frame: LmFrame | null = null;
     let out: Float32Array | null = null;
-    if (produced) {
-      const tok = (await tokensP) as Int32Array;
+    const tok = tokensP ? ((await tokensP) as Int32Array) : null;
+    if (produced && tok) {
       frame = { text: tok[0], audio: tok.slice(1, 1 + this.loop.depQ) };
       if (decode) out = (await pcmP) as Float32Array;
     }
-    return { frame, pcm: out, encodeMs: tE - t0, lmMs: tL - tE, decodeMs: decode ? tD - tL : 0 };
+    const checks = checked && tok ? tok[1 + this.loop.depQ] >>> 0 : 0;
+    return { frame, pcm: out, encodeMs: tE - t0, lmMs: tL - tE, decodeMs: decode ? tD - tL : 0, checks };
   }
   reset(): void {
     this.loop.reset();
   }
   destroy(): void {
-    for (const t of [this.pcmIn, this.codes, this.tokens, this.audio, this.pcmOut]) t.destroy();
+    for (const t of [this.pcmIn, this.codes, this.tokens, this.flags, this.audio, this.pcmOut]) t.destroy();
   }
 }
 
@@ -198,6 +241,8 @@ export interface StepResult {
   text: string | null;
   /** The LM produced audio tokens but they were not decoded (StepOptions.skipDecode): `pcm` is silence. */
   decodeSkipped: boolean;
+  /** What this step's finiteness checks found (empty when all is finite); also counted in metrics.nonFinite. */
+  faults: StepFault[];
   timings: StepTimings;
 }
 
@@ -273,9 +318,11 @@ export class Engine {
   }
 
   /**
-   * Runs one 80 ms step. `pcm`: exactly 1920 float samples at 24 kHz in [-1, 1].
-   * Returns 1920 output samples (zeros while LMGen returns null, or when `opts.skipDecode`
-   * skipped the decode of a produced frame), the LM frame and its text.
+   * Runs one 80 ms step. `pcm`: exactly 1920 float samples at 24 kHz in [-1, 1]; samples that are
+   * NaN, infinite or beyond ±16 are replaced by 0 (the caller's array is not modified) and
+   * reported in `faults`. Returns 1920 output samples (zeros while LMGen returns null, when
+   * `opts.skipDecode` skipped the decode of a produced frame, or when the decoded frame was not
+   * finite), the LM frame, its text and the step's faults (non-finite input, logits or output).
    * Throws EngineError on a wrong frame length, a concurrent call or mismatched model outputs;
    * model and GPU errors (GpuDeviceLostError, ShapeError, ...) propagate unchanged.
    */
@@ -287,7 +334,17 @@ export class Engine {
     this.busy = true;
     try {
       const t0 = this.now();
+      const index = this.stepIndex;
+      const faults: StepFault[] = [];
+      const badIn = countBadSamples(pcm);
+      if (badIn.count) {
+        pcm = pcm.slice();
+        zeroBadSamples(pcm);
+        faults.push({ kind: 'input', samples: badIn.count, message: `step ${index}: ${badIn.count} input sample(s) NaN, infinite or beyond ±${MAX_SAMPLE_ABS} (first: sample ${badIn.first} = ${badIn.value}) replaced by 0` });
+      }
       const r = await this.backend.run(pcm, opts.skipDecode === true);
+      if (r.checks & CHECK_BITS.textLogits) faults.push({ kind: 'text_logits', samples: 0, message: `step ${index}: the text logits hold NaN or infinite values (the text token is not trustworthy)` });
+      if (r.checks & CHECK_BITS.audioLogits) faults.push({ kind: 'audio_logits', samples: 0, message: `step ${index}: the audio (depformer) logits hold NaN or infinite values (the audio tokens are not trustworthy)` });
       let out: Float32Array;
       let text: string | null = null;
       const decodeSkipped = r.frame !== null && opts.skipDecode === true;
@@ -300,13 +357,19 @@ export class Engine {
         }
         if (!r.pcm || r.pcm.length !== FRAME_SAMPLES) throw new EngineError(`Mimi decode of one frame returned ${r.pcm?.length ?? 0} samples, expected ${FRAME_SAMPLES}`);
         out = r.pcm;
+        const badOut = countBadSamples(out);
+        if (badOut.count) {
+          out = new Float32Array(FRAME_SAMPLES);
+          faults.push({ kind: 'output', samples: badOut.count, message: `step ${index}: Mimi decode returned ${badOut.count} sample(s) NaN, infinite or beyond ±${MAX_SAMPLE_ABS} (first: sample ${badOut.first} = ${badOut.value}); the frame was replaced by silence` });
+        }
         text = this.textOf(r.frame.text);
       } else {
         out = new Float32Array(FRAME_SAMPLES);
       }
       const timings: StepTimings = { encodeMs: r.encodeMs, lmMs: r.lmMs, decodeMs: r.decodeMs, totalMs: this.now() - t0 };
       this.metrics.record(timings, r.frame !== null, text === null ? 0 : 1, decodeSkipped);
-      return { index: this.stepIndex++, pcm: out, frame: r.frame, text, decodeSkipped, timings };
+      for (const f of faults) this.metrics.recordFault(f.kind, f.samples);
+      return { index: this.stepIndex++, pcm: out, frame: r.frame, text, decodeSkipped, faults, timings };
     } finally {
       this.busy = false;
     }

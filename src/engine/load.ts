@@ -13,7 +13,7 @@ import { MIMI_RELEASED_CONFIG, parseMimiConfig, type MimiConfig } from '../model
 import { TextTokenizer } from '../text/tokenizer.ts';
 import { SafetensorsFile } from '../weights/safetensors.ts';
 import { VarBuilder } from '../weights/var_builder.ts';
-import { Engine, type GpuLoop } from './engine.ts';
+import { CHECK_BITS, Engine, type GpuLoop } from './engine.ts';
 import type { ModelFiles } from '../weights/sources.ts';
 import type { ModelInfo, SamplingSettings } from './worker_api.ts';
 
@@ -38,6 +38,7 @@ export function mimiLmLoop(ctx: GpuContext, mimi: MimiModel, depQ: number, gen: 
     recordEncode: (rec, pcm, codes) => mimi.recordEncode(rec, pcm, codes),
     recordLmStep: (rec, codes, out) => gen().recordStep(rec, codes, out),
     recordDecode: (rec, audio, pcm) => mimi.recordDecode(rec, audio, pcm),
+    recordChecks: (rec, flags) => gen().recordChecks(rec, flags, { text: CHECK_BITS.textLogits, audio: CHECK_BITS.audioLogits }),
     reset: () => {
       mimi.reset();
       resetLm();

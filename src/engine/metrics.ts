@@ -44,6 +44,24 @@ export interface TransportCounters {
   protocolErrors: number;
 }
 
+/** Finiteness faults found by the engine's per-step checks (Engine.step), totals since reset. */
+export interface NonFiniteCounters {
+  /** Steps whose input frame held NaN, infinite or out-of-range samples (zeroed). */
+  inputFrames: number;
+  /** Such input samples in all. */
+  inputSamples: number;
+  /** Steps whose text logits held NaN or infinite values. */
+  textLogitSteps: number;
+  /** Steps whose audio (depformer) logits held NaN or infinite values. */
+  audioLogitSteps: number;
+  /** Decoded frames that held NaN, infinite or out-of-range samples (replaced by silence). */
+  outputFrames: number;
+  /** Such output samples in all. */
+  outputSamples: number;
+}
+
+const noFaults = (): NonFiniteCounters => ({ inputFrames: 0, inputSamples: 0, textLogitSteps: 0, audioLogitSteps: 0, outputFrames: 0, outputSamples: 0 });
+
 /** A snapshot of the loop's metrics, cheap to structured-clone. */
 export interface MetricsSnapshot extends TransportCounters {
   /** Steps completed since the last reset. */
@@ -64,6 +82,8 @@ export interface MetricsSnapshot extends TransportCounters {
   stepMs: Percentiles;
   /** Non-padding text tokens emitted so far. */
   textTokens: number;
+  /** Non-finite input, logits and output found so far (Engine.step's checks). */
+  nonFinite: NonFiniteCounters;
 }
 
 const EMPTY: Percentiles = { p50: 0, p95: 0, max: 0, mean: 0 };
@@ -94,6 +114,7 @@ export class LoopMetrics {
   skippedDecodes = 0;
   textTokens = 0;
   last: StepTimings | null = null;
+  nonFinite: NonFiniteCounters = noFaults();
   private transport: TransportCounters = { inputQueueSamples: 0, outputQueueSamples: 0, underruns: 0, overruns: 0, droppedPackets: {}, protocolErrors: 0 };
 
   constructor(readonly capacity = 4096, readonly budgetMs = STEP_BUDGET_MS) {
@@ -121,6 +142,19 @@ export class LoopMetrics {
     this.last = { ...t };
   }
 
+  /** Counts one fault of a step's finiteness checks (`samples`: bad samples, for input and output). */
+  recordFault(kind: 'input' | 'text_logits' | 'audio_logits' | 'output', samples = 0): void {
+    const c = this.nonFinite;
+    if (kind === 'input') {
+      c.inputFrames++;
+      c.inputSamples += samples;
+    } else if (kind === 'output') {
+      c.outputFrames++;
+      c.outputSamples += samples;
+    } else if (kind === 'text_logits') c.textLogitSteps++;
+    else c.audioLogitSteps++;
+  }
+
   /** Replaces the transport-side counters (queue depths, underruns, drops). */
   setTransport(c: Partial<TransportCounters>): void {
     this.transport = { ...this.transport, ...c, droppedPackets: { ...(c.droppedPackets ?? this.transport.droppedPackets) } };
@@ -142,6 +176,7 @@ export class LoopMetrics {
       decodeMs: percentiles(col(2)),
       stepMs: percentiles(col(3)),
       textTokens: this.textTokens,
+      nonFinite: { ...this.nonFinite },
     };
   }
 
@@ -153,6 +188,7 @@ export class LoopMetrics {
     this.overBudget = 0;
     this.skippedDecodes = 0;
     this.textTokens = 0;
+    this.nonFinite = noFaults();
     this.last = null;
     this.transport = { inputQueueSamples: 0, outputQueueSamples: 0, underruns: 0, overruns: 0, droppedPackets: {}, protocolErrors: 0 };
   }

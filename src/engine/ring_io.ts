@@ -17,6 +17,7 @@ export class RingFrameSource implements FrameSource {
     this.ring.pop(out, 0, FRAME_SAMPLES);
     return true;
   }
+  /** Resolves when a whole frame is readable or after timeoutMs; keeps a Node worker alive while it waits (RingBuffer.waitForReadAsync). */
   async wait(timeoutMs: number): Promise<void> {
     await this.ring.waitForReadAsync(FRAME_SAMPLES, timeoutMs);
   }

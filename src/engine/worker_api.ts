@@ -46,6 +46,8 @@ export type AudioTransport =
 export type EngineMeta =
   | ({ kind: 'metrics' } & MetricsSnapshot)
   | { kind: 'error'; name: string; message: string }
+  /** A finiteness fault of a step (Engine.step faults: NaN input zeroed, NaN logits, a silenced output frame); the first of each kind per conversation, the rest only counted in metrics.nonFinite. */
+  | { kind: 'warning'; message: string }
   | { kind: 'device-lost'; message: string }
   | { kind: 'state'; state: 'running' | 'stopped' }
   /** The worker's channel stopped (or resumed) hearing the page's heartbeats. */

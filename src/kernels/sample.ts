@@ -15,8 +15,11 @@ export const sampleKernel = new Kernel('sample', source, [
   { name: 'logits', access: 'read' },
   { name: 'out', access: 'read_write' },
 ], new ParamsLayout([
-  ['v', 'u32'], ['rows', 'u32'], ['top_k', 'u32'], ['temp', 'f32'], ['seed', 'u32'], ['draw', 'u32'], ['logits_offset', 'u32'], ['out_offset', 'u32'],
+  ['v', 'u32'], ['rows', 'u32'], ['top_k', 'u32'], ['temp', 'f32'], ['seed', 'u32'], ['draw', 'u32'], ['logits_offset', 'u32'], ['out_offset', 'u32'], ['draws', 'u32'],
 ]));
+
+/** Largest top-k whose admitted logits the kernel compacts into workgroup memory (shaders/sample.wgsl KMAX). */
+export const SAMPLE_KMAX = 256;
 
 export interface SampleOptions {
   /** Temperature; <= 0 means greedy argmax (ties to the lowest index). Default 0. */
@@ -29,24 +32,35 @@ export interface SampleOptions {
   draw?: number;
   /** Index in `out` where row 0's token goes. Default 0. */
   outOffset?: number;
+  /**
+   * Tokens drawn per row (default 1): draw d of row r uses the random stream of draw index
+   * `draw + d` and goes to out[outOffset + r * draws + d]. Many draws per dispatch let tests
+   * measure the distribution while paying the top-k search once per row.
+   */
+  draws?: number;
 }
 
 /**
- * Samples one token per row of `logits` [rows, V] f32 into `out` (i32, flat, element
- * outOffset + r), on the GPU. Port of moshi/utils/sampling.py `sample_token` with top_p = 0:
- * greedy `argmax` when temp <= 0; otherwise softmax(logits / temp) restricted to the top_k
- * largest logits (`sample_top_k`), drawn by the exponential race of `multinomial` (argmax p / E,
- * E ~ Exp(1)). The random stream is a counter-based hash of (seed, draw, row, index), not torch's:
- * distributions match, the same seed and draw repeat exactly.
- * Throws ShapeError for a non-2D/non-f32 `logits`, a non-i32 `out` or an out-of-range outOffset.
+ * Samples `draws` (default 1) tokens per row of `logits` [rows, V] f32 into `out` (i32, flat,
+ * element outOffset + r * draws + d), on the GPU. Port of moshi/utils/sampling.py `sample_token`
+ * with top_p = 0: greedy `argmax` when temp <= 0; otherwise softmax(logits / temp) restricted to
+ * the top_k largest logits (`sample_top_k`; ties at the k-th value to the lowest indices), drawn
+ * by the exponential race of `multinomial` (argmax p / E, E ~ Exp(1)). The random stream is a
+ * counter-based hash of (seed, draw + d, row, index), not torch's: distributions match, the same
+ * seed and draw repeat exactly. tests/kernels/sample.cases.ts checks the distribution against the
+ * exact tempered top-k softmax (chi-square, ≥ 2^17 draws per case).
+ * Throws ShapeError for a non-2D/non-f32 `logits`, a non-i32 `out`, an out-of-range outOffset or
+ * a `draws` that is not a positive integer.
  */
 export function sample(rec: Recorder, logits: Tensor, out: Tensor, opts: SampleOptions = {}): void {
   expectShape('sample logits', logits, [-1, -1], ['f32']);
   expectShape('sample out', out, out.shape, ['i32']);
   const [rows, v] = logits.shape;
   const outOffset = opts.outOffset ?? 0;
-  if (!Number.isInteger(outOffset) || outOffset < 0 || outOffset + rows > out.numel) {
-    throw new ShapeError(`sample out '${out.label}' has ${out.numel} elements; rows ${rows} at offset ${outOffset} do not fit`);
+  const draws = opts.draws ?? 1;
+  if (!Number.isInteger(draws) || draws < 1 || draws > 0x7fffffff) throw new ShapeError(`sample: draws must be a positive integer, got ${draws}`);
+  if (!Number.isInteger(outOffset) || outOffset < 0 || outOffset + rows * draws > out.numel) {
+    throw new ShapeError(`sample out '${out.label}' has ${out.numel} elements; rows ${rows} × draws ${draws} at offset ${outOffset} do not fit`);
   }
   if (v === 0) throw new ShapeError(`sample logits '${logits.label}' has an empty vocabulary`);
   const temp = opts.temp ?? 0;
@@ -64,6 +78,7 @@ export function sample(rec: Recorder, logits: Tensor, out: Tensor, opts: SampleO
       draw: (opts.draw ?? 0) >>> 0,
       logits_offset: 0,
       out_offset: outOffset,
+      draws,
     },
     constants: { WG: sampleWorkgroupSize(v) },
     workgroups: [rows, 1, 1],

@@ -14,6 +14,7 @@
  * Each cache move is a buffer-to-buffer copy of a run of codebooks with equal delay.
  */
 import { type GpuContext, type Recorder, ShapeError, Tensor } from '../gpu/index.ts';
+import { finiteCheck } from '../kernels/finite.ts';
 import { sample } from '../kernels/sample.ts';
 import type { LMModel } from './lm.ts';
 import { maxDelay, userStreams } from './lm_config.ts';
@@ -37,6 +38,9 @@ export interface LMGenOptions {
   /** Debug hook: called after every step with what went into and came out of the model (extra readbacks). */
   trace?: (t: LMGenTrace) => void;
 }
+
+/** Bits of LMGen.recordChecks' flag word: non-finite text logits, non-finite audio (depformer) logits. */
+export const LOGIT_CHECK = { text: 1, audio: 2 } as const;
 
 /** What one LMGen step fed and computed (debug hook). */
 export interface LMGenTrace {
@@ -104,6 +108,8 @@ export class LMGen {
   private readonly userBuf: Tensor; // [userStreams] i32
   private readonly outBuf: Tensor; // [1 + dep_q] i32
   private condSum: Tensor | null = null;
+  private readonly checkFlags: Tensor; // [1] u32, LOGIT_CHECK bits of the last step()
+  private checks = 0;
   private offset = 0;
   private readyDone = false;
   private readonly trace: ((t: LMGenTrace) => void) | undefined;
@@ -140,6 +146,7 @@ export class LMGen {
     this.sampled = this.ctx.tensor([1 + cfg.depQ], 'i32', 'lmgen.sampled');
     this.userBuf = this.ctx.tensor([Math.max(1, this.userStreams)], 'i32', 'lmgen.user');
     this.outBuf = this.ctx.tensor([1 + cfg.depQ], 'i32', 'lmgen.out');
+    this.checkFlags = this.ctx.tensor([1], 'u32', 'lmgen.check_flags');
     // Validate the condition now (throws synchronously for a missing condition on a conditioned model).
     if (!lm.conditions && opts.condition && Object.keys(opts.condition).length) {
       throw new Error(`LMGen: this model has no conditioners, but a condition was given (${Object.keys(opts.condition).join(', ')})`);
@@ -164,6 +171,22 @@ export class LMGen {
   /** Steps taken since construction or the last reset. */
   get stepIndex(): number {
     return this.offset;
+  }
+
+  /**
+   * Records, after recordStep, finiteness checks of that step's logits on the GPU
+   * (src/kernels/finite.ts): `bits.text` is OR-ed into `flags[0]` (u32 or i32) when the text logits
+   * hold a NaN or an infinity, `bits.audio` when any depformer (audio) logits do. `flags` is not
+   * cleared here. Default bits: LOGIT_CHECK.
+   */
+  recordChecks(rec: Recorder, flags: Tensor, bits: { text: number; audio: number } = LOGIT_CHECK): void {
+    finiteCheck(rec, this.lm.textLogits, flags, bits.text);
+    for (const t of this.lm.depformerLogits) finiteCheck(rec, t, flags, bits.audio);
+  }
+
+  /** What the logits checks of the last `step()` found: NaN / infinite text or audio logits (the tokens of that step are not trustworthy). */
+  get lastStepChecks(): { textLogits: boolean; audioLogits: boolean } {
+    return { textLogits: (this.checks & LOGIT_CHECK.text) !== 0, audioLogits: (this.checks & LOGIT_CHECK.audio) !== 0 };
   }
 
   /**
@@ -237,6 +260,9 @@ export class LMGen {
     const step = this.offset;
     const rec = this.ctx.record(`lmgen step ${step}`);
     const produced = this.recordStep(rec, this.userBuf, this.outBuf);
+    rec.clear(this.checkFlags);
+    this.recordChecks(rec, this.checkFlags);
+    const checksP = rec.readback(this.checkFlags);
     const outP = produced ? rec.readback(this.outBuf) : null;
     const tr = this.trace
       ? {
@@ -248,6 +274,7 @@ export class LMGen {
         }
       : null;
     await rec.submit();
+    this.checks = (await checksP)[0] >>> 0;
     if (tr && this.trace) {
       const depQ = this.lm.cfg.depQ;
       const sampled = (await tr.sampled) as Int32Array;
@@ -278,6 +305,6 @@ export class LMGen {
 
   /** Frees the generator's GPU buffers (not the model's). */
   destroy(): void {
-    for (const t of [this.cache, this.initial, this.input, this.sampled, this.userBuf, this.outBuf, this.condSum]) t?.destroy();
+    for (const t of [this.cache, this.initial, this.input, this.sampled, this.userBuf, this.outBuf, this.checkFlags, this.condSum]) t?.destroy();
   }
 }

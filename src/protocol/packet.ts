@@ -14,14 +14,19 @@
  *   ACK          0x02  8 bytes: ackSeq u32 (the seq acknowledged, or NO_SEQ for a pure receipt),
  *                      received u32 (how many packets the acknowledging side has taken in so far,
  *                      mod 2^32; the sender's flow-control window)
- *   AUDIO_CHUNK  0x10  exactly 1920 Float32 samples = 7680 bytes (80 ms of 24 kHz mono PCM)
+ *   AUDIO_CHUNK  0x10  exactly 1920 Float32 samples = 7680 bytes (80 ms of 24 kHz mono PCM), every
+ *                      one finite and within ±MAX_SAMPLE_ABS (16): a NaN, an infinity or 1e30 would
+ *                      poison the codec's streaming state, so such a chunk is refused ('bad_sample')
  *   TEXT_PARTIAL 0x20  UTF-8 text, at most TEXT_MAX_BYTES
  *   TEXT_FINAL   0x21  UTF-8 text, at most TEXT_MAX_BYTES
  *   METADATA     0x30  UTF-8 JSON (metrics, state, errors), at most 65535 bytes
  *
  * `encodePacket`/`decodePacket` never throw: every malformed input yields a typed
- * `{ ok: false, error: { reason, detail } }` that the Channel counts and reports.
+ * `{ ok: false, error: { reason, detail } }` that the Channel counts and reports; that includes
+ * an ArrayBuffer (or a view of one) that was transferred away and is detached ('detached').
  */
+import { countBadSamples, MAX_SAMPLE_ABS } from './samples.ts';
+
 
 export const PacketType = {
   HEARTBEAT: 0x01,
@@ -104,7 +109,9 @@ export type PacketErrorReason =
   | 'length_mismatch' // header payloadLength differs from the bytes present
   | 'unknown_type'
   | 'oversize_payload' // over u16 or over the type's maximum
+  | 'detached' // the ArrayBuffer was transferred away (detached): no bytes to read
   | 'bad_payload_size' // AUDIO_CHUNK not 7680 bytes / ACK not 8 bytes / PCM not 1920 samples
+  | 'bad_sample' // AUDIO_CHUNK with a NaN, infinite or out-of-range (|x| > 16) sample
   | 'bad_field' // priority > 3, requiresAck not 0/1, seq not u32, timestamp not finite
   | 'bad_utf8'
   | 'bad_json';
@@ -115,7 +122,9 @@ export const PACKET_ERROR_REASONS: readonly PacketErrorReason[] = [
   'length_mismatch',
   'unknown_type',
   'oversize_payload',
+  'detached',
   'bad_payload_size',
+  'bad_sample',
   'bad_field',
   'bad_utf8',
   'bad_json',
@@ -160,6 +169,18 @@ export function makePacket(body: PacketBody, opts: Partial<PacketHeader> = {}): 
   } as Packet;
 }
 
+function badSampleDetail(bad: { count: number; first: number; value: number }): string {
+  return `AUDIO_CHUNK: ${bad.count} sample(s) not finite or beyond ±${MAX_SAMPLE_ABS} (first: sample ${bad.first} = ${bad.value})`;
+}
+
+/** A Uint8Array over `data`, or null when it is not binary; throws TypeError when its buffer is detached. */
+function bytesOf(data: unknown): Uint8Array | null {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (typeof SharedArrayBuffer !== 'undefined' && data instanceof SharedArrayBuffer) return new Uint8Array(data);
+  return null;
+}
+
 function fail(reason: PacketErrorReason, detail: string, type?: number, seq?: number): { ok: false; error: PacketError } {
   return { ok: false, error: { reason, detail, type, seq } };
 }
@@ -167,7 +188,7 @@ function fail(reason: PacketErrorReason, detail: string, type?: number, seq?: nu
 /**
  * Serialises a packet into a fresh ArrayBuffer (ready to transfer). Never throws.
  * Errors: bad_field (priority/seq/timestamp/ack fields), bad_payload_size (PCM not 1920 samples),
- * oversize_payload (text or JSON over the type maximum), bad_json (metadata not serialisable),
+ * bad_sample (a PCM sample NaN, infinite or beyond ±MAX_SAMPLE_ABS), oversize_payload (text or JSON over the type maximum), bad_json (metadata not serialisable),
  * unknown_type.
  */
 export function encodePacket(p: Packet): EncodeResult {
@@ -197,6 +218,10 @@ export function encodePacket(p: Packet): EncodeResult {
       if (!(p.pcm instanceof Float32Array) || p.pcm.length !== AUDIO_CHUNK_SAMPLES) {
         const got = p.pcm instanceof Float32Array ? `${p.pcm.length} samples` : typeof p.pcm;
         return fail('bad_payload_size', `AUDIO_CHUNK: pcm must be a Float32Array of ${AUDIO_CHUNK_SAMPLES} samples, got ${got}`, type, p.seq);
+      }
+      {
+        const bad = countBadSamples(p.pcm);
+        if (bad.count) return fail('bad_sample', badSampleDetail(bad), type, p.seq);
       }
       pcm = p.pcm;
       break;
@@ -239,10 +264,18 @@ export function encodePacket(p: Packet): EncodeResult {
   return { ok: true, bytes: buf };
 }
 
-/** Reads the 17-byte header only (no payload checks); null when shorter than a header. */
+/**
+ * Reads the 17-byte header only (no payload checks); null when shorter than a header or when the
+ * buffer is detached (transferred away).
+ */
 export function peekHeader(data: ArrayBuffer | ArrayBufferView): { type: number; priority: number; seq: number; timestamp: number; payloadLength: number; requiresAck: number } | null {
-  const u8 = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (u8.byteLength < HEADER_BYTES) return null;
+  let u8: Uint8Array | null;
+  try {
+    u8 = bytesOf(data);
+  } catch {
+    return null; // detached
+  }
+  if (!u8 || u8.byteLength < HEADER_BYTES) return null;
   const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
   return {
     type: dv.getUint8(0),
@@ -256,14 +289,18 @@ export function peekHeader(data: ArrayBuffer | ArrayBufferView): { type: number;
 
 /**
  * Parses one packet. Never throws: any malformed input gives `{ ok: false, error }` with one of
- * PACKET_ERROR_REASONS. PCM is copied out into a new Float32Array (the input may be reused).
+ * PACKET_ERROR_REASONS ('detached' for a buffer that was transferred away; 'bad_sample' for an
+ * AUDIO_CHUNK holding a NaN, infinite or out-of-range sample). PCM is copied out into a new
+ * Float32Array (the input may be reused).
  */
 export function decodePacket(data: unknown): DecodeResult {
-  let u8: Uint8Array;
-  if (data instanceof ArrayBuffer) u8 = new Uint8Array(data);
-  else if (ArrayBuffer.isView(data)) u8 = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  else if (typeof SharedArrayBuffer !== 'undefined' && data instanceof SharedArrayBuffer) u8 = new Uint8Array(data);
-  else return fail('not_binary', `expected an ArrayBuffer or typed array, got ${data === null ? 'null' : typeof data}`);
+  let u8: Uint8Array | null;
+  try {
+    u8 = bytesOf(data);
+  } catch (e) {
+    return fail('detached', `the packet's ArrayBuffer is detached (transferred away before it was read): ${(e as Error).message}`);
+  }
+  if (!u8) return fail('not_binary', `expected an ArrayBuffer or typed array, got ${data === null ? 'null' : typeof data}`);
   const h = peekHeader(u8);
   if (!h) return fail('short_header', `packet has ${u8.byteLength} bytes, the header alone needs ${HEADER_BYTES}`);
   const { type, seq } = h;
@@ -291,6 +328,8 @@ export function decodePacket(data: unknown): DecodeResult {
     case PacketType.AUDIO_CHUNK: {
       const pcm = new Float32Array(AUDIO_CHUNK_SAMPLES);
       for (let i = 0; i < AUDIO_CHUNK_SAMPLES; i++) pcm[i] = dv.getFloat32(4 * i, true);
+      const bad = countBadSamples(pcm);
+      if (bad.count) return fail('bad_sample', badSampleDetail(bad), type, seq);
       return { ok: true, packet: { type, ...head, pcm } };
     }
     case PacketType.TEXT_PARTIAL:

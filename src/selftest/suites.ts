@@ -12,6 +12,7 @@ import { normSuite } from './cases/norm.cases.ts';
 import { ropeSuite } from './cases/rope.cases.ts';
 import { sampleSuite } from './cases/sample.cases.ts';
 import { unarySuite } from './cases/unary.cases.ts';
+import { finiteSuite } from './cases/finite.cases.ts';
 
 /**
  * Every kernel family's cases: run by the tests (Node: tests/kernels/kernels.node.test.ts,
@@ -19,4 +20,4 @@ import { unarySuite } from './cases/unary.cases.ts';
  * kernel page (/bench.html). The one list: a new case file goes in ./cases/<family>.cases.ts,
  * exports a KernelSuite, and is added here.
  */
-export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, linearQuantSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, ropeSuite, attentionSuite, ffnSuite];
+export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, linearQuantSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, ropeSuite, attentionSuite, ffnSuite, finiteSuite];

@@ -157,6 +157,10 @@ export function mountApp(root: HTMLElement): void {
         banner('Engine error.', ` ${ev.message}`);
         fail('engine', new Error(ev.message));
         break;
+      case 'warning':
+        // The engine keeps running (bad samples zeroed, a bad frame silenced); the metrics count the rest.
+        banner('Engine warning.', ` ${ev.message}`, true);
+        break;
     }
   };
 
@@ -343,3 +347,5 @@ export function mountApp(root: HTMLElement): void {
     });
   }
 }
+
+/** The metrics panel's line for the engine's finiteness checks: '0', or what was found (input samples zeroed, steps with NaN logits, output frames silenced). */

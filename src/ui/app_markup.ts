@@ -75,6 +75,7 @@ export const EMPTY_METRICS: MetricsSnapshot = {
   steps: 0, tokenSteps: 0, overBudget: 0, skippedDecodes: 0, budgetMs: 80, last: null, textTokens: 0,
   encodeMs: { p50: 0, p95: 0, max: 0, mean: 0 }, lmMs: { p50: 0, p95: 0, max: 0, mean: 0 }, decodeMs: { p50: 0, p95: 0, max: 0, mean: 0 }, stepMs: { p50: 0, p95: 0, max: 0, mean: 0 },
   inputQueueSamples: 0, outputQueueSamples: 0, underruns: 0, overruns: 0, droppedPackets: {}, protocolErrors: 0,
+  nonFinite: { inputFrames: 0, inputSamples: 0, textLogitSteps: 0, audioLogitSteps: 0, outputFrames: 0, outputSamples: 0 },
 };
 
 /** `<tr>` rows of the metrics table: encode, LM, decode and step ms (last, p50, p95, max). */
@@ -92,6 +93,19 @@ export function countersHtml(m: MetricsSnapshot): string {
     ['steps', String(m.steps)], ['over 80 ms', String(m.overBudget)], ['input queue', `${(m.inputQueueSamples / 24).toFixed(0)} ms`],
     ['output queue', `${(m.outputQueueSamples / 24).toFixed(0)} ms`], ['underruns', String(m.underruns)], ['overruns', String(m.overruns)],
     ['skipped decodes', String(m.skippedDecodes)], ['dropped packets', dropped], ['protocol errors', String(m.protocolErrors)], ['text tokens', String(m.textTokens)],
+    ['non-finite', nonFiniteText(m.nonFinite)],
   ];
   return items.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('');
+}
+
+/** The non-finite counters as one short text ('0', or e.g. 'input 2 frames, text logits 1 step'). */
+function nonFiniteText(n: MetricsSnapshot['nonFinite'] | undefined): string {
+  if (!n) return '0';
+  const parts = [
+    n.inputSamples ? `${n.inputSamples} input samples zeroed` : '',
+    n.textLogitSteps ? `${n.textLogitSteps} steps text logits` : '',
+    n.audioLogitSteps ? `${n.audioLogitSteps} steps audio logits` : '',
+    n.outputFrames ? `${n.outputFrames} output frames silenced` : '',
+  ].filter(Boolean);
+  return parts.join(', ') || '0';
 }

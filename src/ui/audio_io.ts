@@ -13,6 +13,8 @@ import type { RingBuffer } from '../audio/ring_buffer.ts';
 export interface AudioCounters {
   capturedSamples: number;
   captureOverruns: number;
+  /** Microphone samples that were NaN, infinite or beyond ±16, zeroed by the capture worklet. */
+  captureBadSamples: number;
   playedSamples: number;
   /** RMS of the playback output measured while samples were flowing (AnalyserNode windows). */
   playedRms: number;
@@ -171,6 +173,7 @@ export class AudioIO {
       return {
         capturedSamples: this.posted.captured,
         captureOverruns: c?.CAPTURE_OVERRUNS ?? 0,
+        captureBadSamples: c?.CAPTURE_BAD_SAMPLES ?? 0,
         playedSamples: n,
         playedRms: n ? Math.sqrt(this.posted.sumSq / n) : 0,
         underruns: p?.PLAY_UNDERRUNS ?? 0,
@@ -180,6 +183,7 @@ export class AudioIO {
     return {
       capturedSamples: get(STAT.CAPTURE_SAMPLES),
       captureOverruns: get(STAT.CAPTURE_OVERRUNS),
+      captureBadSamples: get(STAT.CAPTURE_BAD_SAMPLES),
       playedSamples: get(STAT.PLAY_SAMPLES),
       playedRms: this.outCount ? Math.sqrt(this.outSumSq / this.outCount) : 0,
       underruns: get(STAT.PLAY_UNDERRUNS),

@@ -27,7 +27,9 @@ export type ClientEvent =
   /** A side of the packet channel stopped (or resumed) hearing the other's heartbeats. */
   | { type: 'peer'; state: 'silent' | 'alive'; side: 'engine' | 'page'; silentForMs: number }
   | { type: 'device-lost'; message: string }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  /** The engine found non-finite input, logits or output in a step (it keeps running; later ones are counted in metrics.nonFinite). */
+  | { type: 'warning'; message: string };
 
 export class EngineClient {
   private metrics: MetricsSnapshot | null = null;
@@ -78,6 +80,7 @@ export class EngineClient {
     } else if (m.kind === 'device-lost') this.emit({ type: 'device-lost', message: m.message });
     else if (m.kind === 'peer') this.emit({ type: 'peer', state: m.state, side: 'page', silentForMs: m.silentForMs });
     else if (m.kind === 'error') this.emit({ type: 'error', message: `${m.name}: ${m.message}` });
+    else if (m.kind === 'warning') this.emit({ type: 'warning', message: m.message });
   }
 
   /** Loads a model in the worker; progress events go to the page. Aborting stops waiting (the worker finishes its current file). */
@@ -201,6 +204,8 @@ export class EngineClient {
       outputQueueSamples: rings ? rings.output.availableRead() : m.outputQueueSamples,
       droppedPackets: dropped,
       protocolErrors: m.protocolErrors + malformed,
+      // Microphone samples the capture worklet zeroed count as bad input too.
+      nonFinite: { ...m.nonFinite, inputSamples: m.nonFinite.inputSamples + (a?.captureBadSamples ?? 0) },
     };
   }
 

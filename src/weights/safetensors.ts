@@ -3,6 +3,12 @@
  * `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {...}}`, then the raw
  * little-endian tensor data; offsets are relative to the end of the header.
  * Spec: https://github.com/huggingface/safetensors (format section).
+ *
+ * Checked as the reference library (`safetensors` crate, `Metadata::validate`) checks: the tensors'
+ * byte ranges, in offset order, tile the data section exactly (the first starts at 0, each starts
+ * where the previous ended: no two share or overlap bytes, no hole between them, no data after
+ * the last); each range is exactly numel × dtype size; `__metadata__`, when present, is a map of
+ * strings to strings. Any of these failing is a SafetensorsError naming the file and the key.
  */
 import { bf16BitsToF32, f16BitsToF32 } from '../gpu/dtype.ts';
 
@@ -40,7 +46,9 @@ export class SafetensorsFile {
 
   /**
    * Parses a whole file held in memory. Throws SafetensorsError for a truncated file, a bad or
-   * oversized header, invalid JSON, an unknown dtype, a shape/offset mismatch or offsets out of range.
+   * oversized header, invalid JSON, an unknown dtype, a shape/offset mismatch, offsets out of
+   * range, tensors that overlap or leave a hole, data after the last tensor, or `__metadata__`
+   * that is not a string→string map.
    */
   static parse(bytes: ArrayBuffer | Uint8Array, fileName = '<memory>'): SafetensorsFile {
     const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
@@ -120,7 +128,11 @@ function tensorLayout(header: Record<string, unknown>, dataLen: number, fail: (m
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') {
-      metadata = (raw ?? {}) as Record<string, string>;
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw fail(`'__metadata__' must be a map of strings to strings, got ${raw === null ? 'null' : Array.isArray(raw) ? 'an array' : typeof raw}`);
+      for (const [k, v] of Object.entries(raw)) {
+        if (typeof v !== 'string') throw fail(`'__metadata__' key '${k}': value must be a string, got ${JSON.stringify(v)}`);
+      }
+      metadata = raw as Record<string, string>;
       continue;
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
@@ -140,6 +152,17 @@ function tensorLayout(header: Record<string, unknown>, dataLen: number, fail: (m
     }
     layout.push({ name, dtype, shape: shape as number[], begin: off[0] as number, end: off[1] as number });
   }
+  // The ranges must tile [0, dataLen) exactly, in offset order (the reference library's rule).
+  const order = [...layout].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let prev = '';
+  for (const t of order) {
+    if (t.begin < at) throw fail(`key '${t.name}': data_offsets [${t.begin}, ${t.end}] overlap the bytes of '${prev}' (which end at ${at}): tensors may not share bytes`);
+    if (t.begin > at) throw fail(`key '${t.name}': data_offsets [${t.begin}, ${t.end}] leave a hole of ${t.begin - at} bytes after ${prev ? `'${prev}'` : 'the header'} (which ends at ${at}): tensors must be contiguous`);
+    at = t.end;
+    prev = t.name;
+  }
+  if (at !== dataLen) throw fail(`${dataLen - at} bytes of data after the last tensor${prev ? ` ('${prev}', ending at ${at})` : ''}: the data section must end with the last tensor`);
   return { metadata, layout };
 }
 

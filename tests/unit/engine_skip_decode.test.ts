@@ -49,4 +49,7 @@ it('GPU backend: skipped decodes give silence and leave the token stream unchang
   expect(plain[2].pcm.some((v) => v !== 0)).toBe(true);
   expect(skipped[5].pcm.some((v) => v !== 0)).toBe(true);
   expect(engine.metrics.snapshot().skippedDecodes).toBe(2);
+  // The per-step finiteness checks (logits on the GPU, decoded PCM) ran and found nothing.
+  for (const r of [...plain, ...skipped]) expect(r.faults).toEqual([]);
+  expect(engine.metrics.snapshot().nonFinite).toEqual({ inputFrames: 0, inputSamples: 0, textLogitSteps: 0, audioLogitSteps: 0, outputFrames: 0, outputSamples: 0 });
 }, 300_000);

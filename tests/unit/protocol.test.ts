@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   ACK_BYTES,
+  Channel,
+  ManualClock,
   AUDIO_CHUNK_BYTES,
   AUDIO_CHUNK_SAMPLES,
   FramePool,
@@ -115,6 +117,59 @@ describe('packet codec', () => {
     expectError(raw(0x30, new Uint8Array([0xc3])), 'bad_utf8');
   });
 
+  it('refuses AUDIO_CHUNK payloads with NaN, infinite or absurd samples (bad_sample), both ways', () => {
+    for (const [v, shown] of [[NaN, 'NaN'], [Infinity, 'Infinity'], [-Infinity, '-Infinity'], [1e30, '1[.\\d]*e\\+30'], [-17, '-17']] as const) {
+      const bad = pcm.slice();
+      bad[11] = v;
+      bad[1900] = v;
+      const r = encodePacket(makePacket({ type: PacketType.AUDIO_CHUNK, pcm: bad }));
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(`${r.error.reason}: ${r.error.detail}`).toMatch(new RegExp(`^bad_sample: AUDIO_CHUNK: 2 sample\\(s\\) not finite or beyond ±16 \\(first: sample 11 = ${shown}\\)`));
+      // The same bytes hand-built on the wire are refused by the decoder, with the packet's seq.
+      const payload = new Uint8Array(AUDIO_CHUNK_BYTES);
+      new Float32Array(payload.buffer).set(bad);
+      const d = decodePacket(raw(0x10, payload, { seq: 42 }));
+      expect(d.ok).toBe(false);
+      if (!d.ok) {
+        expect(d.error).toMatchObject({ reason: 'bad_sample', type: 0x10, seq: 42 });
+        expect(d.error.detail).toMatch(/first: sample 11/);
+      }
+    }
+    // Loud but finite audio at the limit passes.
+    const loud = pcm.map((x, i) => (i % 2 ? 16 : -16));
+    expect(Array.from((dec(enc(makePacket({ type: PacketType.AUDIO_CHUNK, pcm: loud }))) as { pcm: Float32Array }).pcm)).toEqual(Array.from(loud));
+  });
+
+  it('a detached buffer (transferred away) is a typed error, never a throw', () => {
+    const detach = (b: ArrayBuffer) => structuredClone(b, { transfer: [b] });
+    const a = enc(makePacket({ type: PacketType.TEXT_FINAL, text: 'hi' }));
+    detach(a);
+    expectError(a, 'detached', /detached/);
+    const v = new Uint8Array(enc(makePacket({ type: PacketType.HEARTBEAT })));
+    detach(v.buffer as ArrayBuffer);
+    expectError(v, 'detached', /detached/);
+    const f = new Float32Array(8);
+    detach(f.buffer);
+    expectError(f, 'detached');
+    // Channel.receive goes through decodePacket: it counts both kinds, emits 'malformed' and does not throw.
+    const port = { postMessage() {}, addEventListener() {}, removeEventListener() {} };
+    const ch = new Channel(port, { clock: new ManualClock(0), schedule: 'manual' });
+    const reasons: string[] = [];
+    ch.on('malformed', (e) => reasons.push(e.reason));
+    const gone = enc(makePacket({ type: PacketType.HEARTBEAT }));
+    detach(gone);
+    expect(() => ch.receive(gone)).not.toThrow();
+    const nan = new Uint8Array(AUDIO_CHUNK_BYTES);
+    new Float32Array(nan.buffer).fill(NaN);
+    const delivered: Packet[] = [];
+    ch.on('packet', (p) => delivered.push(p));
+    expect(() => ch.receive(raw(0x10, nan))).not.toThrow();
+    expect(reasons).toEqual(['detached', 'bad_sample']);
+    expect(ch.stats().malformed).toMatchObject({ detached: 1, bad_sample: 1 });
+    expect(delivered).toEqual([]);
+    ch.close();
+  });
+
   it('refuses to encode invalid packets with a typed error', () => {
     const bad = (p: unknown, reason: PacketErrorReason, detail: RegExp) => {
       const r = encodePacket(p as Packet);
@@ -208,7 +263,8 @@ describe('packet codec', () => {
       check(u8);
     }
     // The fuzz reached every reason a byte string can produce (not_binary needs a non-buffer).
-    for (const r of PACKET_ERROR_REASONS.filter((r) => r !== 'not_binary')) expect(seen.get(r) ?? 0, r).toBeGreaterThan(0);
+    // (not_binary and detached need a non-buffer or a transferred one; bad_sample has its own test.)
+    for (const r of PACKET_ERROR_REASONS.filter((r) => r !== 'not_binary' && r !== 'detached' && r !== 'bad_sample')) expect(seen.get(r) ?? 0, r).toBeGreaterThan(0);
     expect(ok).toBeGreaterThan(100);
   });
 });

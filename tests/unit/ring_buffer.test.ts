@@ -93,6 +93,28 @@ describe('RingBuffer (single thread)', () => {
     expect(await p).toBe(true);
     expect(await r.waitForReadAsync(4, 10)).toBe(false);
   });
+
+  it('lengths and offsets must be integers in range (push(NaN) and pop(2.5) used to corrupt the indices)', () => {
+    const r = RingBuffer.create(16);
+    const buf = seq(0, 8);
+    for (const bad of [NaN, 2.5, -1, Infinity]) {
+      expect(() => r.push(buf, 0, bad)).toThrow(new RegExp(`RingBuffer\\.push: length must be a non-negative integer, got ${bad}`));
+      expect(() => r.pop(buf, 0, bad)).toThrow(/RingBuffer\.pop: length/);
+      expect(() => r.push(buf, bad)).toThrow(/RingBuffer\.push: offset must be an integer in \[0, 8\]/);
+      expect(() => r.pop(buf, bad)).toThrow(/RingBuffer\.pop: offset/);
+      expect(() => r.skip(bad)).toThrow(/RingBuffer\.skip/);
+      expect(() => r.pushSilence(bad)).toThrow(/RingBuffer\.pushSilence/);
+      expect(() => r.waitForRead(bad, 1)).toThrow(RingBufferError);
+    }
+    expect(() => r.push(buf, 9)).toThrow(/offset must be an integer in \[0, 8\], got 9/);
+    // Nothing moved: the indices are intact.
+    expect(r.availableRead()).toBe(0);
+    expect(r.push(buf, 2, 3)).toBe(3);
+    const out = new Float32Array(4);
+    expect(r.pop(out, 1, 2)).toBe(2);
+    expect(Array.from(out)).toEqual([0, 2, 3, 0]);
+    expect(r.availableRead()).toBe(1);
+  });
 });
 
 function runWorker(data: Record<string, unknown>): Promise<Record<string, number | string>> {
@@ -103,11 +125,21 @@ function runWorker(data: Record<string, unknown>): Promise<Record<string, number
     const w = new Worker(boot, { eval: true, workerData: data });
     w.once('message', ok);
     w.once('error', fail);
-    w.once('exit', (code) => code !== 0 && fail(new Error(`worker exited with ${code}`)));
+    // An exit before the message (even code 0) is a failure; after it, the reject is a no-op.
+    w.once('exit', (code) => fail(new Error(`worker exited with code ${code} before posting its result`)));
   });
 }
 
 describe('RingBuffer across worker_threads', () => {
+  it('a Node worker whose only pending work is waitForReadAsync stays alive until the samples come', async () => {
+    const ring = RingBuffer.create(4096);
+    const res = runWorker({ role: 'async-consumer', buffer: ring.buffer, total: 1920, maxChunk: 1920, seed: 0 });
+    await new Promise((ok) => setTimeout(ok, 1500)); // worker started and waiting
+    ring.push(Float32Array.from({ length: 1920 }, (_, i) => i / 2048));
+    const r = await res;
+    expect(r).toEqual({ ok: 1, got: 1920, first: 0 });
+  });
+
   for (const { capacity, total, maxChunk } of [
     { capacity: 64, total: 2_000_000, maxChunk: 100 }, // tiny ring: constant full/empty contention
     { capacity: 4096, total: 6_000_000, maxChunk: 1920 },

@@ -5,7 +5,7 @@ import { RingBuffer } from '../../src/audio/ring_buffer.ts';
 import { Rng } from '../../src/selftest/rng.ts';
 
 const { role, buffer, total, maxChunk, seed } = workerData as {
-  role: 'producer' | 'consumer';
+  role: 'producer' | 'consumer' | 'async-consumer';
   buffer: SharedArrayBuffer;
   total: number;
   maxChunk: number;
@@ -16,7 +16,12 @@ const rng = new Rng(seed);
 const chunk = new Float32Array(maxChunk);
 const MOD = 1 << 24;
 
-if (role === 'producer') {
+if (role === 'async-consumer') {
+  // Nothing but an Atomics.waitAsync pending: the worker must stay alive until the samples come.
+  const ok = await ring.waitForReadAsync(total, 20_000);
+  const n = ring.pop(chunk, 0, Math.min(total, maxChunk));
+  parentPort!.postMessage({ ok: ok ? 1 : 0, got: n, first: chunk[0] });
+} else if (role === 'producer') {
   let sent = 0;
   let fullHits = 0;
   while (sent < total) {

@@ -68,4 +68,34 @@ describe('safetensors reader', () => {
     expect(err(header({ x: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, f32([1])))).toMatch(/key 'x': bad shape/);
     expect(err(header([1, 2]))).toMatch(/not a JSON object/);
   });
+
+  it('rejects what the reference library rejects: shared or overlapping bytes, holes, trailing data, non-string metadata', () => {
+    const err = (b: Uint8Array) => {
+      try {
+        SafetensorsFile.parse(b, 'w.safetensors');
+      } catch (e) {
+        expect(e).toBeInstanceOf(SafetensorsError);
+        return (e as Error).message;
+      }
+      throw new Error('expected a SafetensorsError');
+    };
+    const e = (begin: number, end: number) => ({ dtype: 'F32', shape: [(end - begin) / 4], data_offsets: [begin, end] });
+    // Two keys on the same bytes (aliasing) and partly overlapping ranges.
+    expect(err(header({ a: e(0, 8), b: e(0, 8) }, f32([1, 2])))).toMatch(/w\.safetensors: key 'b': data_offsets \[0, 8\] overlap the bytes of 'a'/);
+    expect(err(header({ a: e(0, 8), b: e(4, 12) }, f32([1, 2, 3])))).toMatch(/key 'b': data_offsets \[4, 12\] overlap the bytes of 'a' \(which end at 8\)/);
+    // A hole between tensors, and one before the first.
+    expect(err(header({ a: e(0, 4), b: e(8, 12) }, f32([1, 2, 3])))).toMatch(/key 'b': data_offsets \[8, 12\] leave a hole of 4 bytes after 'a'/);
+    expect(err(header({ a: e(4, 8) }, f32([1, 2])))).toMatch(/key 'a': .* leave a hole of 4 bytes after the header/);
+    // Bytes after the last tensor.
+    expect(err(header({ a: e(0, 4) }, f32([1, 2])))).toMatch(/w\.safetensors: 4 bytes of data after the last tensor \('a', ending at 4\)/);
+    expect(err(header({}, f32([1])))).toMatch(/4 bytes of data after the last tensor/);
+    // __metadata__ must map strings to strings.
+    expect(err(header({ __metadata__: { format: 'pt', n: 3 }, a: e(0, 4) }, f32([1])))).toMatch(/'__metadata__' key 'n': value must be a string, got 3/);
+    expect(err(header({ __metadata__: ['pt'], a: e(0, 4) }, f32([1])))).toMatch(/'__metadata__' must be a map of strings to strings, got an array/);
+    expect(err(header({ __metadata__: null, a: e(0, 4) }, f32([1])))).toMatch(/got null/);
+    // Still fine: out-of-order keys that tile the data, zero-size tensors, string metadata.
+    const ok = SafetensorsFile.parse(header({ __metadata__: { format: 'pt' }, z: e(4, 8), y: { dtype: 'F32', shape: [0], data_offsets: [4, 4] }, x: e(0, 4) }, f32([1, 2])), 'ok');
+    expect(ok.keys().sort()).toEqual(['x', 'y', 'z']);
+    expect(ok.metadata).toEqual({ format: 'pt' });
+  });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeWav, encodeWavF32, encodeWavPcm16, WavError } from '../../src/audio/wav.ts';
+import { countBadSamples, decodeWav, encodeWavF32, encodeWavPcm16, WAV_MAX_ABS, WavError } from '../../src/audio/wav.ts';
 import { fixtureF32, nodeFixtures } from '../harness/fixtures.ts';
 import { Rng } from '../../src/selftest/rng.ts';
 
@@ -135,5 +135,42 @@ describe('decodeWav', () => {
     expect(() => decodeWav(full.subarray(0, 12), 'hdr.wav')).toThrow(/hdr\.wav: no 'fmt ' chunk/);
     const odd = buildWav({ tag: 1, channels: 1, rate: 8000, bits: 16, data: new Uint8Array(5) });
     expect(() => decodeWav(odd, 'odd.wav')).toThrow(/odd\.wav: truncated: the 'data' chunk has 5 bytes, not a whole number of 2-byte frames/);
+  });
+
+  it('refuses sample rates outside [1 kHz, 384 kHz], naming the rate', () => {
+    const d = new Uint8Array(8);
+    for (const rate of [1, 999, 384001, 0xffffffff]) {
+      expect(() => decodeWav(buildWav({ tag: 1, channels: 1, rate, bits: 16, data: d }), 'r.wav')).toThrow(new RegExp(`r\\.wav: sample rate ${rate} Hz .* outside \\[1000, 384000\\]`));
+    }
+    for (const rate of [1000, 384000]) expect(decodeWav(buildWav({ tag: 1, channels: 1, rate, bits: 16, data: d })).sampleRate).toBe(rate);
+  });
+
+  it('refuses NaN, infinite or absurd float samples, naming the count and the first one', () => {
+    for (const [bad, shown] of [[NaN, 'NaN'], [Infinity, 'Infinity'], [-Infinity, '-Infinity'], [1e30, '1[.\\d]*e\\+30'], [-(WAV_MAX_ABS + 1), `-${WAV_MAX_ABS + 1}`]] as const) {
+      const x = new Float32Array(50).fill(0.25);
+      x[7] = bad;
+      x[30] = bad;
+      expect(() => decodeWav(encodeWavF32(x, 24000), 'nan.wav')).toThrow(new RegExp(`nan\\.wav: 2 sample\\(s\\) are not finite or beyond ±${WAV_MAX_ABS} \\(first: frame 7 = ${shown}\\)`));
+    }
+    // Loud but plausible float audio passes unchanged.
+    const loud = Float32Array.from({ length: 10 }, (_, i) => (i % 2 ? -1 : 1) * WAV_MAX_ABS);
+    expect(Array.from(decodeWav(encodeWavF32(loud, 24000)).samples)).toEqual(Array.from(loud));
+    expect(countBadSamples([0, 1, NaN, 2])).toEqual({ count: 1, first: 2, value: NaN });
+    expect(countBadSamples([0, 1])).toEqual({ count: 0, first: -1, value: 0 });
+  });
+
+  it('reads streaming headers (data size 0xFFFFFFFF: to the end of the file, whole frames)', () => {
+    const x = Float32Array.from({ length: 9 }, (_, i) => i / 16);
+    const w = encodeWavF32(x, 16000);
+    const dv = new DataView(w.buffer);
+    dv.setUint32(4, 0xffffffff, true);
+    dv.setUint32(54, 0xffffffff, true); // the data chunk's size field
+    expect(Array.from(decodeWav(w, 's.wav').samples)).toEqual(Array.from(x));
+    const ragged = new Uint8Array(w.byteLength + 3);
+    ragged.set(w);
+    expect(Array.from(decodeWav(ragged, 's.wav').samples)).toEqual(Array.from(x)); // 3 stray bytes: not a whole frame
+    // A size that is merely wrong is still truncation.
+    dv.setUint32(54, 4000, true);
+    expect(() => decodeWav(w, 'cut.wav')).toThrow(/cut\.wav: truncated: the 'data' chunk declares 4000 bytes/);
   });
 });

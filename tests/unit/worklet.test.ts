@@ -112,6 +112,26 @@ describe('capture worklet', () => {
     expect(s.CAPTURE_OVERRUNS).toBe(8);
   });
 
+  it('zeroes NaN, infinite and absurd microphone samples before resampling, and counts them', () => {
+    const ring = RingBuffer.create(8192);
+    const stats = createAudioStats();
+    const proc = make(CAPTURE_PROCESSOR, { ring: ring.buffer, stats: stats.buffer, deviceRate: 48000 });
+    const x = sine(3840, 48000, 440);
+    const clean = x.slice();
+    for (const [i, v] of [[5, NaN], [300, Infinity], [301, -Infinity], [2000, 1e30], [2001, -17]] as const) {
+      x[i] = v;
+      clean[i] = 0;
+    }
+    feedCapture(proc, [x]);
+    const got = drain(ring);
+    const want = resample(clean.subarray(0, 3840), 48000, 24000);
+    expect(got.every((v) => Number.isFinite(v))).toBe(true);
+    expect(maxDiff(got, want, got.length - 64)).toBeLessThan(1e-6); // the same as the cleaned input
+    const s = readAudioStats(stats);
+    expect(s.CAPTURE_BAD_SAMPLES).toBe(5);
+    expect(s.CAPTURE_BAD_BLOCKS).toBe(3); // quanta 0, 2 and 15
+  });
+
   it('ignores a block with no input channels (nothing connected yet)', () => {
     const ring = RingBuffer.create(1024);
     const proc = make(CAPTURE_PROCESSOR, { ring: ring.buffer, deviceRate: 48000 });

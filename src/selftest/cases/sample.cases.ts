@@ -84,32 +84,171 @@ function topKMembershipCase(rows: number, v: number, k: number, temp: number, se
   };
 }
 
-/** Frequencies over many rows (same logits, independent draws) match softmax(l/temp) on the top-k. */
-function distributionCase(v: number, k: number, temp: number, rows: number): KernelCase {
+/** Quantile of the chi-square distribution with `df` degrees of freedom at standard-normal z (Wilson–Hilferty; within 1% of the exact value for df >= 3 in the tail used here). */
+export function chi2Quantile(df: number, z: number): number {
+  const a = 2 / (9 * df);
+  return df * (1 - a + z * Math.sqrt(a)) ** 3;
+}
+
+/** One-sided standard-normal quantile of the false-alarm rate 1e-6: a correct sampler fails for fewer than one seed in 10^6. */
+const Z_FALSE_ALARM = 4.753;
+/** Required separation of a wrong setting's expected statistic from the threshold, in its own standard deviations. */
+const POWER_SIGMAS = 6;
+
+/**
+ * Chi-square bins over the support of `p` (the top-k set): tokens by decreasing probability,
+ * consecutive ranks pooled into about `target` bins of equal mass, except the least likely token of
+ * the support (the truncation boundary: rank k-1), which is a bin of its own. Returns each bin's
+ * tokens.
+ */
+function rankBins(p: Float64Array, target: number): number[][] {
+  const support = Array.from(p.keys()).filter((i) => p[i] > 0).sort((a, b) => p[b] - p[a] || a - b);
+  const last = support.pop()!;
+  const rest = support.reduce((m, i) => m + p[i], 0);
+  const bins: number[][] = [];
+  let cur: number[] = [];
+  let mass = 0;
+  for (const i of support) {
+    cur.push(i);
+    mass += p[i];
+    if (mass >= rest / (target - 1)) {
+      bins.push(cur);
+      cur = [];
+      mass = 0;
+    }
+  }
+  if (cur.length) bins.push(cur);
+  bins.push([last]);
+  return bins;
+}
+
+/** Chi-square bins of single tokens of the support (those expected fewer than 5 times in n draws pooled into one bin). */
+function tokenBins(p: Float64Array, n: number): number[][] {
+  const support = Array.from(p.keys()).filter((i) => p[i] > 0);
+  const small = support.filter((i) => n * p[i] < 5);
+  const bins = support.filter((i) => n * p[i] >= 5).map((i) => [i]);
+  if (small.length) bins.push(small);
+  return bins;
+}
+
+/** Pearson's statistic of `counts` (per token, n draws) against `p` over `bins`; also the noncentrality N·Σ(q−p)²/p of a distribution q. */
+function chi2(bins: number[][], p: Float64Array, counts: ArrayLike<number>, n: number): number {
+  let x = 0;
+  for (const b of bins) {
+    let e = 0;
+    let o = 0;
+    for (const i of b) {
+      e += n * p[i];
+      o += counts[i];
+    }
+    x += ((o - e) * (o - e)) / e;
+  }
+  return x;
+}
+function noncentrality(bins: number[][], p: Float64Array, q: Float64Array, n: number): number {
+  let l = 0;
+  for (const b of bins) {
+    let pb = 0;
+    let qb = 0;
+    for (const i of b) {
+      pb += p[i];
+      qb += q[i];
+    }
+    l += (n * (qb - pb) * (qb - pb)) / pb;
+  }
+  return l;
+}
+
+/**
+ * Logits with a known top-k structure, at random positions: the k admitted values on an even
+ * ladder from `spread` down to 0 (so temperature shapes the distribution strongly), the first
+ * excluded value just below (-0.05, so including it by an off-by-one draws it often), the rest
+ * well below (-0.2 .. -3.2).
+ */
+function ladderLogits(v: number, k: number, spread: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  const vals = Array.from({ length: v }, (_, rank) => (rank < k ? (k === 1 ? spread : spread * (1 - rank / (k - 1))) : rank === k ? -0.05 : -0.2 - 3 * rng.next()));
+  const pos = Array.from({ length: v }, (_, i) => i);
+  for (let i = v - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [pos[i], pos[j]] = [pos[j], pos[i]];
+  }
+  const out = new Float32Array(v);
+  vals.forEach((x, rank) => (out[pos[rank]] = x));
+  return out;
+}
+
+/**
+ * The sampler's distribution equals the exact tempered top-k softmax: `rows × draws` draws (≥ 2^17
+ * for the model's settings) from one logits row, compared by two Pearson chi-square tests, one over
+ * rank bins (rankBins), one over single tokens (tokenBins), each with its threshold at false-alarm
+ * rate 1e-6; any draw outside the top-k set fails at once. Before sampling, the case proves its own
+ * power: for each wrong setting (another temperature, top-k k-1, i.e. the truncation one short)
+ * the expected statistic (df + λ, λ the noncentrality) of one of the tests must clear its
+ * threshold by POWER_SIGMAS of its standard deviation √(2(df + 2λ)),
+ * and for top-k k+1 (one too many) the extra token's expected count must exceed 21
+ * (P(never drawn) < 1e-9); a case may waive the top-k k-1 proof (`proveKMinus1: false`). So a sampler with temperature 1.0 for 0.8, top-k 249 for 250 or an
+ * off-by-one in the truncation fails for every seed but a negligible fraction.
+ */
+function exactDistributionCase(label: string, v: number, k: number, temp: number, wrongTemps: number[], rows: number, draws: number, opts: { spread?: number; proveKMinus1?: boolean } = {}): KernelCase {
+  const spread = opts.spread ?? 1.2;
+  const n = rows * draws;
   return {
-    name: `distribution V=${v} k=${k} temp=${temp} n=${rows}`,
+    name: `exact distribution ${label}: V=${v} k=${k} temp=${temp}, ${n} draws`,
     setup(ctx) {
-      const row = new Rng(99 + v).normals(v, 1.5);
+      const row = ladderLogits(v, k, spread, 1000 + v + k);
+      const p = topKProbs(row, k, temp);
+      // Two chi-square tests, each at false-alarm rate 1e-6: rank bins (shape: temperature, the
+      // boundary token) and single tokens (any one token's probability).
+      const tests = [{ name: 'rank bins', bins: rankBins(p, 32) }, { name: 'single tokens', bins: tokenBins(p, n) }].map((t) => ({ ...t, df: t.bins.length - 1, threshold: chi2Quantile(t.bins.length - 1, Z_FALSE_ALARM) }));
+      const alternatives: [string, Float64Array][] = [
+        ...wrongTemps.map((t): [string, Float64Array] => [`temp ${t}`, topKProbs(row, k, t)]),
+        ...(k > 1 && opts.proveKMinus1 !== false ? [[`top-k ${k - 1}`, topKProbs(row, k - 1, temp)] as [string, Float64Array]] : []),
+      ];
+      for (const [what, q] of alternatives) {
+        // Power: the better of the two tests must put the wrong setting's expected statistic POWER_SIGMAS above its threshold.
+        const margins = tests.map(({ bins, df, threshold }) => {
+          const lambda = noncentrality(bins, p, q, n);
+          return { lambda, df, threshold, sd: (df + lambda - threshold) / Math.sqrt(2 * (df + 2 * lambda)) };
+        });
+        if (Math.max(...margins.map((m) => m.sd)) < POWER_SIGMAS) {
+          throw new Error(`test design: with ${what} the expected chi-square is only ${margins.map((m) => `${m.sd.toFixed(1)} sd (df ${m.df}: ${(m.df + m.lambda).toFixed(0)} vs ${m.threshold.toFixed(0)})`).join(' / ')} above the thresholds; draw more`);
+        }
+      }
+      if (k > 0 && k < v) {
+        const extra = topKProbs(row, k + 1, temp);
+        const outside = extra.reduce((m, x, i) => m + (p[i] === 0 ? x : 0), 0);
+        if (n * outside < 21) throw new Error(`test design: with top-k ${k + 1} the extra token is expected ${(n * outside).toFixed(1)} times; draw more`);
+      }
       const data = new Float32Array(rows * v);
       for (let r = 0; r < rows; r++) data.set(row, r * v);
       const logits = ctx.upload(data, [rows, v], 'f32', 'logits');
-      const out = sentinelInts(ctx, rows, 'tokens');
+      const out = sentinelInts(ctx, n, 'tokens');
       return {
-        record: (rec) => sample(rec, logits, out, { temp, topK: k, seed: 1234, draw: 0 }),
+        record: (rec) => sample(rec, logits, out, { temp, topK: k, seed: 2024 + v, draw: 5, draws }),
         async check(c) {
           const got = (await c.read(out)) as Int32Array;
-          const p = topKProbs(row, k, temp);
           const counts = new Float64Array(v);
-          for (const t of got) counts[t]++;
-          for (let i = 0; i < v; i++) {
-            const f = counts[i] / rows;
-            const sd = Math.sqrt(Math.max(p[i] * (1 - p[i]), 1e-12) / rows);
-            if (p[i] === 0 && counts[i] > 0) throw new Error(`token ${i} has probability 0 (outside top-${k}) but was drawn ${counts[i]} times`);
-            if (Math.abs(f - p[i]) > 5 * sd + 1e-3) throw new Error(`token ${i}: frequency ${f.toFixed(4)}, expected ${p[i].toFixed(4)} (±${(5 * sd).toFixed(4)})`);
+          for (let i = 0; i < n; i++) {
+            const t = got[i];
+            if (!(t >= 0 && t < v)) throw new Error(`draw ${i} (row ${Math.floor(i / draws)}) wrote ${t}, not a token of [0, ${v})`);
+            if (p[t] === 0) throw new Error(`draw ${i}: token ${t} is outside the top-${k} set (logit ${row[t]}, the k-th largest is ${Math.min(...Array.from(row).filter((_, j) => p[j] > 0))})`);
+            counts[t]++;
           }
+          const failed = tests.flatMap(({ name, bins, df, threshold }) => {
+            const x = chi2(bins, p, counts, n);
+            if (x <= threshold) return [];
+            const worst = bins.map((bin) => {
+              const e = bin.reduce((m, i) => m + n * p[i], 0);
+              const o = bin.reduce((m, i) => m + counts[i], 0);
+              return { bin, e, o, z: (o - e) / Math.sqrt(e) };
+            }).sort((a, b) => Math.abs(b.z) - Math.abs(a.z))[0];
+            return [`chi-square (${name}) ${x.toFixed(1)} > ${threshold.toFixed(1)} (df ${df}; worst bin: ${worst.bin.length} token(s) from ${worst.bin[0]}, ${worst.o} draws, expected ${worst.e.toFixed(1)}, z = ${worst.z.toFixed(1)})`];
+          });
+          if (failed.length) throw new Error(`not softmax(logits / ${temp}) on the top-${k} (false-alarm rate 1e-6 per test): ${failed.join('; ')}`);
         },
-        flops: rows * v * 40,
-        bytes: rows * v * 4,
+        flops: n * Math.min(k || v, v) * 40,
+        bytes: rows * v * 4 + n * 4,
         tensors: [logits, out],
       };
     },
@@ -156,8 +295,14 @@ export const sampleSuite: KernelSuite = {
     greedyCase(2, 315, 31, 5),
     ...[1, 3, 17, 63, 315, 2179].map((v, i) => topKMembershipCase(v > 300 ? 8 : 32, v, Math.min(v, [1, 2, 5, 25, 40, 250][i]), 0.8, 20 + i)),
     topKMembershipCase(32, 63, 1, 1.0, 41),
-    distributionCase(17, 5, 0.8, 1500),
-    distributionCase(17, 0, 1.3, 2000),
+    // The model's settings (official defaults): audio temp 0.8, top-k 250, card 2048; text temp 0.7, top-k 25, card 32000.
+    exactDistributionCase('audio', 2048, 250, 0.8, [1.0, 0.7], 16, 16384),
+    exactDistributionCase('text', 32000, 25, 0.7, [1.0, 0.8], 8, 16384),
+    // The other paths: a small top-k, the whole row (k = 0), and k > SAMPLE_KMAX (no compaction).
+    exactDistributionCase('small k', 63, 5, 0.8, [1.0], 8, 4096),
+    exactDistributionCase('whole row', 17, 0, 1.3, [1.0], 16, 1024),
+    // (k > KMAX runs the slower chunked race per draw: fewer draws, which prove temperature and top-k + 1 but not top-k - 1.)
+    exactDistributionCase('k > KMAX', 300, 260, 0.7, [1.0], 64, 512, { proveKMinus1: false }),
     repeatCase(315, 25),
   ],
   bench: [greedyCase(1, 32000, 1, 0), topKMembershipCase(1, 32000, 25, 0.7, 2), topKMembershipCase(8, 2048, 250, 0.8, 3)],
