@@ -149,7 +149,7 @@ describe('Channel', () => {
     expect(pb.types().filter((t) => t === PacketType.METADATA).length).toBe(3); // original + 2 resends
     expect(a.stats().retries).toBe(2);
     expect(a.stats().lost).toBe(1);
-    expect(lost).toEqual([{ seq: 0, type: 'METADATA', attempts: 3 }]);
+    expect(lost).toEqual([{ seq: 0, type: 'METADATA', attempts: 3, reason: 'no-ack' }]);
   });
 
   it('heartbeats every 5 s both ways and reports a silent peer, then its return', () => {
