@@ -1,6 +1,7 @@
 // Model sources against a local HTTP server that serves fixture files the way the hub does:
 // /<repo>/resolve/<revision>/<file> with Content-Length, 404 for missing files, a redirect to a
 // "CDN" path, a truncated response and a slow chunked one.
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryWeightCache } from '../../src/weights/cache.ts';
@@ -29,7 +30,8 @@ function safetensors(name: string, n: number, fill: number): Uint8Array<ArrayBuf
 
 const MIMI = safetensors('encoder.model.0.conv.conv.weight', 1000, 0.5);
 const LM = safetensors('text_emb.weight', 5000, 1.5);
-const TOK = new Uint8Array(300).map((_, i) => (i * 7) & 0xff);
+/** A real SentencePiece model (the tokenizer is parsed before it is cached). */
+const TOK = new Uint8Array(readFileSync(new URL('../fixtures/spm/tiny_unigram.model', import.meta.url)));
 const CONFIG = new TextEncoder().encode(JSON.stringify({ dim: 64, num_layers: 2 }));
 
 let server: Server;
