@@ -80,15 +80,30 @@ export class EngineClient {
     else if (m.kind === 'error') this.emit({ type: 'error', message: `${m.name}: ${m.message}` });
   }
 
-  /** Loads a model in the worker; progress events go to the page. Aborting stops waiting (the worker finishes its current file). */
+  /**
+   * Loads a model in the worker; progress events go to the page. One load at a time: the worker
+   * cancels a load still running and disposes the previous model first. Aborting `signal` cancels
+   * the load in the worker (its downloads and uploads stop, nothing is cached) and rejects at once
+   * with an AbortError.
+   */
   async load(spec: ModelSpec, sampling: SamplingSettings, signal?: AbortSignal): Promise<ModelInfo> {
     if (this.running) await this.stop();
+    signal?.throwIfAborted();
     const p = this.api.load(spec, sampling, Comlink.proxy((e: LoadEvent) => this.emit(e)));
     if (!signal) return p;
-    return Promise.race([
-      p,
-      new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new DOMException('loading was cancelled', 'AbortError')), { once: true })),
-    ]);
+    let onAbort = () => {};
+    const cancelled = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        void this.api.cancelLoad().catch(() => false);
+        reject(new DOMException('loading was cancelled', 'AbortError'));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([p, cancelled]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   /**
