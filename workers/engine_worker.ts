@@ -221,7 +221,8 @@ class EngineWorker implements EngineWorkerApi {
     if (cs) for (const [k, v] of Object.entries(cs.dropped)) if (v > 0) dropped[k] = v;
     const srcDrops = this.source instanceof PacketFrameSource ? this.source.dropped : 0;
     if (srcDrops) dropped.AUDIO_CHUNK = (dropped.AUDIO_CHUNK ?? 0) + srcDrops;
-    const malformed = cs ? Object.values(cs.malformed).reduce((a, b) => a + b, 0) + cs.lost : 0;
+    // Protocol errors: malformed messages, packets given up on, and lying receipts.
+    const malformed = cs ? Object.values(cs.malformed).reduce((a, b) => a + b, 0) + cs.lost + cs.badReceipts : 0;
     engine.metrics.setTransport({
       overruns: this.driver?.sinkDrops ?? 0,
       droppedPackets: dropped,

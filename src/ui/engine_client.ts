@@ -205,7 +205,7 @@ export class EngineClient {
     const a = this.audio?.counters();
     const rings = this.audio?.rings;
     const ch = this.channel?.stats();
-    const malformed = ch ? Object.values(ch.malformed).reduce((x, y) => x + y, 0) + ch.lost : 0;
+    const malformed = ch ? Object.values(ch.malformed).reduce((x, y) => x + y, 0) + ch.lost + ch.badReceipts : 0;
     const dropped = { ...m.droppedPackets };
     if (ch) for (const [k, v] of Object.entries(ch.dropped)) if (v > 0) dropped[k] = (dropped[k] ?? 0) + v;
     return {

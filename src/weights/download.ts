@@ -191,11 +191,23 @@ export async function download(url: string, role: FileRole, opts: LoadOptions, a
           const { done, value } = await reader.read();
           if (done) break;
           arm();
-          if (head && value.byteLength > 0) {
-            head = false;
-            if (looksLikeHtml(value.subarray(0, 256))) {
-              void reader.cancel().catch(() => undefined);
-              return fail(htmlError(name, contentType));
+          if (head) {
+            // Sniff the first bytes (at least 64, however the body is chunked) for a web page.
+            const seen = chunkBytes + folded.size + value.byteLength;
+            if (seen >= 64) {
+              head = false;
+              const first = new Uint8Array(Math.min(seen, 256));
+              let at = 0;
+              for (const c of [...chunks, value]) {
+                const n = Math.min(c.byteLength, first.length - at);
+                first.set(c.subarray(0, n), at);
+                at += n;
+                if (at >= first.length) break;
+              }
+              if (looksLikeHtml(first)) {
+                void reader.cancel().catch(() => undefined);
+                return fail(htmlError(name, contentType));
+              }
             }
           }
           if (total > 0 && loaded + value.byteLength > total) {

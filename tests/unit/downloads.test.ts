@@ -204,6 +204,11 @@ describe('downloads against a hub-like server', () => {
     expect(e3.code).toBe('content-type');
     const e4 = await rejection(fetchWeights(url('portal-octet', RELEASE_FILES.mimiWeights), 'mimiWeights', { cache, ...fast }));
     expect(e4.code).toBe('content-type');
+    // Sent a byte at a time: still recognised.
+    const trickle = async () =>
+      new Response(new ReadableStream({ start(c) { for (const b of PORTAL) c.enqueue(new Uint8Array([b])); c.close(); } }), { headers: { 'Content-Type': 'application/octet-stream' } });
+    const e5 = await rejection(fetchWeights(`${base}/x/model.safetensors`, 'lmWeights', { cache, ...fast, fetch: trickle as typeof fetch }));
+    expect(e5.code).toBe('content-type');
     expect(await cache.keys()).toEqual([]);
   }, 30_000);
 

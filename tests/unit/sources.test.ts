@@ -284,13 +284,18 @@ describe('model sources in Chromium (Cache API and IndexedDB backends, cross-ori
         [`/${DEFAULT_REPO}/resolve/main/${RELEASE_FILES.lmWeights}`, LM],
         [`/${DEFAULT_REPO}/resolve/main/${RELEASE_FILES.tokenizer}`, TOK],
       ]);
+      const { createHash } = await import('node:crypto');
       await page.route('https://hub.test/**', (route) => {
         const path = decodeURIComponent(new URL(route.request().url()).pathname);
         hubRequests.push(path);
-        const body = served.get(path);
-        const cors = { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'Content-Length' };
+        // x/flip: the release with a flipped byte in the tokenizer, under the true sha256 ETag.
+        const flip = path.startsWith('/x/flip/');
+        const body = served.get(flip ? path.replace('/x/flip/', `/${DEFAULT_REPO}/`) : path);
+        const cors = { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'Content-Length, ETag, X-Linked-Etag, X-Linked-Size' };
         if (!body) return route.fulfill({ status: 404, headers: cors, body: 'Entry not found' });
-        return route.fulfill({ status: 200, headers: { ...cors, 'Content-Length': String(body.length), 'Content-Type': 'application/octet-stream' }, body: Buffer.from(body) });
+        const etag = `"${createHash('sha256').update(body).digest('hex')}"`;
+        const sent = flip && path.endsWith('.model') ? body.map((b, i) => (i === body.length - 5 ? b ^ 1 : b)) : body;
+        return route.fulfill({ status: 200, headers: { ...cors, 'Content-Length': String(body.length), 'Content-Type': 'application/octet-stream', ETag: etag }, body: Buffer.from(sent) });
       });
       await page.route(`${url}/__blank.html`, (route) =>
         route.fulfill({
@@ -320,6 +325,14 @@ describe('model sources in Chromium (Cache API and IndexedDB backends, cross-ori
           } catch (e) {
             err = (e as Error).message;
           }
+          let integrity = '';
+          const before = (await cache.keys()).length;
+          try {
+            await src.loadModelFiles({ kind: 'hub', baseUrl: 'https://hub.test', repo: 'x/flip' }, { cache });
+          } catch (e) {
+            integrity = `${(e as Error).name}: ${(e as Error).message}`;
+          }
+          const addedByFlip = (await cache.keys()).length - before;
           out[label] = {
             first: a.origins,
             second: b.origins,
@@ -329,9 +342,11 @@ describe('model sources in Chromium (Cache API and IndexedDB backends, cross-ori
               const y = new Uint8Array(await (b.lmWeights as Blob).arrayBuffer());
               return a.lmWeights instanceof Blob && b.lmWeights instanceof Blob && x.length > 0 && x.length === y.length && x.every((v, i) => v === y[i]);
             })(),
-            keys: (await cache.keys()).length,
+            keys: before,
             events: [...new Set(events)],
             err,
+            integrity,
+            addedByFlip,
           };
           await cache.clear();
         }
@@ -340,16 +355,19 @@ describe('model sources in Chromium (Cache API and IndexedDB backends, cross-ori
       expect(result.defaultKind).toBe('cache-api');
       expect(result.isolated).toBe(true);
       for (const label of ['cache-api', 'indexeddb']) {
-        const r = result[label] as { first: object; second: object; same: boolean; keys: number; events: string[]; err: string };
+        const r = result[label] as { first: object; second: object; same: boolean; keys: number; events: string[]; err: string; integrity: string; addedByFlip: number };
         expect(r.first, label).toEqual({ tokenizer: 'network', mimiWeights: 'network', lmWeights: 'network' });
         expect(r.second, label).toEqual({ tokenizer: 'cache', mimiWeights: 'cache', lmWeights: 'cache' });
         expect(r.same).toBe(true);
         expect(r.keys).toBe(3);
         expect(r.events).toEqual(['initiate', 'download', 'progress', 'done', 'ready']);
         expect(r.err).toMatch(/^tokenizer_spm_32k_3\.model: HTTP 404/);
+        // The sha256 ETag is visible through CORS: a flipped byte is an IntegrityError, not cached.
+        expect(r.integrity, label).toMatch(/^IntegrityError: tokenizer_spm_32k_3\.model: sha256 mismatch: ETag says [0-9a-f]{64}/);
+        expect(r.addedByFlip, label).toBe(0);
       }
       // Each backend downloaded each file once; the repeat loads were served offline.
-      expect(hubRequests.filter((p) => !p.includes('x/missing')).length).toBe(6);
+      expect(hubRequests.filter((p) => !p.includes('x/missing') && !p.includes('x/flip')).length).toBe(6);
     } finally {
       await browser.close();
       await server.close();
