@@ -27,6 +27,7 @@ import type { AudioTransport, EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo,
 import { GpuContext } from '../src/gpu/index.ts';
 import { Channel } from '../src/protocol/channel.ts';
 import { TextSegmenter } from '../src/engine/transcript.ts';
+import { TextTokenizer } from '../src/text/tokenizer.ts';
 import { PacketType } from '../src/protocol/packet.ts';
 
 /**
@@ -148,7 +149,12 @@ class EngineWorker implements EngineWorkerApi {
     // The slot cancels a load still running, disposes the previous engine, and disposes this one
     // if it is cancelled before it is done.
     const loaded = await this.slot.run(async (signal) => {
-      const bytes = await loadModelFiles(source, { signal, onProgress: (e) => onProgress({ type: 'progress', ...e }) });
+      const bytes = await loadModelFiles(source, {
+        signal,
+        onProgress: (e) => onProgress({ type: 'progress', ...e }),
+        // The tokenizer is parsed by the real SentencePiece loader before it is cached.
+        verifyTokenizer: (b, name) => TextTokenizer.fromBytes(b, { source: name }),
+      });
       const l = await loadEngine(ctx, bytes, { sampling, condition, signal, onStage: (message) => onProgress({ type: 'stage', message }) });
       try {
         signal.throwIfAborted();

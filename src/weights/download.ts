@@ -24,7 +24,7 @@
 import { type CacheEntryMeta, type WeightCache, defaultWeightCache } from './cache.ts';
 import { type FileRole, announcedFile, fileNameOf } from './hub.ts';
 import { Sha256, sha256Hex, sha256OfBlob } from './sha256.ts';
-import { DownloadStalledError, IntegrityError, ModelSourceError, htmlError, isHtmlContentType, looksLikeHtml, verifyFile, verifyWeightsBlob } from './verify.ts';
+import { DownloadStalledError, IntegrityError, ModelSourceError, type TokenizerCheck, htmlError, isHtmlContentType, looksLikeHtml, verifyFile, verifyWeightsBlob } from './verify.ts';
 
 export type ProgressStatus = 'initiate' | 'download' | 'progress' | 'done' | 'ready' | 'error';
 
@@ -61,6 +61,11 @@ export interface LoadOptions {
   stallTimeoutMs?: number;
   /** Cache hits up to this many bytes are re-hashed against their stored sha256 (default 64 MiB: configs, tokenizer; not multi-GB weights). */
   rehashCachedBytes?: number;
+  /**
+   * The full tokenizer parse, run before a downloaded (or cached) tokenizer is accepted, on top
+   * of the structural check: the engine Worker passes TextTokenizer.fromBytes (src/text/tokenizer.ts).
+   */
+  verifyTokenizer?: TokenizerCheck;
 }
 
 /** Bytes a download keeps in JS chunks before folding them into its Blob. */
@@ -103,7 +108,7 @@ export async function download(url: string, role: FileRole, opts: LoadOptions, a
   signal?.throwIfAborted();
   emit({ status: 'initiate', file: name, role, loaded: 0, total: 0 });
   if (cache) {
-    const hit = await checkedCacheHit(cache, url, role, name, asBlob, expected, opts.rehashCachedBytes ?? REHASH_CACHED_BYTES, signal);
+    const hit = await checkedCacheHit(cache, url, role, name, asBlob, expected, opts.rehashCachedBytes ?? REHASH_CACHED_BYTES, signal, opts.verifyTokenizer);
     if (hit) {
       const size = sizeOf(hit.data);
       emit({ status: 'done', file: name, role, loaded: size, total: size, cached: true });
@@ -252,7 +257,7 @@ export async function download(url: string, role: FileRole, opts: LoadOptions, a
     try {
       data = asBlob ? blob : new Uint8Array(await blob.arrayBuffer());
       if (data instanceof Blob) await verifyWeightsBlob(name, data);
-      else await verifyFile(role, name, data);
+      else await verifyFile(role, name, data, opts.verifyTokenizer);
     } catch (e) {
       if (e instanceof ModelSourceError) return fail(e, loaded, total);
       return fail(new ModelSourceError(name, `could not read the downloaded file back (${(e as Error)?.message ?? e})`, undefined, 'format'), loaded, total);
@@ -291,6 +296,7 @@ async function checkedCacheHit(
   expected: string | null,
   rehashLimit: number,
   signal: AbortSignal | undefined,
+  verifyTokenizer: TokenizerCheck | undefined,
 ): Promise<{ data: Uint8Array | Blob; sha256: string | null } | null> {
   let hit: Uint8Array | Blob | null = null;
   let meta: CacheEntryMeta | null = null;
@@ -305,7 +311,7 @@ async function checkedCacheHit(
     const size = sizeOf(hit);
     if (meta && meta.size !== size) throw new Error(`cached ${size} bytes, ${meta.size} were stored`);
     if (hit instanceof Blob) await verifyWeightsBlob(name, hit);
-    else await verifyFile(role, name, hit);
+    else await verifyFile(role, name, hit, verifyTokenizer);
     const stored = meta?.sha256 ?? null;
     if (expected && stored && stored !== expected) throw new Error('cached for another sha256');
     let sha = stored;

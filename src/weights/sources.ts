@@ -29,7 +29,7 @@ import { ModelSourceError, verifyFile, verifyWeightsBlob } from './verify.ts';
 export { DEFAULT_HUB_BASE, DEFAULT_REPO, DEFAULT_REVISION, RELEASE_FILES, fileNameOf, hubUrl, sourceUrls, announcedFile } from './hub.ts';
 export type { FileRole, HubSource, UrlSource, AnnouncedFile } from './hub.ts';
 export type { LoadOptions, ProgressCallback, ProgressInfo, ProgressStatus } from './download.ts';
-export { DownloadStalledError, IntegrityError, ModelSourceError, type ModelSourceErrorCode, verifyFile, verifyWeightsBlob } from './verify.ts';
+export { DownloadStalledError, IntegrityError, ModelSourceError, type ModelSourceErrorCode, type TokenizerCheck, checkSentencePieceModel, verifyFile, verifyWeightsBlob } from './verify.ts';
 
 export interface FilesSource {
   kind: 'files';
@@ -112,7 +112,7 @@ export async function readLocalFile(file: File, role: FileRole, opts: LoadOption
     throw err;
   }
   try {
-    await verifyFile(role, file.name, bytes);
+    await verifyFile(role, file.name, bytes, opts.verifyTokenizer);
   } catch (e) {
     emit({ status: 'error', file: file.name, role, loaded: bytes.byteLength, total: file.size, error: (e as Error).message });
     throw e;

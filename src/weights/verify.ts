@@ -2,7 +2,6 @@
  * Checks that a model file is what its role needs before it is cached or used, and the errors
  * that say what is wrong. Every error is a ModelSourceError naming the file; `code` tells the kind.
  */
-import { TextTokenizer } from '../text/tokenizer.ts';
 import type { FileRole } from './hub.ts';
 import { SafetensorsError, SafetensorsFile } from './safetensors.ts';
 
@@ -64,14 +63,17 @@ export function isHtmlContentType(contentType: string | null): boolean {
   return t === 'text/html' || t === 'application/xhtml+xml';
 }
 
+/** A full tokenizer parse (e.g. TextTokenizer.fromBytes from src/text/tokenizer.ts); throws when the bytes are not a model. */
+export type TokenizerCheck = (bytes: Uint8Array, name: string) => Promise<unknown>;
+
 /**
  * Checks a file's bytes by role: safetensors headers and tensor ranges, JSON configs parse to an
- * object, the tokenizer parses as a SentencePiece model (TextTokenizer). HTML is refused for every
- * role with a message saying so.
+ * object, the tokenizer is a well-formed SentencePiece model (checkSentencePieceModel, then
+ * `verifyTokenizer` when given). HTML is refused for every role with a message saying so.
  * @returns the parsed JSON for config roles, else null. @throws ModelSourceError (code 'format'
  *   or 'content-type') naming the file.
  */
-export async function verifyFile(role: FileRole, name: string, bytes: Uint8Array): Promise<unknown | null> {
+export async function verifyFile(role: FileRole, name: string, bytes: Uint8Array, verifyTokenizer?: TokenizerCheck): Promise<unknown | null> {
   if (looksLikeHtml(bytes.subarray(0, 256))) throw htmlError(name);
   if (role === 'mimiWeights' || role === 'lmWeights') {
     try {
@@ -92,11 +94,79 @@ export async function verifyFile(role: FileRole, name: string, bytes: Uint8Array
   }
   if (bytes.byteLength === 0) throw new ModelSourceError(name, 'tokenizer file is empty');
   try {
-    await TextTokenizer.fromBytes(bytes, { source: name });
+    checkSentencePieceModel(bytes);
+    await verifyTokenizer?.(bytes, name);
   } catch (e) {
     throw new ModelSourceError(name, `not a SentencePiece tokenizer model (${(e as Error).message.replace(`tokenizer ${name}: `, '')})`);
   }
   return null;
+}
+
+/**
+ * Structural check of a SentencePiece `.model` (a serialized `sentencepiece.ModelProto`): the
+ * whole file must be well-formed protobuf (valid wire types, varints, lengths within the file),
+ * with at least one `pieces` entry (field 1), each a message whose `piece` (field 1) is UTF-8 text
+ * and whose `score` (field 2) is a 32-bit float. A web page, random bytes or a file cut inside a
+ * field fail. (The full SentencePiece loader is src/text/tokenizer.ts, a layer above; callers
+ * pass it as LoadOptions.verifyTokenizer.)
+ * @returns the number of pieces. @throws Error saying what is malformed and where.
+ */
+export function checkSentencePieceModel(bytes: Uint8Array): number {
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  let pieces = 0;
+  walkMessage(bytes, 0, bytes.length, (field, wire, start, end) => {
+    if (field !== 1) return;
+    if (wire !== 2) throw new Error(`field 1 (pieces) at byte ${start} has wire type ${wire}, expected a message`);
+    let hasPiece = false;
+    walkMessage(bytes, start, end, (f, w, s, e) => {
+      if (f === 1) {
+        if (w !== 2) throw new Error(`piece ${pieces}: its text (field 1) has wire type ${w}`);
+        try {
+          utf8.decode(bytes.subarray(s, e));
+        } catch {
+          throw new Error(`piece ${pieces}: its text is not UTF-8 (byte ${s})`);
+        }
+        hasPiece = true;
+      } else if (f === 2 && w !== 5) throw new Error(`piece ${pieces}: its score (field 2) has wire type ${w}, expected a float`);
+    });
+    if (!hasPiece) throw new Error(`piece ${pieces} has no text`);
+    pieces++;
+  });
+  if (pieces === 0) throw new Error('no vocabulary pieces');
+  return pieces;
+}
+
+/** Walks the fields of one protobuf message in bytes[start, end): (field, wireType, valueStart, valueEnd). */
+function walkMessage(b: Uint8Array, start: number, end: number, onField: (field: number, wire: number, s: number, e: number) => void): void {
+  let p = start;
+  const varint = (): number => {
+    let v = 0;
+    for (let shift = 0; shift < 64; shift += 7) {
+      if (p >= end) throw new Error(`truncated varint at byte ${p}`);
+      const c = b[p++];
+      if (shift < 49) v += (c & 0x7f) * 2 ** shift;
+      if ((c & 0x80) === 0) return v;
+    }
+    throw new Error(`varint longer than 10 bytes at byte ${p}`);
+  };
+  while (p < end) {
+    const at = p;
+    const tag = varint();
+    const field = Math.floor(tag / 8);
+    const wire = tag % 8;
+    if (field === 0) throw new Error(`field number 0 at byte ${at}`);
+    let s = p;
+    if (wire === 0) varint();
+    else if (wire === 1) p += 8;
+    else if (wire === 5) p += 4;
+    else if (wire === 2) {
+      const len = varint();
+      s = p;
+      p += len;
+    } else throw new Error(`wire type ${wire} at byte ${at}`);
+    if (p > end) throw new Error(`field ${field} at byte ${at} runs past the end (${end})`);
+    onField(field, wire, s, p);
+  }
 }
 
 /** Checks a weights Blob like verifyFile checks bytes (its safetensors header and tensor ranges), without reading it whole. */

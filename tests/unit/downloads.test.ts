@@ -219,8 +219,39 @@ describe('downloads against a hub-like server', () => {
     const err = await rejection(fetchFile(`${base}/plain/bogus.model`, 'tokenizer', { cache, fetch: fetchGarbage as typeof fetch }));
     expect(err.code).toBe('format');
     expect(err.message).toMatch(/^bogus\.model: not a SentencePiece tokenizer model/);
+    // Cut in half, with no length header to tell: the structure check finds the broken field.
+    const half = async () => new Response(TOK.subarray(0, TOK.length >> 1), { status: 200, headers: { 'Content-Type': 'application/octet-stream' } });
+    const cut = await rejection(fetchFile(`${base}/plain/cut.model`, 'tokenizer', { cache, fetch: half as typeof fetch }));
+    expect(cut.message).toMatch(/^cut\.model: not a SentencePiece tokenizer model \(.*runs past the end/);
+    // The caller's full parse (the Worker passes TextTokenizer.fromBytes) runs before caching too.
+    const seen: string[] = [];
+    const strict = async (_b: Uint8Array, name: string) => {
+      seen.push(name);
+      throw new Error('vocabulary too small for this LM');
+    };
+    const deep = await rejection(fetchFile(url('ok', RELEASE_FILES.tokenizer), 'tokenizer', { cache, ...fast, verifyTokenizer: strict }));
+    expect(deep.message).toMatch(/not a SentencePiece tokenizer model \(vocabulary too small for this LM\)/);
+    expect(seen).toEqual([RELEASE_FILES.tokenizer]);
     expect(await cache.keys()).toEqual([]);
+    const { TextTokenizer } = await import('../../src/text/tokenizer.ts');
+    const ok = await fetchFile(url('ok', RELEASE_FILES.tokenizer), 'tokenizer', { cache, ...fast, verifyTokenizer: (b, name) => TextTokenizer.fromBytes(b, { source: name }) });
+    expect(ok.bytes).toEqual(TOK);
   }, 30_000);
+
+  it('the SentencePiece structure check: the fixture model passes, cuts inside a field and HTML fail', async () => {
+    const { checkSentencePieceModel } = await import('../../src/weights/sources.ts');
+    expect(checkSentencePieceModel(TOK)).toBe(300);
+    expect(() => checkSentencePieceModel(PORTAL)).toThrow(/wire type|field/);
+    let failed = 0;
+    for (let k = 1; k < 50; k++) {
+      try {
+        checkSentencePieceModel(TOK.subarray(0, Math.floor((TOK.length * k) / 50)));
+      } catch {
+        failed++;
+      }
+    }
+    expect(failed).toBeGreaterThan(45); // a cut exactly between two fields can still be well-formed
+  });
 
   it('truncated bodies: against Content-Length, and against X-Linked-Size when no length is sent', async () => {
     const cache = new MemoryWeightCache();

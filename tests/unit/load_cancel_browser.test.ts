@@ -75,7 +75,7 @@ it('Cancel aborts the Worker\'s download; later loads replace the engine', async
     await page.fill('[name="mimiWeights"]', `${fbase}/fast/mimi.safetensors`);
     for (let round = 0; round < 2; round++) {
       await page.click('button.load');
-      await expect.poll(async () => (await hook()).state, { timeout: 180_000, intervals: [250] }).toBe('ready');
+      await expect.poll(async () => (await hook()).state, { timeout: 180_000, interval: 250 }).toBe('ready');
     }
     expect(log.filter((r) => r.path === '/fast/lm.safetensors').length).toBeGreaterThanOrEqual(1);
   } finally {
