@@ -12,7 +12,11 @@
  *   MessageChannel (src/protocol/channel.ts), heartbeats every 5 s both ways.
  * - Backpressure: audio input is never dropped. When the loop falls behind real time (two frames
  *   or more waiting) or the channel to the page is over its budget (after dropping TEXT_PARTIAL),
- *   steps skip their Mimi decode until the loop has caught up (EngineDriver).
+ *   steps skip their Mimi decode until the loop has caught up (EngineDriver). If the page stops
+ *   reading altogether, the channel keeps at most 64 reply frames (5 s) queued and drops the
+ *   oldest, counted in droppedPackets.AUDIO_CHUNK.
+ * - Loading: one load at a time through a LoadSlot (src/engine/load_slot.ts); cancelLoad() aborts
+ *   the downloads and uploads, and a new load disposes the previous engine first.
  */
 import * as Comlink from 'comlink';
 import { RingBuffer } from '../src/audio/ring_buffer.ts';

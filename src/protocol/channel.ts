@@ -30,7 +30,9 @@
  * - Reliability: packets sent with `requiresAck` are acknowledged by seq; from send(), each
  *   `ackTimeoutMs` without an ACK counts one attempt and queues a resend (same seq; at most one
  *   queued at a time), whether or not the window let the previous copy out; after `maxRetries`
- *   such timeouts the packet is reported lost (event 'lost', reason 'no-ack'). The receiver suppresses duplicate deliveries of
+ *   such timeouts the packet is reported lost (event 'lost', reason 'no-ack'). A packet still
+ *   waiting for its first post counts attempts only while the peer is silent (a live peer's
+ *   window moves; a dead peer's does not, and its packets are reported lost all the same). The receiver suppresses duplicate deliveries of
  *   a resent packet (re-ACKs them).
  * - Liveness: a HEARTBEAT every `heartbeatMs` both ways, answered with a receipt ACK whose ackSeq
  *   is the heartbeat's seq. As the port is ordered, that answer tells exactly which data packets
@@ -590,12 +592,19 @@ export class Channel {
   /**
    * One ACK timeout: an attempt is counted whether or not the last resend got out of the queue
    * (a full window must not stop the clock), a resend is queued unless one already waits, and the
-   * timer is re-armed; after maxRetries the packet is lost.
+   * timer is re-armed; after maxRetries the packet is lost. A packet never posted yet counts
+   * attempts only while the peer is silent.
    */
   private onAckTimeout(seq: number): void {
     const pend = this.pending.get(seq);
     if (!pend || this.closed) return;
     pend.timer = null;
+    if (pend.posts === 0 && !this.silent) {
+      // Still waiting its turn in the queue while the peer is alive (the window moves): not an
+      // attempt. Once the peer is silent, waiting counts, so a dead peer cannot hold it forever.
+      this.armAckTimer(seq, pend);
+      return;
+    }
     if (pend.attempts >= this.o.maxRetries) {
       this.giveUp(seq, 'no-ack');
       return;

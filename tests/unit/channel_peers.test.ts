@@ -35,10 +35,18 @@ describe('Channel under a hostile or broken peer', () => {
     a.on('lost', (e) => lost.push(e));
     for (let i = 0; i < 100; i++) a.sendText(`final ${i}`, true);
     a.flush();
+    // The first 64 went out: lost after 4 timeouts. The other 36 wait behind the full window:
+    // they count attempts once the peer is found silent (15 s), then are lost as well.
     for (let t = 0; t < 6000; t += 100) {
       clock.advance(100);
       a.flush();
     }
+    expect(lost.length).toBe(64);
+    for (let t = 0; t < 15_000; t += 100) {
+      clock.advance(100);
+      a.flush();
+    }
+    expect(a.peerSilent).toBe(true);
     expect(lost.length).toBe(100);
     expect(new Set(lost.map((e) => e.seq)).size).toBe(100);
     expect(lost.every((e) => e.reason === 'no-ack')).toBe(true);
