@@ -1,9 +1,10 @@
 /**
  * Incremental SHA-256 (FIPS 180-4) for verifying downloads as they stream: WebCrypto's
  * `crypto.subtle.digest` takes the whole input at once, which a 15 GB checkpoint kept as a
- * disk-backed Blob cannot be. Plain TypeScript, no dependency; a few hundred MB/s in V8, so a
- * download is hashed while it arrives at no visible cost. Cross-checked against node:crypto in
- * tests/unit/sha256.test.ts.
+ * disk-backed Blob cannot be. Plain TypeScript, no dependency; about 120 MB/s in V8 on this
+ * project's (shared, 2-core) test machine, where node:crypto's native code does 1.5 GB/s: a
+ * download is hashed while it arrives, faster than most connections deliver. Cross-checked
+ * against node:crypto in tests/unit/sha256.test.ts.
  */
 
 const K = new Int32Array([
@@ -69,25 +70,27 @@ export class Sha256 {
   }
 
   private compress(d: Uint8Array, o: number): void {
+    // int32 arithmetic throughout (pairwise `| 0` sums) keeps V8 on its integer fast path.
     const w = this.w;
-    for (let t = 0; t < 16; t++, o += 4) w[t] = (d[o] << 24) | (d[o + 1] << 16) | (d[o + 2] << 8) | d[o + 3];
+    for (let t = 0; t < 16; t++) {
+      const j = o + 4 * t;
+      w[t] = (d[j] << 24) | (d[j + 1] << 16) | (d[j + 2] << 8) | d[j + 3];
+    }
     for (let t = 16; t < 64; t++) {
-      const a = w[t - 15];
-      const b = w[t - 2];
-      const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
-      const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10);
-      w[t] = (w[t - 16] + s0 + w[t - 7] + s1) | 0;
+      let u = w[t - 2];
+      const s1 = ((u >>> 17) | (u << 15)) ^ ((u >>> 19) | (u << 13)) ^ (u >>> 10);
+      u = w[t - 15];
+      const s0 = ((u >>> 7) | (u << 25)) ^ ((u >>> 18) | (u << 14)) ^ (u >>> 3);
+      w[t] = (((s1 + w[t - 7]) | 0) + ((s0 + w[t - 16]) | 0)) | 0;
     }
     const h = this.h;
-    let a = h[0] | 0, b = h[1] | 0, c = h[2] | 0, e = h[4] | 0, f = h[5] | 0, g = h[6] | 0, hh = h[7] | 0;
-    let dd = h[3] | 0;
+    let a = h[0], b = h[1], c = h[2], dd = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
     for (let t = 0; t < 64; t++) {
       const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
       const ch = (e & f) ^ (~e & g);
-      const t1 = (hh + S1 + ch + K[t] + w[t]) | 0;
+      const t1 = (((S1 + ch) | 0) + ((hh + ((K[t] + w[t]) | 0)) | 0)) | 0;
       const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
-      const maj = (a & b) ^ (a & c) ^ (b & c);
-      const t2 = (S0 + maj) | 0;
+      const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
       hh = g;
       g = f;
       f = e;
