@@ -85,6 +85,13 @@ function mutate(rng: Rng, u8: Uint8Array): Uint8Array {
     else if (out.length >= 17) dv.setUint8(16, rng.int(256));
     return out;
   }
+  if (k === 5 && u8.length >= HEADER_BYTES + 4) {
+    // A sample no microphone gives: NaN, an infinity, 1e30, just beyond ±16 (valid framing).
+    const out = u8.slice();
+    const at = HEADER_BYTES + 4 * rng.int((out.length - HEADER_BYTES) >> 2);
+    new DataView(out.buffer).setFloat32(at, [NaN, Infinity, -Infinity, 1e30, 16.5, -17][rng.int(6)], true);
+    return out;
+  }
   if (k === 4) {
     const out = new Uint8Array(rng.next() < 0.5 ? rng.int(HEADER_BYTES + 8) : rng.int(9000));
     for (let i = 0; i < out.length; i++) out[i] = rng.int(256);
