@@ -21,7 +21,6 @@ export class FakePort implements ChannelPort {
   /** Checks each postMessage call (e.g. that the buffer is transferred). */
   onPost: ((message: unknown, transfer: Transferable[]) => void) | null = null;
   private listener: ((ev: MessageEvent) => void) | null = null;
-  private head = 0;
 
   postMessage(message: unknown, transfer: Transferable[]): void {
     this.onPost?.(message, transfer);
@@ -40,36 +39,38 @@ export class FakePort implements ChannelPort {
   }
   /** Messages waiting (not yet delivered). */
   get waiting(): number {
-    return this.inbox.length - this.head;
+    return this.inbox.length;
   }
-  /** Delivers up to n waiting messages; returns how many. */
+  /**
+   * Delivers up to n waiting messages, in order; returns how many. (Replies go to the peer's
+   * inbox, never to this one, so the delivered ones are removed in one splice at the end.)
+   */
   deliver(n = Infinity): number {
     let k = 0;
-    while (k < n && this.head < this.inbox.length) {
-      const m = this.inbox[this.head];
-      this.inbox[this.head++] = undefined;
-      this.listener?.({ data: m } as MessageEvent);
-      k++;
-    }
-    if (this.head > 1024 && this.head * 2 > this.inbox.length) {
-      this.inbox = this.inbox.slice(this.head);
-      this.head = 0;
-    }
+    const end = Math.min(this.inbox.length, n);
+    for (; k < end; k++) this.listener?.({ data: this.inbox[k] } as MessageEvent);
+    this.inbox.splice(0, k);
     return k;
   }
   /** Types of the waiting messages (without delivering them). */
   types(): number[] {
-    return this.inbox.slice(this.head).map((m) => new Uint8Array(m as ArrayBuffer)[0]);
+    return this.inbox.map((m) => new Uint8Array(m as ArrayBuffer)[0]);
   }
+}
+
+/** Two ports linked to each other. */
+export function portPair(): [FakePort, FakePort] {
+  const pa = new FakePort();
+  const pb = new FakePort();
+  pa.peer = pb;
+  pb.peer = pa;
+  return [pa, pb];
 }
 
 /** Two channels a ⇄ b on one ManualClock (manual flush); `got` collects b's data packets. */
 export function channelPair(opts: ChannelOptions = {}, optsB: ChannelOptions = opts, start = 1000) {
   const clock = new ManualClock(start);
-  const pa = new FakePort();
-  const pb = new FakePort();
-  pa.peer = pb;
-  pb.peer = pa;
+  const [pa, pb] = portPair();
   const a = new Channel(pa, { clock, schedule: 'manual', ...opts });
   const b = new Channel(pb, { clock, schedule: 'manual', ...optsB });
   const got: Packet[] = [];

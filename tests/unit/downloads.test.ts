@@ -5,9 +5,9 @@
 // Every case asserts the named error and that nothing was cached. Bounded in time: the stall
 // timeout is 300 ms here and every test has its own timeout.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TINY_SPM_MODEL, safetensorsF32 } from '../harness/model_files.ts';
 import { MemoryWeightCache } from '../../src/weights/cache.ts';
 import {
   DownloadStalledError,
@@ -20,19 +20,10 @@ import {
   loadModelFiles,
 } from '../../src/weights/sources.ts';
 
-function safetensors(name: string, n: number, fill: number): Uint8Array<ArrayBuffer> {
-  const header = new TextEncoder().encode(JSON.stringify({ [name]: { dtype: 'F32', shape: [n], data_offsets: [0, 4 * n] } }));
-  const out = new Uint8Array(8 + header.length + 4 * n);
-  new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
-  out.set(header, 8);
-  const dv = new DataView(out.buffer);
-  for (let i = 0; i < n; i++) dv.setFloat32(8 + header.length + 4 * i, fill, true);
-  return out;
-}
 
-const MIMI = safetensors('encoder.model.0.conv.conv.weight', 1000, 0.5);
-const LM = safetensors('text_emb.weight', 50_000, 1.5);
-const TOK = new Uint8Array(readFileSync(new URL('../fixtures/spm/tiny_unigram.model', import.meta.url)));
+const MIMI = safetensorsF32('encoder.model.0.conv.conv.weight', 1000, 0.5);
+const LM = safetensorsF32('text_emb.weight', 50_000, 1.5);
+const TOK = TINY_SPM_MODEL;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const PORTAL = new TextEncoder().encode('<!DOCTYPE html>\n<html><head><title>Welcome to Airport Wi-Fi</title></head><body>Please log in</body></html>');
 const FILES: Record<string, Uint8Array> = {

@@ -22,9 +22,10 @@ describe('SendWindow', () => {
   });
 
   it('wraps at 2^32', () => {
-    const w = new SendWindow(2, 1000) as unknown as { sent: number; peerReceived: number } & SendWindow;
-    w.sent = 0xffffffff;
-    w.peerReceived = 0xffffffff;
+    const w = new SendWindow(2, 1000);
+    const inner = w as unknown as { sent: number; peerReceived: number };
+    inner.sent = 0xffffffff; // as after 2^32 - 1 packets
+    inner.peerReceived = 0xffffffff;
     w.onPost(0);
     w.onPost(0);
     expect(w.sentCount).toBe(1);

@@ -1,9 +1,9 @@
 // Model sources against a local HTTP server that serves fixture files the way the hub does:
 // /<repo>/resolve/<revision>/<file> with Content-Length, 404 for missing files, a redirect to a
 // "CDN" path, a truncated response and a slow chunked one.
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TINY_SPM_MODEL, safetensorsF32 } from '../harness/model_files.ts';
 import { MemoryWeightCache } from '../../src/weights/cache.ts';
 import {
   DEFAULT_REPO,
@@ -18,20 +18,11 @@ import {
 } from '../../src/weights/sources.ts';
 
 /** A small valid safetensors file with one F32 tensor of n elements. */
-function safetensors(name: string, n: number, fill: number): Uint8Array<ArrayBuffer> {
-  const header = new TextEncoder().encode(JSON.stringify({ [name]: { dtype: 'F32', shape: [n], data_offsets: [0, 4 * n] } }));
-  const out = new Uint8Array(8 + header.length + 4 * n);
-  new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
-  out.set(header, 8);
-  const dv = new DataView(out.buffer);
-  for (let i = 0; i < n; i++) dv.setFloat32(8 + header.length + 4 * i, fill, true);
-  return out;
-}
 
-const MIMI = safetensors('encoder.model.0.conv.conv.weight', 1000, 0.5);
-const LM = safetensors('text_emb.weight', 5000, 1.5);
-/** A real SentencePiece model (the tokenizer is parsed before it is cached). */
-const TOK = new Uint8Array(readFileSync(new URL('../fixtures/spm/tiny_unigram.model', import.meta.url)));
+const MIMI = safetensorsF32('encoder.model.0.conv.conv.weight', 1000, 0.5);
+const LM = safetensorsF32('text_emb.weight', 5000, 1.5);
+/** A real SentencePiece model (the tokenizer is checked before it is cached). */
+const TOK = TINY_SPM_MODEL;
 const CONFIG = new TextEncoder().encode(JSON.stringify({ dim: 64, num_layers: 2 }));
 
 let server: Server;
