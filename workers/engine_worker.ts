@@ -12,12 +12,17 @@
  *   MessageChannel (src/protocol/channel.ts), heartbeats every 5 s both ways.
  * - Backpressure: audio input is never dropped. When the loop falls behind real time (two frames
  *   or more waiting) or the channel to the page is over its budget (after dropping TEXT_PARTIAL),
- *   steps skip their Mimi decode until the loop has caught up (EngineDriver).
+ *   steps skip their Mimi decode until the loop has caught up (EngineDriver). If the page stops
+ *   reading altogether, the channel keeps at most 64 reply frames (5 s) queued and drops the
+ *   oldest, counted in droppedPackets.AUDIO_CHUNK.
+ * - Loading: one load at a time through a LoadSlot (src/engine/load_slot.ts); cancelLoad() aborts
+ *   the downloads and uploads, and a new load disposes the previous engine first.
  */
 import * as Comlink from 'comlink';
 import { RingBuffer } from '../src/audio/ring_buffer.ts';
 import { EngineDriver, type FrameSink, type FrameSource } from '../src/engine/driver.ts';
 import { type LoadedEngine, loadEngine, parseCondition } from '../src/engine/load.ts';
+import { LoadSlot } from '../src/engine/load_slot.ts';
 import type { MetricsSnapshot } from '../src/engine/metrics.ts';
 import { FRAME_SAMPLES } from '../src/engine/metrics.ts';
 import { loadModelFiles } from '../src/weights/sources.ts';
@@ -26,6 +31,7 @@ import type { AudioTransport, EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo,
 import { GpuContext } from '../src/gpu/index.ts';
 import { Channel } from '../src/protocol/channel.ts';
 import { TextSegmenter } from '../src/engine/transcript.ts';
+import { TextTokenizer } from '../src/text/tokenizer.ts';
 import { PacketType } from '../src/protocol/packet.ts';
 
 /**
@@ -78,7 +84,7 @@ class PacketFrameSink implements FrameSink {
     return this.channel.sendAudio(pcm.slice()).ok;
   }
   queued(): number {
-    return this.channel.stats().queuedPackets * FRAME_SAMPLES;
+    return this.channel.queuedPackets * FRAME_SAMPLES;
   }
 }
 
@@ -89,7 +95,8 @@ const CHANNEL_TIMING = { heartbeatMs: 5000, silenceMs: 12000, tickMs: 250 };
 
 class EngineWorker implements EngineWorkerApi {
   private ctx: GpuContext | null = null;
-  private loaded: LoadedEngine | null = null;
+  /** The loaded model: one load at a time, the previous one disposed (src/engine/load_slot.ts). */
+  private readonly slot = new LoadSlot<LoadedEngine>();
   private channel: Channel | null = null;
   private transport: AudioTransport | null = null;
   private source: FrameSource | null = null;
@@ -141,29 +148,48 @@ class EngineWorker implements EngineWorkerApi {
     if (!this.ctx) await this.init();
     const ctx = this.ctx!;
     await this.stop();
-    this.loaded?.dispose();
-    this.loaded = null;
     const { condition: _c, ...source } = spec;
-    const bytes = await loadModelFiles(source, { onProgress: (e) => onProgress({ type: 'progress', ...e }) });
     const condition = spec.condition ? parseCondition(spec.condition.split(/[,;]\s*/).filter(Boolean)) : null;
-    this.loaded = await loadEngine(ctx, bytes, { sampling, condition, onStage: (message) => onProgress({ type: 'stage', message }) });
-    onProgress({ type: 'stage', message: 'compiling kernels (warm-up step)' });
-    // One step of silence compiles every pipeline before the microphone starts; then a fresh state.
-    await this.loaded.engine.step(new Float32Array(FRAME_SAMPLES));
-    this.loaded.engine.reset();
-    return { ...this.loaded.info, gpuBytes: ctx.liveBytes };
+    // The slot cancels a load still running, disposes the previous engine, and disposes this one
+    // if it is cancelled before it is done.
+    const loaded = await this.slot.run(async (signal) => {
+      const bytes = await loadModelFiles(source, {
+        signal,
+        onProgress: (e) => onProgress({ type: 'progress', ...e }),
+        // The tokenizer is parsed by the real SentencePiece loader before it is cached.
+        verifyTokenizer: (b, name) => TextTokenizer.fromBytes(b, { source: name }),
+      });
+      const l = await loadEngine(ctx, bytes, { sampling, condition, signal, onStage: (message) => onProgress({ type: 'stage', message }) });
+      try {
+        signal.throwIfAborted();
+        onProgress({ type: 'stage', message: 'compiling kernels (warm-up step)' });
+        // One step of silence compiles every pipeline before the microphone starts; then a fresh state.
+        await l.engine.step(new Float32Array(FRAME_SAMPLES));
+        l.engine.reset();
+      } catch (e) {
+        l.dispose();
+        throw e;
+      }
+      return l;
+    });
+    return { ...loaded.info, gpuBytes: ctx.liveBytes };
+  }
+
+  async cancelLoad() {
+    return this.slot.cancel();
   }
 
   async start() {
-    if (!this.loaded) throw new Error('no model is loaded: load one before starting the microphone');
+    const loaded = this.slot.current;
+    if (!loaded) throw new Error(this.slot.loading ? 'the model is still loading: wait for it before starting the microphone' : 'no model is loaded: load one before starting the microphone');
     if (!this.source || !this.sink || !this.channel) throw new Error('the engine worker is not connected to the page (connect() first)');
     if (this.driver?.isRunning) return;
-    this.loaded.engine.reset();
+    loaded.engine.reset();
     this.segmenter = new TextSegmenter();
     // Input captured before start belongs to no conversation: discard it (not a drop).
     if (this.source instanceof RingFrameSource) this.source.ring.skip(this.source.ring.availableRead());
     const channel = this.channel;
-    const engine = this.loaded.engine;
+    const engine = loaded.engine;
     const segmenter = this.segmenter;
     const warned = new Set<string>(); // first fault of each kind per conversation goes to the page
     this.driver = new EngineDriver(engine, this.source, this.sink, {
@@ -200,18 +226,19 @@ class EngineWorker implements EngineWorkerApi {
   }
 
   async setSampling(s: SamplingSettings) {
-    this.loaded?.setSampling(s);
+    this.slot.current?.setSampling(s);
   }
 
   private snapshot(): MetricsSnapshot {
-    const engine = this.loaded?.engine;
+    const engine = this.slot.current?.engine;
     if (!engine) throw new Error('no model is loaded');
     const cs = this.channel?.stats();
     const dropped: Record<string, number> = {};
     if (cs) for (const [k, v] of Object.entries(cs.dropped)) if (v > 0) dropped[k] = v;
     const srcDrops = this.source instanceof PacketFrameSource ? this.source.dropped : 0;
     if (srcDrops) dropped.AUDIO_CHUNK = (dropped.AUDIO_CHUNK ?? 0) + srcDrops;
-    const malformed = cs ? Object.values(cs.malformed).reduce((a, b) => a + b, 0) + cs.lost : 0;
+    // Protocol errors: malformed messages, packets given up on, and lying receipts.
+    const malformed = cs ? Object.values(cs.malformed).reduce((a, b) => a + b, 0) + cs.lost + cs.badReceipts : 0;
     engine.metrics.setTransport({
       overruns: this.driver?.sinkDrops ?? 0,
       droppedPackets: dropped,

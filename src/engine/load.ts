@@ -52,6 +52,11 @@ export interface LoadOptions {
   condition: Record<string, string> | null;
   /** Called between stages (parse, upload Mimi, upload LM, tokenizer). */
   onStage?: (message: string) => void;
+  /**
+   * Cancels the load: checked between stages and between the LM's tensor uploads; everything
+   * uploaded so far is freed and the call rejects with the signal's AbortError.
+   */
+  signal?: AbortSignal;
 }
 
 export interface LoadedEngine {
@@ -79,9 +84,16 @@ export function parseCondition(items: readonly string[]): Record<string, string>
   return out;
 }
 
-/** Loads both models and the tokenizer onto `ctx` and returns a ready Engine. */
+/**
+ * Loads both models and the tokenizer onto `ctx` and returns a ready Engine. A failed or
+ * cancelled load (opts.signal) leaves nothing on the GPU.
+ * @throws ModelMismatchError, WeightError / SafetensorsError / TokenizerError naming the file, or
+ *   the signal's AbortError.
+ */
 export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadOptions): Promise<LoadedEngine> {
   const stage = opts.onStage ?? (() => {});
+  const signal = opts.signal;
+  signal?.throwIfAborted();
   stage('parsing configs');
   const mimiConfig = bytes.mimiConfig === null ? MIMI_RELEASED_CONFIG : parseMimiConfig(bytes.mimiConfig, `${(bytes.names.mimiWeights ?? 'mimi')} config`);
   const lmConfig = bytes.lmConfig === null ? MOSHI_7B_CONFIG : parseLmConfig(bytes.lmConfig, `${(bytes.names.lmWeights ?? 'lm')} config`);
@@ -104,17 +116,23 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadO
   const mimiBytes = bytes.mimiWeights instanceof Uint8Array ? bytes.mimiWeights : new Uint8Array(await bytes.mimiWeights.arrayBuffer());
   const mimiVb = VarBuilder.fromSafetensors(ctx, [SafetensorsFile.parse(mimiBytes, mimiName)]);
   const mimi = await MimiModel.load(ctx, mimiConfig, mimiVb);
+  if (signal?.aborted) {
+    mimi.destroy();
+    signal.throwIfAborted();
+  }
   stage('uploading the LM');
   const lmName = bytes.names.lmWeights ?? 'lm';
   // The LM (15 GB for Moshi 7B in bf16) from a Blob streams to the GPU one tensor at a time.
-  const lmFile = bytes.lmWeights instanceof Uint8Array ? SafetensorsFile.parse(bytes.lmWeights, lmName) : await SafetensorsFile.fromBlob(bytes.lmWeights, lmName);
-  const lmVb = VarBuilder.fromSafetensors(ctx, [lmFile]);
-  let lastStage = 0;
   let lm: LMModel;
   let tokenizer: TextTokenizer | null = null;
+  let lastStage = 0;
   try {
+    const lmFile = bytes.lmWeights instanceof Uint8Array ? SafetensorsFile.parse(bytes.lmWeights, lmName) : await SafetensorsFile.fromBlob(bytes.lmWeights, lmName);
+    const lmVb = VarBuilder.fromSafetensors(ctx, [lmFile]);
     lm = await LMModel.load(ctx, lmVb, lmConfig, {
       onUploadProgress: (done, total) => {
+        // Cancel between tensors: LMModel.load frees what it uploaded when this throws.
+        signal?.throwIfAborted();
         const now = performance.now();
         if (now - lastStage < 250 && done < total) return;
         lastStage = now;
@@ -124,6 +142,11 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadO
   } catch (e) {
     mimi.destroy(); // nothing of a failed load stays on the GPU
     throw e;
+  }
+  if (signal?.aborted) {
+    mimi.destroy();
+    lm.destroy();
+    signal.throwIfAborted();
   }
   if (bytes.tokenizer) {
     stage('reading the tokenizer');

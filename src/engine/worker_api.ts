@@ -63,8 +63,14 @@ export interface EngineWorkerApi {
   init(onDeviceLost?: (message: string) => void): Promise<AdapterSummary>;
   /** Attaches the packet channel port and the audio transport (rings or packets). */
   connect(port: MessagePort, transport: AudioTransport): Promise<void>;
-  /** Downloads/reads, parses and uploads the models; progress goes to `onProgress`. */
+  /**
+   * Downloads/reads, parses and uploads the models; progress goes to `onProgress`. One load at a
+   * time: a load already running is cancelled first, and the previous model is disposed (its GPU
+   * memory freed) before the new one is uploaded. Rejects with an AbortError when cancelled.
+   */
   load(spec: ModelSpec, sampling: SamplingSettings, onProgress: (e: LoadEvent) => void): Promise<ModelInfo>;
+  /** Cancels the running load (its fetches and uploads are aborted, nothing is cached); resolves true when one was running. */
+  cancelLoad(): Promise<boolean>;
   /** Starts the loop from a fresh conversation (streaming state reset). */
   start(): Promise<void>;
   /** Stops the loop after the current step. */

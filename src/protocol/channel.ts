@@ -1,28 +1,51 @@
 /**
  * Channel: packets (src/protocol/packet.ts) over a MessagePort, e.g. an in-page MessageChannel
  * between the page and the engine Worker. Each packet travels as its own ArrayBuffer, transferred.
+ * A channel degrades under a stalled, lossy or hostile peer (drops and losses are counted and
+ * reported) but never wedges, never grows without bound and never throws into its caller.
  *
  * Behaviour:
- * - Priority queue: data packets wait in four lanes and leave highest priority first
- *   (AUDIO_CHUNK 3 > TEXT_FINAL 2 > TEXT_PARTIAL 1 > METADATA 0), FIFO within a lane. Control
- *   packets (ACK, HEARTBEAT) skip the queue and go out at once.
- * - Flow control: the receiver reports how many data packets it has taken in (the `received`
- *   field of every ACK; a receipt-only ACK with ackSeq = NO_SEQ goes out after `receiptEvery`
- *   data packets and on every tick). The sender keeps at most `maxInFlight` data packets
- *   un-receipted, so a stalled peer (blocked main thread, busy engine) makes the send queue grow
- *   here instead of inside the port.
- * - Backpressure: when the queue holds more than `queueBudgetBytes`, the oldest TEXT_PARTIAL
- *   packets are dropped first; if still over budget, `pressure` turns true (event 'pressure') and
- *   the engine should skip a decode step until it turns false again (queue below half the budget).
- *   AUDIO_CHUNK, TEXT_FINAL and METADATA are never dropped.
- * - Reliability: packets sent with `requiresAck` are acknowledged by seq; without an ACK within
- *   `ackTimeoutMs` they are resent (same seq) up to `maxRetries` times, then reported lost
- *   (event 'lost'). The receiver suppresses duplicate deliveries of a resent packet (re-ACKs them).
- * - Liveness: a HEARTBEAT every `heartbeatMs` both ways; a peer silent for more than `silenceMs`
- *   raises 'peer-silent' once, and 'peer-alive' when it is heard again.
- * - Errors: a malformed incoming message is never thrown into the loop; it is counted by reason,
- *   raised as 'malformed', and the counters go to the peer in a METADATA packet
- *   `{ kind: 'channel-stats', ... }` at the next tick when any error counter changed.
+ * - Priority queue (src/protocol/send_queue.ts): data packets wait in four lanes and leave highest
+ *   priority first (AUDIO_CHUNK 3 > TEXT_FINAL 2 > TEXT_PARTIAL 1 > METADATA 0), FIFO within a
+ *   lane; every queue operation is O(1). Control packets (ACK, HEARTBEAT) skip the queue.
+ * - Flow control (src/protocol/send_window.ts): the receiver reports how many data packets it has
+ *   decoded (the `received` field of every ACK; a receipt-only ACK with ackSeq = NO_SEQ goes out
+ *   after `receiptEvery` data packets and on every tick). The sender keeps at most `maxInFlight`
+ *   data packets un-receipted, so a stalled peer makes the queue here grow (bounded, below)
+ *   instead of the port's. A receipt that counts packets never sent is bogus: ignored and counted
+ *   (`badReceipts`). Slots of packets the peer never counts (lost or undecodable there) are
+ *   reclaimed (`reclaimed`) from the answers to heartbeats (see Liveness), and as a fallback when
+ *   its receipts stop moving for `slotTimeoutMs` while it is still heard. A slow peer answers
+ *   late but counts everything, and a stalled peer answers nothing: neither loses flow control.
+ * - Backpressure and bounds, checked at every send:
+ *   1. over `queueBudgetBytes`: the oldest TEXT_PARTIAL packets (without ACK) are dropped; if still
+ *      over, `pressure` turns true (event 'pressure') and the engine should skip decode steps until
+ *      it turns false (queue at or below half the budget);
+ *   2. more than `maxQueuedAudio` AUDIO_CHUNK packets (without ACK) queued, i.e. the peer stalls:
+ *      the oldest audio is dropped (stale audio is worth less than fresh);
+ *   3. over `queueLimitBytes` (hard bound): the oldest METADATA, then AUDIO_CHUNK, then
+ *      TEXT_PARTIAL without ACK are dropped, and last the oldest packet that needs an ACK, which is
+ *      reported 'lost' (reason 'queue-limit').
+ *   Every drop is counted in `dropped[type]` and raised as 'dropped'.
+ * - Reliability: packets sent with `requiresAck` are acknowledged by seq; from send(), each
+ *   `ackTimeoutMs` without an ACK counts one attempt and queues a resend (same seq; at most one
+ *   queued at a time), whether or not the window let the previous copy out; after `maxRetries`
+ *   such timeouts the packet is reported lost (event 'lost', reason 'no-ack'). A packet still
+ *   waiting for its first post counts attempts only while the peer is silent (a live peer's
+ *   window moves; a dead peer's does not, and its packets are reported lost all the same). The receiver suppresses duplicate deliveries of
+ *   a resent packet (re-ACKs them).
+ * - Liveness: a HEARTBEAT every `heartbeatMs` both ways, answered with a receipt ACK whose ackSeq
+ *   is the heartbeat's seq. As the port is ordered, that answer tells exactly which data packets
+ *   posted before the heartbeat the peer never counted: their slots are reclaimed at once. A
+ *   heartbeat also goes out as such a probe when a packet has been in flight for slotTimeoutMs / 2
+ *   (then every slotTimeoutMs while unanswered). A peer from which no valid packet came for
+ *   more than `silenceMs` raises 'peer-silent' once, and 'peer-alive' when a valid packet comes
+ *   again. Malformed messages and bogus receipts do not count as signs of life.
+ * - Errors: a malformed incoming message (detached buffers included) is never thrown into the
+ *   loop; it is counted by reason, raised as 'malformed', and the counters go to the peer in a
+ *   METADATA packet `{ kind: 'channel-stats', ... }` at the next tick when any error counter
+ *   changed. Every message handed to receive() is counted exactly once, in `received[type]` or in
+ *   `malformed[reason]`.
  * Time comes from an injectable Clock (ManualClock in tests); flushing from an injectable scheduler.
  */
 import { type Clock, realClock } from './clock.ts';
@@ -42,6 +65,8 @@ import {
   decodePacket,
   encodePacket,
 } from './packet.ts';
+import { type QueuedPacket, SendQueue } from './send_queue.ts';
+import { SendWindow } from './send_window.ts';
 
 /** The subset of MessagePort the Channel uses (MessagePort, Worker, worker_threads ports fit). */
 export interface ChannelPort {
@@ -59,9 +84,9 @@ export interface ChannelOptions {
   heartbeatMs?: number;
   /** Peer silence threshold, ms (default 15000). */
   silenceMs?: number;
-  /** Housekeeping period (heartbeat due? silence? receipts, stats report), ms (default 1000). */
+  /** Housekeeping period (heartbeat due? silence? receipts, reclaims, stats report), ms (default 1000). */
   tickMs?: number;
-  /** Wait for an ACK before resending, ms (default 1000). */
+  /** Wait for an ACK before counting an attempt and resending, ms (default 1000). */
   ackTimeoutMs?: number;
   /** Resends before a requiresAck packet is reported lost (default 3). */
   maxRetries?: number;
@@ -69,8 +94,17 @@ export interface ChannelOptions {
   maxInFlight?: number;
   /** Receipt after this many data packets received (default 8; keep ≤ the peer's maxInFlight / 2). */
   receiptEvery?: number;
+  /**
+   * Receipts standing still this long (ms) while packets are in flight and the peer is heard: the
+   * slots of those packets are reclaimed (default 3000; keep well above the peer's tickMs).
+   */
+  slotTimeoutMs?: number;
   /** Queued bytes above which TEXT_PARTIAL is dropped and then pressure raised (default 256 KiB). */
   queueBudgetBytes?: number;
+  /** AUDIO_CHUNK packets (without ACK) queued at most; the oldest are dropped beyond (default 64 = 5.1 s). */
+  maxQueuedAudio?: number;
+  /** Hard bound on queued bytes (default 1 MiB, at least queueBudgetBytes). */
+  queueLimitBytes?: number;
   /** Seqs remembered for duplicate suppression (default 256). */
   dedupeWindow?: number;
 }
@@ -80,19 +114,30 @@ type Counts<K extends string> = Record<K, number>;
 /** Snapshot of the channel's counters (also what is sent in the 'channel-stats' METADATA). */
 export interface ChannelStats {
   sent: Counts<PacketTypeName>;
+  /** Valid incoming packets by type (duplicates included). */
   received: Counts<PacketTypeName>;
+  /** Queued packets dropped by the bounds (see the module doc). */
   dropped: Counts<PacketTypeName>;
+  /** Incoming messages that were not valid packets, by reason. */
   malformed: Counts<PacketErrorReason>;
   /** send() calls refused because the packet could not be encoded. */
   encodeErrors: number;
   retries: number;
   acksSent: number;
   acksReceived: number;
+  /** requiresAck packets given up on (no ACK after maxRetries, or dropped at the queue limit). */
   lost: number;
   duplicates: number;
+  /** ACKs whose `received` counted packets never sent, or went backwards (ignored). */
+  badReceipts: number;
+  /** Window slots reclaimed from packets the peer never counted. */
+  reclaimed: number;
   queuedPackets: number;
   queuedBytes: number;
+  /** Data packets posted and not yet receipted (≤ maxInFlight). */
   inFlight: number;
+  /** requiresAck packets sent (or queued) and neither acknowledged nor given up yet. */
+  awaitingAck: number;
   pressure: boolean;
   peerSilent: boolean;
 }
@@ -101,7 +146,13 @@ export interface ChannelEvents {
   /** A decoded data packet from the peer (never ACK/HEARTBEAT, never a duplicate). */
   packet: Packet;
   malformed: PacketError;
-  lost: { seq: number; type: PacketTypeName; attempts: number };
+  /**
+   * A requiresAck packet given up on. `attempts`: times it was posted (0 when it never left the
+   * queue). `reason`: 'no-ack' (maxRetries resends unanswered) or 'queue-limit' (dropped at the
+   * hard queue bound before its ACK).
+   */
+  lost: { seq: number; type: PacketTypeName; attempts: number; reason: 'no-ack' | 'queue-limit' };
+  /** A queued packet without ACK dropped by a bound. */
   dropped: { seq: number; type: PacketTypeName };
   pressure: boolean;
   'peer-silent': { silentForMs: number };
@@ -110,41 +161,41 @@ export interface ChannelEvents {
 
 export type SendResult = { ok: true; seq: number } | { ok: false; error: PacketError };
 
-interface Queued {
-  seq: number;
-  type: PacketType;
-  bytes: ArrayBuffer;
-  requiresAck: boolean;
-  /** A resend of a pending requiresAck packet. */
-  resend: boolean;
-}
-
 interface Pending {
   bytes: ArrayBuffer;
   type: PacketType;
+  /** Times posted. */
+  posts: number;
+  /** Ack timeouts so far (each queues a resend). */
   attempts: number;
   timer: unknown;
+  /** The entry of this packet still in the queue (original or resend), if any. */
+  queued: QueuedPacket | null;
 }
 
 const zeros = <K extends string>(keys: readonly K[]): Counts<K> => Object.fromEntries(keys.map((k) => [k, 0])) as Counts<K>;
 const isControl = (t: number) => t === PacketType.ACK || t === PacketType.HEARTBEAT;
+/** Unanswered heartbeats remembered for settling the window. */
+const MAX_PROBES = 8;
+const describe = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 export class Channel {
   private readonly clock: Clock;
   private readonly schedule: ((fn: () => void) => void) | null;
   private readonly o: Required<Omit<ChannelOptions, 'clock' | 'schedule'>>;
-  private readonly lanes: Queued[][] = [[], [], [], []];
-  private queuedBytes = 0;
+  private readonly queue = new SendQueue();
+  private readonly window: SendWindow;
   private nextSeq = 0;
-  /** Data packets posted (mod 2^32) and the peer's last receipt of them. */
-  private dataSent = 0;
-  private peerReceived = 0;
   /** Data packets taken in from the peer (mod 2^32) and how many since our last ACK. */
   private dataReceived = 0;
   private sinceReceipt = 0;
   private readonly pending = new Map<number, Pending>();
   private readonly seen = new Set<number>();
   private readonly seenOrder: number[] = [];
+  private seenHead = 0;
+  /** Heartbeats not yet answered: seq → data packets posted before it (at most MAX_PROBES). */
+  private readonly probes = new Map<number, number>();
+  /** When the last valid packet came from the peer. */
   private lastHeard: number;
   private lastHeartbeat: number;
   private silent = false;
@@ -165,13 +216,19 @@ export class Channel {
     acksReceived: 0,
     lost: 0,
     duplicates: 0,
+    badReceipts: 0,
+    reclaimed: 0,
   };
-  private readonly onMessage = (ev: MessageEvent) => this.receive(ev.data);
+  private readonly onMessage = (ev: MessageEvent) => this.receive(ev?.data);
 
-  /** Attaches to `port` (calls port.start()) and starts the heartbeat/housekeeping timer. */
+  /**
+   * Attaches to `port` (calls port.start()) and starts the heartbeat/housekeeping timer.
+   * @throws RangeError for option values out of range (counts < 1, times ≤ 0).
+   */
   constructor(private readonly port: ChannelPort, opts: ChannelOptions = {}) {
     this.clock = opts.clock ?? realClock;
     this.schedule = opts.schedule === 'manual' ? null : (opts.schedule ?? ((fn) => queueMicrotask(fn)));
+    const budget = opts.queueBudgetBytes ?? 256 * 1024;
     this.o = {
       heartbeatMs: opts.heartbeatMs ?? 5000,
       silenceMs: opts.silenceMs ?? 15000,
@@ -180,12 +237,21 @@ export class Channel {
       maxRetries: opts.maxRetries ?? 3,
       maxInFlight: opts.maxInFlight ?? 64,
       receiptEvery: opts.receiptEvery ?? 8,
-      queueBudgetBytes: opts.queueBudgetBytes ?? 256 * 1024,
+      slotTimeoutMs: opts.slotTimeoutMs ?? 3000,
+      queueBudgetBytes: budget,
+      maxQueuedAudio: opts.maxQueuedAudio ?? 64,
+      queueLimitBytes: Math.max(opts.queueLimitBytes ?? 1024 * 1024, budget),
       dedupeWindow: opts.dedupeWindow ?? 256,
     };
-    if (!(this.o.maxInFlight >= 1) || !(this.o.receiptEvery >= 1)) {
-      throw new RangeError(`Channel: maxInFlight (${this.o.maxInFlight}) and receiptEvery (${this.o.receiptEvery}) must be ≥ 1`);
+    const o = this.o;
+    for (const k of ['maxInFlight', 'receiptEvery', 'maxQueuedAudio', 'dedupeWindow'] as const) {
+      if (!Number.isInteger(o[k]) || o[k] < 1) throw new RangeError(`Channel: ${k} (${o[k]}) must be an integer ≥ 1`);
     }
+    for (const k of ['heartbeatMs', 'silenceMs', 'tickMs', 'ackTimeoutMs', 'slotTimeoutMs', 'queueBudgetBytes'] as const) {
+      if (!(o[k] > 0)) throw new RangeError(`Channel: ${k} (${o[k]}) must be > 0`);
+    }
+    if (!Number.isInteger(o.maxRetries) || o.maxRetries < 0) throw new RangeError(`Channel: maxRetries (${o.maxRetries}) must be an integer ≥ 0`);
+    this.window = new SendWindow(o.maxInFlight, o.slotTimeoutMs);
     this.lastHeard = this.clock.now();
     this.lastHeartbeat = this.clock.now();
     this.lastErrorKey = this.errorKey();
@@ -227,29 +293,52 @@ export class Channel {
     return this.silent;
   }
 
+  /** Data packets waiting in the send queue (O(1); stats() has it too). */
+  get queuedPackets(): number {
+    return this.queue.count;
+  }
+
   /**
    * Queues a data packet (AUDIO_CHUNK, TEXT_*, METADATA) or sends a control packet at once.
-   * Assigns seq and timestamp. Never throws: an unencodable packet returns `{ ok: false, error }`
-   * (counted in encodeErrors). The PCM of an AUDIO_CHUNK is copied, so the caller may reuse it.
+   * Assigns seq and timestamp. O(1) (amortised). Never throws: an unencodable packet returns
+   * `{ ok: false, error }` (counted in encodeErrors); a closed channel returns a bad_field error.
+   * The PCM of an AUDIO_CHUNK is copied, so the caller may reuse it.
    */
   send(body: PacketBody, opts: { requiresAck?: boolean; priority?: number } = {}): SendResult {
-    if (this.closed) return { ok: false, error: { reason: 'bad_field', detail: 'channel is closed', type: body.type } };
-    const seq = this.takeSeq();
-    const requiresAck = !!opts.requiresAck && !isControl(body.type);
-    const priority = opts.priority ?? DEFAULT_PRIORITY[body.type];
-    const enc = encodePacket({ ...body, priority, seq, timestamp: this.clock.now(), requiresAck } as Packet);
-    if (!enc.ok) {
-      this.counters.encodeErrors++;
-      return enc;
-    }
-    if (isControl(body.type)) {
-      this.post(body.type, enc.bytes);
+    let type: PacketType | undefined;
+    try {
+      type = (body as { type?: PacketType } | null)?.type;
+      if (this.closed) return { ok: false, error: { reason: 'bad_field', detail: 'channel is closed', type } };
+      const seq = this.takeSeq();
+      const requiresAck = !!opts?.requiresAck && !isControl(type as number);
+      const priority = opts?.priority ?? DEFAULT_PRIORITY[type as PacketType];
+      const enc = encodePacket({ ...body, priority, seq, timestamp: this.clock.now(), requiresAck } as Packet);
+      if (!enc.ok) {
+        this.counters.encodeErrors++;
+        return enc;
+      }
+      const t = type as PacketType;
+      if (isControl(t)) {
+        if (this.post(t, enc.bytes) && t === PacketType.HEARTBEAT) this.noteProbe(seq);
+        return { ok: true, seq };
+      }
+      const q: QueuedPacket = { seq, type: t, bytes: enc.bytes, requiresAck, resend: false };
+      this.queue.push(q, Math.min(priority, MAX_PRIORITY));
+      if (requiresAck) {
+        // The ACK clock starts now, not at the first post: a packet stuck behind a full window
+        // is resent (once it can go) or reported lost on the same schedule.
+        const pend: Pending = { bytes: enc.bytes, type: t, posts: 0, attempts: 0, timer: null, queued: q };
+        this.pending.set(seq, pend);
+        this.armAckTimer(seq, pend);
+      }
+      this.applyBounds();
+      this.requestFlush();
       return { ok: true, seq };
+    } catch (e) {
+      // A hostile body (throwing getters) or listener-free failure: refused, never thrown.
+      this.counters.encodeErrors++;
+      return { ok: false, error: { reason: 'bad_field', detail: `send failed: ${describe(e)}`, type } };
     }
-    this.enqueue({ seq, type: body.type, bytes: enc.bytes, requiresAck, resend: false }, Math.min(priority, MAX_PRIORITY));
-    this.applyBudget();
-    this.requestFlush();
-    return { ok: true, seq };
   }
 
   /** An 80 ms frame of 24 kHz PCM (1920 samples). */
@@ -273,27 +362,18 @@ export class Channel {
   flush(): void {
     this.flushScheduled = false;
     if (this.closed) return;
-    for (let p = MAX_PRIORITY; p >= 0; p--) {
-      const lane = this.lanes[p];
-      while (lane.length > 0) {
-        if (this.inFlight() >= this.o.maxInFlight) {
-          this.updatePressure();
-          return;
-        }
-        const q = lane.shift()!;
-        this.queuedBytes -= q.bytes.byteLength;
-        if (q.resend && !this.pending.has(q.seq)) continue; // ACKed while waiting to be resent
-        if (q.requiresAck) {
-          const pend = this.pending.get(q.seq);
-          // Keep the original bytes for resends; post a copy (the posted buffer is transferred).
-          if (!pend) this.pending.set(q.seq, { bytes: q.bytes, type: q.type, attempts: 0, timer: null });
-          this.post(q.type, q.bytes.slice(0));
-          this.armAckTimer(q.seq);
-        } else {
-          this.post(q.type, q.bytes);
-        }
-        this.dataSent = (this.dataSent + 1) >>> 0;
-      }
+    while (!this.window.full) {
+      const q = this.queue.shift();
+      if (!q) break;
+      if (q.requiresAck) {
+        const pend = this.pending.get(q.seq);
+        if (!pend) continue; // ACKed or given up while waiting
+        pend.queued = null;
+        // Keep the original bytes for resends; post a copy (the posted buffer is transferred).
+        if (!this.post(q.type, q.bytes.slice(0))) continue;
+        pend.posts++;
+      } else if (!this.post(q.type, q.bytes)) continue;
+      this.window.onPost(this.clock.now());
     }
     this.updatePressure();
   }
@@ -312,9 +392,12 @@ export class Channel {
       acksReceived: c.acksReceived,
       lost: c.lost,
       duplicates: c.duplicates,
-      queuedPackets: this.lanes.reduce((a, l) => a + l.length, 0),
-      queuedBytes: this.queuedBytes,
-      inFlight: this.inFlight(),
+      badReceipts: c.badReceipts,
+      reclaimed: c.reclaimed,
+      queuedPackets: this.queue.count,
+      queuedBytes: this.queue.bytes,
+      inFlight: this.window.inFlight,
+      awaitingAck: this.pending.size,
       pressure: this.pressureOn,
       peerSilent: this.silent,
     };
@@ -328,34 +411,51 @@ export class Channel {
     if (this.tickTimer !== null) this.clock.clearTimeout(this.tickTimer);
     for (const p of this.pending.values()) if (p.timer !== null) this.clock.clearTimeout(p.timer);
     this.pending.clear();
-    for (const lane of this.lanes) lane.length = 0;
-    this.queuedBytes = 0;
+    this.queue.clear();
   }
 
   /**
    * Handles one incoming message (normally called by the port listener; public for tests and for
-   * hosts that route messages themselves). Never throws.
+   * hosts that route messages themselves). Never throws: a message that cannot be read (not
+   * binary, detached, malformed) is counted in malformed[reason] and raised as 'malformed'.
    */
   receive(data: unknown): void {
     if (this.closed) return;
-    const now = this.clock.now();
-    if (this.silent) {
-      this.silent = false;
-      this.emit('peer-alive', { silentForMs: now - this.lastHeard });
+    let res: ReturnType<typeof decodePacket>;
+    try {
+      res = decodePacket(data);
+    } catch (e) {
+      // e.g. a detached ArrayBuffer (its bytes were transferred away): nothing can be read.
+      res = { ok: false, error: { reason: 'not_binary', detail: `message could not be read (${describe(e)}); detached buffer?` } };
     }
-    this.lastHeard = now;
-    const res = decodePacket(data);
     if (!res.ok) {
-      // Not counted for flow control: the sender's window only counts packets we can decode.
+      // Neither counted for flow control (the peer's window only counts packets we decode) nor
+      // as a sign of life.
       this.counters.malformed[res.error.reason]++;
       this.emit('malformed', res.error);
       return;
     }
     const p = res.packet;
     this.counters.received[PACKET_TYPE_NAME[p.type]]++;
-    if (p.type === PacketType.HEARTBEAT) return;
     if (p.type === PacketType.ACK) {
-      this.onAck(p.ackSeq, p.received);
+      if (this.window.onReceipt(p.received, this.clock.now()) === 'bogus') {
+        this.counters.badReceipts++;
+        return; // a lying ACK is no sign of life either
+      }
+      this.heard();
+      const probe = this.probes.get(p.ackSeq);
+      if (probe !== undefined) {
+        this.probes.delete(p.ackSeq);
+        this.counters.reclaimed += this.window.settleProbe(probe, p.received);
+      }
+      this.onAck(p.ackSeq);
+      return;
+    }
+    this.heard();
+    if (p.type === PacketType.HEARTBEAT) {
+      // Answered with our receipt, acknowledging the heartbeat's seq: the sender learns exactly
+      // which of its packets before the heartbeat we never counted (see SendWindow.settleProbe).
+      this.sendAck(p.seq);
       return;
     }
     this.countIn();
@@ -372,26 +472,37 @@ export class Channel {
 
   // ---- internals ----
 
+  private heard(): void {
+    const now = this.clock.now();
+    if (this.silent) {
+      this.silent = false;
+      this.emit('peer-alive', { silentForMs: now - this.lastHeard });
+    }
+    this.lastHeard = now;
+  }
+
   private takeSeq(): number {
     const s = this.nextSeq;
     this.nextSeq = this.nextSeq + 1 >= NO_SEQ ? 0 : this.nextSeq + 1;
     return s;
   }
 
-  private inFlight(): number {
-    return Math.max(0, (this.dataSent - this.peerReceived) | 0);
-  }
-
-  private post(type: PacketType, bytes: ArrayBuffer): void {
+  /** Posts to the port; false (nothing counted) when the port throws (e.g. already closed). */
+  private post(type: PacketType, bytes: ArrayBuffer): boolean {
+    try {
+      this.port.postMessage(bytes, [bytes]);
+    } catch {
+      return false;
+    }
     this.counters.sent[PACKET_TYPE_NAME[type]]++;
     if (type === PacketType.ACK) this.counters.acksSent++;
     if (type === PacketType.HEARTBEAT) this.lastHeartbeat = this.clock.now();
-    this.port.postMessage(bytes, [bytes]);
+    return true;
   }
 
-  private enqueue(q: Queued, priority: number): void {
-    this.lanes[priority].push(q);
-    this.queuedBytes += q.bytes.byteLength;
+  private noteProbe(seq: number): void {
+    this.probes.set(seq, this.window.sentCount);
+    if (this.probes.size > MAX_PROBES) this.probes.delete(this.probes.keys().next().value!);
   }
 
   private requestFlush(): void {
@@ -400,26 +511,34 @@ export class Channel {
     this.schedule(() => this.flush());
   }
 
-  /** Over budget: drop the oldest TEXT_PARTIAL packets, then raise pressure. */
-  private applyBudget(): void {
-    if (this.queuedBytes <= this.o.queueBudgetBytes) return;
-    for (const lane of this.lanes) {
-      for (let i = 0; i < lane.length && this.queuedBytes > this.o.queueBudgetBytes; ) {
-        const q = lane[i];
-        if (q.type === PacketType.TEXT_PARTIAL && !q.requiresAck) {
-          lane.splice(i, 1);
-          this.queuedBytes -= q.bytes.byteLength;
-          this.counters.dropped.TEXT_PARTIAL++;
-          this.emit('dropped', { seq: q.seq, type: 'TEXT_PARTIAL' });
-        } else i++;
-      }
+  /** The queue bounds of the module doc, in order. Each drop is O(1). */
+  private applyBounds(): void {
+    const q = this.queue;
+    const o = this.o;
+    while (q.bytes > o.queueBudgetBytes && this.dropOne(PacketType.TEXT_PARTIAL));
+    while (q.countOf(PacketType.AUDIO_CHUNK) > o.maxQueuedAudio && this.dropOne(PacketType.AUDIO_CHUNK));
+    while (q.bytes > o.queueLimitBytes) {
+      if (this.dropOne(PacketType.METADATA) || this.dropOne(PacketType.AUDIO_CHUNK) || this.dropOne(PacketType.TEXT_PARTIAL)) continue;
+      const a = q.dropOldest('ack');
+      if (!a) break; // only resends left: bounded by the pending packets
+      this.giveUp(a.seq, 'queue-limit');
     }
     this.updatePressure();
   }
 
+  private dropOne(type: PacketType): boolean {
+    const d = this.queue.dropOldest(type);
+    if (!d) return false;
+    const name = PACKET_TYPE_NAME[type];
+    this.counters.dropped[name]++;
+    this.emit('dropped', { seq: d.seq, type: name });
+    return true;
+  }
+
   private updatePressure(): void {
-    const over = this.queuedBytes > this.o.queueBudgetBytes;
-    const under = this.queuedBytes <= this.o.queueBudgetBytes / 2;
+    const bytes = this.queue.bytes;
+    const over = bytes > this.o.queueBudgetBytes;
+    const under = bytes <= this.o.queueBudgetBytes / 2;
     if (!this.pressureOn && over) {
       this.pressureOn = true;
       this.emit('pressure', true);
@@ -439,55 +558,86 @@ export class Channel {
     this.send({ type: PacketType.ACK, ackSeq, received: this.dataReceived });
   }
 
-  private onAck(ackSeq: number, received: number): void {
-    // Receipts only move forward (mod 2^32).
-    if (((received - this.peerReceived) | 0) > 0) this.peerReceived = received;
+  private onAck(ackSeq: number): void {
     if (ackSeq !== NO_SEQ) {
       const pend = this.pending.get(ackSeq);
-      if (pend) {
+      // Only a packet that went out can be acknowledged (an ACK for a seq still queued is bogus).
+      if (pend && pend.posts > 0) {
         this.counters.acksReceived++;
-        if (pend.timer !== null) this.clock.clearTimeout(pend.timer);
-        this.pending.delete(ackSeq);
+        this.forget(ackSeq, pend);
       }
     }
-    if (this.lanes.some((l) => l.length > 0)) this.requestFlush();
+    if (this.queue.count > 0) this.requestFlush();
   }
 
-  private armAckTimer(seq: number): void {
+  private forget(seq: number, pend: Pending): void {
+    if (pend.timer !== null) this.clock.clearTimeout(pend.timer);
+    if (pend.queued) this.queue.remove(pend.queued);
+    this.pending.delete(seq);
+  }
+
+  private giveUp(seq: number, reason: 'no-ack' | 'queue-limit'): void {
     const pend = this.pending.get(seq);
     if (!pend) return;
+    this.forget(seq, pend);
+    this.counters.lost++;
+    this.emit('lost', { seq, type: PACKET_TYPE_NAME[pend.type], attempts: pend.posts, reason });
+  }
+
+  private armAckTimer(seq: number, pend: Pending): void {
     if (pend.timer !== null) this.clock.clearTimeout(pend.timer);
     pend.timer = this.clock.setTimeout(() => this.onAckTimeout(seq), this.o.ackTimeoutMs);
   }
 
+  /**
+   * One ACK timeout: an attempt is counted whether or not the last resend got out of the queue
+   * (a full window must not stop the clock), a resend is queued unless one already waits, and the
+   * timer is re-armed; after maxRetries the packet is lost. A packet never posted yet counts
+   * attempts only while the peer is silent.
+   */
   private onAckTimeout(seq: number): void {
     const pend = this.pending.get(seq);
     if (!pend || this.closed) return;
     pend.timer = null;
+    if (pend.posts === 0 && !this.silent) {
+      // Still waiting its turn in the queue while the peer is alive (the window moves): not an
+      // attempt. Once the peer is silent, waiting counts, so a dead peer cannot hold it forever.
+      this.armAckTimer(seq, pend);
+      return;
+    }
     if (pend.attempts >= this.o.maxRetries) {
-      this.pending.delete(seq);
-      this.counters.lost++;
-      this.emit('lost', { seq, type: PACKET_TYPE_NAME[pend.type], attempts: pend.attempts + 1 });
+      this.giveUp(seq, 'no-ack');
       return;
     }
     pend.attempts++;
     this.counters.retries++;
-    // A resend is not window-limited against itself: the peer may simply be slow, but the copy
-    // still counts as one more in-flight packet once posted.
-    this.enqueue({ seq, type: pend.type, bytes: pend.bytes, requiresAck: true, resend: true }, DEFAULT_PRIORITY[pend.type]);
+    if (!pend.queued) {
+      // The previous copy left; queue another. (One still queued means the window is full: the
+      // attempt counts all the same, so a wedged window cannot hold the packet forever.)
+      const q: QueuedPacket = { seq, type: pend.type, bytes: pend.bytes, requiresAck: true, resend: true };
+      pend.queued = q;
+      this.queue.push(q, DEFAULT_PRIORITY[pend.type]);
+    }
+    this.armAckTimer(seq, pend);
     this.requestFlush();
   }
 
+  /** Duplicate suppression over the last dedupeWindow seqs (a ring: O(1)). */
   private remember(seq: number): void {
+    if (this.seenOrder.length < this.o.dedupeWindow) {
+      this.seenOrder.push(seq);
+    } else {
+      this.seen.delete(this.seenOrder[this.seenHead]);
+      this.seenOrder[this.seenHead] = seq;
+      this.seenHead = (this.seenHead + 1) % this.o.dedupeWindow;
+    }
     this.seen.add(seq);
-    this.seenOrder.push(seq);
-    if (this.seenOrder.length > this.o.dedupeWindow) this.seen.delete(this.seenOrder.shift()!);
   }
 
   /** Fingerprint of the error counters; a change triggers a 'channel-stats' METADATA report. */
   private errorKey(): string {
     const c = this.counters;
-    return `${Object.values(c.malformed).join(',')}|${c.lost}|${c.dropped.TEXT_PARTIAL}|${c.encodeErrors}`;
+    return `${Object.values(c.malformed).join(',')}|${c.lost}|${Object.values(c.dropped).join(',')}|${c.encodeErrors}|${c.badReceipts}|${c.reclaimed}`;
   }
 
   private armTick(): void {
@@ -497,11 +647,23 @@ export class Channel {
   private tick(): void {
     if (this.closed) return;
     const now = this.clock.now();
-    if (now - this.lastHeartbeat >= this.o.heartbeatMs) this.send({ type: PacketType.HEARTBEAT });
+    // A packet in flight for half the slot timeout: probe the peer with a heartbeat (its answer
+    // settles which packets were lost); after an unanswered one, wait a whole slot timeout. A peer
+    // already reported silent is not probed: a stalled one gets no more than the regular
+    // heartbeats in its port.
+    const probe = this.o.slotTimeoutMs / 2;
+    const stale = now - this.window.oldestPostAt >= probe;
+    const probing = !this.silent && stale && now - this.lastHeartbeat >= (this.probes.size === 0 ? probe : 2 * probe);
+    if (probing || now - this.lastHeartbeat >= this.o.heartbeatMs) this.send({ type: PacketType.HEARTBEAT });
     if (this.sinceReceipt > 0) this.sendAck(NO_SEQ);
     if (!this.silent && now - this.lastHeard > this.o.silenceMs) {
       this.silent = true;
       this.emit('peer-silent', { silentForMs: now - this.lastHeard });
+    }
+    const n = this.window.reclaim(now, this.lastHeard);
+    if (n > 0) {
+      this.counters.reclaimed += n;
+      this.requestFlush();
     }
     const key = this.errorKey();
     if (key !== this.lastErrorKey) {

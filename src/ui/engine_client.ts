@@ -83,15 +83,30 @@ export class EngineClient {
     else if (m.kind === 'warning') this.emit({ type: 'warning', message: m.message });
   }
 
-  /** Loads a model in the worker; progress events go to the page. Aborting stops waiting (the worker finishes its current file). */
+  /**
+   * Loads a model in the worker; progress events go to the page. One load at a time: the worker
+   * cancels a load still running and disposes the previous model first. Aborting `signal` cancels
+   * the load in the worker (its downloads and uploads stop, nothing is cached) and rejects at once
+   * with an AbortError.
+   */
   async load(spec: ModelSpec, sampling: SamplingSettings, signal?: AbortSignal): Promise<ModelInfo> {
     if (this.running) await this.stop();
+    signal?.throwIfAborted();
     const p = this.api.load(spec, sampling, Comlink.proxy((e: LoadEvent) => this.emit(e)));
     if (!signal) return p;
-    return Promise.race([
-      p,
-      new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new DOMException('loading was cancelled', 'AbortError')), { once: true })),
-    ]);
+    let onAbort = () => {};
+    const cancelled = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        void this.api.cancelLoad().catch(() => false);
+        reject(new DOMException('loading was cancelled', 'AbortError'));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([p, cancelled]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   /**
@@ -193,7 +208,7 @@ export class EngineClient {
     const a = this.audio?.counters();
     const rings = this.audio?.rings;
     const ch = this.channel?.stats();
-    const malformed = ch ? Object.values(ch.malformed).reduce((x, y) => x + y, 0) + ch.lost : 0;
+    const malformed = ch ? Object.values(ch.malformed).reduce((x, y) => x + y, 0) + ch.lost + ch.badReceipts : 0;
     const dropped = { ...m.droppedPackets };
     if (ch) for (const [k, v] of Object.entries(ch.dropped)) if (v > 0) dropped[k] = (dropped[k] ?? 0) + v;
     return {

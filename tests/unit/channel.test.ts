@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { channelPair, portPair } from '../harness/fake_port.ts';
 import { RingBuffer } from '../../src/audio/ring_buffer.ts';
 import {
   AUDIO_CHUNK_SAMPLES,
@@ -13,48 +14,11 @@ import {
   decodePacket,
 } from '../../src/protocol/index.ts';
 
-/** An in-memory port pair whose messages wait until the test delivers them (a stalled peer = no deliver). */
-class FakePort implements ChannelPort {
-  peer!: FakePort;
-  inbox: unknown[] = [];
-  private listener: ((ev: MessageEvent) => void) | null = null;
-  postMessage(message: unknown, transfer: Transferable[]): void {
-    expect(transfer).toEqual([message]); // every packet's buffer is transferred
-    this.peer.inbox.push(message);
-  }
-  addEventListener(_t: 'message', l: (ev: MessageEvent) => void): void {
-    this.listener = l;
-  }
-  removeEventListener(): void {
-    this.listener = null;
-  }
-  /** Delivers up to n waiting messages; returns how many. */
-  deliver(n = Infinity): number {
-    let k = 0;
-    while (k < n && this.inbox.length > 0) {
-      const m = this.inbox.shift();
-      this.listener?.({ data: m } as MessageEvent);
-      k++;
-    }
-    return k;
-  }
-  /** Types of the waiting messages (without delivering them). */
-  types(): number[] {
-    return this.inbox.map((m) => new Uint8Array(m as ArrayBuffer)[0]);
-  }
-}
-
+/** Channels on in-memory ports whose messages wait until the test delivers them; every post must transfer its buffer. */
 function pair(opts: ChannelOptions = {}, optsB: ChannelOptions = opts) {
-  const clock = new ManualClock(1000);
-  const pa = new FakePort();
-  const pb = new FakePort();
-  pa.peer = pb;
-  pb.peer = pa;
-  const a = new Channel(pa, { clock, schedule: 'manual', ...opts });
-  const b = new Channel(pb, { clock, schedule: 'manual', ...optsB });
-  const got: Packet[] = [];
-  b.on('packet', (p) => got.push(p));
-  return { clock, pa, pb, a, b, got };
+  const p = channelPair(opts, optsB);
+  for (const port of [p.pa, p.pb]) port.onPost = (message, transfer) => expect(transfer).toEqual([message]);
+  return p;
 }
 
 const frame = (v: number) => new Float32Array(AUDIO_CHUNK_SAMPLES).fill(v);
@@ -100,10 +64,7 @@ describe('Channel', () => {
 
   it('auto-flushes on a microtask by default', async () => {
     const clock = new ManualClock();
-    const pa = new FakePort();
-    const pb = new FakePort();
-    pa.peer = pb;
-    pb.peer = pa;
+    const [pa, pb] = portPair();
     const a = new Channel(pa, { clock });
     a.sendText('x', false);
     expect(pb.inbox.length).toBe(0);
@@ -149,7 +110,7 @@ describe('Channel', () => {
     expect(pb.types().filter((t) => t === PacketType.METADATA).length).toBe(3); // original + 2 resends
     expect(a.stats().retries).toBe(2);
     expect(a.stats().lost).toBe(1);
-    expect(lost).toEqual([{ seq: 0, type: 'METADATA', attempts: 3 }]);
+    expect(lost).toEqual([{ seq: 0, type: 'METADATA', attempts: 3, reason: 'no-ack' }]);
   });
 
   it('heartbeats every 5 s both ways and reports a silent peer, then its return', () => {

@@ -3,6 +3,7 @@
 // "CDN" path, a truncated response and a slow chunked one.
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TINY_SPM_MODEL, safetensorsF32 } from '../harness/model_files.ts';
 import { MemoryWeightCache } from '../../src/weights/cache.ts';
 import {
   DEFAULT_REPO,
@@ -17,19 +18,11 @@ import {
 } from '../../src/weights/sources.ts';
 
 /** A small valid safetensors file with one F32 tensor of n elements. */
-function safetensors(name: string, n: number, fill: number): Uint8Array<ArrayBuffer> {
-  const header = new TextEncoder().encode(JSON.stringify({ [name]: { dtype: 'F32', shape: [n], data_offsets: [0, 4 * n] } }));
-  const out = new Uint8Array(8 + header.length + 4 * n);
-  new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
-  out.set(header, 8);
-  const dv = new DataView(out.buffer);
-  for (let i = 0; i < n; i++) dv.setFloat32(8 + header.length + 4 * i, fill, true);
-  return out;
-}
 
-const MIMI = safetensors('encoder.model.0.conv.conv.weight', 1000, 0.5);
-const LM = safetensors('text_emb.weight', 5000, 1.5);
-const TOK = new Uint8Array(300).map((_, i) => (i * 7) & 0xff);
+const MIMI = safetensorsF32('encoder.model.0.conv.conv.weight', 1000, 0.5);
+const LM = safetensorsF32('text_emb.weight', 5000, 1.5);
+/** A real SentencePiece model (the tokenizer is checked before it is cached). */
+const TOK = TINY_SPM_MODEL;
 const CONFIG = new TextEncoder().encode(JSON.stringify({ dim: 64, num_layers: 2 }));
 
 let server: Server;
@@ -282,13 +275,18 @@ describe('model sources in Chromium (Cache API and IndexedDB backends, cross-ori
         [`/${DEFAULT_REPO}/resolve/main/${RELEASE_FILES.lmWeights}`, LM],
         [`/${DEFAULT_REPO}/resolve/main/${RELEASE_FILES.tokenizer}`, TOK],
       ]);
+      const { createHash } = await import('node:crypto');
       await page.route('https://hub.test/**', (route) => {
         const path = decodeURIComponent(new URL(route.request().url()).pathname);
         hubRequests.push(path);
-        const body = served.get(path);
-        const cors = { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'Content-Length' };
+        // x/flip: the release with a flipped byte in the tokenizer, under the true sha256 ETag.
+        const flip = path.startsWith('/x/flip/');
+        const body = served.get(flip ? path.replace('/x/flip/', `/${DEFAULT_REPO}/`) : path);
+        const cors = { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'Content-Length, ETag, X-Linked-Etag, X-Linked-Size' };
         if (!body) return route.fulfill({ status: 404, headers: cors, body: 'Entry not found' });
-        return route.fulfill({ status: 200, headers: { ...cors, 'Content-Length': String(body.length), 'Content-Type': 'application/octet-stream' }, body: Buffer.from(body) });
+        const etag = `"${createHash('sha256').update(body).digest('hex')}"`;
+        const sent = flip && path.endsWith('.model') ? body.map((b, i) => (i === body.length - 5 ? b ^ 1 : b)) : body;
+        return route.fulfill({ status: 200, headers: { ...cors, 'Content-Length': String(body.length), 'Content-Type': 'application/octet-stream', ETag: etag }, body: Buffer.from(sent) });
       });
       await page.route(`${url}/__blank.html`, (route) =>
         route.fulfill({
@@ -318,6 +316,14 @@ describe('model sources in Chromium (Cache API and IndexedDB backends, cross-ori
           } catch (e) {
             err = (e as Error).message;
           }
+          let integrity = '';
+          const before = (await cache.keys()).length;
+          try {
+            await src.loadModelFiles({ kind: 'hub', baseUrl: 'https://hub.test', repo: 'x/flip' }, { cache });
+          } catch (e) {
+            integrity = `${(e as Error).name}: ${(e as Error).message}`;
+          }
+          const addedByFlip = (await cache.keys()).length - before;
           out[label] = {
             first: a.origins,
             second: b.origins,
@@ -327,9 +333,11 @@ describe('model sources in Chromium (Cache API and IndexedDB backends, cross-ori
               const y = new Uint8Array(await (b.lmWeights as Blob).arrayBuffer());
               return a.lmWeights instanceof Blob && b.lmWeights instanceof Blob && x.length > 0 && x.length === y.length && x.every((v, i) => v === y[i]);
             })(),
-            keys: (await cache.keys()).length,
+            keys: before,
             events: [...new Set(events)],
             err,
+            integrity,
+            addedByFlip,
           };
           await cache.clear();
         }
@@ -338,16 +346,19 @@ describe('model sources in Chromium (Cache API and IndexedDB backends, cross-ori
       expect(result.defaultKind).toBe('cache-api');
       expect(result.isolated).toBe(true);
       for (const label of ['cache-api', 'indexeddb']) {
-        const r = result[label] as { first: object; second: object; same: boolean; keys: number; events: string[]; err: string };
+        const r = result[label] as { first: object; second: object; same: boolean; keys: number; events: string[]; err: string; integrity: string; addedByFlip: number };
         expect(r.first, label).toEqual({ tokenizer: 'network', mimiWeights: 'network', lmWeights: 'network' });
         expect(r.second, label).toEqual({ tokenizer: 'cache', mimiWeights: 'cache', lmWeights: 'cache' });
         expect(r.same).toBe(true);
         expect(r.keys).toBe(3);
         expect(r.events).toEqual(['initiate', 'download', 'progress', 'done', 'ready']);
         expect(r.err).toMatch(/^tokenizer_spm_32k_3\.model: HTTP 404/);
+        // The sha256 ETag is visible through CORS: a flipped byte is an IntegrityError, not cached.
+        expect(r.integrity, label).toMatch(/^IntegrityError: tokenizer_spm_32k_3\.model: sha256 mismatch: ETag says [0-9a-f]{64}/);
+        expect(r.addedByFlip, label).toBe(0);
       }
       // Each backend downloaded each file once; the repeat loads were served offline.
-      expect(hubRequests.filter((p) => !p.includes('x/missing')).length).toBe(6);
+      expect(hubRequests.filter((p) => !p.includes('x/missing') && !p.includes('x/flip')).length).toBe(6);
     } finally {
       await browser.close();
       await server.close();
