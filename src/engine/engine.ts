@@ -118,6 +118,8 @@ interface StepBackend {
   /** One step; with `skipDecode` the LM still runs (its state advances) but Mimi decode does not. */
   run(pcm: Float32Array, skipDecode: boolean): Promise<BackendStep>;
   reset(): void;
+  /** Frees what the backend allocated (the GPU backend's per-step buffers); the models are the caller's. */
+  destroy(): void;
   /** Codes per frame given to the LM (checked against EngineOptions.userCodebooks), when known up front. */
   readonly kind: 'host' | 'gpu';
 }
@@ -146,6 +148,7 @@ class HostBackend implements StepBackend {
     this.codec.reset();
     this.lm.reset();
   }
+  destroy(): void {}
 }
 
 /**
@@ -388,5 +391,10 @@ export class Engine {
     this.backend.reset();
     this.metrics.reset();
     this.stepIndex = 0;
+  }
+
+  /** Frees the engine's own GPU buffers (per-step input, codes, tokens, output); not the models. */
+  destroy(): void {
+    this.backend.destroy();
   }
 }

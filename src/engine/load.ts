@@ -199,6 +199,7 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadO
       pending = { ...s };
     },
     dispose() {
+      engine.destroy();
       lmGen.destroy();
       mimi.destroy();
       lm.destroy();

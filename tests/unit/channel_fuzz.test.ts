@@ -8,7 +8,7 @@
 // Cases: FUZZ_CASES (default 100 000: half codec, half channel operations); `npm run fuzz` runs
 // 1 000 000. Seed: FUZZ_SEED (default 20261202).
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../harness/rng.ts';
+import { Rng } from '../../src/selftest/rng.ts';
 import { FakePort } from '../harness/fake_port.ts';
 import {
   AUDIO_CHUNK_SAMPLES,

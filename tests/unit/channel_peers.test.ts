@@ -1,7 +1,7 @@
 // The Channel under a stalled, closed, lossy, flooding or lying peer, on simulated time: memory
 // stays bounded, losses are reported, the window never wedges, and nothing throws.
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../harness/rng.ts';
+import { Rng } from '../../src/selftest/rng.ts';
 import { FakePort, channelPair } from '../harness/fake_port.ts';
 import { AUDIO_CHUNK_SAMPLES, HEADER_BYTES, type Packet, PacketType, encodePacket, makePacket } from '../../src/protocol/packet.ts';
 import { Channel, ManualClock } from '../../src/protocol/index.ts';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../harness/rng.ts';
+import { Rng } from '../../src/selftest/rng.ts';
 import { Sha256, sha256FromEtag, sha256Hex, sha256OfBlob } from '../../src/weights/sha256.ts';
 
 const ref = (u8: Uint8Array) => createHash('sha256').update(u8).digest('hex');
