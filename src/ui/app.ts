@@ -207,6 +207,9 @@ export function mountApp(root: HTMLElement): void {
       const name = e instanceof Error ? e.name : '';
       if (name === 'WebGPUUnavailableError') banner('No WebGPU.', ` ${msg}`);
       else if (name === 'GpuDeviceLostError') banner('GPU device lost.', ` ${msg} Reload the page to start again.`);
+      else if (name === 'GpuLimitError') banner('Model too large for this GPU.', ` ${msg}`);
+      else if (name === 'IntegrityError') banner('Download corrupted.', ` ${msg} Nothing was cached; load again to fetch it anew.`);
+      else if (name === 'DownloadStalledError') banner('Download stalled.', ` ${msg} Check the connection and load again.`);
       else if (/Weight|Safetensors|Config|Tokenizer|Source|Mismatch/i.test(name)) banner('Weights missing or invalid.', ` ${msg}`);
     } finally {
       loadBtn.disabled = false;
