@@ -37,7 +37,7 @@ export const LAYERS = [
   ['selftest', 'src/selftest/', ['gpu', 'kernels']],
   ['engine', 'src/engine/', ['gpu', 'kernels', 'weights', 'modules', 'quantization', 'conditioners', 'models', 'text', 'audio', 'protocol']],
   ['cli', 'src/cli/', ['gpu', 'kernels', 'weights', 'modules', 'quantization', 'conditioners', 'models', 'text', 'audio', 'protocol', 'engine']],
-  ['ui', 'src/ui/', ['gpu', 'weights', 'text', 'audio', 'protocol', 'engine', 'selftest', 'workers:url']],
+  ['ui', 'src/ui/', ['gpu', 'weights', 'text', 'audio', 'protocol', 'models', 'engine', 'selftest', 'workers:url']],
   ['workers', 'workers/', ['gpu', 'kernels', 'weights', 'modules', 'quantization', 'conditioners', 'models', 'text', 'audio', 'protocol', 'engine', 'selftest']],
   ['bench', 'bench/', ['src', 'tests:harness']],
   ['tests', 'tests/', ['src', 'workers', 'bench', 'shaders']],

@@ -4,7 +4,7 @@
  * the KV caches for the chosen context, and the step's activations. Used to refuse a model that
  * cannot fit the adapter before a 15 GB upload starts, and to choose among the released variants.
  */
-import { gatingHidden } from '../modules/transformer.ts';
+import { gatingHidden } from '../modules/gating.ts';
 import type { LmConfig } from './lm_config.ts';
 import { mainDimFeedforward } from './lm_config.ts';
 

@@ -21,6 +21,7 @@ import { addInPlace, addScaledInPlace, gatedSilu } from '../kernels/elementwise.
 import { linear } from '../kernels/linear.ts';
 import { layerNorm, rmsNorm } from '../kernels/norm.ts';
 import { unary } from '../kernels/unary.ts';
+import { gatingHidden } from './gating.ts';
 import type { StoragePolicy, VarBuilder } from '../weights/var_builder.ts';
 
 /** Normalizations of `create_norm_fn` (moshi/modules/transformer.py). */
@@ -65,10 +66,7 @@ export interface TransformerConfig {
 /** Default eps per norm type, as moshi/modules/transformer.py `create_norm_fn`. */
 export const NORM_EPS: Record<TransformerNorm, number> = { layer_norm: 1e-5, layer_norm_f32: 1e-8, rms_norm: 1e-5, rms_norm_f32: 1e-8 };
 
-/** Hidden size of gating.py `ActivationGating` for `dim` and `dim_feedforward`. */
-export function gatingHidden(dim: number, dimFeedforward: number): number {
-  return dimFeedforward === 4 * dim ? Math.floor((21 * dim) / 8) : Math.floor((2 * dimFeedforward) / 3);
-}
+export { gatingHidden };
 
 interface NormWeights {
   kind: TransformerNorm;

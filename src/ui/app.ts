@@ -11,6 +11,8 @@
  * exposes the state, metrics and counters (see `TestHook`).
  */
 import { type ClientEvent, EngineClient, HUB_DEFAULTS } from './engine_client.ts';
+import { type ModelPickerState, mountModelPicker } from './model_picker.ts';
+import { releasedModel } from '../models/catalog.ts';
 import { DEFAULT_SAMPLING, type ModelSpec, type SamplingSettings } from '../engine/worker_api.ts';
 import type { MetricsSnapshot } from '../engine/metrics.ts';
 import { APP_MARKUP, EMPTY_METRICS, countersHtml, fmt, metricsRowsHtml } from './app_markup.ts';
@@ -35,6 +37,8 @@ export interface TestHook {
   transport: string;
   /** performance.now() when the microphone started, null before. */
   runStartedAt: number | null;
+  /** The hub source's model picker (options, fit on this adapter, selection). */
+  modelPicker?: ModelPickerState;
 }
 
 declare global {
@@ -75,6 +79,9 @@ export function mountApp(root: HTMLElement): void {
   const input = (name: string) => el<HTMLInputElement>(root, `[name="${name}"]`);
   input('hubBase').value = q.get('hubBase') ?? HUB_DEFAULTS.baseUrl;
   input('hubRepo').value = q.get('hubRepo') ?? HUB_DEFAULTS.repo;
+  const hubModel = el<HTMLSelectElement>(root, 'select[name="hubModel"]');
+  const modelPicker = mountModelPicker(root, hubModel, input('hubRepo'), q.get('hubRepo'));
+  hook.modelPicker = modelPicker;
   for (const k of ['mimiConfig', 'mimiWeights', 'lmConfig', 'lmWeights', 'tokenizer'] as const) {
     const v = q.get(k);
     if (v) input(k).value = new URL(v, location.href).href;
@@ -173,7 +180,11 @@ export function mountApp(root: HTMLElement): void {
   const spec = (): ModelSpec => {
     const src = el<HTMLInputElement>(root, 'input[name="src"]:checked').value;
     const condition = input('condition').value.trim() || null;
-    if (src === 'hub') return { kind: 'hub', baseUrl: input('hubBase').value.trim(), repo: input('hubRepo').value.trim(), condition };
+    if (src === 'hub') {
+      const repo = input('hubRepo').value.trim();
+      const released = releasedModel(repo);
+      return { kind: 'hub', baseUrl: input('hubBase').value.trim(), repo, condition, ...(released ? { files: { lmWeights: released.lmFile } } : {}) };
+    }
     if (src === 'files') {
       const files = [...(input('folder').files ?? []), ...(input('files').files ?? [])];
       return { kind: 'files', files, condition };

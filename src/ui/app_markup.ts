@@ -21,8 +21,10 @@ export const APP_MARKUP = `
     </div>
     <div class="source" data-src="hub">
       <label>Hub base URL <input type="url" name="hubBase"></label>
-      <label>Moshi repository <input type="text" name="hubRepo"></label>
-      <p class="hint">Downloads the released Mimi codec, the Moshi LM and the text tokenizer (about 15 GB for the bf16 7B model) and caches them in this browser.</p>
+      <label>Model <select name="hubModel"></select></label>
+      <label class="hub-repo" hidden>Repository <input type="text" name="hubRepo"></label>
+      <p class="hint model-fit"></p>
+      <p class="hint">Downloads the released Mimi codec, the Moshi LM and the text tokenizer of that repository and caches them in this browser. GPU memory = weights as stored + an f16 KV cache over 3000 steps (4 min).</p>
     </div>
     <div class="source" data-src="files" hidden>
       <label>Folder <input type="file" name="folder" webkitdirectory multiple></label>
