@@ -1,89 +1,84 @@
 // matvec_quant: y[n] = Σk x[k] · W[n,k] + b[n] for a quantized W (one input row: the memory-bound
 // decode path of Moshi on the official quantized checkpoints), f32 accumulation, dequantized in
 // registers: no dequantized copy of W exists anywhere.
-// x [K] f32 · W [N,K] DTYPE 3 (q8) or 4 (affine, BITS, GS) of shaders/weight_formats.wgsl
-// (prepended) · b [N] f32 (read only when has_bias = 1) · y [N] f32.
-// Requires K % 4 == 0 (q8) so that rows start on a word; MLX affine rows always do (K % GS == 0).
-// kw = words per row = K / 4 (q8) or K·BITS/32 (affine); each word holds EPW = 32/BITS elements,
-// all in one group (GS % EPW == 0). Per word and row:
+// x [K] f32 · W [N,K] DTYPE 3 (q8) or 4 (affine, BITS, GS) in the layouts of
+// shaders/weight_formats.wgsl · b [N] f32 (read only when has_bias = 1) · y [N] f32.
+// Requires K·BITS % 128 == 0 (rows of whole vec4<u32> words: q8 and MLX 8-bit K % 16, MLX 4-bit
+// K % 32, which MLX's group sizes guarantee, 2-bit K % 64); other K take the generic matvec.
+// kv = vec4 words per row = K·BITS/128; one vec4 holds EPV = 128/BITS elements, a u32 word
+// EPW = 32/BITS. Per row:
 //   q8:     acc += Σ CB·x        (the row scale SCB/127 is applied once at the end)
-//   affine: acc += scale · Σ q·x + bias · Σ x    per group (Σ x over the group, shared by the rows)
+//   affine: acc += scale · Σ q·x + bias · Σ x    over each group's part of a vec4 (Σ x shared by the rows)
 // This file is the body (`row_partials`, `finish_row`); the entry point comes from the reduction
 // appended by src/kernels/linear.ts (shaders/matvec_reduce.wgsl or shaders/matvec_subgroup.wgsl).
 // Dispatch: one workgroup per 4 consecutive output rows, ceil(N/4) workgroups folded over x/y
-// (grid1d). q8: threads stride over a row's words (consecutive threads read consecutive
-// words: coalesced); affine: threads stride over groups (a thread reads its group's GS·BITS/32
-// contiguous words). Partial sums of the 4 rows in a vec4.
+// (grid1d). Threads stride over a row's vec4 words (16-byte loads, consecutive threads read
+// consecutive words: coalesced); each x vec4 is loaded once for the 4 rows. Partial sums of the
+// 4 rows in a vec4.
 const ROWS: u32 = 4u;
 
 struct Params { n: u32, k: u32, kw: u32, has_bias: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> wscale: array<u32>;
 @group(0) @binding(3) var<storage, read> wbias: array<u32>;
 @group(0) @binding(4) var<storage, read> b: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
-/** Σ q·x over the EPW elements of `word`, whose first element is k0 (k0 % 4 == 0). */
-fn word_dot(word: u32, k0: u32) -> f32 {
-  if (DTYPE == 3u) {
-    let q = vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(word) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
-    return dot(q, x[k0 >> 2u]);
-  }
-  let mask = (1u << BITS) - 1u;
-  var s = 0.0;
-  for (var c = 0u; c < 32u / BITS; c += 4u) {
-    let sh = vec4<u32>(c, c + 1u, c + 2u, c + 3u) * BITS;
-    let q = vec4<f32>((vec4<u32>(word) >> sh) & vec4<u32>(mask));
-    s += dot(q, x[(k0 + c) >> 2u]);
-  }
-  return s;
+// DTYPE / BITS / GS overrides and the bf16 scale/bias readers as in shaders/weight_formats.wgsl
+// (not prepended here: that file reads `w` as u32 words, this one as vec4<u32>).
+override DTYPE: u32 = 4;
+override BITS: u32 = 4;
+override GS: u32 = 32;
+fn wscale_bf16(i: u32) -> f32 { return bitcast<f32>(((wscale[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu) << 16u); }
+fn wbias_bf16(i: u32) -> f32 { return bitcast<f32>(((wbias[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu) << 16u); }
+
+/** The 4 values of `word` at bit offsets `sh` (4 consecutive elements) as f32: int8 (q8) or unsigned BITS-bit. */
+fn unq(word: u32, sh: vec4<u32>) -> vec4<f32> {
+  if (DTYPE == 3u) { return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(word) << (vec4<u32>(24u) - sh)) >> vec4<u32>(24u)); }
+  return vec4<f32>((vec4<u32>(word) >> sh) & vec4<u32>((1u << BITS) - 1u));
 }
 
-/** Σ x over the EPW elements starting at k0 (affine: the bias term). */
-fn x_sum(k0: u32) -> f32 {
-  var s = 0.0;
-  for (var c = 0u; c < 32u / BITS; c += 4u) { s += dot(x[(k0 + c) >> 2u], vec4<f32>(1.0)); }
-  return s;
-}
-
-/** Partial sums of rows row0..row0+3 over thread t's words (q8) or groups (affine), t + stride, ...
+/** Partial sums of rows row0..row0+3 over vec4 words t, t + stride, ...
  *  Rows past N re-read row N-1 (results discarded) so the loop stays branch-free. */
 fn row_partials(t: u32, stride: u32, row0: u32) -> vec4<f32> {
   let N = params.n;
-  let K = params.k;
-  let kw = params.kw;
+  let kv = params.kw;
   let r = vec4<u32>(row0, min(row0 + 1u, N - 1u), min(row0 + 2u, N - 1u), min(row0 + 3u, N - 1u));
-  let base = r * kw;
+  let base = r * kv;
+  let epw = 32u / BITS;
+  let groups = params.k / GS;   // affine groups per row
   var acc = vec4<f32>(0.0);
-  if (DTYPE == 3u) {
-    for (var j = t; j < kw; j += stride) {
-      let k0 = j * 4u;
-      acc += vec4<f32>(word_dot(w[base.x + j], k0), word_dot(w[base.y + j], k0), word_dot(w[base.z + j], k0), word_dot(w[base.w + j], k0));
-    }
-  } else {
-    // One group of GS elements (GS·BITS/32 words) per thread and iteration: its scale and bias
-    // are read once per row, Σ x over the group once for all 4 rows.
-    let epw = 32u / BITS;
-    let wpg = GS / epw;        // words per group
-    let groups = K / GS;       // groups per row
-    for (var g = t; g < groups; g += stride) {
-      let k0 = g * GS;
-      var qd = vec4<f32>(0.0);
-      var xs = 0.0;
-      for (var i = 0u; i < wpg; i++) {
-        let j = g * wpg + i;
-        let kk = k0 + i * epw;
-        qd += vec4<f32>(word_dot(w[base.x + j], kk), word_dot(w[base.y + j], kk), word_dot(w[base.z + j], kk), word_dot(w[base.w + j], kk));
-        xs += x_sum(kk);
+  for (var j = t; j < kv; j += stride) {
+    let k0 = j * 4u * epw;
+    let v0 = w[base.x + j];
+    let v1 = w[base.y + j];
+    let v2 = w[base.z + j];
+    let v3 = w[base.w + j];
+    var qd = vec4<f32>(0.0);
+    var xs = 0.0;
+    for (var i = 0u; i < 4u; i++) {
+      let kw0 = k0 + i * epw;
+      for (var c = 0u; c < epw; c += 4u) {
+        let xv = x[(kw0 + c) >> 2u];
+        let sh = vec4<u32>(c, c + 1u, c + 2u, c + 3u) * BITS;
+        qd += vec4<f32>(dot(unq(v0[i], sh), xv), dot(unq(v1[i], sh), xv), dot(unq(v2[i], sh), xv), dot(unq(v3[i], sh), xv));
+        xs += dot(xv, vec4<f32>(1.0));
       }
-      let gi = r * groups + vec4<u32>(g);
-      let sc = vec4<f32>(wscale_bf16(gi.x), wscale_bf16(gi.y), wscale_bf16(gi.z), wscale_bf16(gi.w));
-      let bi = vec4<f32>(wbias_bf16(gi.x), wbias_bf16(gi.y), wbias_bf16(gi.z), wbias_bf16(gi.w));
-      acc += sc * qd + bi * xs;
+      // Affine: close the partial sum at a group's end and at the vec4's end (partial sums of
+      // one group add up: s·Σq·x + b·Σx is linear).
+      if (DTYPE != 3u && (i == 3u || (kw0 + epw) % GS == 0u)) {
+        let gi = r * groups + vec4<u32>(kw0 / GS);
+        let sc = vec4<f32>(wscale_bf16(gi.x), wscale_bf16(gi.y), wscale_bf16(gi.z), wscale_bf16(gi.w));
+        let bi = vec4<f32>(wbias_bf16(gi.x), wbias_bf16(gi.y), wbias_bf16(gi.z), wbias_bf16(gi.w));
+        acc += sc * qd + bi * xs;
+        qd = vec4<f32>(0.0);
+        xs = 0.0;
+      }
     }
+    if (DTYPE == 3u) { acc += qd; }
   }
   return acc;
 }

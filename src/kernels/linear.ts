@@ -53,7 +53,7 @@ const plainMatvec = matvecKernels('matvec', matvecSource, BINDINGS, new ParamsLa
   ['has_bias', 'u32'],
   ['pad', 'u32'],
 ]));
-const quantMatvec = matvecKernels('matvec.quant', WEIGHT_FORMATS_WGSL + matvecQuantSource, FORMAT_BINDINGS, new ParamsLayout([
+const quantMatvec = matvecKernels('matvec.quant', matvecQuantSource, FORMAT_BINDINGS, new ParamsLayout([
   ['n', 'u32'],
   ['k', 'u32'],
   ['kw', 'u32'],
@@ -97,11 +97,12 @@ const GENERIC_ROWS = 4; // const ROWS in shaders/linear.wgsl
 const TILE = 32; // y tile of one matmul workgroup in shaders/linear.wgsl
 
 /** Which shader path `linear` takes for these sizes (exposed for tests and benchmarks). */
-export function linearPath(m: number, k: number, dtype: DType | 'q8' | 'affine'): 'matvec' | 'matvec-quant' | 'matvec-generic' | 'matmul' {
+export function linearPath(m: number, k: number, dtype: DType | 'q8' | 'affine', bits = 8): 'matvec' | 'matvec-quant' | 'matvec-generic' | 'matmul' {
   // 'matvec' runs as matvec_subgroup.wgsl on devices with a fixed subgroup size (see fixedSubgroupSizeOf).
   if (m !== 1) return 'matmul';
-  if (dtype === 'q8') return k % 4 === 0 ? 'matvec-quant' : 'matvec-generic';
-  if (dtype === 'affine') return 'matvec-quant'; // rows are whole groups, so whole words
+  // The quantized matvec reads rows as whole vec4<u32> words (K·bits % 128 == 0).
+  if (dtype === 'q8') return k % 16 === 0 ? 'matvec-quant' : 'matvec-generic';
+  if (dtype === 'affine') return (k * bits) % 128 === 0 ? 'matvec-quant' : 'matvec-generic';
   return k % (dtype === 'f32' ? 4 : 8) === 0 ? 'matvec' : 'matvec-generic';
 }
 
@@ -116,7 +117,7 @@ export function linearPath(m: number, k: number, dtype: DType | 'q8' | 'affine')
  * M = 1 takes the vectorized matvec (shaders/matvec.wgsl; its subgroup variant
  * shaders/matvec_subgroup.wgsl where the device has `subgroups` with one fixed subgroup size) when
  * K % 8 == 0 (halves) / K % 4 == 0 (f32), the quantized matvec (shaders/matvec_quant.wgsl) for
- * quantized weights with word-aligned rows, else the generic matvec; M > 1 takes the
+ * quantized weights whose rows are whole vec4 words (K·bits % 128 == 0), else the generic matvec; M > 1 takes the
  * register-blocked matmul (shaders/linear.wgsl), which reads every format.
  * x and y must be distinct buffers. Throws ShapeError naming the tensor whose shape or dtype is wrong.
  */
@@ -132,14 +133,14 @@ export function linear(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | nu
   if (m === 0 || n === 0) return;
   const has_bias = b ? 1 : 0;
   const bias = b ?? x; // bound but never read when has_bias = 0
-  const path = linearPath(m, k, w instanceof QuantizedTensor ? w.format : w.dtype);
+  const path = linearPath(m, k, w instanceof QuantizedTensor ? w.format : w.dtype, w instanceof QuantizedTensor ? w.bits : 8);
   const tag = weightFormatTag(w);
   const sg = opts.subgroups === false ? 0 : fixedSubgroupSizeOf(rec.ctx);
   if (path === 'matvec-quant') {
     const qw = w as QuantizedTensor;
     rec.dispatch(sg ? matvecQuantSubgroupKernel : matvecQuantKernel, {
       buffers: [x, ...weightBuffers(w), bias, y],
-      params: { n, k, kw: (k * qw.bits) / 32, has_bias },
+      params: { n, k, kw: (k * qw.bits) / 128, has_bias },
       constants: { ...weightConstants(w), ...(sg ? { SG: sg } : { WG: MATVEC_WG }) },
       workgroups: grid1d(n, MATVEC_ROWS),
       label: `linear.matvec_quant${sg ? '_sg' : ''}.${tag}`,

@@ -68,7 +68,7 @@ const TOL = { scaleTol: 1e-4, atol: 1e-6 };
 
 function linearQuantCase(spec: QuantSpec, xShape: number[], k: number, n: number, bias: boolean, seed: number, opts: LinearOptions = {}): KernelCase {
   const m = xShape.slice(0, -1).reduce((a, c) => a * c, 1);
-  const path = linearPath(m, k, spec.format);
+  const path = linearPath(m, k, spec.format, spec.format === 'q8' ? 8 : spec.bits);
   return {
     name: `linear ${specName(spec)} x[${xShape.join(',')}] N=${n}${bias ? ' +b' : ''} (${path}${opts.subgroups === false ? ', no subgroups' : ''})`,
     setup(ctx) {
@@ -142,10 +142,10 @@ function tests(): KernelCase[] {
       });
     });
   });
-  // q8 with word-aligned rows (the quantized matvec), K multiple of 4.
-  for (const [k, n] of [[4, 1], [64, 17], [316, 63], [2180, 3]] as const) cases.push(linearQuantCase(Q8, [k], k, n, n % 2 === 1, seed++));
+  // q8 rows of whole vec4 words (the quantized matvec: K % 16 == 0), and word-aligned K that is not (generic).
+  for (const [k, n] of [[16, 1], [64, 17], [320, 63], [2176, 3], [316, 17], [4, 3]] as const) cases.push(linearQuantCase(Q8, [k], k, n, n % 2 === 1, seed++));
   // The workgroup-memory reduction too, on devices where the subgroup one is the default.
-  cases.push(linearQuantCase(Q8, [316], 316, 63, true, seed++, { subgroups: false }));
+  cases.push(linearQuantCase(Q8, [320], 320, 63, true, seed++, { subgroups: false }));
   // MLX affine: K a multiple of the group size; N odd; M = 1 (quantized matvec) and M > 1 (matmul).
   AFFINE.forEach((spec, si) => {
     const gs = (spec as { groupSize: number }).groupSize;
@@ -160,6 +160,9 @@ function tests(): KernelCase[] {
     cases.push(embeddingQuantCase(spec, 17, 2 * gs, 5, si % 2 === 0, seed++));
     cases.push(embeddingQuantCase(spec, 2179, gs, 17, si % 2 === 1, seed++));
   });
+  // 2-bit rows of whole vec4 words (K % 64 == 0), where a vec4 spans two groups of 32.
+  const Q2: QuantSpec = { format: 'affine', bits: 2, groupSize: 32 };
+  cases.push(linearQuantCase(Q2, [64], 64, 17, true, seed++), linearQuantCase(Q2, [320], 320, 63, false, seed++), linearQuantCase(Q2, [192], 192, 5, false, seed++, { subgroups: false }));
   cases.push(embeddingQuantCase(Q8, 63, 17, 9, true, seed++));
   return cases;
 }
