@@ -27,7 +27,7 @@ import { LMModel } from '../models/lm.ts';
 import { LMGEN_DEFAULTS, LMGen } from '../models/lm_gen.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
 import { SafetensorsError, SafetensorsFile } from '../weights/safetensors.ts';
-import { VarBuilder, WeightError } from '../weights/var_builder.ts';
+import { VarBuilder, NonFiniteWeightError, WeightError } from '../weights/var_builder.ts';
 import { formatBytes } from '../models/lm_memory.ts';
 import { type CliCommand, SAMPLING_FLAGS, UsageError, optionalInt, parseFlags, requireString, samplingFlags } from './args.ts';
 import { checkOutputPath, CliInputError, MAX_CODE_FRAMES, openInputBlob, readInputFile, readJsonFile } from './files.ts';
@@ -202,7 +202,7 @@ export const lmCommand: CliCommand = {
       try {
         lm = await LMModel.load(ctx, vb, cfg, { kvCache, ...(context ? { context } : {}) }); // checks every key's shape, then vb.finish()
       } catch (e) {
-        if (e instanceof WeightError) throw new Error(`config ${configPath} does not fit weights ${weightsPath}: ${e.message}`);
+        if (e instanceof WeightError && !(e instanceof NonFiniteWeightError)) throw new Error(`config ${configPath} does not fit weights ${weightsPath}: ${e.message}`);
         throw e;
       }
       const gen = new LMGen(lm, { ...sampling, ...(condition ? { condition } : {}) });

@@ -30,7 +30,7 @@ import { createNodeGpuContext } from '../gpu/node.ts';
 import { MimiModel } from '../models/mimi.ts';
 import { type MimiConfig, mimiDerived, parseMimiConfig } from '../models/mimi_config.ts';
 import { SafetensorsFile } from '../weights/safetensors.ts';
-import { VarBuilder, WeightError } from '../weights/var_builder.ts';
+import { VarBuilder, NonFiniteWeightError, WeightError } from '../weights/var_builder.ts';
 import { type CliCommand, type CliIO, optionalInt, parseFlags, requireString, UsageError } from './args.ts';
 import { checkOutputPath, CliInputError, MAX_CODE_FRAMES, readInputFile, readJsonFile } from './files.ts';
 
@@ -74,7 +74,7 @@ async function loadModel(config: MimiConfig, weightsPath: string, io: CliIO, con
     return { ctx, model };
   } catch (e) {
     ctx.destroy();
-    if (e instanceof WeightError) throw new CliInputError(`the config ${configPath} does not fit the weights ${weightsPath}: ${e.message}`);
+    if (e instanceof WeightError && !(e instanceof NonFiniteWeightError)) throw new CliInputError(`the config ${configPath} does not fit the weights ${weightsPath}: ${e.message}`);
     throw e;
   }
 }

@@ -117,7 +117,8 @@ export class LMModel {
   readonly depformerLogits: Tensor[];
   /**
    * The model's dtype in the official sense: f32 / f16 / bf16 for plain checkpoints, bf16 for the
-   * quantized ones (their other tensors are BF16). Condition sums are rounded through it.
+   * quantized ones (their other tensors are BF16), f32 when loaded with policy 'f32' (widened).
+   * Condition sums are rounded through it.
    */
   readonly dtype: DType;
   private readonly x: Tensor; // [1, D] summed input embeddings
@@ -148,10 +149,12 @@ export class LMModel {
     private readonly linearBiases: (Tensor | null)[],
     /** The LUT conditioners and sum fuser (null for an unconditioned model). */
     readonly conditions: ConditionProvider | null,
+    /** Loaded with policy 'f32': half weights widened, the model computes as an f32 model. */
+    widened = false,
   ) {
     const D = cfg.dim;
     const Dd = cfg.depformer.dim;
-    this.dtype = format.format === 'f32' ? 'f32' : format.format === 'f16' ? 'f16' : 'bf16';
+    this.dtype = widened || format.format === 'f32' ? 'f32' : format.format === 'f16' ? 'f16' : 'bf16';
     this.x = ctx.tensor([1, D], 'f32', 'lm.x');
     this.h = ctx.tensor([1, D], 'f32', 'lm.h');
     this.transformerOut = ctx.tensor([1, D], 'f32', 'lm.transformer_out');
@@ -248,7 +251,7 @@ export class LMModel {
       await vb.uploadPending(opts.onUploadProgress);
       // Hibiki: an early EOS (2) is read as PAD (3) (loaders.py CheckpointInfo.get_moshi).
       if (cfg.modelType === 'hibiki') await copyTableRow(ctx, textEmb, 3, 2);
-      return new LMModel(ctx, cfg, format, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions);
+      return new LMModel(ctx, cfg, format, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions, policy === 'f32');
     } catch (e) {
       transformer?.destroy();
       depformer?.destroy();

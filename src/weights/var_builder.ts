@@ -7,6 +7,11 @@ export class WeightError extends Error {
   override name = 'WeightError';
 }
 
+/** A weight holding NaN or ±Inf: the file is corrupt (not a config mismatch). The message names the key. */
+export class NonFiniteWeightError extends WeightError {
+  override name = 'NonFiniteWeightError';
+}
+
 /** How a weight is stored on the GPU: always f32, or its file dtype (F16/BF16 stay packed halves). */
 export type StoragePolicy = 'f32' | 'native';
 
@@ -131,7 +136,7 @@ export class VarBuilder {
     const e = this.checked(name, shape);
     if (e.lazy) throw new WeightError(`key '${this.key(name)}' in ${this.root.source} (${e.lazy.byteLength} bytes) is read lazily and cannot be read on the host during load; open the file with a larger eagerBytes`);
     const bad = firstNonFinite(e.data, e.dtype);
-    if (bad >= 0) throw new WeightError(`key '${this.key(name)}' in ${this.root.source} holds a non-finite value (NaN or Inf) at element ${bad}: the checkpoint is corrupt`);
+    if (bad >= 0) throw new NonFiniteWeightError(`key '${this.key(name)}' in ${this.root.source} holds a non-finite value (NaN or Inf) at element ${bad}: the checkpoint is corrupt`);
     return entryToF32(e, this.root.source);
   }
 
@@ -310,7 +315,7 @@ function storedValues(e: TensorEntry, start: number, n: number, dtype: DType, so
   if (FLOAT_DTYPES.includes(e.dtype)) {
     const eb = e.dtype === 'F32' ? 4 : e.dtype === 'F64' ? 8 : 2;
     const bad = firstNonFinite(e.data.subarray(start * eb, (start + n) * eb), e.dtype);
-    if (bad >= 0) throw new WeightError(`key '${e.name}' in ${source} holds a non-finite value (NaN or Inf) at element ${start + bad}: the checkpoint is corrupt`);
+    if (bad >= 0) throw new NonFiniteWeightError(`key '${e.name}' in ${source} holds a non-finite value (NaN or Inf) at element ${start + bad}: the checkpoint is corrupt`);
   }
   if (dtype === 'u32') {
     const eb = ELEM_BYTES[e.dtype];

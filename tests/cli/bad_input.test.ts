@@ -217,33 +217,41 @@ describe('bad input through the CLI: exit code 1, the file named, nothing loaded
     await expectFail(run({ lmConfig: lmBadPath }), lmBadPath, /num_layers/);
   });
 
-  // NaN in the weights gets through the loader here (that check belongs to the weight loader);
-  // what must not happen is NaN audio or NaN-logit tokens passed on with exit 0.
-  it('non-finite decoded audio or logits (NaN weights) fail the command, naming what was found', async () => {
+  it('NaN weights are refused at load, naming the file and the tensor; nothing is written', async () => {
     const mimiNan = poison(MIMI_WEIGHTS, 'mimi_nan.safetensors', 'decoder.model.14.conv.conv.bias', NaN);
-    const codes = file('ok_codes2.json', JSON.stringify({ n_q: 8, frames: 2, codes: Array.from({ length: 8 }, () => [1, 2]) }));
-    const outWav = join(out, 'nan_decode.wav');
-    let r = await cli(decode({ weights: mimiNan, codes, out: outWav }));
-    expect(r.code, r.err).toBe(1);
-    expect(r.err).toMatch(new RegExp(`decoding .*ok_codes2\\.json with ${esc(mimiNan)} gave 3840 sample\\(s\\) that are NaN.*nothing written`));
-    expect(() => readFileSync(outWav)).toThrow();
     const lmNan = poison(LM_WEIGHTS, 'lm_nan.safetensors', 'text_linear.weight', NaN, 5);
-    r = await cli(run({ lmWeights: lmNan, out: join(out, 'nan_run.wav'), tokens: join(out, 'nan_run.json') }));
+    const codes = file('ok_codes2.json', JSON.stringify({ n_q: 8, frames: 2, codes: Array.from({ length: 8 }, () => [1, 2]) }));
+    const user = file('ok_user5.json', JSON.stringify({ n_q: 8, frames: 3, codes: Array.from({ length: 8 }, () => [1, 2, 3]) }));
+    const cases: [string[], string, string, string][] = [
+      [decode({ weights: mimiNan, codes, out: join(out, 'nan_decode.wav') }), mimiNan, 'decoder.model.14.conv.conv.bias', join(out, 'nan_decode.wav')],
+      [run({ mimiWeights: mimiNan, out: join(out, 'nan_run1.wav'), tokens: join(out, 'nan_run1.json') }), mimiNan, 'decoder.model.14.conv.conv.bias', join(out, 'nan_run1.wav')],
+      [run({ lmWeights: lmNan, out: join(out, 'nan_run2.wav'), tokens: join(out, 'nan_run2.json') }), lmNan, 'text_linear.weight', join(out, 'nan_run2.json')],
+      [generate({ weights: lmNan, codes: user, out: join(out, 'nan_gen.json') }), lmNan, 'text_linear.weight', join(out, 'nan_gen.json')],
+    ];
+    for (const [argv, path, key, written] of cases) {
+      const r = await cli(argv);
+      expect(r.code, r.err).toBe(1);
+      expect(r.err).toMatch(new RegExp(`key '${esc(key)}' in ${esc(path)} holds a non-finite value \\(NaN or Inf\\) at element \\d+: the checkpoint is corrupt`));
+      expect(r.err).not.toMatch(/does not fit/);
+      expect(() => readFileSync(written)).toThrow();
+    }
+  }, 300_000);
+
+  // Finite weights so large that the step overflows: caught per step, never passed on with exit 0.
+  it('non-finite logits at run time fail the command, naming what was found (decoded audio: tests/unit/engine_finite.test.ts)', async () => {
+    const lmHuge = poison(LM_WEIGHTS, 'lm_huge.safetensors', 'text_linear.weight', 3e38);
+    const user = file('ok_user6.json', JSON.stringify({ n_q: 8, frames: 3, codes: Array.from({ length: 8 }, () => [1, 2, 3]) }));
+    let r = await cli(run({ lmWeights: lmHuge, out: join(out, 'huge_run.wav'), tokens: join(out, 'huge_run.json') }));
     expect(r.code, r.err).toBe(1);
     expect(r.err).toMatch(/warning: step 0: the text logits hold NaN or infinite values/);
     expect(r.err).toMatch(/error: \d+ step fault\(s\): (\d+) step\(s\) with non-finite text logits.*the outputs were written but are not trustworthy/);
-    const user = file('ok_user5.json', JSON.stringify({ n_q: 8, frames: 3, codes: Array.from({ length: 8 }, () => [1, 2, 3]) }));
-    r = await cli(generate({ weights: lmNan, codes: user, out: join(out, 'nan_gen.json') }));
+    r = await cli(generate({ weights: lmHuge, codes: user, out: join(out, 'huge_gen.json') }));
     expect(r.code, r.err).toBe(1);
     expect(r.err).toMatch(/warning: step 0: the text logits hold NaN or infinite values/);
-    expect(r.err).toMatch(new RegExp(`error: 3 of 3 steps had non-finite logits .*${esc(lmNan)}.*nan_gen\\.json was written but its tokens are not trustworthy`));
+    expect(r.err).toMatch(new RegExp(`error: 3 of 3 steps had non-finite logits .*${esc(lmHuge)}.*huge_gen\\.json was written but its tokens are not trustworthy`));
     r = await cli(generate({ codes: user, out: join(out, 'ok_gen.json') }));
     expect(r.code, r.err).toBe(0);
     expect(r.err).not.toMatch(/warning/);
-    r = await cli(run({ mimiWeights: mimiNan, out: join(out, 'nan_run2.wav'), tokens: join(out, 'nan_run2.json') }));
-    expect(r.code, r.err).toBe(1);
-    expect(r.err).toMatch(/warning: step \d+: Mimi decode returned 1920 sample\(s\) NaN.*replaced by silence/);
-    expect(r.err).toMatch(/decoded frame\(s\) replaced by silence/);
   }, 300_000);
 
   it('a missing output folder is found before anything is loaded or computed (every command)', async () => {
