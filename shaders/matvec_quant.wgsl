@@ -41,6 +41,32 @@ fn unq(word: u32, sh: vec4<u32>) -> vec4<f32> {
   return vec4<f32>((vec4<u32>(word) >> sh) & vec4<u32>((1u << BITS) - 1u));
 }
 
+/** Σ q·x over the EPW elements (first: kw0) of one word of each of the 4 rows (q = those words). */
+fn rows_dot(q: vec4<u32>, kw0: u32) -> vec4<f32> {
+  var s = vec4<f32>(0.0);
+  for (var c = 0u; c < 32u / BITS; c += 4u) {
+    let xv = x[(kw0 + c) >> 2u];
+    let sh = vec4<u32>(c, c + 1u, c + 2u, c + 3u) * BITS;
+    s += vec4<f32>(dot(unq(q.x, sh), xv), dot(unq(q.y, sh), xv), dot(unq(q.z, sh), xv), dot(unq(q.w, sh), xv));
+  }
+  return s;
+}
+
+/** Σ x over the EPW elements of one word (first: kw0): the affine bias term. */
+fn x_sum(kw0: u32) -> f32 {
+  var s = 0.0;
+  for (var c = 0u; c < 32u / BITS; c += 4u) { s += dot(x[(kw0 + c) >> 2u], vec4<f32>(1.0)); }
+  return s;
+}
+
+/** scale · qd + bias · xs for the group holding element kw0 of each of the rows r (affine). */
+fn affine_part(r: vec4<u32>, kw0: u32, qd: vec4<f32>, xs: f32) -> vec4<f32> {
+  let gi = r * (params.k / GS) + vec4<u32>(kw0 / GS);
+  let sc = vec4<f32>(wscale_bf16(gi.x), wscale_bf16(gi.y), wscale_bf16(gi.z), wscale_bf16(gi.w));
+  let bi = vec4<f32>(wbias_bf16(gi.x), wbias_bf16(gi.y), wbias_bf16(gi.z), wbias_bf16(gi.w));
+  return sc * qd + bi * xs;
+}
+
 /** Partial sums of rows row0..row0+3 over vec4 words t, t + stride, ...
  *  Rows past N re-read row N-1 (results discarded) so the loop stays branch-free. */
 fn row_partials(t: u32, stride: u32, row0: u32) -> vec4<f32> {
@@ -49,7 +75,6 @@ fn row_partials(t: u32, stride: u32, row0: u32) -> vec4<f32> {
   let r = vec4<u32>(row0, min(row0 + 1u, N - 1u), min(row0 + 2u, N - 1u), min(row0 + 3u, N - 1u));
   let base = r * kv;
   let epw = 32u / BITS;
-  let groups = params.k / GS;   // affine groups per row
   var acc = vec4<f32>(0.0);
   for (var j = t; j < kv; j += stride) {
     let k0 = j * 4u * epw;
@@ -57,28 +82,22 @@ fn row_partials(t: u32, stride: u32, row0: u32) -> vec4<f32> {
     let v1 = w[base.y + j];
     let v2 = w[base.z + j];
     let v3 = w[base.w + j];
-    var qd = vec4<f32>(0.0);
-    var xs = 0.0;
-    for (var i = 0u; i < 4u; i++) {
-      let kw0 = k0 + i * epw;
-      for (var c = 0u; c < epw; c += 4u) {
-        let xv = x[(kw0 + c) >> 2u];
-        let sh = vec4<u32>(c, c + 1u, c + 2u, c + 3u) * BITS;
-        qd += vec4<f32>(dot(unq(v0[i], sh), xv), dot(unq(v1[i], sh), xv), dot(unq(v2[i], sh), xv), dot(unq(v3[i], sh), xv));
-        xs += dot(xv, vec4<f32>(1.0));
-      }
-      // Affine: close the partial sum at a group's end and at the vec4's end (partial sums of
-      // one group add up: s·Σq·x + b·Σx is linear).
-      if (DTYPE != 3u && (i == 3u || (kw0 + epw) % GS == 0u)) {
-        let gi = r * groups + vec4<u32>(kw0 / GS);
-        let sc = vec4<f32>(wscale_bf16(gi.x), wscale_bf16(gi.y), wscale_bf16(gi.z), wscale_bf16(gi.w));
-        let bi = vec4<f32>(wbias_bf16(gi.x), wbias_bf16(gi.y), wbias_bf16(gi.z), wbias_bf16(gi.w));
-        acc += sc * qd + bi * xs;
-        qd = vec4<f32>(0.0);
-        xs = 0.0;
-      }
+    // Word i of the vec4 of each row, unrolled (static component access).
+    let d0 = rows_dot(vec4<u32>(v0.x, v1.x, v2.x, v3.x), k0);
+    let d1 = rows_dot(vec4<u32>(v0.y, v1.y, v2.y, v3.y), k0 + epw);
+    let d2 = rows_dot(vec4<u32>(v0.z, v1.z, v2.z, v3.z), k0 + 2u * epw);
+    let d3 = rows_dot(vec4<u32>(v0.w, v1.w, v2.w, v3.w), k0 + 3u * epw);
+    if (DTYPE == 3u) {
+      acc += (d0 + d1) + (d2 + d3);
+    } else if (GS >= 4u * epw) {
+      // The vec4 lies in one group (MLX q4 g32, q8 g32/g64, ...): one scale and bias per row.
+      let xs = x_sum(k0) + x_sum(k0 + epw) + x_sum(k0 + 2u * epw) + x_sum(k0 + 3u * epw);
+      acc += affine_part(r, k0, (d0 + d1) + (d2 + d3), xs);
+    } else {
+      // A vec4 spanning groups (2-bit, group 32): scale and bias per word.
+      acc += affine_part(r, k0, d0, x_sum(k0)) + affine_part(r, k0 + epw, d1, x_sum(k0 + epw))
+           + affine_part(r, k0 + 2u * epw, d2, x_sum(k0 + 2u * epw)) + affine_part(r, k0 + 3u * epw, d3, x_sum(k0 + 3u * epw));
     }
-    if (DTYPE == 3u) { acc += qd; }
   }
   return acc;
 }
