@@ -1,5 +1,5 @@
 // embedding: y[m,d] = (accumulate ? y[m,d] : 0) + (0 <= id < V ? table[id, d] : 0),
-//            id = ids[ids_offset + m]
+//            id = ids[ids_offset + m] - row0   (row0: first row of a table bound in row ranges, else 0)
 // (nn.Embedding lookup; ScaledEmbedding in moshi/models/lm_utils.py maps its zero_idx = -1 to a
 // zero vector. ids are GPU data, so any id < 0 or >= V gives zeros: never an out-of-bounds read.)
 // table `w` [V,D] in any format of shaders/weight_formats.wgsl (prepended by src/kernels/embedding.ts:
@@ -8,7 +8,7 @@
 // One thread per y element; flat index folded over x/y workgroups (grid1d).
 override WG: u32 = 256;
 
-struct Params { rows: u32, d: u32, v: u32, ids_offset: u32, accumulate: u32 }
+struct Params { rows: u32, d: u32, v: u32, ids_offset: u32, accumulate: u32, row0: u32 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> wscale: array<u32>;
@@ -24,7 +24,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= params.rows * D) { return; }
   let m = i / D;
   let d = i - m * D;
-  let id = ids[params.ids_offset + m];
+  // The table may be a row range [row0, row0 + v) of a larger one (src/kernels/weight_ranges.ts).
+  let id = ids[params.ids_offset + m] - i32(params.row0);
   var v = 0.0;
   if (id >= 0 && u32(id) < params.v) { v = weight_at(u32(id) * D + d, D); }
   if (params.accumulate != 0u) { v += y[i]; }

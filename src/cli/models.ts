@@ -36,7 +36,7 @@ export const modelsCommand: CliCommand = {
       const lim = ctx.device.limits;
       const budget = { maxBufferSize: lim.maxBufferSize, maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize, totalBytes };
       const a = ctx.adapter;
-      io.stdout(`adapter: ${[a.vendor, a.architecture, a.description].filter(Boolean).join(' / ')}; per buffer ≤ ${formatBytes(Math.min(lim.maxBufferSize, lim.maxStorageBufferBindingSize))}${totalBytes ? `; budget ${formatBytes(totalBytes)}` : ''}`);
+      io.stdout(`adapter: ${[a.vendor, a.architecture, a.description].filter(Boolean).join(' / ')}; per buffer ≤ ${formatBytes(lim.maxBufferSize)}${totalBytes ? `; budget ${formatBytes(totalBytes)}` : ''}`);
       const w = Math.max(...RELEASED_MODELS.map((m) => m.repo.length));
       io.stdout(`${'repository'.padEnd(w)}  LM file               download  GPU memory  fits`);
       for (const m of RELEASED_MODELS) {

@@ -37,6 +37,12 @@ export interface GpuContextOptions {
   profile?: boolean;
   /** 'node' enables the Dawn busy-wait mitigation (sleep before awaiting GPU promises). */
   host?: 'browser' | 'node';
+  /**
+   * Bytes one storage binding may cover (default: the device's maxStorageBufferBindingSize; a
+   * lower value is honoured, rounded down to 256): weights larger than this are bound in row
+   * ranges (src/kernels/weight_ranges.ts). Tests set it low to exercise that path.
+   */
+  maxBindingBytes?: number;
 }
 
 export interface AdapterSummary {
@@ -87,12 +93,22 @@ export class GpuContext {
   peakBytes = 0;
   private destroyed = false;
 
+  /**
+   * Bytes one storage binding may cover: min(maxStorageBufferBindingSize, the maxBindingBytes
+   * option), a multiple of 256. Tensors created with `rangeBound` may exceed it (up to
+   * maxBufferSize); the kernels that read weights bind those in row ranges.
+   */
+  readonly bindingLimit: number;
+
   private constructor(
     readonly device: GPUDevice,
     readonly adapter: AdapterSummary,
     readonly host: 'browser' | 'node',
     profile: boolean,
+    maxBindingBytes?: number,
   ) {
+    const lim = Math.min(device.limits.maxStorageBufferBindingSize, maxBindingBytes ?? Infinity);
+    this.bindingLimit = Math.max(256, Math.floor(lim / 256) * 256);
     this.hasSubgroups = device.features.has('subgroups');
     this.hasTimestamps = device.features.has('timestamp-query');
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
@@ -149,7 +165,7 @@ export class GpuContext {
       limits: Object.fromEntries(RAISED_LIMITS.map((k) => [k, device.limits[k]])),
     };
     const host = options.host ?? (typeof window === 'undefined' && typeof process !== 'undefined' && !!process.versions?.node ? 'node' : 'browser');
-    return new GpuContext(device, summary, host, options.profile ?? false);
+    return new GpuContext(device, summary, host, options.profile ?? false, options.maxBindingBytes);
   }
 
   /** Registers a callback for device loss; the error is also thrown by every later submit. */
@@ -163,17 +179,21 @@ export class GpuContext {
     if (this.lostError) throw this.lostError;
   }
 
-  /** A new zero-filled tensor. */
-  tensor(shape: readonly number[], dtype: DType, label: string): Tensor {
+  /**
+   * A new zero-filled tensor. Throws GpuLimitError over maxBufferSize, and over `bindingLimit`
+   * unless `opts.rangeBound` (weight matrices and embedding tables, which linear and embedding
+   * bind in row ranges).
+   */
+  tensor(shape: readonly number[], dtype: DType, label: string, opts: { rangeBound?: boolean } = {}): Tensor {
     this.checkAlive();
     const numel = shape.reduce((a, b) => a * b, 1);
     const size = Math.max(16, Math.ceil(storageBytes(dtype, numel) / 16) * 16);
     if (size > this.device.limits.maxBufferSize) {
       throw new GpuLimitError(`tensor '${label}' [${shape.join(', ')}] ${dtype} needs ${size} bytes, over the device's maxBufferSize ${this.device.limits.maxBufferSize}`);
     }
-    // Kernels bind every tensor whole as a storage buffer.
-    if (size > this.device.limits.maxStorageBufferBindingSize) {
-      throw new GpuLimitError(`tensor '${label}' [${shape.join(', ')}] ${dtype} needs ${size} bytes, over the device's maxStorageBufferBindingSize ${this.device.limits.maxStorageBufferBindingSize} (kernels bind a tensor whole)`);
+    // Other kernels bind a tensor whole as a storage buffer.
+    if (size > this.bindingLimit && !opts.rangeBound) {
+      throw new GpuLimitError(`tensor '${label}' [${shape.join(', ')}] ${dtype} needs ${size} bytes, over the ${this.bindingLimit} bytes one binding may cover (maxStorageBufferBindingSize ${this.device.limits.maxStorageBufferBindingSize}; kernels bind this tensor whole)`);
     }
     const buffer = this.device.createBuffer({
       label,
@@ -190,8 +210,8 @@ export class GpuContext {
   }
 
   /** A new tensor holding `data`. f16/bf16 accept f32 values (rounded to nearest even) or packed Uint32Array words. */
-  upload(data: ArrayLike<number> | ArrayBufferView, shape: readonly number[], dtype: DType, label: string): Tensor {
-    const t = this.tensor(shape, dtype, label);
+  upload(data: ArrayLike<number> | ArrayBufferView, shape: readonly number[], dtype: DType, label: string, opts: { rangeBound?: boolean } = {}): Tensor {
+    const t = this.tensor(shape, dtype, label, opts);
     this.write(t, data);
     return t;
   }

@@ -4,7 +4,7 @@
  */
 import type { GpuContext } from './context.ts'; // type only: a Recorder hands kernels the context that made it
 import { type DType, unpackHalf } from './dtype.ts';
-import { GpuValidationError } from './errors.ts';
+import { GpuLimitError, GpuValidationError } from './errors.ts';
 import type { Kernel } from './kernel.ts';
 import type { Profiler } from './profiler.ts';
 import { Tensor } from './tensor.ts';
@@ -64,6 +64,12 @@ export class Recorder {
     const pipeline = ctx.pipeline(kernel, args.constants);
     const layout = ctx.kernelLayout(kernel);
     const resources: GPUBufferBinding[] = args.buffers.map((b) => (b instanceof Tensor ? b.binding() : b));
+    resources.forEach((r, i) => {
+      if ((r.size ?? 0) > ctx.bindingLimit) {
+        const t = args.buffers[i];
+        throw new GpuLimitError(`kernel '${kernel.name}': binding '${kernel.bindings[i].name}' (${t instanceof Tensor ? `'${t.label}'` : 'a buffer range'}) covers ${r.size} bytes, over the ${ctx.bindingLimit} bytes one binding may cover; this kernel does not bind in ranges`);
+      }
+    });
     let key = String(layout.id);
     for (const r of resources) key += `|${ctx.bufferId(r.buffer)}:${r.offset ?? 0}:${r.size ?? -1}`;
     let dynamicOffsets: number[] | null = null;

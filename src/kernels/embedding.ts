@@ -1,6 +1,7 @@
 import source from '../../shaders/embedding.wgsl?raw';
 import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, type WeightTensor, expectShape, grid1d } from '../gpu/index.ts';
 import { WEIGHT_FORMATS_WGSL, expectWeight, weightBuffers, weightConstants, weightFormatTag } from './weight_format.ts';
+import { weightRanges } from './weight_ranges.ts';
 
 const WG = 256;
 
@@ -16,6 +17,7 @@ export const embeddingKernel = new Kernel('embedding', WEIGHT_FORMATS_WGSL + sou
   ['v', 'u32'],
   ['ids_offset', 'u32'],
   ['accumulate', 'u32'],
+  ['row0', 'u32'],
 ]));
 
 export interface EmbeddingOptions {
@@ -36,6 +38,8 @@ export interface EmbeddingOptions {
  * - y: f32 [M', D] with M' ≥ M; rows ≥ M are untouched
  * An id < 0 or ≥ V contributes zeros (never an out-of-bounds read). Note: the official module
  * maps exactly -1 to zeros and clamps other negative ids to row 0; Moshi only ever uses -1.
+ * A table over one binding's size (GpuContext.bindingLimit) is looked up in row ranges, one
+ * dispatch per range (src/kernels/weight_ranges.ts).
  * Throws ShapeError naming the tensor whose shape or dtype is wrong, or a bad offset/row count.
  */
 export function embedding(rec: Recorder, table: WeightTensor, ids: Tensor, y: Tensor, opts: EmbeddingOptions): void {
@@ -52,11 +56,14 @@ export function embedding(rec: Recorder, table: WeightTensor, ids: Tensor, y: Te
     throw new ShapeError(`embedding ids '${ids.label}' [${ids.shape.join(', ')}] has ${ids.numel} elements, needs idsOffset ${idsOffset} + rows ${rows}`);
   }
   if (rows === 0 || d === 0) return;
-  rec.dispatch(embeddingKernel, {
-    buffers: [...weightBuffers(table), ids, y],
-    params: { rows, d, v, ids_offset: idsOffset, accumulate: opts.accumulate ? 1 : 0 },
-    constants: { ...weightConstants(table), WG },
-    workgroups: grid1d(rows * d, WG),
-    label: `embedding.${weightFormatTag(table)}`,
+  // A table over one binding's size is looked up range by range: each adds the rows it holds.
+  weightRanges(rec.ctx, table).forEach((r, i) => {
+    rec.dispatch(embeddingKernel, {
+      buffers: [...weightBuffers(r.w), ids, y],
+      params: { rows, d, v: r.rows, ids_offset: idsOffset, accumulate: opts.accumulate || i > 0 ? 1 : 0, row0: r.row0 },
+      constants: { ...weightConstants(table), WG },
+      workgroups: grid1d(rows * d, WG),
+      label: `embedding.${weightFormatTag(table)}`,
+    });
   });
 }

@@ -3,8 +3,9 @@ import matvecSource from '../../shaders/matvec.wgsl?raw';
 import matvecQuantSource from '../../shaders/matvec_quant.wgsl?raw';
 import matvecReduceSource from '../../shaders/matvec_reduce.wgsl?raw';
 import matvecSubgroupSource from '../../shaders/matvec_subgroup.wgsl?raw';
-import { type DType, type GpuContext, Kernel, ParamsLayout, QuantizedTensor, type Recorder, ShapeError, type Tensor, type WeightTensor, expectShape, grid1d } from '../gpu/index.ts';
+import { type DType, type GpuContext, Kernel, ParamsLayout, QuantizedTensor, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape, grid1d } from '../gpu/index.ts';
 import { WEIGHT_FORMATS_WGSL, expectWeight, weightBuffers, weightConstants, weightFormatTag } from './weight_format.ts';
+import { weightRanges } from './weight_ranges.ts';
 
 /** Override constant DTYPE of shaders/matvec.wgsl. */
 const DTYPE_CODE: Partial<Record<DType, number>> = { f32: 0, f16: 1, bf16: 2 };
@@ -119,6 +120,8 @@ export function linearPath(m: number, k: number, dtype: DType | 'q8' | 'affine',
  * K % 8 == 0 (halves) / K % 4 == 0 (f32), the quantized matvec (shaders/matvec_quant.wgsl) for
  * quantized weights whose rows are whole vec4 words (K·bits % 128 == 0), else the generic matvec; M > 1 takes the
  * register-blocked matmul (shaders/linear.wgsl), which reads every format.
+ * A weight over one binding's size (GpuContext.bindingLimit) is bound in row ranges, one dispatch
+ * per range (src/kernels/weight_ranges.ts; M = 1 only).
  * x and y must be distinct buffers. Throws ShapeError naming the tensor whose shape or dtype is wrong.
  */
 export function linear(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | null, y: Tensor, opts: LinearOptions = {}): void {
@@ -131,6 +134,17 @@ export function linear(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | nu
   if (k === 0) throw new ShapeError(`linear weight '${w.label}' has K = 0 (shape [${w.shape.join(', ')}])`);
   const m = x.numel / k;
   if (m === 0 || n === 0) return;
+  const ranges = weightRanges(rec.ctx, w, 64);
+  if (ranges.length > 1) {
+    // Bound in row ranges (a weight over one binding's size): y[row0 : row0 + rows] per range.
+    if (m !== 1) throw new ShapeError(`linear: weight '${w.label}' is bound in row ranges (over ${rec.ctx.bindingLimit} bytes), which supports one input row; got M = ${m}`);
+    for (const r of ranges) {
+      const yr = new Tensor(y.buffer, [r.rows], 'f32', `${y.label}[${r.row0}:]`, y.byteOffset + 4 * r.row0, false);
+      const br = b ? new Tensor(b.buffer, [r.rows], 'f32', `${b.label}[${r.row0}:]`, b.byteOffset + 4 * r.row0, false) : null;
+      linear(rec, x.reshape([k]), r.w, br, yr, opts);
+    }
+    return;
+  }
   const has_bias = b ? 1 : 0;
   const bias = b ?? x; // bound but never read when has_bias = 0
   const path = linearPath(m, k, w instanceof QuantizedTensor ? w.format : w.dtype, w instanceof QuantizedTensor ? w.bits : 8);

@@ -52,7 +52,7 @@ export function releasedModelGpuBytes(m: ReleasedModel, context = MOSHI_7B_CONFI
   return lmMemory(MOSHI_7B_CONFIG, m.storage, 'f16', context).total;
 }
 
-/** What a device allows: the largest single buffer and, when known, a total memory budget. */
+/** What a device allows: the largest single buffer (and binding) and, when known, a total memory budget. */
 export interface DeviceBudget {
   maxBufferSize: number;
   maxStorageBufferBindingSize: number;
@@ -63,8 +63,8 @@ export interface DeviceBudget {
 /** Why `m` does not fit `budget`, or null when it fits. */
 export function whyNotFit(m: ReleasedModel, budget: DeviceBudget, context = MOSHI_7B_CONFIG.context): string | null {
   const mem = lmMemory(MOSHI_7B_CONFIG, m.storage, 'f16', context);
-  const limit = Math.min(budget.maxBufferSize, budget.maxStorageBufferBindingSize);
-  if (mem.largestTensor.bytes > limit) return `its largest tensor ${mem.largestTensor.name} needs ${formatBytes(mem.largestTensor.bytes)}, the adapter binds at most ${formatBytes(limit)}`;
+  // Larger weights than one binding are bound in row ranges: each must fit one buffer.
+  if (mem.largestTensor.bytes > budget.maxBufferSize) return `its largest tensor ${mem.largestTensor.name} needs ${formatBytes(mem.largestTensor.bytes)}, the adapter's buffers hold at most ${formatBytes(budget.maxBufferSize)}`;
   if (budget.totalBytes !== null && mem.total > budget.totalBytes) return `it needs ${formatBytes(mem.total)} of GPU memory, the budget is ${formatBytes(budget.totalBytes)}`;
   return null;
 }

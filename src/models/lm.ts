@@ -274,7 +274,7 @@ export class LMModel {
 
   /**
    * Refuses, before anything is uploaded, a model whose largest tensor exceeds the device's
-   * maxBufferSize / maxStorageBufferBindingSize or whose estimated total (src/models/lm_memory.ts)
+   * maxBufferSize or whose estimated total (src/models/lm_memory.ts)
    * exceeds `budget`: GpuLimitError saying what is needed, what the adapter allows, and that a
    * smaller format (MLX q4 needs 0.625 bytes per weight) would take less.
    */
@@ -283,9 +283,11 @@ export class LMModel {
     const q4 = lmMemory(cfg, { kind: 'affine', bits: 4, groupSize: 32 }, 'f16', context);
     const need = `the LM in ${source} (${format.name}) needs ${formatBytes(mem.total)} of GPU memory (weights ${formatBytes(mem.weights)}, KV cache ${formatBytes(mem.kvCache)} for a context of ${context} steps)`;
     const smaller = format.storage.kind === 'affine' && format.storage.bits <= 4 ? 'a shorter context (load option context) takes less' : `the MLX q4 format of this model needs ${formatBytes(q4.total)} (largest tensor ${formatBytes(q4.largestTensor.bytes)})`;
-    const limit = Math.min(ctx.device.limits.maxBufferSize, ctx.device.limits.maxStorageBufferBindingSize);
+    // Weight matrices are bound in row ranges when over one binding (src/kernels/weight_ranges.ts),
+    // so each must only fit one buffer.
+    const limit = ctx.device.limits.maxBufferSize;
     if (mem.largestTensor.bytes > limit) {
-      throw new GpuLimitError(`${need}; its largest tensor ${mem.largestTensor.name} takes ${formatBytes(mem.largestTensor.bytes)}, over this adapter's limit of ${formatBytes(limit)} per buffer (maxBufferSize ${ctx.device.limits.maxBufferSize}, maxStorageBufferBindingSize ${ctx.device.limits.maxStorageBufferBindingSize}); ${smaller}`);
+      throw new GpuLimitError(`${need}; its largest tensor ${mem.largestTensor.name} takes ${formatBytes(mem.largestTensor.bytes)}, over this adapter's maxBufferSize of ${formatBytes(limit)}; ${smaller}`);
     }
     if (budget !== undefined && mem.total > budget) throw new GpuLimitError(`${need}, over the budget of ${formatBytes(budget)}; ${smaller}`);
   }

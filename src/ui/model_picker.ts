@@ -4,7 +4,8 @@
  * or not, the largest fitting one preselected (q4 where nothing larger fits), plus "Other
  * repository…" for a mirror or a repository laid out like the release.
  *
- * What fits: the largest tensor against the adapter's maxBufferSize / maxStorageBufferBindingSize
+ * What fits: the largest tensor against the adapter's maxBufferSize (larger than one binding is
+ * bound in row ranges)
  * (navigator.gpu.requestAdapter), and the total against a budget. WebGPU does not report GPU
  * memory, so the budget is the browser's `navigator.deviceMemory` (device RAM in GB, which Chrome
  * caps at 8), 8 GB when absent: a laptop-sized assumption that the user can override by choosing.
@@ -99,8 +100,7 @@ export function mountModelPicker(root: HTMLElement, select: HTMLSelectElement, r
     if (!requested) choose(bestFittingModel('moshiko', budget).repo);
     if (hint) {
       const best = releasedModel(state.selected);
-      const limit = Math.min(budget.maxBufferSize, budget.maxStorageBufferBindingSize);
-      hint.textContent = `This adapter binds buffers up to ${formatBytes(limit)}; assumed GPU memory ${formatBytes(budget.totalBytes!)} (${mem ? 'the browser reports that much device memory' : 'not reported'}; WebGPU does not report GPU memory).${best && !requested ? ` Preselected: the largest model that fits${best.format === 'mlx-q4' ? ' (q4: nothing larger does)' : ''}.` : ''}`;
+      hint.textContent = `This adapter's buffers hold up to ${formatBytes(budget.maxBufferSize)}; assumed GPU memory ${formatBytes(budget.totalBytes!)} (${mem ? 'the browser reports that much device memory' : 'not reported'}; WebGPU does not report GPU memory).${best && !requested ? ` Preselected: the largest model that fits${best.format === 'mlx-q4' ? ' (q4: nothing larger does)' : ''}.` : ''}`;
     }
   })();
   return state;

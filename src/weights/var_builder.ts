@@ -172,8 +172,8 @@ export class VarBuilder {
     if (e.dtype === 'I8') {
       const qe = this.checked(name, shape, ['I8']);
       const scb = this.checked(`${name}_scb`, [n], ['F32']);
-      const q = this.uploadAs(qe, 0, n * k, [Math.ceil((n * k) / 4)], 'u32', label);
-      const scales = this.uploadAs(scb, 0, n, [n], 'f32', `${label}_scb`);
+      const q = this.uploadAs(qe, 0, n * k, [Math.ceil((n * k) / 4)], 'u32', label, true);
+      const scales = this.uploadAs(scb, 0, n, [n], 'f32', `${label}_scb`, true);
       return new QuantizedTensor('q8', [n, k], 8, k, q, scales, null, label);
     }
     if (e.dtype === 'U32') {
@@ -196,12 +196,13 @@ export class VarBuilder {
       const qe = this.checked(name, [n, cols], ['U32']);
       const se = this.checked('scales', [n, groups], ['BF16']);
       const be = this.checked('biases', [n, groups], ['BF16']);
-      const q = this.uploadAs(qe, 0, n * cols, [n, cols], 'u32', label);
-      const scales = this.uploadAs(se, 0, n * groups, [n, groups], 'bf16', this.key('scales'));
-      const biases = this.uploadAs(be, 0, n * groups, [n, groups], 'bf16', this.key('biases'));
+      const q = this.uploadAs(qe, 0, n * cols, [n, cols], 'u32', label, true);
+      const scales = this.uploadAs(se, 0, n * groups, [n, groups], 'bf16', this.key('scales'), true);
+      const biases = this.uploadAs(be, 0, n * groups, [n, groups], 'bf16', this.key('biases'), true);
       return new QuantizedTensor('affine', [n, k], bits, gs, q, scales, biases, label);
     }
-    return this.tensor(name, shape, policy);
+    const pe = this.checked(name, shape);
+    return this.upload(pe, 0, n * k, [...shape], policy, label, true);
   }
 
   /**
@@ -214,25 +215,26 @@ export class VarBuilder {
     if (shape[0] % parts !== 0) throw new WeightError(`key '${this.key(name)}': dim 0 (${shape[0]}) is not divisible into ${parts} parts`);
     const sub = [shape[0] / parts, ...shape.slice(1)];
     const n = sub.reduce((a, b) => a * b, 1);
-    return Array.from({ length: parts }, (_, i) => this.upload(e, i * n, n, sub, policy, `${this.key(name)}[${i}]`));
+    return Array.from({ length: parts }, (_, i) => this.upload(e, i * n, n, sub, policy, `${this.key(name)}[${i}]`, sub.length === 2));
   }
 
-  private upload(e: TensorEntry, start: number, n: number, shape: number[], policy: StoragePolicy, label: string): Tensor {
+  private upload(e: TensorEntry, start: number, n: number, shape: number[], policy: StoragePolicy, label: string, rangeBound = false): Tensor {
     const half = e.dtype === 'F16' || e.dtype === 'BF16';
     const dtype: DType = policy === 'native' && half ? (e.dtype === 'F16' ? 'f16' : 'bf16') : 'f32';
-    return this.uploadAs(e, start, n, shape, dtype, label);
+    return this.uploadAs(e, start, n, shape, dtype, label, rangeBound);
   }
 
   /**
    * A GPU tensor of elements [start, start + n) of `e` stored as `dtype`: 'f32' (widened), 'f16' /
    * 'bf16' (packed halves of an F16 / BF16 entry) or 'u32' (the raw bytes, e.g. packed int8 or
    * MLX words, zero-padded to a whole word). Float values are checked finite (WeightError naming
-   * the key and element otherwise).
+   * the key and element otherwise). `rangeBound`: a weight matrix's buffer, which may exceed one
+   * binding (linear and embedding bind it in row ranges, src/kernels/weight_ranges.ts).
    */
-  private uploadAs(e: TensorEntry, start: number, n: number, shape: number[], dtype: DType, label: string): Tensor {
+  private uploadAs(e: TensorEntry, start: number, n: number, shape: number[], dtype: DType, label: string, rangeBound = false): Tensor {
     const ctx = this.root.ctx;
     if (!ctx) throw new WeightError(`cannot upload '${label}': this VarBuilder has no GPU context`);
-    const t = ctx.tensor(shape, dtype, label);
+    const t = ctx.tensor(shape, dtype, label, { rangeBound });
     this.root.created.push(t);
     if (e.lazy) {
       // Created now (shapes are known from the header), filled by uploadPending().

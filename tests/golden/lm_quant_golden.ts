@@ -39,17 +39,18 @@ export interface QuantGoldenResult {
  * Loads `quant/<file of set>`, runs greedy LMGen over `quant/<set>/user_input_codes` and compares
  * every step with the official outputs: main input tokens and output tokens exactly, transformer
  * output and logits within QUANT_LOGIT_TOL (relative to each array's scale). `kvCache` as
- * LMModel.load (the goldens used an f32 model, so 'f32' is the exact comparison). Throws at the
+ * LMModel.load (the goldens used an f32 model, so 'f32' is the exact comparison); `load.context`
+ * a shorter KV context (≥ the 36 steps: the same results). Throws at the
  * first difference, naming the set, step and array.
  */
-export async function runQuantLmGolden(ctx: GpuContext, read: FixtureReader, set: QuantSet, kvCache: 'f32' | 'f16' | 'auto' = 'f32'): Promise<QuantGoldenResult> {
+export async function runQuantLmGolden(ctx: GpuContext, read: FixtureReader, set: QuantSet, kvCache: 'f32' | 'f16' | 'auto' = 'f32', load: { context?: number } = {}): Promise<QuantGoldenResult> {
   const dir = `quant/${set}`;
   const i32 = (name: string) => fixtureI32(read, `${dir}/${name}.i32.bin`);
   const f32 = (name: string) => fixtureF32(read, `${dir}/${name}.f32.bin`);
   const cfg = parseLmConfig(await fixtureJson(read, 'quant/lm_config.json'), 'quant/lm_config.json');
   const file = `quant/${QUANT_SETS[set]}`;
   const st = SafetensorsFile.parse(await read(file), file);
-  const lm = await LMModel.load(ctx, VarBuilder.fromSafetensors(ctx, [st]), cfg, { policy: 'native', kvCache });
+  const lm = await LMModel.load(ctx, VarBuilder.fromSafetensors(ctx, [st]), cfg, { policy: 'native', kvCache, ...load });
   const user = await i32('user_input_codes');
   const mainIn = await i32('main_input_tokens');
   const outTok = await i32('lmgen_out_tokens');

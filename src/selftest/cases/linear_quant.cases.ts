@@ -21,7 +21,7 @@ export function specName(s: QuantSpec): string {
  * - q8: CB int8 in [-127, 127], SCB f32 in [0.5, 3): W = CB · SCB / 127;
  * - affine: q uniform in [0, 2^bits), BF16 scales of both signs and biases: W = scale · q + bias.
  */
-export function makeQuantized(ctx: GpuContext, rng: Rng, spec: QuantSpec, n: number, k: number, label = 'w'): { w: QuantizedTensor; deq: Float32Array } {
+export function makeQuantized(ctx: GpuContext, rng: Rng, spec: QuantSpec, n: number, k: number, label = 'w', opts: { rangeBound?: boolean } = {}): { w: QuantizedTensor; deq: Float32Array } {
   const deq = new Float32Array(n * k);
   if (spec.format === 'q8') {
     const bytes = new Uint8Array(Math.ceil((n * k) / 4) * 4);
@@ -32,8 +32,8 @@ export function makeQuantized(ctx: GpuContext, rng: Rng, spec: QuantSpec, n: num
       bytes[e] = q & 0xff;
       deq[e] = Math.fround(Math.fround(q * scb[Math.floor(e / k)]) / 127);
     }
-    const q = ctx.upload(new Uint32Array(bytes.buffer), [bytes.length / 4], 'u32', `${label}.q`);
-    const scales = ctx.upload(scb, [n], 'f32', `${label}.scb`);
+    const q = ctx.upload(new Uint32Array(bytes.buffer), [bytes.length / 4], 'u32', `${label}.q`, opts);
+    const scales = ctx.upload(scb, [n], 'f32', `${label}.scb`, opts);
     return { w: new QuantizedTensor('q8', [n, k], 8, k, q, scales, null, label), deq };
   }
   const { bits, groupSize: gs } = spec;
@@ -58,9 +58,9 @@ export function makeQuantized(ctx: GpuContext, rng: Rng, spec: QuantSpec, n: num
     for (let i = 0; i < h.length; i++) out[i >> 1] |= h[i] << ((i & 1) * 16);
     return out;
   };
-  const q = ctx.upload(words, [n, (k * bits) / 32], 'u32', `${label}.q`);
-  const scales = ctx.upload(pack(sBits), [n, groups], 'bf16', `${label}.scales`);
-  const biases = ctx.upload(pack(bBits), [n, groups], 'bf16', `${label}.biases`);
+  const q = ctx.upload(words, [n, (k * bits) / 32], 'u32', `${label}.q`, opts);
+  const scales = ctx.upload(pack(sBits), [n, groups], 'bf16', `${label}.scales`, opts);
+  const biases = ctx.upload(pack(bBits), [n, groups], 'bf16', `${label}.biases`, opts);
   return { w: new QuantizedTensor('affine', [n, k], bits, gs, q, scales, biases, label), deq };
 }
 
