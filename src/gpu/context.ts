@@ -4,7 +4,7 @@
  * tracking). Steps are recorded with `record()` (src/gpu/recorder.ts).
  */
 import { type DType, packHalf, storageBytes } from './dtype.ts';
-import { GpuDeviceLostError, GpuLimitError, GpuValidationError, WebGPUUnavailableError } from './errors.ts';
+import { GpuDeviceLostError, GpuLimitError, GpuOutOfMemoryError, GpuValidationError, WebGPUUnavailableError } from './errors.ts';
 import type { Kernel } from './kernel.ts';
 import { Profiler } from './profiler.ts';
 import { type Readable, Recorder, UNIFORM_CHUNK } from './recorder.ts';
@@ -166,6 +166,31 @@ export class GpuContext {
     };
     const host = options.host ?? (typeof window === 'undefined' && typeof process !== 'undefined' && !!process.versions?.node ? 'node' : 'browser');
     return new GpuContext(device, summary, host, options.profile ?? false, options.maxBindingBytes);
+  }
+
+  /**
+   * Runs `fn` (an allocation-heavy load) inside an 'out-of-memory' error scope. When an allocation
+   * failed, calls `onFail` (free what was allocated) and throws GpuOutOfMemoryError naming `what`
+   * and the device's message, instead of leaving a failed buffer for a later step to trip over.
+   * An error `fn` throws itself passes through (the scope is popped either way).
+   */
+  async catchOutOfMemory<T>(what: string, fn: () => Promise<T>, onFail: (result: T | null) => void): Promise<T> {
+    this.checkAlive();
+    this.device.pushErrorScope('out-of-memory');
+    let result: T | null = null;
+    let thrown: unknown = null;
+    try {
+      result = await fn();
+    } catch (e) {
+      thrown = e;
+    }
+    const oom = await this.device.popErrorScope();
+    if (oom) {
+      onFail(result);
+      throw new GpuOutOfMemoryError(`out of GPU memory while loading ${what}: ${oom.message || 'an allocation failed'}. Close other GPU-heavy tabs or apps, or choose a smaller model (MLX q4) or a shorter context.`);
+    }
+    if (thrown) throw thrown;
+    return result as T;
   }
 
   /** Registers a callback for device loss; the error is also thrown by every later submit. */

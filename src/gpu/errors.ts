@@ -29,3 +29,8 @@ export class GpuValidationError extends Error {
 export class ShapeError extends Error {
   override name = 'ShapeError';
 }
+
+/** The GPU ran out of memory while allocating (WebGPU 'out-of-memory' error scope). */
+export class GpuOutOfMemoryError extends Error {
+  override name = 'GpuOutOfMemoryError';
+}

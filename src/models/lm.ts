@@ -177,6 +177,8 @@ export class LMModel {
    * moshi_mlx names) are detected from their tensors and stay packed: every Linear (and, for MLX,
    * Embedding) is dequantized in registers by the kernels (weight-only; the official q8 forward
    * also quantizes activations to int8, which is not emulated).
+   * Before uploading: GpuLimitError when the model cannot fit (checkFits); while allocating:
+   * GpuOutOfMemoryError when the device runs out of memory, the partial load freed.
    */
   static async load(ctx: GpuContext, fileVb: VarBuilder, cfg: LmConfig, opts: LmLoadOptions = {}): Promise<LMModel> {
     // A failed load (missing key, unreadable file, device error) frees what it had uploaded.
@@ -188,76 +190,84 @@ export class LMModel {
     if (!Number.isInteger(context) || context < 1) throw new RangeError(`LM context must be a positive integer number of steps, got ${context}`);
     LMModel.checkFits(ctx, fileVb.source, cfg, format, kvDtype, context, opts.policy === 'f32', opts.memoryBudgetBytes);
     const vb = format.layout === 'mlx' ? fileVb.withEntries(mlxToOfficialNames(fileVb.entries, fileVb.source)) : fileVb;
-    try {
-      const policy = opts.policy ?? 'native';
-      const D = cfg.dim;
-      const Dd = cfg.depformer.dim;
-      const emb = Array.from({ length: cfg.nQ }, (_, k) => vb.pp('emb').pp(k).weight('weight', [cfg.card + 1, D], policy));
-      const textEmb = vb.pp('text_emb').weight('weight', [cfg.textCard + 1, D], policy);
-      const textLinear = vb.pp('text_linear').weight('weight', [cfg.textCardOut, D], policy);
-      const textLinearBias = cfg.biasProj ? vb.pp('text_linear').tensor('bias', [cfg.textCardOut]) : null;
-      const mainCfg: TransformerConfig = {
-        dModel: D,
-        numHeads: cfg.numHeads,
-        numLayers: cfg.numLayers,
-        dimFeedforward: mainDimFeedforward(cfg),
-        causal: cfg.causal,
-        context,
-        maxPeriod: cfg.maxPeriod,
-        positionalEmbedding: cfg.positionalEmbedding,
-        norm: cfg.norm,
-        gating: cfg.gating,
-        layerScale: cfg.layerScale,
-        kvDtype,
-      };
-      transformer = await StreamingTransformer.load(ctx, vb.pp('transformer'), mainCfg, policy);
-      const outNorm = loadNorm(vb.pp('out_norm'), cfg.norm, D);
-      const schedule = cfg.depformer.weightsPerStepSchedule;
-      const nIn = cfg.depformer.multiLinear ? (schedule ? Math.max(...schedule) + 1 : cfg.depQ) : 1;
-      const depformerIn = Array.from({ length: nIn }, (_, k) => vb.pp('depformer_in').pp(k).weight('weight', [Dd, D], policy));
-      let depformerEmb: WeightTensor[] = [];
-      let depformerTextEmb: WeightTensor | null = null;
-      let depformerNorms: NormWeights[] | null = null;
-      if (cfg.depQ > 0) {
-        depformerEmb = Array.from({ length: cfg.depQ - 1 }, (_, k) => vb.pp('depformer_emb').pp(k).weight('weight', [cfg.card + 1, Dd], policy));
-        depformerTextEmb = vb.pp('depformer_text_emb').weight('weight', [cfg.textCard + 1, Dd], policy);
-        const depNorm = cfg.depformer.norm;
-        if (depNorm) depformerNorms = Array.from({ length: cfg.depQ }, (_, k) => loadNorm(vb.pp('depformer_norms').pp(k), depNorm, Dd));
-        const depCfg: TransformerConfig = {
-          dModel: Dd,
-          numHeads: cfg.depformer.numHeads,
-          numLayers: cfg.depformer.numLayers,
-          dimFeedforward: cfg.depformer.dimFeedforward,
+    // An allocation that fails for lack of GPU memory is caught here, the partial load freed.
+    return ctx.catchOutOfMemory(`the LM from ${fileVb.source}`, async () => {
+      try {
+        const policy = opts.policy ?? 'native';
+        const D = cfg.dim;
+        const Dd = cfg.depformer.dim;
+        const emb = Array.from({ length: cfg.nQ }, (_, k) => vb.pp('emb').pp(k).weight('weight', [cfg.card + 1, D], policy));
+        const textEmb = vb.pp('text_emb').weight('weight', [cfg.textCard + 1, D], policy);
+        const textLinear = vb.pp('text_linear').weight('weight', [cfg.textCardOut, D], policy);
+        const textLinearBias = cfg.biasProj ? vb.pp('text_linear').tensor('bias', [cfg.textCardOut]) : null;
+        const mainCfg: TransformerConfig = {
+          dModel: D,
+          numHeads: cfg.numHeads,
+          numLayers: cfg.numLayers,
+          dimFeedforward: mainDimFeedforward(cfg),
           causal: cfg.causal,
-          // LMModel forces the depformer's context to None: its KV cache holds the dep_q steps of one
-          // frame (capacity = weights_per_step, the official rule; dep_q without per-step weights).
-          context: null,
-          kvCapacity: cfg.depQ,
-          maxPeriod: cfg.depformer.maxPeriod,
-          positionalEmbedding: cfg.depformer.posEmb,
+          context,
+          maxPeriod: cfg.maxPeriod,
+          positionalEmbedding: cfg.positionalEmbedding,
           norm: cfg.norm,
-          gating: cfg.depformer.gating,
-          layerScale: cfg.depformer.layerScale,
+          gating: cfg.gating,
+          layerScale: cfg.layerScale,
           kvDtype,
-          ...(cfg.depformer.weightsPerStep ? { weightsPerStep: cfg.depQ, weightsPerStepSchedule: schedule } : {}),
         };
-        depformer = await StreamingTransformer.load(ctx, vb.pp('depformer'), depCfg, policy);
+        transformer = await StreamingTransformer.load(ctx, vb.pp('transformer'), mainCfg, policy);
+        const outNorm = loadNorm(vb.pp('out_norm'), cfg.norm, D);
+        const schedule = cfg.depformer.weightsPerStepSchedule;
+        const nIn = cfg.depformer.multiLinear ? (schedule ? Math.max(...schedule) + 1 : cfg.depQ) : 1;
+        const depformerIn = Array.from({ length: nIn }, (_, k) => vb.pp('depformer_in').pp(k).weight('weight', [Dd, D], policy));
+        let depformerEmb: WeightTensor[] = [];
+        let depformerTextEmb: WeightTensor | null = null;
+        let depformerNorms: NormWeights[] | null = null;
+        if (cfg.depQ > 0) {
+          depformerEmb = Array.from({ length: cfg.depQ - 1 }, (_, k) => vb.pp('depformer_emb').pp(k).weight('weight', [cfg.card + 1, Dd], policy));
+          depformerTextEmb = vb.pp('depformer_text_emb').weight('weight', [cfg.textCard + 1, Dd], policy);
+          const depNorm = cfg.depformer.norm;
+          if (depNorm) depformerNorms = Array.from({ length: cfg.depQ }, (_, k) => loadNorm(vb.pp('depformer_norms').pp(k), depNorm, Dd));
+          const depCfg: TransformerConfig = {
+            dModel: Dd,
+            numHeads: cfg.depformer.numHeads,
+            numLayers: cfg.depformer.numLayers,
+            dimFeedforward: cfg.depformer.dimFeedforward,
+            causal: cfg.causal,
+            // LMModel forces the depformer's context to None: its KV cache holds the dep_q steps of one
+            // frame (capacity = weights_per_step, the official rule; dep_q without per-step weights).
+            context: null,
+            kvCapacity: cfg.depQ,
+            maxPeriod: cfg.depformer.maxPeriod,
+            positionalEmbedding: cfg.depformer.posEmb,
+            norm: cfg.norm,
+            gating: cfg.depformer.gating,
+            layerScale: cfg.depformer.layerScale,
+            kvDtype,
+            ...(cfg.depformer.weightsPerStep ? { weightsPerStep: cfg.depQ, weightsPerStepSchedule: schedule } : {}),
+          };
+          depformer = await StreamingTransformer.load(ctx, vb.pp('depformer'), depCfg, policy);
+        }
+        const linears = Array.from({ length: cfg.depQ }, (_, k) => vb.pp('linears').pp(k).weight('weight', [cfg.card, Dd], policy));
+        const linearBiases = Array.from({ length: cfg.depQ }, (_, k) => (cfg.biasProj ? vb.pp('linears').pp(k).tensor('bias', [cfg.card]) : null));
+        const conditions = ConditionProvider.load(vb, cfg);
+        vb.finish();
+        // Weights of a Blob-backed file are read and uploaded now, one tensor at a time.
+        await vb.uploadPending(opts.onUploadProgress);
+        // Hibiki: an early EOS (2) is read as PAD (3) (loaders.py CheckpointInfo.get_moshi).
+        if (cfg.modelType === 'hibiki') await copyTableRow(ctx, textEmb, 3, 2);
+        return new LMModel(ctx, cfg, format, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions, policy === 'f32');
+      } catch (e) {
+        transformer?.destroy();
+        depformer?.destroy();
+        vb.destroyLoaded();
+        throw e;
       }
-      const linears = Array.from({ length: cfg.depQ }, (_, k) => vb.pp('linears').pp(k).weight('weight', [cfg.card, Dd], policy));
-      const linearBiases = Array.from({ length: cfg.depQ }, (_, k) => (cfg.biasProj ? vb.pp('linears').pp(k).tensor('bias', [cfg.card]) : null));
-      const conditions = ConditionProvider.load(vb, cfg);
-      vb.finish();
-      // Weights of a Blob-backed file are read and uploaded now, one tensor at a time.
-      await vb.uploadPending(opts.onUploadProgress);
-      // Hibiki: an early EOS (2) is read as PAD (3) (loaders.py CheckpointInfo.get_moshi).
-      if (cfg.modelType === 'hibiki') await copyTableRow(ctx, textEmb, 3, 2);
-      return new LMModel(ctx, cfg, format, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions, policy === 'f32');
-    } catch (e) {
+    }, (lm) => {
+      lm?.destroy();
       transformer?.destroy();
       depformer?.destroy();
       vb.destroyLoaded();
-      throw e;
-    }
+    });
   }
 
   /** Bytes of every weight on the GPU (embeddings, projections, norms, both transformers). */

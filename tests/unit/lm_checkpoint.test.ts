@@ -103,3 +103,36 @@ describe('LM checkpoint formats', () => {
     expect(await loadError(m, 'nan.safetensors')).toMatch(/transformer\.layers\.1\.gating\.linear_out\.weight' in nan\.safetensors holds a non-finite value .* element 5/);
   });
 });
+
+describe('out of GPU memory during a load', () => {
+  it('is reported by name (GpuOutOfMemoryError), the partial load freed, the device still usable', async () => {
+    const { createNodeGpuContext } = await import('../../src/gpu/node.ts');
+    const { GpuOutOfMemoryError } = await import('../../src/gpu/index.ts');
+    const ctx = await createNodeGpuContext();
+    const live = ctx.liveBytes;
+    // The adapter cannot be made to run out of memory on demand: the 'out-of-memory' error scope
+    // reports a failed allocation as a real device would (WebGPU spec: popErrorScope resolves to
+    // a GPUOutOfMemoryError).
+    const dev = ctx.device as GPUDevice & { pushErrorScope: GPUDevice['pushErrorScope']; popErrorScope: GPUDevice['popErrorScope'] };
+    const push = dev.pushErrorScope.bind(dev);
+    const pop = dev.popErrorScope.bind(dev);
+    const scopes: string[] = [];
+    dev.pushErrorScope = (f: GPUErrorFilter) => { scopes.push(f); push(f); };
+    dev.popErrorScope = async () => {
+      const real = await pop();
+      return scopes.pop() === 'out-of-memory' ? ({ message: 'Allocation of 262144000 bytes failed (simulated)' } as GPUError) : real;
+    };
+    try {
+      await expect(LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries('model.q4.safetensors'), 'q4.safetensors'), cfg)).rejects.toThrow(GpuOutOfMemoryError);
+      await expect(LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries('model.q4.safetensors'), 'q4.safetensors'), cfg)).rejects.toThrow(/out of GPU memory while loading the LM from q4\.safetensors: Allocation of 262144000 bytes failed \(simulated\)\. .*smaller model/);
+      expect(ctx.liveBytes).toBe(live);
+    } finally {
+      dev.pushErrorScope = push;
+      dev.popErrorScope = pop;
+    }
+    const lm = await LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries('model.q4.safetensors'), 'q4.safetensors'), cfg);
+    expect(lm.weightBytes).toBeGreaterThan(0);
+    lm.destroy();
+    ctx.destroy();
+  });
+});
