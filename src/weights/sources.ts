@@ -215,11 +215,4 @@ export async function loadModelFiles(source: ModelSource, opts: LoadOptions = {}
   return out;
 }
 
-/** Which of a hub/URL source's files are already in the offline cache. */
-export async function cachedStatus(source: HubSource | UrlSource, cache: WeightCache = defaultWeightCache()): Promise<Partial<Record<FileRole, boolean>>> {
-  const out: Partial<Record<FileRole, boolean>> = {};
-  for (const [role, url] of Object.entries(sourceUrls(source)) as [FileRole, string][]) out[role] = await cache.has(url);
-  return out;
-}
-
 export { MemoryWeightCache };
