@@ -15,40 +15,14 @@ import { type DType, type GpuContext, GpuLimitError, QuantizedTensor, type Recor
 import { addInPlace } from '../kernels/elementwise.ts';
 import { embedding } from '../kernels/embedding.ts';
 import { linear } from '../kernels/linear.ts';
-import { layerNorm, rmsNorm } from '../kernels/norm.ts';
 import { ConditionProvider } from '../conditioners/base.ts';
+import { type NormWeights, applyNorm, freeNorm, loadNorm } from '../modules/norm.ts';
 import { StreamingTransformer, type TransformerConfig } from '../modules/transformer.ts';
 import type { StoragePolicy, VarBuilder } from '../weights/var_builder.ts';
 import { type LmCheckpointFormat, detectLmFormat, mlxToOfficialNames } from './lm_checkpoint.ts';
 import { formatBytes, lmMemory } from './lm_memory.ts';
-import { type LmConfig, type LmNorm, mainDimFeedforward } from './lm_config.ts';
+import { type LmConfig, mainDimFeedforward } from './lm_config.ts';
 
-/** A norm module as `create_norm_fn` builds it: RMSNorm (alpha [1,1,D]) or LayerNorm (weight, bias [D]). */
-interface NormWeights {
-  kind: LmNorm;
-  alpha: Tensor | null;
-  weight: Tensor | null;
-  bias: Tensor | null;
-  eps: number;
-}
-
-function loadNorm(vb: VarBuilder, kind: LmNorm, dim: number): NormWeights {
-  if (kind === 'layer_norm') {
-    return { kind, alpha: null, weight: vb.tensor('weight', [dim]), bias: vb.tensor('bias', [dim]), eps: 1e-5 };
-  }
-  return { kind, alpha: vb.tensor('alpha', [1, 1, dim]), weight: null, bias: null, eps: kind === 'rms_norm_f32' ? 1e-8 : 1e-5 };
-}
-
-function applyNorm(rec: Recorder, n: NormWeights, x: Tensor, y: Tensor): void {
-  if (n.alpha) rmsNorm(rec, x, n.alpha, y, n.eps);
-  else layerNorm(rec, x, n.weight!, n.bias!, y, n.eps);
-}
-
-function freeNorm(n: NormWeights): void {
-  n.alpha?.destroy();
-  n.weight?.destroy();
-  n.bias?.destroy();
-}
 
 /** Options of LMModel.load. */
 export interface LmLoadOptions {
@@ -273,7 +247,7 @@ export class LMModel {
   /** Bytes of every weight on the GPU (embeddings, projections, norms, both transformers). */
   get weightBytes(): number {
     const ts: (WeightTensor | null)[] = [...this.emb, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb, ...this.linears, ...this.linearBiases];
-    const norms = [this.outNorm, ...(this.depformerNorms ?? [])].flatMap((n) => [n.alpha, n.weight, n.bias]);
+    const norms = [this.outNorm, ...(this.depformerNorms ?? [])].flatMap((n) => [n.weight, n.bias]);
     return [...ts, ...norms].reduce((a, t) => a + (t?.byteLength ?? 0), 0) + this.transformer.weightBytes + (this.depformer?.weightBytes ?? 0);
   }
 

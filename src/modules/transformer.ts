@@ -19,13 +19,12 @@ import { type GpuContext, type Recorder, ShapeError, Tensor, type WeightTensor, 
 import { KVCache, attention } from '../kernels/attention.ts';
 import { addInPlace, addScaledInPlace, gatedSilu } from '../kernels/elementwise.ts';
 import { linear } from '../kernels/linear.ts';
-import { layerNorm, rmsNorm } from '../kernels/norm.ts';
 import { unary } from '../kernels/unary.ts';
 import { gatingHidden } from './gating.ts';
+import { NORM_EPS, type NormWeights, type TransformerNorm, applyNorm, freeNorm, loadNorm } from './norm.ts';
 import type { StoragePolicy, VarBuilder } from '../weights/var_builder.ts';
 
-/** Normalizations of `create_norm_fn` (moshi/modules/transformer.py). */
-export type TransformerNorm = 'layer_norm' | 'layer_norm_f32' | 'rms_norm' | 'rms_norm_f32';
+export type { TransformerNorm };
 
 /** Configuration of a `StreamingTransformer`, in the official constructor's terms (camelCase). */
 export interface TransformerConfig {
@@ -63,17 +62,9 @@ export interface TransformerConfig {
   kvDtype?: 'f32' | 'f16';
 }
 
-/** Default eps per norm type, as moshi/modules/transformer.py `create_norm_fn`. */
-export const NORM_EPS: Record<TransformerNorm, number> = { layer_norm: 1e-5, layer_norm_f32: 1e-8, rms_norm: 1e-5, rms_norm_f32: 1e-8 };
+export { NORM_EPS };
 
 export { gatingHidden };
-
-interface NormWeights {
-  kind: TransformerNorm;
-  weight: Tensor; // layer_norm: weight [D]; rms_norm: alpha [1, 1, D]
-  bias: Tensor | null; // layer_norm: bias [D]
-  eps: number;
-}
 
 interface Ffn {
   /** gating none: linear1 [F, D]; silu: linear_in [2H, D]. */
@@ -93,18 +84,6 @@ interface Layer {
   scale1: Tensor | null; // [D]
   scale2: Tensor | null; // [D]
   cache: KVCache;
-}
-
-function loadNorm(vb: VarBuilder, kind: TransformerNorm, d: number, eps: number): NormWeights {
-  if (kind === 'layer_norm' || kind === 'layer_norm_f32') {
-    return { kind, weight: vb.tensor('weight', [d]), bias: vb.tensor('bias', [d]), eps };
-  }
-  return { kind, weight: vb.tensor('alpha', [1, 1, d]), bias: null, eps };
-}
-
-function applyNorm(rec: Recorder, n: NormWeights, x: Tensor, y: Tensor): void {
-  if (n.bias) layerNorm(rec, x, n.weight, n.bias, y, n.eps);
-  else rmsNorm(rec, x, n.weight, y, n.eps);
 }
 
 /** A window of `rows` leading rows of a 2-D scratch tensor (offset 0, no copy). */
@@ -418,7 +397,9 @@ export class StreamingTransformer {
 }
 
 function destroyLayer(L: Layer): void {
-  for (const t of [L.norm1.weight, L.norm1.bias, L.norm2.weight, L.norm2.bias, L.scale1, L.scale2, ...L.inProj, ...L.outProj]) t?.destroy();
+  freeNorm(L.norm1);
+  freeNorm(L.norm2);
+  for (const t of [L.scale1, L.scale2, ...L.inProj, ...L.outProj]) t?.destroy();
   for (const f of L.ffn) {
     f.wIn.destroy();
     f.wOut.destroy();
