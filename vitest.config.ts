@@ -10,7 +10,7 @@ if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync(
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
 /** Test files that measure real-time speed. */
-const REALTIME = ['tests/e2e/browser_loop.test.ts'];
+const REALTIME = ['tests/e2e/browser_loop.test.ts', 'tests/e2e/soak.test.ts'];
 
 export default defineConfig({
   test: {

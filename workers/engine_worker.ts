@@ -244,7 +244,7 @@ class EngineWorker implements EngineWorkerApi {
       droppedPackets: dropped,
       protocolErrors: malformed,
     });
-    return engine.metrics.snapshot();
+    return { ...engine.metrics.snapshot(), gpuBytes: this.ctx?.liveBytes };
   }
 
   async stats() {

@@ -84,6 +84,8 @@ export interface MetricsSnapshot extends TransportCounters {
   textTokens: number;
   /** Non-finite input, logits and output found so far (Engine.step's checks). */
   nonFinite: NonFiniteCounters;
+  /** Bytes of GPU memory the engine's device holds (GpuContext.liveBytes), where the host reports it. */
+  gpuBytes?: number;
 }
 
 const EMPTY: Percentiles = { p50: 0, p95: 0, max: 0, mean: 0 };

@@ -55,6 +55,33 @@ export interface E2EOptions {
    */
   input?: 'mic' | 'file';
   log?: (line: string) => void;
+  /** Calls `onSample` every this many seconds of the live loop (the soak). */
+  sampleEverySeconds?: number;
+  onSample?: (s: E2ESample) => void;
+}
+
+/** Memory and progress at one moment of a run (the soak's per-minute line). */
+export interface E2ESample {
+  elapsedS: number;
+  steps: number;
+  /** GPU memory the engine Worker's device holds (MetricsSnapshot.gpuBytes). */
+  gpuBytes: number | null;
+  /** JS heap of the page's main thread (CDP Performance.getMetrics JSHeapUsedSize). */
+  pageHeapBytes: number;
+  /** Resident memory of every Chromium process launched with the harness's flags (ps). */
+  browserRssBytes: number;
+  underruns: number;
+}
+
+/** Sum of the RSS of the Chromium processes started with --enable-unsafe-webgpu (this harness's). */
+export function chromiumRssBytes(): number {
+  const out = execFileSync('ps', ['-eo', 'rss=,args='], { encoding: 'utf8' });
+  let kb = 0;
+  for (const line of out.split('\n')) {
+    const m = line.trim().match(/^(\d+)\s+(.*)$/);
+    if (m && /chrom/i.test(m[2]) && m[2].includes('--enable-unsafe-webgpu')) kb += Number(m[1]);
+  }
+  return kb * 1024;
 }
 
 export interface StatPct {
@@ -221,7 +248,21 @@ export async function runE2E(o: E2EOptions): Promise<E2EReport> {
     if (first.state === 'error') throw new Error(`e2e: the page reported an error: ${first.error}\nbanners: ${first.banners.join(' | ')}\n${consoleLines.slice(-30).join('\n')}`);
     log(`e2e: running for ${o.seconds} s`);
     const t0 = await page.evaluate(() => performance.now());
-    await page.waitForTimeout(o.seconds * 1000);
+    if (o.sampleEverySeconds && o.onSample) {
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send('Performance.enable');
+      for (let done = 0; done < o.seconds; ) {
+        const dt = Math.min(o.sampleEverySeconds, o.seconds - done);
+        await page.waitForTimeout(dt * 1000);
+        done += dt;
+        const hs = await page.evaluate(() => ({ steps: window.__solacelive!.metrics?.steps ?? 0, gpuBytes: window.__solacelive!.metrics?.gpuBytes ?? null, underruns: window.__solacelive!.played.underruns }));
+        const pm = (await cdp.send('Performance.getMetrics')) as { metrics: { name: string; value: number }[] };
+        const heap = pm.metrics.find((x) => x.name === 'JSHeapUsedSize')?.value ?? 0;
+        o.onSample({ elapsedS: done, steps: hs.steps, gpuBytes: hs.gpuBytes, pageHeapBytes: heap, browserRssBytes: chromiumRssBytes(), underruns: hs.underruns });
+      }
+    } else {
+      await page.waitForTimeout(o.seconds * 1000);
+    }
     // Let the metrics refresh once more (the page polls every 250 ms).
     await page.waitForTimeout(400);
     const t1 = await page.evaluate(() => performance.now());
