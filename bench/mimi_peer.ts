@@ -1,9 +1,10 @@
 /**
- * `npm run bench -- mimi-peer [--sets ref,ref2b] [--sides ours,ort] [--warmup 1] [--runs 5]`
+ * `npm run bench -- mimi-peer [--sets ref,ref2b] [--sides ours,ort,ort-wasm] [--warmup 1] [--runs 5]`
  *
- * Ours against the peer a user would otherwise run in a browser, in ONE headless Chromium
- * session on the same WebGPU adapter: our MimiModel.encodeAll/decodeAll (WGSL kernels) and
- * onnxruntime-web's WebGPU backend on the official Mimi exported to ONNX
+ * Ours against the peers a user would otherwise run in a browser, in ONE headless Chromium
+ * session: our MimiModel.encodeAll/decodeAll (WGSL kernels) and onnxruntime-web's WebGPU backend
+ * (same adapter) and wasm backend (the CPU; on a machine whose WebGPU adapter is itself a CPU
+ * emulator this is the fastest peer) on the official Mimi exported to ONNX
  * (../shared/peers/mimi_<set>_{encode,decode}.onnx), same weights (the golden set's tiny Mimi),
  * same input (the set's 24 kHz speech). Both run in one module Worker (bench/peer/), one after the
  * other; each op gets `warmup` untimed runs, then the median of `runs` timed runs, host input to
@@ -29,7 +30,7 @@ interface PeerState {
   log: string[];
 }
 
-const USAGE = 'usage: npm run bench -- mimi-peer [--sets ref,ref2b] [--sides ours,ort] [--warmup N] [--runs N] [--timeout-s S]';
+const USAGE = 'usage: npm run bench -- mimi-peer [--sets ref,ref2b] [--sides ours,ort,ort-wasm] [--warmup N] [--runs N] [--timeout-s S]';
 
 /** Runs the comparison; returns the JSON written. Throws when a check fails or the page errors. */
 export async function run(args: string[]): Promise<unknown> {
@@ -37,7 +38,7 @@ export async function run(args: string[]): Promise<unknown> {
     args,
     options: {
       sets: { type: 'string', default: 'ref,ref2b' },
-      sides: { type: 'string', default: 'ours,ort' },
+      sides: { type: 'string', default: 'ours,ort,ort-wasm' },
       warmup: { type: 'string', default: '1' },
       runs: { type: 'string', default: '5' },
       'timeout-s': { type: 'string', default: '3000' },
@@ -47,7 +48,7 @@ export async function run(args: string[]): Promise<unknown> {
   const sets = String(values.sets).split(',').filter(Boolean);
   const sides = String(values.sides).split(',').filter(Boolean) as PeerSide[];
   for (const s of sets) if (!['ref', 'ref2b'].includes(s)) throw new Error(`unknown set '${s}' (ref, ref2b)\n${USAGE}`);
-  for (const s of sides) if (!['ours', 'ort'].includes(s)) throw new Error(`unknown side '${s}' (ours, ort)\n${USAGE}`);
+  for (const s of sides) if (!['ours', 'ort', 'ort-wasm'].includes(s)) throw new Error(`unknown side '${s}' (ours, ort, ort-wasm)\n${USAGE}`);
   const warmup = Number(values.warmup);
   const runs = Number(values.runs);
   if (!Number.isInteger(warmup) || warmup < 0 || !Number.isInteger(runs) || runs < 1) throw new Error(`--warmup must be >= 0 and --runs >= 1\n${USAGE}`);
@@ -92,18 +93,22 @@ export async function run(args: string[]): Promise<unknown> {
 
   const rows: (string | number)[][] = [];
   const comparisons: Record<string, unknown>[] = [];
+  const ms = (t: PeerTiming | undefined) => (t ? t.medianMs.toFixed(1) : '-');
+  const ratio = (a: PeerTiming | undefined, b: PeerTiming | undefined) => (a && b ? a.medianMs / b.medianMs : null);
+  const check = (t: PeerTiming | undefined) => (t ? (t.ok ? 'ok' : 'FAIL') : '-');
   for (const set of sets) {
     for (const op of ['encode', 'decode'] as const) {
-      const o = state.timings.find((t) => t.set === set && t.side === 'ours' && t.op === op);
-      const p = state.timings.find((t) => t.set === set && t.side === 'ort' && t.op === op);
-      const ratio = o && p ? o.medianMs / p.medianMs : null;
-      comparisons.push({ set, op, oursMedianMs: o?.medianMs ?? null, ortMedianMs: p?.medianMs ?? null, ratioOursOverOrt: ratio });
-      rows.push([set, op, o ? o.medianMs.toFixed(1) : '-', p ? p.medianMs.toFixed(1) : '-', ratio !== null ? ratio.toFixed(3) : '-', o ? (o.ok ? 'ok' : 'FAIL') : '-', p ? (p.ok ? 'ok' : 'FAIL') : '-']);
+      const find = (side: PeerSide) => state.timings.find((t) => t.set === set && t.side === side && t.op === op);
+      const [o, g, w] = [find('ours'), find('ort'), find('ort-wasm')];
+      const rg = ratio(o, g);
+      const rw = ratio(o, w);
+      comparisons.push({ set, op, oursMedianMs: o?.medianMs ?? null, ortWebgpuMedianMs: g?.medianMs ?? null, ortWasmMedianMs: w?.medianMs ?? null, ratioOursOverOrtWebgpu: rg, ratioOursOverOrtWasm: rw });
+      rows.push([set, op, ms(o), ms(g), ms(w), rg !== null ? rg.toFixed(3) : '-', rw !== null ? rw.toFixed(3) : '-', `${check(o)} / ${check(g)} / ${check(w)}`]);
     }
   }
   const adapter = state.adapter as { vendor?: string; architecture?: string; isFallbackAdapter?: boolean } | null;
-  console.log(`\nMimi non-streaming, ours vs onnxruntime-web WebGPU, one Chromium session, adapter ${adapter ? `${adapter.vendor}/${adapter.architecture}${adapter.isFallbackAdapter ? ' (fallback)' : ''}` : '(not reported)'}; warm-up ${warmup}, median of ${runs}`);
-  printTable(['set', 'op', 'ours median ms', 'ORT webgpu median ms', 'ours ÷ ORT', 'ours check', 'ORT check'], rows);
+  console.log(`\nMimi non-streaming, ours vs onnxruntime-web (WebGPU EP on the same adapter, wasm EP on the CPU), one Chromium session, adapter ${adapter ? `${adapter.vendor}/${adapter.architecture}${adapter.isFallbackAdapter ? ' (fallback)' : ''}` : '(not reported)'}; warm-up ${warmup}, median of ${runs}`);
+  printTable(['set', 'op', 'ours ms', 'ORT webgpu ms', 'ORT wasm ms', 'ours ÷ webgpu', 'ours ÷ wasm', 'checks (ours / webgpu / wasm)'], rows);
   for (const s of state.setups) console.log(`setup ${s.set} ${s.side}: ${s.loadMs.toFixed(0)} ms (${s.detail})`);
   const failed = state.timings.filter((t) => !t.ok);
   for (const t of failed) console.log(`CHECK FAILED: ${t.set} ${t.side} ${t.op}: ${t.check}`);

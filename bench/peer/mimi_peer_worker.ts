@@ -36,9 +36,9 @@ function checkAudio(got: Float32Array, want: Float32Array): { ok: boolean; check
 }
 
 async function makeRunner(side: PeerSide, req: PeerRequest, set: string): Promise<MimiRunner> {
-  if (side === 'ort') {
+  if (side === 'ort' || side === 'ort-wasm') {
     const { createOrtRunner } = await import('./ort_side.ts');
-    return createOrtRunner({ moduleUrl: req.ortModuleUrl, wasmPaths: req.ortWasmPaths, peersUrl: req.peersUrl, set });
+    return createOrtRunner({ moduleUrl: req.ortModuleUrl, wasmPaths: req.ortWasmPaths, peersUrl: req.peersUrl, set, ep: side === 'ort' ? 'webgpu' : 'wasm' });
   }
   const { createOursRunner } = await import('./ours_side.ts');
   return createOursRunner({ fixturesUrl: req.fixturesUrl, set, onAdapter: (a) => post({ type: 'adapter', adapter: a }) });

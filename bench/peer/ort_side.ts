@@ -23,16 +23,18 @@ async function loadOrt(moduleUrl: string, wasmPaths: string): Promise<typeof Ort
 }
 
 /**
- * Creates WebGPU sessions for `peers/mimi_<set>_{encode,decode}.onnx`.
- * @throws Error when a file is missing or ORT cannot create a WebGPU session
+ * Creates sessions for `peers/mimi_<set>_{encode,decode}.onnx` on ORT's `ep` execution provider:
+ * 'webgpu' (same adapter as ours) or 'wasm' (ORT's CPU backend, SIMD + threads where the page is
+ * cross-origin isolated).
+ * @throws Error when a file is missing or ORT cannot create the session
  */
-export async function createOrtRunner(opts: { moduleUrl: string; wasmPaths: string; peersUrl: string; set: string }): Promise<MimiRunner> {
+export async function createOrtRunner(opts: { moduleUrl: string; wasmPaths: string; peersUrl: string; set: string; ep: 'webgpu' | 'wasm' }): Promise<MimiRunner> {
   const ort = await loadOrt(opts.moduleUrl, opts.wasmPaths);
   const info = JSON.parse(new TextDecoder().decode(await fetchBytes(`${opts.peersUrl}/mimi_${opts.set}.json`))) as PeerModelInfo;
   const encBytes = await fetchBytes(`${opts.peersUrl}/${info.encode.file}`);
   const decBytes = await fetchBytes(`${opts.peersUrl}/${info.decode.file}`);
   const t0 = performance.now();
-  const sessionOptions: Ort.InferenceSession.SessionOptions = { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' };
+  const sessionOptions: Ort.InferenceSession.SessionOptions = { executionProviders: [opts.ep], graphOptimizationLevel: 'all' };
   const enc = await ort.InferenceSession.create(encBytes, sessionOptions);
   const dec = await ort.InferenceSession.create(decBytes, sessionOptions);
   const loadMs = performance.now() - t0;
@@ -43,7 +45,7 @@ export async function createOrtRunner(opts: { moduleUrl: string; wasmPaths: stri
   const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
   return {
     loadMs,
-    detail: `onnxruntime-web ${ort.env.versions?.web ?? '?'} webgpu EP, wasm threads ${ort.env.wasm.numThreads ?? 'default'}`,
+    detail: `onnxruntime-web ${ort.env.versions?.web ?? '?'} ${opts.ep} EP, wasm threads ${ort.env.wasm.numThreads ?? 'default'}`,
     numCodebooks: encOutShape[1],
     async encode(pcm) {
       if (pcm.length !== numel(encInShape)) throw new Error(`ORT encode export takes exactly ${numel(encInShape)} samples, got ${pcm.length}`);

@@ -4,8 +4,8 @@
  * (bench/peer/mimi_peer_worker.ts). Plain data only (structured clone).
  */
 
-/** Which implementation: ours (MimiModel on our WGSL kernels) or onnxruntime-web's WebGPU backend. */
-export type PeerSide = 'ours' | 'ort';
+/** Which implementation: ours (MimiModel on our WGSL kernels), onnxruntime-web's WebGPU backend, or its wasm (CPU) backend. */
+export type PeerSide = 'ours' | 'ort' | 'ort-wasm';
 
 export interface PeerRequest {
   /** URL prefix of ../shared/fixtures (served by the dev server through /@fs). */
