@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CliCommand
   mimi: { summary: 'Mimi codec: encode a WAV to codes, decode codes to audio', load: async () => (await import('./mimi.ts')).mimiCommand },
   run: { summary: 'the real-time engine loop over a WAV file (Mimi + Moshi LM)', load: async () => (await import('./run.ts')).runCommand },
   lm: { summary: 'Moshi LM: generate text + audio tokens from user audio codes (LMGen)', load: async () => (await import('./lm.ts')).lmCommand },
+  transcribe: { summary: 'Kyutai speech-to-text: transcribe a WAV (STT model + Mimi), words with times', load: async () => (await import('./transcribe.ts')).transcribeCommand },
   models: { summary: 'the released Moshi models, their sizes and which fit this adapter', load: async () => (await import('./models.ts')).modelsCommand },
 };
 

@@ -10,6 +10,8 @@
  *   d = depformer_in[k](h) + (k == 0 ? depformer_text_emb(text) : depformer_emb[k-1](audio[k-1]))
  *   logits[k] = linears[k](depformer_norms[k](depformer(d, step k)))          // [1, card]
  * Embeddings follow `ScaledEmbedding` (lm_utils.py): the zero token -1 embeds to exactly 0.
+ * Extra heads (STT models: `extra_heads_num_heads` bias-free linears `extra_heads.{h}` on h, e.g. the
+ * voice-activity heads of kyutai/stt-1b-en_fr): extra_logits[h] = extra_heads[h](h)  // [1, extra_heads_dim]
  */
 import { type DType, type GpuContext, GpuLimitError, QuantizedTensor, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape, roundThrough } from '../gpu/index.ts';
 import { addInPlace } from '../kernels/elementwise.ts';
@@ -83,12 +85,19 @@ async function copyTableRow(ctx: GpuContext, table: WeightTensor, src: number, d
  * reset for every frame, as `LMGen.depformer_step` does with `depformer.streaming()`.
  *
  * Scratch outputs of the last recorded step (GPU tensors, f32): `transformerOut` [1, D] (after
- * out_norm), `textLogits` [1, text_card_out], `depformerLogits[k]` [1, card].
+ * out_norm), `textLogits` [1, text_card_out], `depformerLogits[k]` [1, card], and, after
+ * `recordExtraHeads`, `extraHeadLogits` [extra_heads_num_heads, extra_heads_dim] (before softmax).
  */
 export class LMModel {
   readonly transformerOut: Tensor;
   readonly textLogits: Tensor;
   readonly depformerLogits: Tensor[];
+  /**
+   * Logits of the extra heads of the last `recordExtraHeads`, f32 [H, Dh] row-major
+   * (H = extra_heads_num_heads, Dh = extra_heads_dim); null when the model has no extra heads.
+   */
+  readonly extraHeadLogits: Tensor | null;
+  private readonly extraHeadRows: Tensor[]; // H × [1, Dh], each head's linear output
   /**
    * The model's dtype in the official sense: f32 / f16 / bf16 for plain checkpoints, bf16 for the
    * quantized ones (their other tensors are BF16), f32 when loaded with policy 'f32' (widened).
@@ -124,7 +133,8 @@ export class LMModel {
     /** The LUT conditioners and sum fuser (null for an unconditioned model). */
     readonly conditions: ConditionProvider | null,
     /** Loaded with policy 'f32': half weights widened, the model computes as an f32 model. */
-    widened = false,
+    widened: boolean,
+    private readonly extraHeads: WeightTensor[], // extra_heads_num_heads × [extra_heads_dim, D]
   ) {
     const D = cfg.dim;
     const Dd = cfg.depformer.dim;
@@ -137,6 +147,9 @@ export class LMModel {
     this.dOut = ctx.tensor([1, Dd], 'f32', 'lm.depformer_out');
     this.dNorm = depformerNorms ? ctx.tensor([1, Dd], 'f32', 'lm.depformer_norm') : null;
     this.depformerLogits = Array.from({ length: cfg.depQ }, (_, k) => ctx.tensor([1, cfg.card], 'f32', `lm.depformer_logits.${k}`));
+    const H = extraHeads.length;
+    this.extraHeadRows = Array.from({ length: H }, (_, h) => ctx.tensor([1, cfg.extraHeadsDim], 'f32', `lm.extra_heads.${h}`));
+    this.extraHeadLogits = H ? ctx.tensor([H, cfg.extraHeadsDim], 'f32', 'lm.extra_head_logits') : null;
   }
 
   /**
@@ -144,7 +157,8 @@ export class LMModel {
    * `emb.{k}.weight`, `text_emb.weight`, `text_linear.weight`, `out_norm.*`, `transformer.*`,
    * `depformer_in.{k}.weight`, `depformer_emb.{k}.weight`, `depformer_text_emb.weight`,
    * `depformer.*` (per-step weights stacked along dim 0, split once by the transformer loader through
-   * `vb.chunks`), `linears.{k}.weight`, `condition_provider.conditioners.*` (kept f32 on the host).
+   * `vb.chunks`), `linears.{k}.weight`, `extra_heads.{h}.weight` [extra_heads_dim, dim] (h <
+   * extra_heads_num_heads), `condition_provider.conditioners.*` (kept f32 on the host).
    * Then `vb.finish()`: a missing, misshapen or unused key throws WeightError naming it.
    * F32/F16/BF16 checkpoints; with policy 'native' (default) half matrices stay packed on the GPU.
    * Quantized checkpoints (src/models/lm_checkpoint.ts: PyTorch q8, MLX affine q4/q8 under the
@@ -223,13 +237,14 @@ export class LMModel {
         }
         const linears = Array.from({ length: cfg.depQ }, (_, k) => vb.pp('linears').pp(k).weight('weight', [cfg.card, Dd], policy));
         const linearBiases = Array.from({ length: cfg.depQ }, (_, k) => (cfg.biasProj ? vb.pp('linears').pp(k).tensor('bias', [cfg.card]) : null));
+        const extraHeads = Array.from({ length: cfg.extraHeadsNumHeads }, (_, h) => vb.pp('extra_heads').pp(h).weight('weight', [cfg.extraHeadsDim, D], policy));
         const conditions = ConditionProvider.load(vb, cfg);
         vb.finish();
         // Weights of a Blob-backed file are read and uploaded now, one tensor at a time.
         await vb.uploadPending(opts.onUploadProgress);
         // Hibiki: an early EOS (2) is read as PAD (3) (loaders.py CheckpointInfo.get_moshi).
         if (cfg.modelType === 'hibiki') await copyTableRow(ctx, textEmb, 3, 2);
-        return new LMModel(ctx, cfg, format, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions, policy === 'f32');
+        return new LMModel(ctx, cfg, format, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions, policy === 'f32', extraHeads);
       } catch (e) {
         transformer?.destroy();
         depformer?.destroy();
@@ -246,7 +261,7 @@ export class LMModel {
 
   /** Bytes of every weight on the GPU (embeddings, projections, norms, both transformers). */
   get weightBytes(): number {
-    const ts: (WeightTensor | null)[] = [...this.emb, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb, ...this.linears, ...this.linearBiases];
+    const ts: (WeightTensor | null)[] = [...this.emb, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb, ...this.linears, ...this.linearBiases, ...this.extraHeads];
     const norms = [this.outNorm, ...(this.depformerNorms ?? [])].flatMap((n) => [n.weight, n.bias]);
     return [...ts, ...norms].reduce((a, t) => a + (t?.byteLength ?? 0), 0) + this.transformer.weightBytes + (this.depformer?.weightBytes ?? 0);
   }
@@ -324,6 +339,27 @@ export class LMModel {
     linear(rec, this.transformerOut, this.textLinear, this.textLinearBias, this.textLogits);
   }
 
+  /** Number of extra heads (`extra_heads_num_heads`; 0 for Moshi). */
+  get numExtraHeads(): number {
+    return this.extraHeads.length;
+  }
+
+  /**
+   * Records the extra heads on the current `transformerOut` [1, D] (official
+   * `extra_head(transformer_out)` for each head of `lm_model.extra_heads`): writes
+   * `extraHeadLogits` [H, Dh] f32, the logits before the softmax. Call after `recordForwardText`
+   * of the step. Throws when the model has no extra heads.
+   */
+  recordExtraHeads(rec: Recorder): void {
+    this.checkAlive();
+    if (!this.extraHeadLogits) throw new Error('this LM has no extra heads (extra_heads_num_heads = 0)');
+    const Dh = this.cfg.extraHeadsDim;
+    this.extraHeads.forEach((w, h) => {
+      linear(rec, this.transformerOut, w, null, this.extraHeadRows[h]);
+      rec.copy(this.extraHeadRows[h], new Tensor(this.extraHeadLogits!.buffer, [Dh], 'f32', `lm.extra_head_logits[${h}]`, this.extraHeadLogits!.byteOffset + 4 * h * Dh, false));
+    });
+  }
+
   /** Resets the depformer's streaming state (call before step 0 of each frame). */
   resetDepformer(): void {
     this.depformer?.reset();
@@ -371,7 +407,7 @@ export class LMModel {
     this.destroyed = true;
     const ts: (WeightTensor | null)[] = [
       ...this.emb, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb,
-      ...this.linears, ...this.linearBiases, this.x, this.h, this.transformerOut, this.textLogits, this.dIn, this.dOut, this.dNorm, ...this.depformerLogits,
+      ...this.linears, ...this.linearBiases, ...this.extraHeads, ...this.extraHeadRows, this.extraHeadLogits, this.x, this.h, this.transformerOut, this.textLogits, this.dIn, this.dOut, this.dNorm, ...this.depformerLogits,
     ];
     for (const t of ts) t?.destroy();
     freeNorm(this.outNorm);

@@ -105,12 +105,35 @@ export interface LmConfig {
   fuserSum: string[];
   /** `lm_gen_config` of an official config.json, when present. */
   lmGen: LmGenDefaults;
+  /** `extra_heads_num_heads`: bias-free linears `extra_heads.{h}` [extra_heads_dim, dim] on transformer_out (0: none). */
+  extraHeadsNumHeads: number;
+  /** `extra_heads_dim`: outputs of each extra head (official default 6). */
+  extraHeadsDim: number;
+  /** `stt_config` of an official STT config.json (read by run_inference.py for `model_type == "stt"`); null when absent. */
+  stt: SttConfig | null;
+  /** `mimi_name` of an official config.json (the Mimi file of the repository), null when absent. */
+  mimiName: string | null;
+  /** `tokenizer_name` of an official config.json (its SentencePiece .model), null when absent. */
+  tokenizerName: string | null;
   /**
    * `model_type` of an official config.json (CheckpointInfo), e.g. 'moshi', 'hibiki', 'stt'; null
    * when absent. 'hibiki' makes the loader copy text_emb row 3 (PAD) over row 2 (EOS), as
    * loaders.py `CheckpointInfo.get_moshi` does.
    */
   modelType: string | null;
+}
+
+/**
+ * `stt_config` of an official speech-to-text config.json (kyutai/stt-1b-en_fr, stt-2.6b-en), as
+ * moshi/run_inference.py `InferenceState.run` reads it (`stt_config.get(key, 0.0)`): the input is
+ * padded with `audioSilencePrefixSeconds` of zeros on the left and `audioDelaySeconds + 1` s on
+ * the right, and the text stream lags the audio by `audioDelaySeconds`.
+ */
+export interface SttConfig {
+  /** `audio_delay_seconds` (seconds, >= 0; default 0): how far the text lags the audio. */
+  audioDelaySeconds: number;
+  /** `audio_silence_prefix_seconds` (seconds, >= 0; default 0): zeros prepended to the input. */
+  audioSilencePrefixSeconds: number;
 }
 
 /** Keys of an official config.json that describe the checkpoint, not the LM (popped by the loaders). */
@@ -125,7 +148,6 @@ const DEFAULT_ONLY: Record<string, unknown> = {
   demux_second_stream: false,
   norm_emb: false,
   depformer_low_rank_embeddings: null,
-  extra_heads_num_heads: 0,
   quantize: false,
   lora: false,
   cross_attention: false,
@@ -142,7 +164,7 @@ const KNOWN_KEYS = new Set([
   'n_q', 'dep_q', 'card', 'delays', 'bias_proj', 'depformer_dim', 'depformer_dim_feedforward', 'depformer_num_heads',
   'depformer_num_layers', 'depformer_layer_scale', 'depformer_multi_linear', 'depformer_weights_per_step', 'depformer_weights_per_step_schedule',
   'depformer_max_period', 'depformer_gating', 'depformer_pos_emb', 'depformer_norm', 'depformer_causal',
-  'depformer_context', 'conditioners', 'fuser', 'extra_heads_dim', 'gradient_checkpointing', 'lora_rank', 'lora_scaling',
+  'depformer_context', 'conditioners', 'fuser', 'extra_heads_num_heads', 'extra_heads_dim', 'gradient_checkpointing', 'lora_rank', 'lora_scaling',
   ...Object.keys(DEFAULT_ONLY),
 ]);
 
@@ -156,7 +178,10 @@ type Json = Record<string, unknown>;
  * value (delays length, dep_q > n_q, ...) or an unsupported feature (demux, low-rank embeddings, ...);
  * errors on a partial/override config (checkpoint keys but no dim, n_q, ...) say that it looks like one.
  * dep_q = 0 (no depformer, text-only / STT models) is accepted: the depformer_* keys are then optional,
- * and the checks only a depformer needs (heads | dim, per-layer FFN widths, pos_emb 'sin') are skipped. `lm_gen_config` may hold temp, temp_text, top_k, top_k_text and the other LMGen
+ * and the checks only a depformer needs (heads | dim, per-layer FFN widths, pos_emb 'sin') are skipped.
+ * The STT keys of an official config.json are read too: `extra_heads_num_heads` / `extra_heads_dim`
+ * (LMModel's extra heads), `stt_config` (parseSttConfig: unknown keys refused by name), `mimi_name`,
+ * `tokenizer_name` (strings). `lm_gen_config` may hold temp, temp_text, top_k, top_k_text and the other LMGen
  * arguments at their defaults only; any other key is refused, as official `LMGen(**lm_gen_config)` does.
  */
 export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
@@ -221,6 +246,11 @@ export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
     if (v === null || v === undefined) return null;
     if (typeof v !== 'number' || !Number.isFinite(v)) fail(key, `must be a number or null, got ${JSON.stringify(v)}`);
     return v as number;
+  };
+  const optString = (key: string): string | null => {
+    const v = o[key];
+    if (v === undefined || v === null) return null;
+    return typeof v === 'string' ? v : fail(key, `must be a string, got ${JSON.stringify(v)}`);
   };
   const NORMS = ['layer_norm', 'rms_norm', 'rms_norm_f32'] as const;
   const GATINGS = ['none', 'silu'] as const;
@@ -316,6 +346,7 @@ export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
   if (Object.keys(conditioners).length && fuserRaw === null) fail('fuser', 'is missing although conditioners are configured');
 
   const lmGen = 'lm_gen_config' in o ? parseLmGenConfig(o.lm_gen_config, fail) : {};
+  const stt = 'stt_config' in o ? parseSttConfig(o.stt_config, fail) : null;
 
   // Official StreamingTransformer defaults: num_layers is required, positional_embedding 'sin',
   // context None (an unbounded KV cache): the last two this engine does not implement.
@@ -359,8 +390,32 @@ export function parseLmConfig(json: unknown, source = '<config>'): LmConfig {
     conditioners,
     fuserSum,
     lmGen,
+    extraHeadsNumHeads: int('extra_heads_num_heads', 0, 0),
+    extraHeadsDim: int('extra_heads_dim', 6),
+    stt,
+    mimiName: optString('mimi_name'),
+    tokenizerName: optString('tokenizer_name'),
     modelType: o.model_type === undefined || o.model_type === null ? null : typeof o.model_type === 'string' ? o.model_type : fail('model_type', `must be a string, got ${JSON.stringify(o.model_type)}`),
   };
+}
+
+/**
+ * Parses `stt_config`: an object holding `audio_delay_seconds` and/or `audio_silence_prefix_seconds`
+ * (finite numbers >= 0, seconds; absent = 0.0 as run_inference.py's `.get(key, 0.0)`). Any other key
+ * is refused by name (no official reader uses one). `fail(key, message)` throws the caller's error.
+ */
+function parseSttConfig(s: unknown, fail: (key: string, msg: string) => never): SttConfig {
+  if (typeof s !== 'object' || s === null || Array.isArray(s)) return fail('stt_config', `must be an object {audio_delay_seconds, audio_silence_prefix_seconds}, got ${JSON.stringify(s)}`);
+  const o = s as Json;
+  for (const k of Object.keys(o)) {
+    if (k !== 'audio_delay_seconds' && k !== 'audio_silence_prefix_seconds') fail(`stt_config.${k}`, 'is not an stt_config key (known: audio_delay_seconds, audio_silence_prefix_seconds)');
+  }
+  const sec = (k: string): number => {
+    const v = o[k] ?? 0;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(`stt_config.${k}`, `must be a number of seconds >= 0, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  return { audioDelaySeconds: sec('audio_delay_seconds'), audioSilencePrefixSeconds: sec('audio_silence_prefix_seconds') };
 }
 
 /** FFN width handed to the transformer for the temporal transformer: int(hidden_scale * dim). */

@@ -60,6 +60,15 @@ export interface LMGenTrace {
   sampled: Int32Array;
 }
 
+/** softmax(x) over all of x (torch.nn.functional.softmax, dim=-1), in float64 with the maximum subtracted, rounded to f32. */
+function softmax(x: Float32Array): Float32Array {
+  let m = -Infinity;
+  for (const v of x) m = Math.max(m, v);
+  const e = Array.from(x, (v) => Math.exp(v - m));
+  const z = e.reduce((a, b) => a + b, 0);
+  return Float32Array.from(e, (v) => v / z);
+}
+
 /** Runs of consecutive indices in [from, to) on which `key` is constant. */
 function runs(from: number, to: number, key: (k: number) => number): [number, number, number][] {
   const out: [number, number, number][] = [];
@@ -248,6 +257,30 @@ export class LMGen {
    * Throws RangeError for too few codes or a code outside [0, card) (-1, the zero token, is allowed).
    */
   async step(userCodes: Int32Array | readonly number[]): Promise<{ text: number; audio: Int32Array } | null> {
+    const r = await this.runStep(userCodes, false);
+    return r && { text: r.text, audio: r.audio };
+  }
+
+  /**
+   * One step with the extra heads (official `LMGen.step_with_extra_heads`, batch 1): the same step
+   * as `step()`, plus, when it produces output, `extraHeads[h]` = softmax over the extra_heads_dim
+   * outputs of `extra_heads[h](transformer_out)` of this step (Float32Array [extra_heads_dim] per
+   * head, h < extra_heads_num_heads; the voice-activity heads of kyutai/stt-1b-en_fr). The linears
+   * run on the GPU; the softmax of their H·Dh logits is taken on the host in float64, then rounded
+   * to f32 (the official takes it in the model dtype). Returns null while the delays fill, as the
+   * official does. Throws when the model has no extra heads, and as `step()` does.
+   */
+  async stepWithExtraHeads(userCodes: Int32Array | readonly number[]): Promise<{ text: number; audio: Int32Array; extraHeads: Float32Array[] } | null> {
+    if (this.lm.numExtraHeads === 0) throw new Error('LMGen.stepWithExtraHeads: this model has no extra heads (extra_heads_num_heads = 0)');
+    const r = await this.runStep(userCodes, true);
+    if (!r) return null;
+    const Dh = this.lm.cfg.extraHeadsDim;
+    const logits = r.extraLogits!;
+    const extraHeads = Array.from({ length: this.lm.numExtraHeads }, (_, h) => softmax(logits.subarray(h * Dh, (h + 1) * Dh)));
+    return { text: r.text, audio: r.audio, extraHeads };
+  }
+
+  private async runStep(userCodes: Int32Array | readonly number[], extra: boolean): Promise<{ text: number; audio: Int32Array; extraLogits: Float32Array | null } | null> {
     const n = this.userStreams;
     if (userCodes.length < n) throw new RangeError(`LMGen.step: expected ${n} user codes (n_q - dep_q), got ${userCodes.length}`);
     const card = this.lm.cfg.card;
@@ -260,6 +293,9 @@ export class LMGen {
     const step = this.offset;
     const rec = this.ctx.record(`lmgen step ${step}`);
     const produced = this.recordStep(rec, this.userBuf, this.outBuf);
+    // transformer_out of this step is still in lm.transformerOut (only forward_text writes it).
+    if (extra && produced) this.lm.recordExtraHeads(rec);
+    const extraP = extra && produced ? rec.readback(this.lm.extraHeadLogits!) : null;
     rec.clear(this.checkFlags);
     this.recordChecks(rec, this.checkFlags);
     const checksP = rec.readback(this.checkFlags);
@@ -293,7 +329,7 @@ export class LMGen {
     }
     if (!outP) return null;
     const o = (await outP) as Int32Array;
-    return { text: o[0], audio: o.slice(1, 1 + this.lm.cfg.depQ) };
+    return { text: o[0], audio: o.slice(1, 1 + this.lm.cfg.depQ), extraLogits: extraP ? ((await extraP) as Float32Array) : null };
   }
 
   /** Starts over: clears the token cache and the LM's streaming state; the draw counter restarts (same seed, same tokens). */

@@ -68,6 +68,7 @@ export function lmMatrices(cfg: LmConfig): { matrices: Matrix[]; vectors: number
     if (cfg.depformer.norm) vectors += cfg.depQ * Dd * (cfg.depformer.norm === 'layer_norm' ? 2 : 1);
     if (cfg.biasProj) vectors += cfg.depQ * cfg.card;
   }
+  for (let h = 0; h < cfg.extraHeadsNumHeads; h++) add(`extra_heads.${h}`, cfg.extraHeadsDim, D);
   return { matrices: m, vectors };
 }
 

@@ -19,6 +19,8 @@ const MIMI_WEIGHTS = join(FIX, 'ref/mimi_tiny.safetensors');
 const LM_CONFIG = join(FIX, 'ref/moshi_tiny_config.json');
 const LM_WEIGHTS = join(FIX, 'ref/moshi_tiny.safetensors');
 const SPEECH = join(FIX, 'ref/mimi/input_speech_24k_pcm16.wav');
+const STT_CONFIG = join(FIX, 'stt/config.json');
+const STT_WEIGHTS = join(FIX, 'stt/stt_tiny.safetensors');
 const dir = mkdtempSync(join(tmpdir(), 'bad-input-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -115,6 +117,10 @@ describe('bad input through the CLI: exit code 1, the file named, nothing loaded
     ['run', '--mimi-config', o.mimiConfig ?? MIMI_CONFIG, '--mimi-weights', o.mimiWeights ?? MIMI_WEIGHTS, '--lm-config', o.lmConfig ?? LM_CONFIG, '--lm-weights', o.lmWeights ?? LM_WEIGHTS,
       '--in', o.in ?? SPEECH, '--out', o.out ?? join(out, 'r.wav'), '--tokens', o.tokens ?? join(out, 'r.json')];
 
+  const transcribe = (o: { config?: string; weights?: string; mimiConfig?: string; mimiWeights?: string; in?: string; out?: string }) =>
+    ['transcribe', '--config', o.config ?? STT_CONFIG, '--weights', o.weights ?? STT_WEIGHTS, '--mimi-config', o.mimiConfig ?? MIMI_CONFIG, '--mimi-weights', o.mimiWeights ?? MIMI_WEIGHTS,
+      '--in', o.in ?? SPEECH, '--out', o.out ?? join(out, 's.json')];
+
   const expectFail = async (argv: string[], path: string, re: RegExp) => {
     const r = await cli(argv);
     expect(r.code, `${argv.slice(0, 2).join(' ')} with ${path}: ${r.err}`).toBe(1);
@@ -129,7 +135,12 @@ describe('bad input through the CLI: exit code 1, the file named, nothing loaded
       await expectFail(encode({ weights: p }), p, re);
       await expectFail(decode({ weights: p, codes }), p, re);
       await expectFail(run({ mimiWeights: p }), p, re);
+      await expectFail(transcribe({ mimiWeights: p }), p, re);
     }
+  }, 300_000);
+
+  it('bad STT weights (transcribe) name the file and the key', async () => {
+    for (const [p, re] of badWeights(STT_WEIGHTS, 'stt')) await expectFail(transcribe({ weights: p }), p, re);
   }, 300_000);
 
   it('bad LM weights (lm generate, run) name the file and the key', async () => {
@@ -157,6 +168,7 @@ describe('bad input through the CLI: exit code 1, the file named, nothing loaded
     for (const [p, re] of Object.values(wavs())) {
       await expectFail(encode({ in: p }), p, re);
       await expectFail(run({ in: p }), p, re);
+      await expectFail(transcribe({ in: p }), p, re);
     }
     const short = file('short.wav', encodeWavPcm16(new Float32Array(1200).fill(0.1), 24000)); // 0.05 s
     await expectFail(run({ in: short }), short, /short\.wav: 0\.050 s is 1 frame\(s\) of 80 ms; the LM's first tokens come after max\(delays\) = \d+ steps, so the reply would be silence/);
@@ -215,11 +227,20 @@ describe('bad input through the CLI: exit code 1, the file named, nothing loaded
     await expectFail(run({ mimiConfig: mimiBadPath }), mimiBadPath, /sample_rate/);
     await expectFail(generate({ config: lmBadPath, codes }), lmBadPath, /num_layers/);
     await expectFail(run({ lmConfig: lmBadPath }), lmBadPath, /num_layers/);
+    await expectFail(transcribe({ config: notJson }), notJson, /is not valid JSON/);
+    await expectFail(transcribe({ config: folder }), folder, /is a directory/);
+    await expectFail(transcribe({ mimiConfig: mimiBadPath }), mimiBadPath, /sample_rate/);
+    const sttBad = JSON.parse(readFileSync(STT_CONFIG, 'utf8'));
+    sttBad.stt_config.audio_delay = 0.5;
+    const sttBadPath = file('stt_bad_config.json', JSON.stringify(sttBad));
+    await expectFail(transcribe({ config: sttBadPath }), sttBadPath, /'stt_config\.audio_delay' is not an stt_config key/);
+    await expectFail(transcribe({ config: LM_CONFIG, weights: LM_WEIGHTS }), LM_CONFIG, /dep_q = 8: this is not a speech-to-text model/);
   });
 
   it('NaN weights are refused at load, naming the file and the tensor; nothing is written', async () => {
     const mimiNan = poison(MIMI_WEIGHTS, 'mimi_nan.safetensors', 'decoder.model.14.conv.conv.bias', NaN);
     const lmNan = poison(LM_WEIGHTS, 'lm_nan.safetensors', 'text_linear.weight', NaN, 5);
+    const sttNan = poison(STT_WEIGHTS, 'stt_nan.safetensors', 'text_linear.weight', NaN, 7);
     const codes = file('ok_codes2.json', JSON.stringify({ n_q: 8, frames: 2, codes: Array.from({ length: 8 }, () => [1, 2]) }));
     const user = file('ok_user5.json', JSON.stringify({ n_q: 8, frames: 3, codes: Array.from({ length: 8 }, () => [1, 2, 3]) }));
     const cases: [string[], string, string, string][] = [
@@ -227,6 +248,7 @@ describe('bad input through the CLI: exit code 1, the file named, nothing loaded
       [run({ mimiWeights: mimiNan, out: join(out, 'nan_run1.wav'), tokens: join(out, 'nan_run1.json') }), mimiNan, 'decoder.model.14.conv.conv.bias', join(out, 'nan_run1.wav')],
       [run({ lmWeights: lmNan, out: join(out, 'nan_run2.wav'), tokens: join(out, 'nan_run2.json') }), lmNan, 'text_linear.weight', join(out, 'nan_run2.json')],
       [generate({ weights: lmNan, codes: user, out: join(out, 'nan_gen.json') }), lmNan, 'text_linear.weight', join(out, 'nan_gen.json')],
+      [transcribe({ weights: sttNan, out: join(out, 'nan_stt.json') }), sttNan, 'text_linear.weight', join(out, 'nan_stt.json')],
     ];
     for (const [argv, path, key, written] of cases) {
       const r = await cli(argv);
@@ -263,6 +285,7 @@ describe('bad input through the CLI: exit code 1, the file named, nothing loaded
     await expectFail(run({ out: `${gone}.wav` }), `${gone}.wav`, /--out .*: the folder .* does not exist/);
     await expectFail(run({ tokens: `${gone}.json` }), `${gone}.json`, /--tokens .*: the folder .* does not exist/);
     await expectFail(run({ out: out }), out, /--out .* is a folder, expected a file name/);
+    await expectFail(transcribe({ out: `${gone}.json` }), `${gone}.json`, /--out .*: the folder .* does not exist/);
   });
 });
 

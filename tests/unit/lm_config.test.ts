@@ -85,6 +85,31 @@ describe('parseLmConfig', () => {
     expect(() => parseLmConfig(text, 'stt_1b_enfr.json')).toThrow(/^stt_1b_enfr\.json: not valid JSON \(/);
   });
 
+  it('reads an official STT config.json (stt fixture): dep_q 0, extra heads, stt_config, checkpoint names', () => {
+    const c = parseLmConfig(json(resolve(FIX, 'stt/config.json')), 'stt/config.json');
+    expect(c).toMatchObject({ modelType: 'stt', dim: 64, nQ: 8, depQ: 0, textCard: 100, context: 24, extraHeadsNumHeads: 2, extraHeadsDim: 6 });
+    expect(c.stt).toEqual({ audioDelaySeconds: 0.5, audioSilencePrefixSeconds: 0 });
+    expect(c.lmGen).toEqual({ temp: 0, tempText: 0, topK: 250, topKText: 50 });
+    expect([c.mimiName, c.tokenizerName]).toEqual([null, null]);
+    // Moshi: no extra heads (official default 0 × 6), no stt_config.
+    expect([MOSHI_7B_CONFIG.extraHeadsNumHeads, MOSHI_7B_CONFIG.extraHeadsDim, MOSHI_7B_CONFIG.stt]).toEqual([0, 6, null]);
+    const base = json(resolve(FIX, 'stt/config.json')) as Record<string, unknown>;
+    const named = parseLmConfig({ ...base, mimi_name: 'mimi-pytorch-e351c8d8@125.safetensors', tokenizer_name: 'tokenizer_en_fr_audio_8000.model', stt_config: { audio_delay_seconds: 2.5 } }, 'c.json');
+    expect([named.mimiName, named.tokenizerName]).toEqual(['mimi-pytorch-e351c8d8@125.safetensors', 'tokenizer_en_fr_audio_8000.model']);
+    expect(named.stt).toEqual({ audioDelaySeconds: 2.5, audioSilencePrefixSeconds: 0 }); // run_inference.py: .get(key, 0.0)
+    const bad = (patch: Record<string, unknown>, re: RegExp) => {
+      expect(() => parseLmConfig({ ...base, ...patch }, 's.json')).toThrow(LmConfigError);
+      expect(() => parseLmConfig({ ...base, ...patch }, 's.json')).toThrow(re);
+    };
+    bad({ stt_config: { audio_delay_seconds: 0.5, audio_delay: 1 } }, /^s\.json: 'stt_config\.audio_delay' is not an stt_config key \(known: audio_delay_seconds, audio_silence_prefix_seconds\)$/);
+    bad({ stt_config: { audio_delay_seconds: -1 } }, /'stt_config\.audio_delay_seconds' must be a number of seconds >= 0, got -1/);
+    bad({ stt_config: { audio_silence_prefix_seconds: '1' } }, /'stt_config\.audio_silence_prefix_seconds' must be a number of seconds >= 0, got "1"/);
+    bad({ stt_config: [0.5] }, /'stt_config' must be an object/);
+    bad({ extra_heads_num_heads: -1 }, /'extra_heads_num_heads' must be an integer >= 0, got -1/);
+    bad({ extra_heads_dim: 0 }, /'extra_heads_dim' must be an integer >= 1, got 0/);
+    bad({ mimi_name: 3 }, /'mimi_name' must be a string, got 3/);
+  });
+
   it('a partial config is named as such in any error; a complete one is not', () => {
     const p = (o: Record<string, unknown>) => () => parseLmConfig(o, 'p.json');
     expect(p({ model_type: 'stt', norm: 'batch_norm' })).toThrow(/'norm' must be one of .* \(is this a partial\/override config\? it has checkpoint keys \(model_type\) but lacks 'dim'/);
