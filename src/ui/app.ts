@@ -20,6 +20,11 @@ import { registerPwa } from './pwa.ts';
 import { decodeWav } from '../audio/wav.ts';
 import { resample } from '../audio/resample.ts';
 
+/** The load progress statuses (src/weights/download.ts) in words. */
+const PROGRESS_WORDS: Record<string, string> = {
+  initiate: 'Opening', download: 'Downloading', progress: 'Loading', done: 'Loaded', ready: 'Ready', error: 'Failed',
+};
+
 /** What the page exposes for automation on `window.__solacelive`. */
 export interface TestHook {
   state: 'idle' | 'loading' | 'ready' | 'running' | 'error';
@@ -37,6 +42,8 @@ export interface TestHook {
   transport: string;
   /** performance.now() when the microphone started, null before. */
   runStartedAt: number | null;
+  /** A screen shown instead of the page: 'no-webgpu' when this browser has no WebGPU adapter. */
+  screen: '' | 'no-webgpu';
   /** The hub source's model picker (options, fit on this adapter, selection). */
   modelPicker?: ModelPickerState;
 }
@@ -59,7 +66,7 @@ export function mountApp(root: HTMLElement): void {
   root.innerHTML = APP_MARKUP;
   const hook: TestHook = {
     state: 'idle', error: null, banners: [], adapter: null, text: '', textPackets: 0, metrics: null,
-    played: { samples: 0, rms: 0, underruns: 0 }, captured: { samples: 0, overruns: 0 }, protocolErrors: 0, transport: '', runStartedAt: null,
+    played: { samples: 0, rms: 0, underruns: 0 }, captured: { samples: 0, overruns: 0 }, protocolErrors: 0, transport: '', runStartedAt: null, screen: '',
   };
   window.__solacelive = hook;
   const bannerList = el(root, '.banners');
@@ -153,8 +160,23 @@ export function mountApp(root: HTMLElement): void {
     return msg;
   };
 
-  // Environment checks: each missing capability gets its own banner.
-  if (!('gpu' in navigator)) banner('No WebGPU.', ' This browser has no navigator.gpu. Use Chrome or Edge 113+ (on Linux: chrome://flags/#enable-unsafe-webgpu), or Safari 26+.');
+  /** No WebGPU: a screen for people (which browsers, how to turn it on) instead of the page. */
+  const showNoWebGpu = (detail: string) => {
+    el(root, '.no-webgpu').hidden = false;
+    el(root, '.no-webgpu-detail').textContent = `(${detail})`;
+    el(root, '.grid').hidden = true;
+    hook.screen = 'no-webgpu';
+    hook.state = 'error';
+    hook.error = `webgpu: ${detail}`;
+  };
+  // Environment checks: each missing capability gets its own banner (WebGPU: the screen).
+  if (!('gpu' in navigator)) showNoWebGpu('navigator.gpu is missing');
+  else {
+    void navigator.gpu.requestAdapter().then(
+      (a) => { if (!a) showNoWebGpu('no WebGPU adapter'); },
+      (e) => showNoWebGpu(`requestAdapter failed: ${(e as Error)?.message ?? e}`),
+    );
+  }
   if (!crossOriginIsolated) banner('Not cross-origin isolated.', ' SharedArrayBuffer is off, so audio travels as AUDIO_CHUNK messages (more latency). Serve the page with COOP: same-origin and COEP: require-corp (npm start / npm run preview do).', { warn: true });
   if (!window.isSecureContext) banner('Insecure context.', ' The microphone needs https:// or http://localhost.');
 
@@ -166,7 +188,8 @@ export function mountApp(root: HTMLElement): void {
         progress.hidden = false;
         if (ev.total > 0) progress.value = ev.loaded / ev.total;
         else progress.removeAttribute('value');
-        setLoad(ev.status === 'error' ? 'error' : 'loading', `${ev.cached ? 'from cache' : ev.status}: ${ev.file} ${(ev.loaded / 1e6).toFixed(1)}${ev.total ? ` / ${(ev.total / 1e6).toFixed(1)}` : ''} MB`);
+        const mb = `${(ev.loaded / 1e6).toFixed(1)}${ev.total ? ` of ${(ev.total / 1e6).toFixed(1)}` : ''} MB`;
+        setLoad(ev.status === 'error' ? 'error' : 'loading', `${ev.cached ? 'From the cache' : PROGRESS_WORDS[ev.status]}: ${ev.file}, ${mb}`);
         break;
       }
       case 'stage':
@@ -248,8 +271,13 @@ export function mountApp(root: HTMLElement): void {
       const msg = fail('load', e);
       progress.hidden = true;
       const titled = loadErrorTitle(e);
-      if (titled) {
-        banner(titled.title, ` ${msg}${titled.advice ? ` ${titled.advice}` : ''}`, { group: 'load' });
+      if (e instanceof Error && e.name === 'WebGPUUnavailableError') {
+        showNoWebGpu(msg);
+        setLoad('error', 'Load failed: no WebGPU.');
+      } else if (titled) {
+        // The error's own sentence (its class name is the title's job), then what to do.
+        const text = e instanceof Error ? e.message : msg;
+        banner(titled.title, ` ${text}${/[.!?)]$/.test(text) ? '' : '.'}${titled.advice ? ` ${titled.advice}` : ''}`, { group: 'load' });
         setLoad('error', 'Load failed (see the message above).');
       } else {
         setLoad('error', msg);
@@ -283,10 +311,11 @@ export function mountApp(root: HTMLElement): void {
       hook.transport = client.transport;
       hook.state = 'running';
       micBtn.textContent = 'Stop';
+      clearBanners('run');
       runStatus.textContent = `playing ${f.name} (${(pcm.length / 24000).toFixed(1)} s) to Moshi (AUDIO_CHUNK messages)`;
     } catch (e) {
       const msg = fail('file', e);
-      runStatus.textContent = msg;
+      runStatus.textContent = 'not started (see the message above)';
       banner('Could not play the file.', ` ${msg}`, { group: 'run' });
     } finally {
       fileBtn.disabled = micBtn.disabled = false;
@@ -304,7 +333,8 @@ export function mountApp(root: HTMLElement): void {
         hook.runStartedAt = performance.now();
         hook.transport = client.transport;
         hook.state = 'running';
-        micBtn.textContent = 'Stop microphone';
+        micBtn.textContent = 'Stop';
+        clearBanners('run');
         runStatus.textContent = client.transport === 'shared' ? 'live (shared-memory rings)' : 'live (AUDIO_CHUNK messages)';
       } else {
         await client.stop();
@@ -312,10 +342,12 @@ export function mountApp(root: HTMLElement): void {
         hook.state = 'ready';
         micBtn.textContent = 'Start microphone';
         runStatus.textContent = 'stopped';
+        meter(inFill, inDb, 0);
+        meter(outFill, outDb, 0);
       }
     } catch (e) {
       const msg = fail('microphone', e);
-      runStatus.textContent = msg;
+      runStatus.textContent = 'not started (see the message above)';
       const name = e instanceof Error ? e.name : '';
       if (name === 'NotAllowedError' || name === 'SecurityError') banner('Microphone denied.', ' Allow microphone access for this page (the camera/microphone icon in the address bar) and try again.', { group: 'run' });
       else if (name === 'NotFoundError') banner('No microphone.', ' No audio input device was found.', { group: 'run' });
@@ -368,7 +400,8 @@ export function mountApp(root: HTMLElement): void {
   render(EMPTY_METRICS);
   const tick = async () => {
     if (client) {
-      const levels = client.levels();
+      // Stopped: the meters rest at silence (the analysers would keep their last reading).
+      const levels = running ? client.levels() : { input: 0, output: 0 };
       meter(inFill, inDb, levels.input);
       meter(outFill, outDb, levels.output);
       try {
@@ -418,7 +451,8 @@ export function loadErrorTitle(e: unknown): { title: string; advice: string } | 
     if (/HTTP (401|403)\b/.test(message)) return { title: 'Access denied.', advice: 'The server refused the file (a gated repository needs a login).' };
     if (/HTTP \d/.test(message)) return { title: 'Server error.', advice: 'Load again later.' };
     if (/truncated|more than the announced/.test(message)) return { title: 'Download incomplete.', advice: 'Nothing was cached; load again.' };
-    if (/web page|partial response/.test(message)) return { title: 'Wrong file served.', advice: '' };
+    if (/web page/.test(message)) return { title: 'Model file not found.', advice: 'Check the URL.' };
+    if (/partial response/.test(message)) return { title: 'Wrong answer from the server.', advice: '' };
     if (/local file/.test(message)) return { title: 'Could not read the file.', advice: '' };
   }
   if (/Weight|Safetensors|Config|Tokenizer|Source|Mismatch/i.test(name)) return { title: 'Weights missing or invalid.', advice: '' };

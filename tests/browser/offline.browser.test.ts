@@ -4,7 +4,7 @@
 // from local files (engine Worker chunk, tokenizer chunk, worklets all precached) and runs the
 // microphone (Chromium's fake device). /bench.html opens offline too. Then a new build is served:
 // the page says "Update available" and its reload button brings the new version.
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -65,6 +65,7 @@ beforeAll(async () => {
     plugins: [{ name: 'second-build', transformIndexHtml: (html: string) => html.replace('</body>', `${NEW_VERSION}</body>`) }],
   });
   process.env.NODE_ENV = nodeEnv;
+  mkdirSync(resolve(ROOT, 'docs/screenshots'), { recursive: true });
   browser = await launchChromium(FAKE_MIC);
   context = await browser.newContext();
   page = await context.newPage();
@@ -118,6 +119,7 @@ it('after one online visit: offline reload, Load from local files, microphone ru
   // Steps run on the fake microphone's input: the capture worklet, the engine loop and playback all work offline.
   await page.waitForFunction(() => (window.__solacelive?.metrics?.steps ?? 0) >= 3, undefined, { timeout: 120_000, polling: 250 });
   expect(await state()).toBe('running');
+  await page.screenshot({ path: resolve(ROOT, 'docs/screenshots/offline.png'), fullPage: true });
   await page.click('button.mic');
 
   const bench = await context.newPage();
@@ -134,6 +136,7 @@ it('a new version served: "Update available" on the page, and its reload shows t
   const update = page.locator('.banner', { hasText: 'Update available' });
   await update.waitFor({ timeout: 60_000 });
   expect(await page.content()).not.toContain(NEW_VERSION);
+  await page.screenshot({ path: resolve(ROOT, 'docs/screenshots/update-available.png') });
   await Promise.all([page.waitForEvent('load', { timeout: 60_000 }), update.locator('button', { hasText: 'reload' }).click()]);
   await page.waitForFunction((marker) => document.documentElement.outerHTML.includes(marker.slice(4, -3).trim()), NEW_VERSION, { timeout: 30_000 });
   expect(await page.content()).toContain('second build');
