@@ -180,6 +180,12 @@ export function mountApp(root: HTMLElement): void {
   if (!crossOriginIsolated) banner('Not cross-origin isolated.', ' SharedArrayBuffer is off, so audio travels as AUDIO_CHUNK messages (more latency). Serve the page with COOP: same-origin and COEP: require-corp (npm start / npm run preview do).', { warn: true });
   if (!window.isSecureContext) banner('Insecure context.', ' The microphone needs https:// or http://localhost.');
 
+  const offlineNote = el(root, '.offline-note');
+  const showConnection = () => (offlineNote.hidden = navigator.onLine);
+  addEventListener('online', showConnection);
+  addEventListener('offline', showConnection);
+  showConnection();
+
   let client: EngineClient | null = null;
   let abort: AbortController | null = null;
   const onEvent = (ev: ClientEvent) => {

@@ -106,6 +106,7 @@ it('after one online visit: offline reload, Load from local files, microphone ru
   expect(await page.evaluate(() => ({ title: document.title, isolated: crossOriginIsolated, controlled: !!navigator.serviceWorker.controller }))).toEqual({
     title: 'SolaceLive · voice assistant', isolated: true, controlled: true,
   });
+  expect(await page.locator('.offline-note').isVisible()).toBe(true);
   // Model files are not the service worker's: offline they fail like any network request.
   expect(await page.evaluate(() => fetch('/models/model.safetensors').then((r) => `status ${r.status}`, () => 'network error'))).toBe('network error');
   await page.check('input[name="src"][value="files"]');
@@ -133,6 +134,7 @@ it('a new version served: "Update available" on the page, and its reload shows t
   await context.setOffline(false);
   await serve(outB, port);
   await page.reload();
+  expect(await page.locator('.offline-note').isVisible()).toBe(false);
   const update = page.locator('.banner', { hasText: 'Update available' });
   await update.waitFor({ timeout: 60_000 });
   expect(await page.content()).not.toContain(NEW_VERSION);
