@@ -180,6 +180,25 @@ export function mountApp(root: HTMLElement): void {
   if (!crossOriginIsolated) banner('Not cross-origin isolated.', ' SharedArrayBuffer is off, so audio travels as AUDIO_CHUNK messages (more latency). Serve the page with COOP: same-origin and COEP: require-corp (npm start / npm run preview do).', { warn: true });
   if (!window.isSecureContext) banner('Insecure context.', ' The microphone needs https:// or http://localhost.');
 
+  // Install: where the browser offers it (beforeinstallprompt), a button that asks it to.
+  const installBtn = el<HTMLButtonElement>(root, 'button.install');
+  let installPrompt: (Event & { prompt: () => Promise<unknown> }) | null = null;
+  addEventListener('beforeinstallprompt', (e) => {
+    e.preventDefault();
+    installPrompt = e as Event & { prompt: () => Promise<unknown> };
+    installBtn.hidden = false;
+  });
+  addEventListener('appinstalled', () => {
+    installPrompt = null;
+    installBtn.hidden = true;
+  });
+  installBtn.onclick = () => {
+    const p = installPrompt;
+    installPrompt = null; // a prompt can be shown once
+    installBtn.hidden = true;
+    void p?.prompt();
+  };
+
   const offlineNote = el(root, '.offline-note');
   const showConnection = () => (offlineNote.hidden = navigator.onLine);
   addEventListener('online', showConnection);

@@ -22,6 +22,7 @@ export const APP_MARKUP = `
   <p>Already using one of these? The graphics card may be blocked: turn on hardware acceleration in the browser's settings, update the graphics driver, and look at <code>chrome://gpu</code> (Chrome, Edge) for what is disabled. Then reload this page.</p>
   <p class="hint no-webgpu-detail"></p>
 </section>
+<button class="install" hidden title="Install SolaceLive as an app (it then opens in its own window and starts offline)">Install app</button>
 <p class="offline-note" role="status" hidden><b>Offline.</b> The app runs from this browser's copy: models already cached and local files load; the hub and URL downloads wait for a connection.</p>
 <div class="banners"></div>
 <div class="grid">

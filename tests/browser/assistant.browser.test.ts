@@ -2,7 +2,8 @@
 // models from ../shared/fixtures, Chromium's fake microphone): banners that can be dismissed and
 // that a later success clears, one place per message, titles that say what went wrong (a network
 // failure, a file not found); status lines in words; one Stop label; meters back to silence on
-// Stop; a transcript section per conversation (microphone, then a file); the no-WebGPU screen.
+// Stop; a transcript section per conversation (microphone, then a file); the Install button; the
+// no-WebGPU screen.
 // Screenshots of these states go to docs/screenshots/ (README links them).
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -115,11 +116,28 @@ it('talking: one Stop label, meters at silence after Stop, a transcript section 
   const h = await hook();
   const sections = h.text.split('\n\n');
   expect(sections.length, JSON.stringify(h.text)).toBeGreaterThanOrEqual(2);
-  expect(sections[0].trim()).toBe(micText);
+  // The microphone's section is what it showed at Stop (its last TEXT_FINAL may land just after).
+  expect(sections[0].trim().startsWith(micText), JSON.stringify({ micText, text: h.text })).toBe(true);
   expect(sections[sections.length - 1].trim().length).toBeGreaterThan(0);
   expect(await page.textContent('.transcript')).toBe(h.text);
   await page.click('button.mic');
 }, 300_000);
+
+it('Install: a button only where the browser offers installation, which asks the browser once', async () => {
+  await page.goto(url);
+  expect(await page.locator('button.install').isVisible()).toBe(false);
+  // What Chromium sends when the app is installable (headless Chromium never offers it by itself).
+  await page.evaluate(() => {
+    const e = new Event('beforeinstallprompt', { cancelable: true }) as Event & { prompt: () => Promise<void> };
+    e.prompt = async () => void ((window as unknown as { __prompted: number }).__prompted = ((window as unknown as { __prompted?: number }).__prompted ?? 0) + 1);
+    dispatchEvent(e);
+    (window as unknown as { __prevented: boolean }).__prevented = e.defaultPrevented;
+  });
+  expect(await page.evaluate(() => (window as unknown as { __prevented: boolean }).__prevented)).toBe(true);
+  await page.locator('button.install').click();
+  expect(await page.evaluate(() => (window as unknown as { __prompted?: number }).__prompted)).toBe(1);
+  expect(await page.locator('button.install').isVisible()).toBe(false);
+});
 
 it('no WebGPU adapter: a screen up front that says which browsers and how to turn WebGPU on', async () => {
   const noGpu = await chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_ARGS.filter((a) => a !== '--enable-unsafe-webgpu'), headless: true });
