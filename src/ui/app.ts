@@ -273,6 +273,16 @@ export function mountApp(root: HTMLElement): void {
     return { kind: 'urls', mimiConfig: opt('mimiConfig'), mimiWeights: input('mimiWeights').value.trim(), lmConfig: opt('lmConfig'), lmWeights: input('lmWeights').value.trim(), tokenizer: opt('tokenizer'), condition };
   };
 
+  /** This origin's storage (downloaded models live there): usage of quota, and whether the browser may evict it. */
+  const storageLine = el(root, '.storage');
+  const showStorage = async () => {
+    if (!navigator.storage?.estimate) return;
+    const [{ usage = 0, quota = 0 }, persisted] = await Promise.all([navigator.storage.estimate(), navigator.storage.persisted?.() ?? Promise.resolve(false)]);
+    const gb = (n: number) => (n < 1e9 ? `${(n / 1e6).toFixed(0)} MB` : `${(n / 1e9).toFixed(1)} GB`);
+    storageLine.textContent = `Storage: ${gb(usage)} used of ${gb(quota)} for this site; ${persisted ? 'persistent (the browser keeps it)' : 'the browser may clear it when space runs low'}.`;
+  };
+  void showStorage().catch(() => undefined);
+
   const load = async () => {
     loadBtn.disabled = true;
     micBtn.disabled = true;
@@ -289,6 +299,8 @@ export function mountApp(root: HTMLElement): void {
       progress.value = 1;
       clearBanners('load');
       setLoad('ready', `Ready: ${info.summary}`);
+      // A loaded model is worth keeping: ask the browser not to evict this site's storage (it may say no).
+      void (navigator.storage?.persist?.() ?? Promise.resolve(false)).catch(() => false).then(() => showStorage()).catch(() => undefined);
       hook.state = 'ready';
       micBtn.disabled = false;
       fileBtn.disabled = false;

@@ -55,6 +55,7 @@ export const APP_MARKUP = `
     <div class="row"><button class="primary load">Load model</button><button class="cancel" hidden>Cancel</button></div>
     <progress class="progress" max="1" value="0" hidden></progress>
     <div class="status load-status" data-state="idle">No model loaded.</div>
+    <p class="hint storage"></p>
   </section>
   <section class="card talk">
     <h2>2 · Talk</h2>
