@@ -54,10 +54,12 @@ export function seqBefore(a: number, b: number): boolean {
 }
 
 export class TranscriptAssembler {
-  /** Text of every TEXT_FINAL received. */
+  /** Text of every TEXT_FINAL received in the current section (conversation). */
   committed = '';
   /** Pieces of the segment in progress (TEXT_PARTIAL since the last TEXT_FINAL). */
   partial = '';
+  /** The transcripts of the earlier conversations, oldest first. */
+  readonly sections: string[] = [];
   private lastFinalSeq: number | null = null;
 
   /** Applies a TEXT_PARTIAL; returns false when it was stale (ignored). */
@@ -74,12 +76,32 @@ export class TranscriptAssembler {
     this.lastFinalSeq = seq;
   }
 
-  /** The transcript to show. */
-  get text(): string {
+  /**
+   * A new conversation starts (microphone or file, possibly over a new packet channel whose
+   * sequence numbers start again): the current text becomes an earlier section and the sequence
+   * order of the previous channel no longer applies.
+   */
+  startSection(): void {
+    const current = this.current.trim();
+    if (current !== '') this.sections.push(current);
+    this.committed = '';
+    this.partial = '';
+    this.lastFinalSeq = null;
+  }
+
+  /** The current conversation's text. */
+  get current(): string {
     return this.committed + this.partial;
   }
 
+  /** The transcript to show: every section, a blank line between two. */
+  get text(): string {
+    const current = this.current.trim();
+    return [...this.sections, ...(current ? [this.current] : [])].join('\n\n');
+  }
+
   reset(): void {
+    this.sections.length = 0;
     this.committed = '';
     this.partial = '';
     this.lastFinalSeq = null;

@@ -20,6 +20,11 @@ import { registerPwa } from './pwa.ts';
 import { decodeWav } from '../audio/wav.ts';
 import { resample } from '../audio/resample.ts';
 
+/** The load progress statuses (src/weights/download.ts) in words. */
+const PROGRESS_WORDS: Record<string, string> = {
+  initiate: 'Opening', download: 'Downloading', progress: 'Loading', done: 'Loaded', ready: 'Ready', error: 'Failed',
+};
+
 /** What the page exposes for automation on `window.__solacelive`. */
 export interface TestHook {
   state: 'idle' | 'loading' | 'ready' | 'running' | 'error';
@@ -37,6 +42,8 @@ export interface TestHook {
   transport: string;
   /** performance.now() when the microphone started, null before. */
   runStartedAt: number | null;
+  /** A screen shown instead of the page: 'no-webgpu' when this browser has no WebGPU adapter. */
+  screen: '' | 'no-webgpu';
   /** The hub source's model picker (options, fit on this adapter, selection). */
   modelPicker?: ModelPickerState;
 }
@@ -59,21 +66,53 @@ export function mountApp(root: HTMLElement): void {
   root.innerHTML = APP_MARKUP;
   const hook: TestHook = {
     state: 'idle', error: null, banners: [], adapter: null, text: '', textPackets: 0, metrics: null,
-    played: { samples: 0, rms: 0, underruns: 0 }, captured: { samples: 0, overruns: 0 }, protocolErrors: 0, transport: '', runStartedAt: null,
+    played: { samples: 0, rms: 0, underruns: 0 }, captured: { samples: 0, overruns: 0 }, protocolErrors: 0, transport: '', runStartedAt: null, screen: '',
   };
   window.__solacelive = hook;
-  const banners = el(root, '.banners');
-  const banner = (title: string, msg: string, warn = false) => {
+  const bannerList = el(root, '.banners');
+  /**
+   * One banner per message (the status lines then say only where it happened). `group` names
+   * what a later success clears ('load': a successful Load; 'run': a started conversation).
+   * Every banner has a close button; `action` adds a button of its own.
+   */
+  const banner = (title: string, msg: string, opts: { warn?: boolean; group?: 'load' | 'run'; action?: { label: string; run: () => void } } = {}) => {
     const key = `${title}: ${msg}`;
     if (hook.banners.includes(key)) return;
     hook.banners.push(key);
     const d = document.createElement('div');
-    d.className = warn ? 'banner warn' : 'banner';
-    d.setAttribute('role', 'alert');
+    d.className = opts.warn ? 'banner warn' : 'banner';
+    d.setAttribute('role', opts.warn ? 'status' : 'alert');
+    if (opts.group) d.dataset.group = opts.group;
     const b = document.createElement('b');
     b.textContent = title;
-    d.append(b, document.createTextNode(msg));
-    banners.append(d);
+    const text = document.createElement('span');
+    text.textContent = msg;
+    d.append(b, text);
+    if (opts.action) {
+      const a = document.createElement('button');
+      a.className = 'banner-action';
+      a.textContent = opts.action.label;
+      a.onclick = opts.action.run;
+      d.append(a);
+    }
+    const close = document.createElement('button');
+    close.className = 'banner-close';
+    close.setAttribute('aria-label', 'Dismiss');
+    close.title = 'Dismiss';
+    close.textContent = '×';
+    const remove = () => {
+      d.remove();
+      const i = hook.banners.indexOf(key);
+      if (i >= 0) hook.banners.splice(i, 1);
+    };
+    close.onclick = remove;
+    d.append(close);
+    bannerList.append(d);
+    (d as HTMLElement & { dismiss?: () => void }).dismiss = remove;
+  };
+  /** Removes the banners of `group` (a later success made them stale). */
+  const clearBanners = (group: 'load' | 'run') => {
+    bannerList.querySelectorAll<HTMLElement & { dismiss?: () => void }>(`.banner[data-group="${group}"]`).forEach((d) => d.dismiss?.());
   };
   const q = new URLSearchParams(location.search);
   const input = (name: string) => el<HTMLInputElement>(root, `[name="${name}"]`);
@@ -121,10 +160,50 @@ export function mountApp(root: HTMLElement): void {
     return msg;
   };
 
-  // Environment checks: each missing capability gets its own banner.
-  if (!('gpu' in navigator)) banner('No WebGPU.', ' This browser has no navigator.gpu. Use Chrome or Edge 113+ (on Linux: chrome://flags/#enable-unsafe-webgpu), or Safari 26+.');
-  if (!crossOriginIsolated) banner('Not cross-origin isolated.', ' SharedArrayBuffer is off, so audio travels as AUDIO_CHUNK messages (more latency). Serve the page with COOP: same-origin and COEP: require-corp (npm start / npm run preview do).', true);
+  /** No WebGPU: a screen for people (which browsers, how to turn it on) instead of the page. */
+  const showNoWebGpu = (detail: string) => {
+    el(root, '.no-webgpu').hidden = false;
+    el(root, '.no-webgpu-detail').textContent = `(${detail})`;
+    el(root, '.grid').hidden = true;
+    hook.screen = 'no-webgpu';
+    hook.state = 'error';
+    hook.error = `webgpu: ${detail}`;
+  };
+  // Environment checks: each missing capability gets its own banner (WebGPU: the screen).
+  if (!('gpu' in navigator)) showNoWebGpu('navigator.gpu is missing');
+  else {
+    void navigator.gpu.requestAdapter().then(
+      (a) => { if (!a) showNoWebGpu('no WebGPU adapter'); },
+      (e) => showNoWebGpu(`requestAdapter failed: ${(e as Error)?.message ?? e}`),
+    );
+  }
+  if (!crossOriginIsolated) banner('Not cross-origin isolated.', ' SharedArrayBuffer is off, so audio travels as AUDIO_CHUNK messages (more latency). Serve the page with COOP: same-origin and COEP: require-corp (npm start / npm run preview do).', { warn: true });
   if (!window.isSecureContext) banner('Insecure context.', ' The microphone needs https:// or http://localhost.');
+
+  // Install: where the browser offers it (beforeinstallprompt), a button that asks it to.
+  const installBtn = el<HTMLButtonElement>(root, 'button.install');
+  let installPrompt: (Event & { prompt: () => Promise<unknown> }) | null = null;
+  addEventListener('beforeinstallprompt', (e) => {
+    e.preventDefault();
+    installPrompt = e as Event & { prompt: () => Promise<unknown> };
+    installBtn.hidden = false;
+  });
+  addEventListener('appinstalled', () => {
+    installPrompt = null;
+    installBtn.hidden = true;
+  });
+  installBtn.onclick = () => {
+    const p = installPrompt;
+    installPrompt = null; // a prompt can be shown once
+    installBtn.hidden = true;
+    void p?.prompt();
+  };
+
+  const offlineNote = el(root, '.offline-note');
+  const showConnection = () => (offlineNote.hidden = navigator.onLine);
+  addEventListener('online', showConnection);
+  addEventListener('offline', showConnection);
+  showConnection();
 
   let client: EngineClient | null = null;
   let abort: AbortController | null = null;
@@ -134,7 +213,8 @@ export function mountApp(root: HTMLElement): void {
         progress.hidden = false;
         if (ev.total > 0) progress.value = ev.loaded / ev.total;
         else progress.removeAttribute('value');
-        setLoad(ev.status === 'error' ? 'error' : 'loading', `${ev.cached ? 'from cache' : ev.status}: ${ev.file} ${(ev.loaded / 1e6).toFixed(1)}${ev.total ? ` / ${(ev.total / 1e6).toFixed(1)}` : ''} MB`);
+        const mb = `${(ev.loaded / 1e6).toFixed(1)}${ev.total ? ` of ${(ev.total / 1e6).toFixed(1)}` : ''} MB`;
+        setLoad(ev.status === 'error' ? 'error' : 'loading', `${ev.cached ? 'From the cache' : PROGRESS_WORDS[ev.status]}: ${ev.file}, ${mb}`);
         break;
       }
       case 'stage':
@@ -142,13 +222,13 @@ export function mountApp(root: HTMLElement): void {
         break;
       case 'text':
         hook.text = ev.transcript;
-        hook.textPackets++;
+        if (!ev.newSection) hook.textPackets++;
         transcript.textContent = ev.transcript;
         transcript.scrollTop = transcript.scrollHeight;
         break;
       case 'peer':
         if (ev.state === 'silent') {
-          banner(ev.side === 'engine' ? 'Engine not responding.' : 'Page not responding.', ` No heartbeat for ${(ev.silentForMs / 1000).toFixed(0)} s on the packet channel${ev.side === 'engine' ? ': the engine Worker may be stuck on a long GPU step' : ''}.`, true);
+          banner(ev.side === 'engine' ? 'Engine not responding.' : 'Page not responding.', ` No heartbeat for ${(ev.silentForMs / 1000).toFixed(0)} s on the packet channel${ev.side === 'engine' ? ': the engine Worker may be stuck on a long GPU step' : ''}.`, { warn: true, group: 'run' });
         } else {
           runStatus.textContent = `the ${ev.side} is responding again`;
         }
@@ -160,13 +240,13 @@ export function mountApp(root: HTMLElement): void {
         fail('gpu', new Error(ev.message));
         break;
       case 'error':
-        runStatus.textContent = ev.message;
-        banner('Engine error.', ` ${ev.message}`);
+        runStatus.textContent = 'stopped by an engine error';
+        banner('Engine error.', ` ${ev.message}`, { group: 'run' });
         fail('engine', new Error(ev.message));
         break;
       case 'warning':
         // The engine keeps running (bad samples zeroed, a bad frame silenced); the metrics count the rest.
-        banner('Engine warning.', ` ${ev.message}`, true);
+        banner('Engine warning.', ` ${ev.message}`, { warn: true, group: 'run' });
         break;
     }
   };
@@ -193,6 +273,16 @@ export function mountApp(root: HTMLElement): void {
     return { kind: 'urls', mimiConfig: opt('mimiConfig'), mimiWeights: input('mimiWeights').value.trim(), lmConfig: opt('lmConfig'), lmWeights: input('lmWeights').value.trim(), tokenizer: opt('tokenizer'), condition };
   };
 
+  /** This origin's storage (downloaded models live there): usage of quota, and whether the browser may evict it. */
+  const storageLine = el(root, '.storage');
+  const showStorage = async () => {
+    if (!navigator.storage?.estimate) return;
+    const [{ usage = 0, quota = 0 }, persisted] = await Promise.all([navigator.storage.estimate(), navigator.storage.persisted?.() ?? Promise.resolve(false)]);
+    const gb = (n: number) => (n < 1e9 ? `${(n / 1e6).toFixed(0)} MB` : `${(n / 1e9).toFixed(1)} GB`);
+    storageLine.textContent = `Storage: ${gb(usage)} used of ${gb(quota)} for this site; ${persisted ? 'persistent (the browser keeps it)' : 'the browser may clear it when space runs low'}.`;
+  };
+  void showStorage().catch(() => undefined);
+
   const load = async () => {
     loadBtn.disabled = true;
     micBtn.disabled = true;
@@ -207,21 +297,28 @@ export function mountApp(root: HTMLElement): void {
       const c = await ensureClient();
       const info = await c.load(spec(), sampling, abort.signal);
       progress.value = 1;
+      clearBanners('load');
       setLoad('ready', `Ready: ${info.summary}`);
+      // A loaded model is worth keeping: ask the browser not to evict this site's storage (it may say no).
+      void (navigator.storage?.persist?.() ?? Promise.resolve(false)).catch(() => false).then(() => showStorage()).catch(() => undefined);
       hook.state = 'ready';
       micBtn.disabled = false;
       fileBtn.disabled = false;
     } catch (e) {
       const msg = fail('load', e);
-      setLoad('error', msg);
       progress.hidden = true;
-      const name = e instanceof Error ? e.name : '';
-      if (name === 'WebGPUUnavailableError') banner('No WebGPU.', ` ${msg}`);
-      else if (name === 'GpuDeviceLostError') banner('GPU device lost.', ` ${msg} Reload the page to start again.`);
-      else if (name === 'GpuLimitError') banner('Model too large for this GPU.', ` ${msg}`);
-      else if (name === 'IntegrityError') banner('Download corrupted.', ` ${msg} Nothing was cached; load again to fetch it anew.`);
-      else if (name === 'DownloadStalledError') banner('Download stalled.', ` ${msg} Check the connection and load again.`);
-      else if (/Weight|Safetensors|Config|Tokenizer|Source|Mismatch/i.test(name)) banner('Weights missing or invalid.', ` ${msg}`);
+      const titled = loadErrorTitle(e);
+      if (e instanceof Error && e.name === 'WebGPUUnavailableError') {
+        showNoWebGpu(msg);
+        setLoad('error', 'Load failed: no WebGPU.');
+      } else if (titled) {
+        // The error's own sentence (its class name is the title's job), then what to do.
+        const text = e instanceof Error ? e.message : msg;
+        banner(titled.title, ` ${text}${/[.!?)]$/.test(text) ? '' : '.'}${titled.advice ? ` ${titled.advice}` : ''}`, { group: 'load' });
+        setLoad('error', 'Load failed (see the message above).');
+      } else {
+        setLoad('error', msg);
+      }
     } finally {
       loadBtn.disabled = false;
       cancelBtn.hidden = true;
@@ -251,11 +348,12 @@ export function mountApp(root: HTMLElement): void {
       hook.transport = client.transport;
       hook.state = 'running';
       micBtn.textContent = 'Stop';
+      clearBanners('run');
       runStatus.textContent = `playing ${f.name} (${(pcm.length / 24000).toFixed(1)} s) to Moshi (AUDIO_CHUNK messages)`;
     } catch (e) {
       const msg = fail('file', e);
-      runStatus.textContent = msg;
-      banner('Could not play the file.', ` ${msg}`);
+      runStatus.textContent = 'not started (see the message above)';
+      banner('Could not play the file.', ` ${msg}`, { group: 'run' });
     } finally {
       fileBtn.disabled = micBtn.disabled = false;
     }
@@ -272,7 +370,8 @@ export function mountApp(root: HTMLElement): void {
         hook.runStartedAt = performance.now();
         hook.transport = client.transport;
         hook.state = 'running';
-        micBtn.textContent = 'Stop microphone';
+        micBtn.textContent = 'Stop';
+        clearBanners('run');
         runStatus.textContent = client.transport === 'shared' ? 'live (shared-memory rings)' : 'live (AUDIO_CHUNK messages)';
       } else {
         await client.stop();
@@ -280,14 +379,16 @@ export function mountApp(root: HTMLElement): void {
         hook.state = 'ready';
         micBtn.textContent = 'Start microphone';
         runStatus.textContent = 'stopped';
+        meter(inFill, inDb, 0);
+        meter(outFill, outDb, 0);
       }
     } catch (e) {
       const msg = fail('microphone', e);
-      runStatus.textContent = msg;
+      runStatus.textContent = 'not started (see the message above)';
       const name = e instanceof Error ? e.name : '';
-      if (name === 'NotAllowedError' || name === 'SecurityError') banner('Microphone denied.', ' Allow microphone access for this page (the camera/microphone icon in the address bar) and try again.');
-      else if (name === 'NotFoundError') banner('No microphone.', ' No audio input device was found.');
-      else banner('Could not start audio.', ` ${msg}`);
+      if (name === 'NotAllowedError' || name === 'SecurityError') banner('Microphone denied.', ' Allow microphone access for this page (the camera/microphone icon in the address bar) and try again.', { group: 'run' });
+      else if (name === 'NotFoundError') banner('No microphone.', ' No audio input device was found.', { group: 'run' });
+      else banner('Could not start audio.', ` ${msg}`, { group: 'run' });
     } finally {
       micBtn.disabled = false;
     }
@@ -336,7 +437,8 @@ export function mountApp(root: HTMLElement): void {
   render(EMPTY_METRICS);
   const tick = async () => {
     if (client) {
-      const levels = client.levels();
+      // Stopped: the meters rest at silence (the analysers would keep their last reading).
+      const levels = running ? client.levels() : { input: 0, output: 0 };
       meter(inFill, inDb, levels.input);
       meter(outFill, outDb, levels.output);
       try {
@@ -354,7 +456,9 @@ export function mountApp(root: HTMLElement): void {
   };
   void tick();
 
-  registerPwa();
+  registerPwa({
+    onUpdate: (reload) => banner('Update available.', ' A new version of SolaceLive is ready.', { warn: true, action: { label: 'reload', run: reload } }),
+  });
   if (q.get('autoload') === '1') {
     void load().then(() => {
       if (q.get('autostart') === '1' && hook.state === 'ready') void toggleMic();
@@ -363,3 +467,31 @@ export function mountApp(root: HTMLElement): void {
 }
 
 /** The metrics panel's line for the engine's finiteness checks: '0', or what was found (input samples zeroed, steps with NaN logits, output frames silenced). */
+
+/**
+ * The banner title (and advice) of a failed Load, from the error's name and message (comlink
+ * carries both across the Worker boundary), or null for errors the status line shows alone
+ * (a cancelled load).
+ */
+export function loadErrorTitle(e: unknown): { title: string; advice: string } | null {
+  const name = e instanceof Error ? e.name : '';
+  const message = e instanceof Error ? e.message : String(e);
+  if (name === 'AbortError') return null;
+  if (name === 'WebGPUUnavailableError') return { title: 'No WebGPU.', advice: '' };
+  if (name === 'GpuDeviceLostError') return { title: 'GPU device lost.', advice: 'Reload the page to start again.' };
+  if (name === 'GpuLimitError') return { title: 'Model too large for this GPU.', advice: '' };
+  if (name === 'IntegrityError') return { title: 'Download corrupted.', advice: 'Nothing was cached; load again to fetch it anew.' };
+  if (name === 'DownloadStalledError') return { title: 'Download stalled.', advice: 'Check the connection and load again.' };
+  if (name === 'ModelSourceError') {
+    if (/could not fetch|download interrupted/.test(message)) return { title: 'Network error.', advice: 'Check the connection (or the base URL) and load again.' };
+    if (/HTTP 404\b|not found/i.test(message)) return { title: 'Model file not found.', advice: 'Check the URL or the repository.' };
+    if (/HTTP (401|403)\b/.test(message)) return { title: 'Access denied.', advice: 'The server refused the file (a gated repository needs a login).' };
+    if (/HTTP \d/.test(message)) return { title: 'Server error.', advice: 'Load again later.' };
+    if (/truncated|more than the announced/.test(message)) return { title: 'Download incomplete.', advice: 'Nothing was cached; load again.' };
+    if (/web page/.test(message)) return { title: 'Model file not found.', advice: 'Check the URL.' };
+    if (/partial response/.test(message)) return { title: 'Wrong answer from the server.', advice: '' };
+    if (/local file/.test(message)) return { title: 'Could not read the file.', advice: '' };
+  }
+  if (/Weight|Safetensors|Config|Tokenizer|Source|Mismatch/i.test(name)) return { title: 'Weights missing or invalid.', advice: '' };
+  return { title: 'Load failed.', advice: '' };
+}

@@ -10,6 +10,20 @@ export const fmt = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v
 
 /** The page skeleton mounted by mountApp; app.ts looks its elements up by these class names. */
 export const APP_MARKUP = `
+<section class="no-webgpu" role="alert" hidden>
+  <h2>This browser cannot run SolaceLive: it has no WebGPU</h2>
+  <p>SolaceLive runs the Moshi speech model on your graphics card, through WebGPU. This browser does not offer WebGPU, or has turned it off for this graphics card.</p>
+  <ul>
+    <li><b>Chrome or Edge 113 or newer</b> on Windows, macOS or ChromeOS, <b>Chrome 121 or newer</b> on Android: WebGPU is on by default. Update the browser if it is older.</li>
+    <li><b>Chrome or Edge on Linux</b>: open <code>chrome://flags/#enable-unsafe-webgpu</code>, set it to <i>Enabled</i> (and <code>chrome://flags/#enable-vulkan</code> too), then relaunch the browser.</li>
+    <li><b>Safari 26 or newer</b> (macOS, iOS and iPadOS 26): on by default. On older Safari: Settings → Advanced → Feature Flags → WebGPU.</li>
+    <li><b>Firefox 141 or newer</b> on Windows: on by default. Elsewhere, Firefox Nightly with <code>dom.webgpu.enabled</code> set to true in <code>about:config</code>.</li>
+  </ul>
+  <p>Already using one of these? The graphics card may be blocked: turn on hardware acceleration in the browser's settings, update the graphics driver, and look at <code>chrome://gpu</code> (Chrome, Edge) for what is disabled. Then reload this page.</p>
+  <p class="hint no-webgpu-detail"></p>
+</section>
+<button class="install" hidden title="Install SolaceLive as an app (it then opens in its own window and starts offline)">Install app</button>
+<p class="offline-note" role="status" hidden><b>Offline.</b> The app runs from this browser's copy: models already cached and local files load; the hub and URL downloads wait for a connection.</p>
 <div class="banners"></div>
 <div class="grid">
   <section class="card model">
@@ -41,6 +55,7 @@ export const APP_MARKUP = `
     <div class="row"><button class="primary load">Load model</button><button class="cancel" hidden>Cancel</button></div>
     <progress class="progress" max="1" value="0" hidden></progress>
     <div class="status load-status" data-state="idle">No model loaded.</div>
+    <p class="hint storage"></p>
   </section>
   <section class="card talk">
     <h2>2 · Talk</h2>

@@ -23,7 +23,7 @@ export const HUB_DEFAULTS = { baseUrl: DEFAULT_HUB_BASE, repo: DEFAULT_REPO } as
 export type ClientEvent =
   | LoadEvent
   /** The transcript so far (committed TEXT_FINAL text + the partial tail), after a text packet. */
-  | { type: 'text'; transcript: string }
+  | { type: 'text'; transcript: string; newSection?: true }
   /** A side of the packet channel stopped (or resumed) hearing the other's heartbeats. */
   | { type: 'peer'; state: 'silent' | 'alive'; side: 'engine' | 'page'; silentForMs: number }
   | { type: 'device-lost'; message: string }
@@ -162,6 +162,9 @@ export class EngineClient {
         rings ? { kind: 'shared', input: rings.input.buffer as SharedArrayBuffer, output: rings.output.buffer as SharedArrayBuffer } : { kind: 'packets' },
       );
     }
+    // Each conversation is a new transcript section (and may come over a new channel, whose seqs start again).
+    this.transcript.startSection();
+    this.emit({ type: 'text', transcript: this.transcript.text, newSection: true });
     await this.audio.start();
     await this.api.start();
     this.running = true;

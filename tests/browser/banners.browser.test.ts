@@ -1,5 +1,5 @@
-// The voice-assistant page's error banners, in headless Chromium: no WebGPU, not cross-origin
-// isolated, weights invalid. (Device loss and microphone denial are covered by the engine's
+// The voice-assistant page's error banners, in headless Chromium: not cross-origin isolated,
+// weights invalid; and the no-WebGPU screen. (Device loss and microphone denial are covered by the engine's
 // named errors; these three are the states a person meets before talking.)
 import { expect, it } from 'vitest';
 import { chromium, type Page } from 'playwright-core';
@@ -39,15 +39,15 @@ it('a page served without COOP/COEP: the "not cross-origin isolated" banner', as
   expect(b.some((x) => x.startsWith('Not cross-origin isolated.')), b.join(' | ')).toBe(true);
 }, 120_000);
 
-it('a browser without a WebGPU adapter: the "No WebGPU" banner when loading', async () => {
+it('a browser without a WebGPU adapter: the no-WebGPU screen, also when loading', async () => {
   const noGpu = await chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_ARGS.filter((a) => a !== '--enable-unsafe-webgpu'), headless: true });
   try {
     const page = await noGpu.newPage();
     const q = new URLSearchParams({ mimiWeights: '/package.json', lmWeights: '/package.json', autoload: '1' });
     await page.goto(`${env.url}/?${q}`);
     await waitState(page, ['error']);
-    const b = await banners(page);
-    expect(b.some((x) => x.startsWith('No WebGPU.')), b.join(' | ')).toBe(true);
+    expect(await page.evaluate(() => window.__solacelive?.screen)).toBe('no-webgpu');
+    expect(await page.locator('.no-webgpu').isVisible()).toBe(true);
   } finally {
     await noGpu.close();
   }

@@ -48,3 +48,30 @@ describe('TranscriptAssembler (page side)', () => {
     expect(seqBefore(5, 5)).toBe(false);
   });
 });
+
+describe('TranscriptAssembler across conversations', () => {
+  it('a new conversation over a new channel (seqs start again) is not frozen, and starts a new section', () => {
+    const a = new TranscriptAssembler();
+    a.onPartial(500, ' Hi');
+    a.onFinal(501, ' Hi');
+    a.onPartial(502, ' there');
+    // Microphone -> file: a new packet channel, its sequence numbers start at 1.
+    a.startSection();
+    expect(a.onPartial(1, ' Bon')).toBe(true);
+    expect(a.text).toBe('Hi there\n\n Bon');
+    a.onFinal(2, ' Bonjour');
+    expect(a.text).toBe('Hi there\n\n Bonjour');
+    expect(a.sections).toEqual(['Hi there']);
+  });
+  it('an empty conversation adds no section', () => {
+    const a = new TranscriptAssembler();
+    a.startSection();
+    a.startSection();
+    expect(a.text).toBe('');
+    a.onPartial(1, ' one');
+    a.startSection();
+    a.startSection();
+    a.onPartial(1, ' two');
+    expect(a.text).toBe('one\n\n two');
+  });
+});
