@@ -480,6 +480,7 @@ export function loadErrorTitle(e: unknown): { title: string; advice: string } | 
   if (name === 'WebGPUUnavailableError') return { title: 'No WebGPU.', advice: '' };
   if (name === 'GpuDeviceLostError') return { title: 'GPU device lost.', advice: 'Reload the page to start again.' };
   if (name === 'GpuLimitError') return { title: 'Model too large for this GPU.', advice: '' };
+  if (name === 'GpuOutOfMemoryError') return { title: 'Out of GPU memory.', advice: 'Close other GPU-heavy tabs or apps, or pick a smaller model.' };
   if (name === 'IntegrityError') return { title: 'Download corrupted.', advice: 'Nothing was cached; load again to fetch it anew.' };
   if (name === 'DownloadStalledError') return { title: 'Download stalled.', advice: 'Check the connection and load again.' };
   if (name === 'ModelSourceError') {

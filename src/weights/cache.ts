@@ -6,7 +6,7 @@
  * Keys are the files' full URLs (they include repo and revision). Only complete, verified files
  * are stored (src/weights/download.ts checks size, type, format and sha256 before `put`), each
  * with its CacheEntryMeta (size, sha256) so that a hit can be checked again before use.
- * Separate from the service worker's app-shell cache (public/sw.js), which never holds weights.
+ * Separate from the service worker's app-shell cache (workers/sw.ts (the Workbox service worker)), which never holds weights.
  */
 import { clear as idbClear, createStore, del as idbDel, get as idbGet, keys as idbKeys, set as idbSet, type UseStore } from 'idb-keyval';
 
