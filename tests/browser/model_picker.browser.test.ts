@@ -21,7 +21,8 @@ async function picker(page: Page) {
       selectValue: select.value,
       optionCount: select.options.length,
       repo: document.querySelector<HTMLInputElement>('input[name="hubRepo"]')!.value,
-      repoHidden: document.querySelector<HTMLElement>('.hub-repo')!.hidden,
+      // Hidden for a released model: the attribute and what a person sees (CSS must not override it).
+      repoHidden: document.querySelector<HTMLElement>('.hub-repo')!.hidden && getComputedStyle(document.querySelector<HTMLElement>('.hub-repo')!).display === 'none',
       budget: p.budget,
       hint: document.querySelector('.model-fit')!.textContent ?? '',
     };
