@@ -134,6 +134,11 @@ function runBench(name: string, flags: string[], env: Env, limitS: number): Prom
         child.kill('SIGKILL');
       }
     }, limitS * 1000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      say(`${name}: could not start (${e.message})`);
+      done({ name, flags, status: 'failed', wallS: (performance.now() - t0) / 1000, resultFiles: [], exitCode: null });
+    });
     child.on('close', (code) => {
       clearTimeout(timer);
       const resultFiles = [...out.matchAll(/(\S*bench\/results\/[\w.-]+\.json)/g)].map((m) => m[1]);
