@@ -3,8 +3,12 @@
 // Node's Dawn needs are present. Installs Debian's packages when running as root with apt-get;
 // otherwise stops with what to install. Never downloads a browser of its own.
 // --optional: only warn (used by `npm start`, which needs no Chromium).
+// Then (without --optional) Mesa 25 lavapipe, the tests' second Node adapter: ensure_lavapipe.mjs
+// unpacks it from bookworm-backports into .cache/lavapipe/. If it cannot, the lavapipe test pass is
+// skipped with the reason, except under CI=true, where that is an error.
 import { execSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { ensureLavapipe } from './ensure_lavapipe.mjs';
 
 const optional = process.argv.includes('--optional');
 const chromium = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -23,8 +27,23 @@ const missing = () => {
   return m;
 };
 
+function lavapipe() {
+  if (optional) return;
+  const r = ensureLavapipe();
+  if (r.icd) return;
+  console.error(`[solacelive] Mesa 25 lavapipe unavailable: ${r.reason}`);
+  if (process.env.CI === 'true' || process.env.CI === '1') {
+    console.error('[solacelive] CI runs the kernel suites and goldens on lavapipe too: failing.');
+    process.exit(1);
+  }
+  console.error('[solacelive] the tests\' lavapipe pass (vitest project `lavapipe`) will be skipped.');
+}
+
 let need = missing();
-if (need.length === 0) process.exit(0);
+if (need.length === 0) {
+  lavapipe();
+  process.exit(0);
+}
 if (optional) {
   console.warn(`[solacelive] note: ${need.join(', ')} not installed; Node-side WebGPU and browser tests need them (apt-get install ${need.join(' ')}).`);
   process.exit(0);
@@ -46,3 +65,4 @@ if (need.length) {
   );
   process.exit(1);
 }
+lavapipe();

@@ -27,6 +27,25 @@ export type RaisedLimit = (typeof RAISED_LIMITS)[number];
 /** Optional features used when the adapter has them. */
 export const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
 
+/**
+ * Engine-wide kernel choices: the defaults pick per device; tests and benchmarks force one path
+ * for every layer of a model at once (the hardware-path goldens run the LM with each). Read by
+ * the kernels at record time (`linear`, `attention`, `KVCache`); an option passed to one call
+ * (`LinearOptions.subgroups: false`, `attention({ split })`) still wins for that call.
+ */
+export interface KernelChoice {
+  /** The subgroup matvec (src/kernels/linear.ts): 'auto' where the device has one fixed subgroup
+   *  size (fixedSubgroupSizeOf), 'off' = always the workgroup-memory reduction. */
+  subgroupMatvec: 'auto' | 'off';
+  /** Flash-decoding of one step over a long cache (src/kernels/attention.ts `split`). */
+  attentionSplit: 'auto' | 'always' | 'never';
+  /** Cached slots per flash-decoding split (attention.ts SPLIT_SLOTS = 256 when unset). Read when a
+   *  KVCache is created; a small value makes the tiny test models' short caches split too. */
+  attentionSplitSlots?: number;
+}
+
+export const DEFAULT_KERNEL_CHOICE: Readonly<KernelChoice> = { subgroupMatvec: 'auto', attentionSplit: 'auto' };
+
 export interface GpuContextOptions {
   /** The GPU entry point: `navigator.gpu` in a page or Worker (default), or Node's from src/gpu/node.ts. */
   gpu?: GPU;
@@ -43,6 +62,8 @@ export interface GpuContextOptions {
    * ranges (src/kernels/weight_ranges.ts). Tests set it low to exercise that path.
    */
   maxBindingBytes?: number;
+  /** Forced kernel paths (default DEFAULT_KERNEL_CHOICE); can also be changed later on `kernelChoice`. */
+  kernels?: Partial<KernelChoice>;
 }
 
 export interface AdapterSummary {
@@ -91,6 +112,10 @@ export class GpuContext {
   liveBytes = 0;
   /** High-water mark of liveBytes. */
   peakBytes = 0;
+  /** Kernel paths in force (see KernelChoice); models read it when they record. */
+  kernelChoice: KernelChoice = { ...DEFAULT_KERNEL_CHOICE };
+  /** When set, every recorded dispatch adds 1 under its label (tests check which kernel path ran). */
+  dispatchTally: Map<string, number> | null = null;
   private destroyed = false;
 
   /**
@@ -165,7 +190,9 @@ export class GpuContext {
       limits: Object.fromEntries(RAISED_LIMITS.map((k) => [k, device.limits[k]])),
     };
     const host = options.host ?? (typeof window === 'undefined' && typeof process !== 'undefined' && !!process.versions?.node ? 'node' : 'browser');
-    return new GpuContext(device, summary, host, options.profile ?? false, options.maxBindingBytes);
+    const ctx = new GpuContext(device, summary, host, options.profile ?? false, options.maxBindingBytes);
+    ctx.kernelChoice = { ...DEFAULT_KERNEL_CHOICE, ...options.kernels };
+    return ctx;
   }
 
   /**

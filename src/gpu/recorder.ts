@@ -110,6 +110,11 @@ export class Recorder {
     pass.dispatchWorkgroups(x, y, z);
     if (profiler) pass.end();
     this.dispatchCount++;
+    const tally = ctx.dispatchTally;
+    if (tally) {
+      const l = args.label ?? kernel.name;
+      tally.set(l, (tally.get(l) ?? 0) + 1);
+    }
   }
 
   /** Copies `src` into `dst` (same byte length) in command order. */

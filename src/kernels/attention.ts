@@ -49,6 +49,9 @@ export class KVCache {
    * slots never splits; it still binds a 1-element buffer here (every kernel binding needs one).
    */
   readonly part: Tensor;
+  /** Cached slots per flash-decoding split: SPLIT_SLOTS, or the context's forced
+   *  `kernelChoice.attentionSplitSlots` when this cache was created. */
+  readonly splitSlots: number;
   offset = 0;
 
   constructor(readonly ctx: GpuContext, o: { numHeads: number; headDim: number; capacity: number; label: string; dtype?: 'f32' | 'f16' }) {
@@ -63,7 +66,10 @@ export class KVCache {
     const row = this.dtype === 'f16' ? o.headDim + (o.headDim & 1) : o.headDim;
     this.k = ctx.tensor([o.numHeads, o.capacity, row], this.dtype, `${o.label}.k`);
     this.v = ctx.tensor([o.numHeads, o.capacity, row], this.dtype, `${o.label}.v`);
-    const splits = Math.ceil(o.capacity / SPLIT_SLOTS);
+    const forced = ctx.kernelChoice.attentionSplitSlots;
+    if (forced !== undefined && (!Number.isInteger(forced) || forced <= 0)) throw new ShapeError(`KVCache '${o.label}': kernelChoice.attentionSplitSlots must be a positive integer, got ${forced}`);
+    this.splitSlots = forced ?? SPLIT_SLOTS;
+    const splits = Math.ceil(o.capacity / this.splitSlots);
     this.part = ctx.tensor(splits > 1 ? [o.numHeads, splits, o.headDim + 2] : [1], 'f32', `${o.label}.part`);
   }
 
@@ -116,8 +122,8 @@ export function attention(
   a: {
     qkv: Tensor; out: Tensor; cache: KVCache; numHeads: number; context: number | null; rope: { maxPeriod: number } | null;
     /**
-     * Flash-decoding for one step over a long cache: 'auto' (default) on hardware adapters only,
-     * 'always', or 'never'. On a GPU one workgroup per head leaves most of the chip idle at
+     * Flash-decoding for one step over a long cache: 'auto' on hardware adapters only, 'always',
+     * or 'never'; unset = the context's `kernelChoice.attentionSplit` (default 'auto'). On a GPU one workgroup per head leaves most of the chip idle at
      * Moshi's 3000-step context (32 heads); on CPU fallback adapters such as SwiftShader every core
      * is already busy and the extra pass measured slower (136 -> 178 ms for 32 heads × 3000 slots
      * × Dh 128). Not yet measured on a GPU.
@@ -148,13 +154,13 @@ export function attention(
     rope(rec, qkv, ropeFreqsTensor(rec.ctx, dh, a.rope.maxPeriod), { heads: 2 * numHeads, headDim: dh, offset });
   }
   const nSlots = Math.min(offset + t, cache.capacity);
-  const mode = a.split ?? 'auto';
+  const mode = a.split ?? rec.ctx.kernelChoice.attentionSplit;
   const splitOk = t === 1 && (mode === 'always' || (mode === 'auto' && !rec.ctx.adapter.isFallbackAdapter));
-  const nSplit = splitOk ? Math.ceil(nSlots / SPLIT_SLOTS) : 1;
+  const nSplit = splitOk ? Math.ceil(nSlots / cache.splitSlots) : 1;
   const common = {
     t_len: t, heads: numHeads, head_dim: dh, cap: cache.capacity, offset,
     n_slots: nSlots, context: Math.min(context, NO_CONTEXT), scale: 1 / Math.sqrt(dh),
-    n_split: nSplit, split_len: SPLIT_SLOTS,
+    n_split: nSplit, split_len: cache.splitSlots,
   };
   const buffers = [qkv, cache.k, cache.v, out, cache.part];
   const attendWg = attendWorkgroupSize(cache.capacity, dh);

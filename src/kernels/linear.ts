@@ -149,7 +149,7 @@ export function linear(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | nu
   const bias = b ?? x; // bound but never read when has_bias = 0
   const path = linearPath(m, k, w instanceof QuantizedTensor ? w.format : w.dtype, w instanceof QuantizedTensor ? w.bits : 8);
   const tag = weightFormatTag(w);
-  const sg = opts.subgroups === false ? 0 : fixedSubgroupSizeOf(rec.ctx);
+  const sg = opts.subgroups === false || rec.ctx.kernelChoice.subgroupMatvec === 'off' ? 0 : fixedSubgroupSizeOf(rec.ctx);
   if (path === 'matvec-quant') {
     const qw = w as QuantizedTensor;
     rec.dispatch(sg ? matvecQuantSubgroupKernel : matvecQuantKernel, {

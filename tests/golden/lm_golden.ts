@@ -11,6 +11,7 @@ import { SafetensorsFile } from '../../src/weights/safetensors.ts';
 import { VarBuilder } from '../../src/weights/var_builder.ts';
 import { assertClose, assertEqualInts } from '../../src/selftest/check.ts';
 import { type FixtureReader, fixtureF32, fixtureI32, fixtureJson } from '../harness/fixtures.ts';
+import { type GoldenRunOptions, withKernelPath } from './kernel_paths.ts';
 
 /** The two fixture sets: 7B-shaped (ref) and 2B/Hibiki-shaped with a LUT condition (ref2b). */
 export const LM_SETS = {
@@ -27,6 +28,8 @@ export interface LmGoldenResult {
   maxTextLogitErr: number;
   maxDepformerLogitErr: number;
   maxTransformerOutErr: number;
+  /** Matvec and attention dispatches of the run, by kernel path (kernel_paths.ts). */
+  kernels: string;
 }
 
 interface Manifest {
@@ -35,9 +38,15 @@ interface Manifest {
 
 /**
  * Runs the whole golden comparison for `set`; throws at the first step that differs (tokens) or is
- * out of tolerance (logits), naming the step and the array. `maxSteps` limits the steps checked.
+ * out of tolerance (logits), naming the step and the array. `maxSteps` limits the steps checked;
+ * `opts.path` forces a kernel path for every layer (and fails if it did not run).
  */
-export async function runLmGolden(ctx: GpuContext, read: FixtureReader, set: LmSet, maxSteps = Infinity): Promise<LmGoldenResult> {
+export async function runLmGolden(ctx: GpuContext, read: FixtureReader, set: LmSet, maxSteps = Infinity, opts: GoldenRunOptions = {}): Promise<LmGoldenResult> {
+  const { result, summary } = await withKernelPath(ctx, opts.path ?? 'default', () => runLmGoldenSteps(ctx, read, set, maxSteps));
+  return { ...result, kernels: summary };
+}
+
+async function runLmGoldenSteps(ctx: GpuContext, read: FixtureReader, set: LmSet, maxSteps: number): Promise<Omit<LmGoldenResult, 'kernels'>> {
   const man = await fixtureJson<Manifest>(read, `${set}/lm/manifest.json`);
   const shape = (name: string) => {
     const a = man.arrays.find((x) => x.name === name);
@@ -76,7 +85,7 @@ export async function runLmGolden(ctx: GpuContext, read: FixtureReader, set: LmS
 
   const traces: LMGenTrace[] = [];
   const gen = new LMGen(lm, { temp: 0, tempText: 0, seed: 1, condition: LM_SETS[set].condition, trace: (t) => traces.push(t) });
-  const res: LmGoldenResult = { steps: 0, maxTextLogitErr: 0, maxDepformerLogitErr: 0, maxTransformerOutErr: 0 };
+  const res: Omit<LmGoldenResult, 'kernels'> = { steps: 0, maxTextLogitErr: 0, maxDepformerLogitErr: 0, maxTransformerOutErr: 0 };
   try {
     const n = Math.min(S, maxSteps);
     for (let t = 0; t < n; t++) {

@@ -12,6 +12,7 @@ import { SafetensorsFile } from '../../src/weights/safetensors.ts';
 import { VarBuilder } from '../../src/weights/var_builder.ts';
 import { assertClose, assertEqualInts } from '../../src/selftest/check.ts';
 import { type FixtureReader, fixtureF32, fixtureI32, fixtureJson } from '../harness/fixtures.ts';
+import { type GoldenRunOptions, withKernelPath } from './kernel_paths.ts';
 
 /** Golden directory -> LM file, for each published layout. */
 export const QUANT_SETS = {
@@ -33,6 +34,8 @@ export interface QuantGoldenResult {
   maxDepformerLogitErr: number;
   /** Bytes of the LM's weights on the GPU. */
   weightBytes: number;
+  /** Matvec and attention dispatches of the run, by kernel path (kernel_paths.ts). */
+  kernels: string;
 }
 
 /**
@@ -40,10 +43,16 @@ export interface QuantGoldenResult {
  * every step with the official outputs: main input tokens and output tokens exactly, transformer
  * output and logits within QUANT_LOGIT_TOL (relative to each array's scale). `kvCache` as
  * LMModel.load (the goldens used an f32 model, so 'f32' is the exact comparison); `load.context`
- * a shorter KV context (≥ the 36 steps: the same results). Throws at the
- * first difference, naming the set, step and array.
+ * a shorter KV context (≥ the 36 steps: the same results). Throws at the first difference, naming
+ * the set, step and array. `opts.path` forces a kernel path for every layer (and fails if it did
+ * not run).
  */
-export async function runQuantLmGolden(ctx: GpuContext, read: FixtureReader, set: QuantSet, kvCache: 'f32' | 'f16' | 'auto' = 'f32', load: { context?: number } = {}): Promise<QuantGoldenResult> {
+export async function runQuantLmGolden(ctx: GpuContext, read: FixtureReader, set: QuantSet, kvCache: 'f32' | 'f16' | 'auto' = 'f32', opts: GoldenRunOptions & { context?: number } = {}): Promise<QuantGoldenResult> {
+  const { result, summary } = await withKernelPath(ctx, opts.path ?? 'default', () => runQuantSteps(ctx, read, set, kvCache, { context: opts.context }));
+  return { ...result, kernels: summary };
+}
+
+async function runQuantSteps(ctx: GpuContext, read: FixtureReader, set: QuantSet, kvCache: 'f32' | 'f16' | 'auto', load: { context?: number }): Promise<Omit<QuantGoldenResult, 'kernels'>> {
   const dir = `quant/${set}`;
   const i32 = (name: string) => fixtureI32(read, `${dir}/${name}.i32.bin`);
   const f32 = (name: string) => fixtureF32(read, `${dir}/${name}.f32.bin`);
@@ -65,7 +74,7 @@ export async function runQuantLmGolden(ctx: GpuContext, read: FixtureReader, set
   const S = user.length / nUser;
   const traces: LMGenTrace[] = [];
   const gen = new LMGen(lm, { temp: 0, tempText: 0, seed: 1, trace: (t) => traces.push(t) });
-  const res: QuantGoldenResult = { steps: 0, format: lm.format.name, maxTextLogitErr: 0, maxDepformerLogitErr: 0, weightBytes: 0 };
+  const res: Omit<QuantGoldenResult, 'kernels'> = { steps: 0, format: lm.format.name, maxTextLogitErr: 0, maxDepformerLogitErr: 0, weightBytes: 0 };
   try {
     for (let t = 0; t < S; t++) {
       const out = await gen.step(user.subarray(t * nUser, (t + 1) * nUser));

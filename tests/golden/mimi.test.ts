@@ -9,7 +9,7 @@ import { SEANetDecoder, SEANetEncoder } from '../../src/modules/seanet.ts';
 import { SplitResidualVectorQuantizer } from '../../src/quantization/vq.ts';
 import { assertClose, assertEqualInts } from '../../src/selftest/check.ts';
 import { fixtureF32, fixtureI32, nodeFixtures } from '../harness/fixtures.ts';
-import { nodeContext } from '../harness/node_gpu.ts';
+import { NODE_ADAPTER, NODE_ADAPTER_MISSING, nodeContext } from '../harness/node_gpu.ts';
 import { type MimiFixture, loadMimiFixture, toTimeMajor } from './mimi_helpers.ts';
 
 const read = nodeFixtures();
@@ -17,7 +17,7 @@ const read = nodeFixtures();
 const INTER = { scaleTol: 1e-4 };
 
 for (const set of ['ref', 'ref2b']) {
-  describe(`Mimi components vs ${set} goldens (node)`, () => {
+  describe.skipIf(NODE_ADAPTER_MISSING)(`Mimi components vs ${set} goldens (node ${NODE_ADAPTER})`, () => {
     let ctx: GpuContext;
     let fx: MimiFixture;
     const f32 = (name: string) => fixtureF32(read, `${set}/mimi/${name}.f32.bin`);
@@ -125,7 +125,7 @@ const STAGE_FIXTURES: Record<string, string> = {
 };
 
 for (const set of ['ref', 'ref2b']) {
-  describe(`MimiModel vs ${set} goldens (node)`, () => {
+  describe.skipIf(NODE_ADAPTER_MISSING)(`MimiModel vs ${set} goldens (node ${NODE_ADAPTER})`, () => {
     let ctx: GpuContext;
     let fx: MimiFixture;
     let model: MimiModel;
@@ -226,7 +226,7 @@ for (const set of ['ref', 'ref2b']) {
   });
 }
 
-describe('MimiModel errors (node)', () => {
+describe.skipIf(NODE_ADAPTER_MISSING)(`MimiModel errors (node ${NODE_ADAPTER})`, () => {
   let ctx: GpuContext;
   let fx: MimiFixture;
   beforeAll(async () => {

@@ -14,7 +14,7 @@ import { VarBuilder } from '../../src/weights/var_builder.ts';
 import { assertClose } from '../../src/selftest/check.ts';
 import { fixtureF32, fixtureJson, nodeFixtures } from '../harness/fixtures.ts';
 import { sentinelTensor } from '../../src/selftest/kernel_case.ts';
-import { nodeContext } from '../harness/node_gpu.ts';
+import { NODE_ADAPTER, NODE_ADAPTER_MISSING, nodeContext } from '../harness/node_gpu.ts';
 
 const read = nodeFixtures();
 
@@ -49,7 +49,7 @@ const SIDES = [
 ] as const;
 
 for (const set of ['ref', 'ref2b']) {
-  describe(`Mimi transformers vs ${set} goldens (node)`, () => {
+  describe.skipIf(NODE_ADAPTER_MISSING)(`Mimi transformers vs ${set} goldens (node ${NODE_ADAPTER})`, () => {
     let ctx: GpuContext;
     let cfg: TransformerConfig;
     let file: SafetensorsFile;

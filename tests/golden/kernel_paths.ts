@@ -1,0 +1,74 @@
+/**
+ * Kernel paths the LM goldens run under (issue 11 item 2, hardware-path goldens): the device's
+ * default choice, the subgroup matvec forced off, and flash-decoding forced on, each forced for
+ * every layer through GpuContext.kernelChoice. The tally of dispatch labels proves the path ran:
+ * a golden that passed on another path than its name says fails.
+ */
+import type { GpuContext, KernelChoice } from '../../src/gpu/index.ts';
+import { fixedSubgroupSizeOf } from '../../src/kernels/linear.ts';
+
+export type KernelPath = 'default' | 'matvec-reduce' | 'flash-decoding';
+
+/** Slots per split when flash-decoding is forced: the tiny LMs' ~36 steps then split into up to 5. */
+export const FORCED_SPLIT_SLOTS = 8;
+
+export const KERNEL_PATHS: Record<KernelPath, { title: string; choice: Partial<KernelChoice> }> = {
+  default: { title: 'device default kernels (subgroup matvec where the device has a fixed subgroup size)', choice: {} },
+  'matvec-reduce': { title: 'subgroup matvec forced off', choice: { subgroupMatvec: 'off' } },
+  'flash-decoding': { title: `flash-decoding forced (split every ${FORCED_SPLIT_SLOTS} slots)`, choice: { attentionSplit: 'always', attentionSplitSlots: FORCED_SPLIT_SLOTS } },
+};
+
+/**
+ * Paths each Node adapter runs. SwiftShader skips 'matvec-reduce': with subgroups forced off its
+ * LM goldens took 20-47 s each (barrier-heavy workgroup reductions on a CPU driver, 2 shared
+ * cores) against 1-2 s on lavapipe; the same WGSL runs on lavapipe here, and on SwiftShader in the
+ * kernel suites (linear cases with `subgroups: false`). Browser suites run 'default'.
+ */
+export const NODE_KERNEL_PATHS: Record<'swiftshader' | 'lavapipe', KernelPath[]> = {
+  swiftshader: ['default', 'flash-decoding'],
+  lavapipe: ['default', 'matvec-reduce', 'flash-decoding'],
+};
+
+/** Options of the golden runners: the kernel path to force (default: the device's choice). */
+export interface GoldenRunOptions {
+  path?: KernelPath;
+}
+
+/**
+ * Runs `body` with `path`'s kernel choice in force on `ctx` and a fresh dispatch tally, restores
+ * both afterwards, and checks from the tally that the path really ran; returns body's result and
+ * a one-line summary of the matvec and attention dispatches.
+ */
+export async function withKernelPath<T>(ctx: GpuContext, path: KernelPath, body: () => Promise<T>): Promise<{ result: T; summary: string }> {
+  const prevChoice = ctx.kernelChoice;
+  const prevTally = ctx.dispatchTally;
+  const tally = new Map<string, number>();
+  ctx.kernelChoice = { ...prevChoice, ...KERNEL_PATHS[path].choice };
+  ctx.dispatchTally = tally;
+  let result: T;
+  try {
+    result = await body();
+  } finally {
+    ctx.kernelChoice = prevChoice;
+    ctx.dispatchTally = prevTally;
+  }
+  const count = (re: RegExp) => [...tally].reduce((n, [l, c]) => n + (re.test(l) ? c : 0), 0);
+  const sg = count(/^linear\.matvec(_quant)?_sg\./);
+  const reduce = count(/^linear\.matvec(_quant)?\./);
+  const split = count(/^attention\.attend_split$/);
+  const combine = count(/^attention\.combine$/);
+  const whole = count(/^attention\.attend$/);
+  const summary = `matvec: ${sg} subgroup, ${reduce} workgroup-reduce; attention: ${whole} whole, ${split} split + ${combine} combine`;
+  const fail = (why: string) => {
+    throw new Error(`kernel path '${path}' did not run as named: ${why} (${summary})`);
+  };
+  const sgSize = fixedSubgroupSizeOf(ctx);
+  if (path === 'matvec-reduce') {
+    if (sg > 0) fail('subgroup matvec dispatches with the subgroup matvec forced off');
+    if (reduce === 0) fail('no workgroup-reduce matvec dispatch');
+  } else if (sgSize > 0 && reduce > 0) fail(`workgroup-reduce matvec on a device with fixed subgroup size ${sgSize}`);
+  else if (sgSize === 0 && sg > 0) fail('subgroup matvec on a device without a fixed subgroup size');
+  if (path === 'flash-decoding' && (split === 0 || combine === 0)) fail('no flash-decoding dispatch');
+  if (path !== 'flash-decoding' && ctx.adapter.isFallbackAdapter && split > 0) fail('flash-decoding on a fallback adapter by default');
+  return { result, summary };
+}
