@@ -24,7 +24,9 @@ const lavapipeMissing = existsSync(LAVAPIPE_ICD)
 const BOTH_ADAPTERS = ['tests/kernels/kernels.node.test.ts', 'tests/golden/*.test.ts'];
 
 /** Test files that measure real-time speed. */
-const REALTIME = ['tests/e2e/browser_loop.test.ts', 'tests/e2e/soak.test.ts'];
+const REALTIME = ['tests/e2e/browser_loop.test.ts'];
+/** The soak (minutes of the live loop): alone too, after the real-time tests. */
+const SOAK = ['tests/e2e/soak.test.ts'];
 
 export default defineConfig({
   test: {
@@ -37,7 +39,7 @@ export default defineConfig({
     // The live-loop test measures real-time behaviour (steps per second on a CPU adapter), so it
     // runs alone, after every other file: CPU-bound suites beside it would slow the loop down.
     projects: [
-      { extends: true, test: { name: 'main', include: ['tests/**/*.test.ts'], exclude: [...configDefaults.exclude, ...REALTIME], sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'main', include: ['tests/**/*.test.ts'], exclude: [...configDefaults.exclude, ...REALTIME, ...SOAK], sequence: { groupOrder: 0 } } },
       {
         extends: true,
         test: {
@@ -51,6 +53,7 @@ export default defineConfig({
         },
       },
       { extends: true, test: { name: 'realtime', include: REALTIME, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'soak', include: SOAK, sequence: { groupOrder: 2 } } },
     ],
   },
 });
