@@ -28,6 +28,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { AdapterSummary } from '../src/gpu/index.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RESULTS_DIR = resolve(ROOT, 'bench', 'results');
@@ -42,14 +43,8 @@ const NVIDIA_LIBS = ['/usr/local/nvidia/lib64', '/usr/local/nvidia/lib'];
 const DEFAULT_BUDGET_S = 450;
 const NOT_A_GPU = 'NOT A GPU';
 
-interface AdapterProbe {
-  vendor: string;
-  architecture: string;
-  device: string;
-  description: string;
-  isFallbackAdapter: boolean;
-  features: string[];
-}
+/** What the probe child reports: the adapter summary without its limits. */
+type AdapterProbe = Omit<AdapterSummary, 'limits'>;
 
 interface Env {
   vars: Record<string, string>;
