@@ -67,6 +67,9 @@ async function exercise(page: Page, loaderUrl: string, forceMessageMode: boolean
         let e = 0;
         for (const v of buf) e += v * v;
         await new Promise((r) => setTimeout(r, 500));
+        // Stop the render thread before reading: the ring count and the capture counter are two
+        // reads, and a render quantum landing between them would make them differ by one block.
+        if (io.mode === 'shared') await ctx.suspend();
         const report = {
           isolated: crossOriginIsolated,
           mode: io.mode,
