@@ -7,22 +7,23 @@
 // (halves) or K % 4 == 0 (f32) so that every row starts on a 16-byte boundary; other K use the
 // generic `matvec` entry of shaders/linear.wgsl. kw = vec4 words per row = K/8 (halves) or K/4.
 // DTYPE (override): 0 f32, 1 f16, 2 bf16.
-// This file is the body (`row_partials`, `finish_row`); the entry point comes from the reduction
-// appended by src/kernels/linear.ts: shaders/matvec_reduce.wgsl (`main`, workgroup memory) or
-// shaders/matvec_subgroup.wgsl (`main_subgroup`, one subgroupAdd).
-// Dispatch: one workgroup per 4 consecutive output rows, ceil(N/4) workgroups folded over x/y
-// (grid1d). Threads stride over a row's words (consecutive threads read consecutive words:
-// coalesced), each keeps a vec4 of partial sums (one per row).
+// This file is the body (`xin`, `row_partials`, `row_value`); shaders/matvec_fuse.wgsl (the fused
+// RMSNorm prologue and the residual / gated-SiLU epilogues, overrides NORM and OUT) and the
+// reduction (shaders/matvec_reduce.wgsl `main`, workgroup memory, or shaders/matvec_subgroup.wgsl
+// `main_subgroup`, one subgroupAdd) are appended by src/kernels/linear.ts.
+// Dispatch: one workgroup per 4 weight rows (matvec_fuse.wgsl `rows_of`), ceil(N/4) workgroups
+// folded over x/y (grid1d). Threads stride over a row's words (consecutive threads read
+// consecutive words: coalesced), each keeps a vec4 of partial sums (one per row).
 override DTYPE: u32 = 2;
-const ROWS: u32 = 4u;     // output rows per workgroup (one vec4 of partial sums per thread)
 
-struct Params { n: u32, kw: u32, has_bias: u32, pad: u32 }
+struct Params { n: u32, k: u32, kw: u32, has_bias: u32, eps: f32 }
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> alpha: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
 
 /** One vec4<u32> weight word group · the matching x values. Halves: 8 packed elements, given
  *  x's even (xe) and odd (xo) elements of the chunk; f32: 4 elements · xe. */
@@ -44,24 +45,23 @@ fn dotw(v: vec4<u32>, xe: vec4<f32>, xo: vec4<f32>) -> f32 {
   return dot(lo, xe) + dot(hi, xo);
 }
 
-/** Partial sums of rows row0..row0+3 over words t, t + stride, ... (rows past N re-read row N-1,
- *  results discarded, so the loop stays branch-free). */
-fn row_partials(t: u32, stride: u32, row0: u32) -> vec4<f32> {
-  let N = params.n;
+/** Partial sums of the 4 weight rows r over words t, t + stride, ... (rows_of clamps rows past
+ *  N to N-1, results discarded, so the loop stays branch-free). */
+fn row_partials(t: u32, stride: u32, r: vec4<u32>) -> vec4<f32> {
   let kw = params.kw;
-  let b0 = row0 * kw;
-  let b1 = min(row0 + 1u, N - 1u) * kw;
-  let b2 = min(row0 + 2u, N - 1u) * kw;
-  let b3 = min(row0 + 3u, N - 1u) * kw;
+  let b0 = r.x * kw;
+  let b1 = r.y * kw;
+  let b2 = r.z * kw;
+  let b3 = r.w * kw;
   var acc = vec4<f32>(0.0);
   for (var j = t; j < kw; j += stride) {
     var xe: vec4<f32>;
     var xo = vec4<f32>(0.0);
     if (DTYPE == 0u) {
-      xe = x[j];
+      xe = xin(j);
     } else {
-      let xa = x[2u * j];
-      let xb = x[2u * j + 1u];
+      let xa = xin(2u * j);
+      let xb = xin(2u * j + 1u);
       xe = vec4<f32>(xa.x, xa.z, xb.x, xb.z);
       xo = vec4<f32>(xa.y, xa.w, xb.y, xb.w);
     }
@@ -70,9 +70,9 @@ fn row_partials(t: u32, stride: u32, row0: u32) -> vec4<f32> {
   return acc;
 }
 
-/** y[row] = the row's full sum + bias. */
-fn finish_row(row: u32, sum: f32) {
+/** Weight row `row`'s output from its full sum: + bias. */
+fn row_value(row: u32, sum: f32) -> f32 {
   var bias = 0.0;
   if (params.has_bias != 0u) { bias = b[row]; }
-  y[row] = sum + bias;
+  return sum + bias;
 }

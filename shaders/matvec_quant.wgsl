@@ -9,23 +9,23 @@
 // EPW = 32/BITS. Per row:
 //   q8:     acc += Σ CB·x        (the row scale SCB/127 is applied once at the end)
 //   affine: acc += scale · Σ q·x + bias · Σ x    over each group's part of a vec4 (Σ x shared by the rows)
-// This file is the body (`row_partials`, `finish_row`); the entry point comes from the reduction
-// appended by src/kernels/linear.ts (shaders/matvec_reduce.wgsl or shaders/matvec_subgroup.wgsl).
-// Dispatch: one workgroup per 4 consecutive output rows, ceil(N/4) workgroups folded over x/y
+// This file is the body (`row_partials`, `row_value`); shaders/matvec_fuse.wgsl (fused RMSNorm
+// prologue, residual / gated-SiLU epilogues) and the reduction (shaders/matvec_reduce.wgsl or
+// shaders/matvec_subgroup.wgsl) are appended by src/kernels/linear.ts.
+// Dispatch: one workgroup per 4 weight rows (matvec_fuse.wgsl `rows_of`), ceil(N/4) workgroups folded over x/y
 // (grid1d). Threads stride over a row's vec4 words (16-byte loads, consecutive threads read
 // consecutive words: coalesced); each x vec4 is loaded once for the 4 rows. Partial sums of the
 // 4 rows in a vec4.
-const ROWS: u32 = 4u;
-
-struct Params { n: u32, k: u32, kw: u32, has_bias: u32 }
+struct Params { n: u32, k: u32, kw: u32, has_bias: u32, eps: f32 }
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> wscale: array<u32>;
 @group(0) @binding(3) var<storage, read> wbias: array<u32>;
 @group(0) @binding(4) var<storage, read> b: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(5) var<storage, read> alpha: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+@group(0) @binding(7) var<uniform> params: Params;
 
 // DTYPE / BITS / GS overrides and the bf16 scale/bias readers as in shaders/weight_formats.wgsl
 // (not prepended here: that file reads `w` as u32 words, this one as vec4<u32>).
@@ -45,7 +45,7 @@ fn unq(word: u32, sh: vec4<u32>) -> vec4<f32> {
 fn rows_dot(q: vec4<u32>, kw0: u32) -> vec4<f32> {
   var s = vec4<f32>(0.0);
   for (var c = 0u; c < 32u / BITS; c += 4u) {
-    let xv = x[(kw0 + c) >> 2u];
+    let xv = xin((kw0 + c) >> 2u);
     let sh = vec4<u32>(c, c + 1u, c + 2u, c + 3u) * BITS;
     s += vec4<f32>(dot(unq(q.x, sh), xv), dot(unq(q.y, sh), xv), dot(unq(q.z, sh), xv), dot(unq(q.w, sh), xv));
   }
@@ -55,7 +55,7 @@ fn rows_dot(q: vec4<u32>, kw0: u32) -> vec4<f32> {
 /** Σ x over the EPW elements of one word (first: kw0): the affine bias term. */
 fn x_sum(kw0: u32) -> f32 {
   var s = 0.0;
-  for (var c = 0u; c < 32u / BITS; c += 4u) { s += dot(x[(kw0 + c) >> 2u], vec4<f32>(1.0)); }
+  for (var c = 0u; c < 32u / BITS; c += 4u) { s += dot(xpeek((kw0 + c) >> 2u), vec4<f32>(1.0)); }
   return s;
 }
 
@@ -67,12 +67,10 @@ fn affine_part(r: vec4<u32>, kw0: u32, qd: vec4<f32>, xs: f32) -> vec4<f32> {
   return sc * qd + bi * xs;
 }
 
-/** Partial sums of rows row0..row0+3 over vec4 words t, t + stride, ...
- *  Rows past N re-read row N-1 (results discarded) so the loop stays branch-free. */
-fn row_partials(t: u32, stride: u32, row0: u32) -> vec4<f32> {
-  let N = params.n;
+/** Partial sums of the 4 weight rows r over vec4 words t, t + stride, ... (rows_of clamps rows
+ *  past N to N-1, results discarded, so the loop stays branch-free). */
+fn row_partials(t: u32, stride: u32, r: vec4<u32>) -> vec4<f32> {
   let kv = params.kw;
-  let r = vec4<u32>(row0, min(row0 + 1u, N - 1u), min(row0 + 2u, N - 1u), min(row0 + 3u, N - 1u));
   let base = r * kv;
   let epw = 32u / BITS;
   var acc = vec4<f32>(0.0);
@@ -102,10 +100,10 @@ fn row_partials(t: u32, stride: u32, row0: u32) -> vec4<f32> {
   return acc;
 }
 
-/** y[row] = the row's full sum (· SCB/127 for q8) + bias. */
-fn finish_row(row: u32, sum: f32) {
+/** Weight row `row`'s output from its full sum: · SCB/127 for q8, + bias. */
+fn row_value(row: u32, sum: f32) -> f32 {
   var v = sum;
   if (DTYPE == 3u) { v = v * bitcast<f32>(wscale[row]) / 127.0; }
   if (params.has_bias != 0u) { v += b[row]; }
-  y[row] = v;
+  return v;
 }

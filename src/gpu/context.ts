@@ -37,6 +37,9 @@ export interface KernelChoice {
   /** The subgroup matvec (src/kernels/linear.ts): 'auto' where the device has one fixed subgroup
    *  size (fixedSubgroupSizeOf), 'off' = always the workgroup-memory reduction. */
   subgroupMatvec: 'auto' | 'off';
+  /** Fused matvecs (src/kernels/linear.ts fusedMatvec: RMSNorm prologue, residual and gated-SiLU
+   *  epilogues) where the shapes allow: 'on', or 'off' = the separate norm / linear / add kernels. */
+  fusion: 'on' | 'off';
   /** Flash-decoding of one step over a long cache (src/kernels/attention.ts `split`). */
   attentionSplit: 'auto' | 'always' | 'never';
   /** Cached slots per flash-decoding split (attention.ts SPLIT_SLOTS = 256 when unset). Read when a
@@ -44,7 +47,7 @@ export interface KernelChoice {
   attentionSplitSlots?: number;
 }
 
-export const DEFAULT_KERNEL_CHOICE: Readonly<KernelChoice> = { subgroupMatvec: 'auto', attentionSplit: 'auto' };
+export const DEFAULT_KERNEL_CHOICE: Readonly<KernelChoice> = { subgroupMatvec: 'auto', fusion: 'on', attentionSplit: 'auto' };
 
 export interface GpuContextOptions {
   /** The GPU entry point: `navigator.gpu` in a page or Worker (default), or Node's from src/gpu/node.ts. */

@@ -1,6 +1,7 @@
 import linearSource from '../../shaders/linear.wgsl?raw';
 import matvecSource from '../../shaders/matvec.wgsl?raw';
 import matvecQuantSource from '../../shaders/matvec_quant.wgsl?raw';
+import matvecFuseSource from '../../shaders/matvec_fuse.wgsl?raw';
 import matvecReduceSource from '../../shaders/matvec_reduce.wgsl?raw';
 import matvecSubgroupSource from '../../shaders/matvec_subgroup.wgsl?raw';
 import { type DType, type GpuContext, Kernel, ParamsLayout, QuantizedTensor, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape, grid1d } from '../gpu/index.ts';
@@ -14,15 +15,26 @@ const BINDINGS = [
   { name: 'x', access: 'read' },
   { name: 'w', access: 'read' },
   { name: 'b', access: 'read' },
+  { name: 'alpha', access: 'read' },
   { name: 'y', access: 'read_write' },
 ] as const;
-/** shaders/linear.wgsl and shaders/matvec_quant.wgsl: any weight format (shaders/weight_formats.wgsl). */
+/** shaders/linear.wgsl: any weight format (shaders/weight_formats.wgsl). */
 const FORMAT_BINDINGS = [
   { name: 'x', access: 'read' },
   { name: 'w', access: 'read' },
   { name: 'wscale', access: 'read' },
   { name: 'wbias', access: 'read' },
   { name: 'b', access: 'read' },
+  { name: 'y', access: 'read_write' },
+] as const;
+/** shaders/matvec_quant.wgsl: FORMAT_BINDINGS + the fused RMSNorm's alpha. */
+const QUANT_BINDINGS = [
+  { name: 'x', access: 'read' },
+  { name: 'w', access: 'read' },
+  { name: 'wscale', access: 'read' },
+  { name: 'wbias', access: 'read' },
+  { name: 'b', access: 'read' },
+  { name: 'alpha', access: 'read' },
   { name: 'y', access: 'read_write' },
 ] as const;
 
@@ -38,28 +50,21 @@ export const matmulKernel = new Kernel('linear.matmul', WEIGHT_FORMATS_WGSL + li
 export const matvecGenericKernel = new Kernel('linear.matvec', WEIGHT_FORMATS_WGSL + linearSource, FORMAT_BINDINGS, linearParams, 'matvec');
 /**
  * The matvec kernels are a body (the weight format: shaders/matvec.wgsl for f32/f16/bf16,
- * shaders/matvec_quant.wgsl for q8/affine) plus one of two reductions: shaders/matvec_reduce.wgsl
- * (workgroup memory, entry `main`) or, under `enable subgroups;`, shaders/matvec_subgroup.wgsl
- * (one subgroupAdd, entry `main_subgroup`; compiled only on devices with `subgroups`).
+ * shaders/matvec_quant.wgsl for q8/affine), shaders/matvec_fuse.wgsl (the fused RMSNorm prologue
+ * and residual / gated-SiLU epilogues, pipeline overrides NORM and OUT) and one of two reductions:
+ * shaders/matvec_reduce.wgsl (workgroup memory, entry `main`) or, under `enable subgroups;`,
+ * shaders/matvec_subgroup.wgsl (one subgroupAdd, entry `main_subgroup`; compiled only on devices
+ * with `subgroups`).
  */
-function matvecKernels(name: string, body: string, bindings: typeof BINDINGS | typeof FORMAT_BINDINGS, params: ParamsLayout): { reduce: Kernel; subgroup: Kernel } {
+function matvecKernels(name: string, body: string, bindings: typeof BINDINGS | typeof QUANT_BINDINGS): { reduce: Kernel; subgroup: Kernel } {
+  const params = new ParamsLayout([['n', 'u32'], ['k', 'u32'], ['kw', 'u32'], ['has_bias', 'u32'], ['eps', 'f32']]);
   return {
-    reduce: new Kernel(name, `${body}\n${matvecReduceSource}`, bindings, params),
-    subgroup: new Kernel(`${name}.subgroup`, `enable subgroups;\n${body}\n${matvecSubgroupSource}`, bindings, params, 'main_subgroup'),
+    reduce: new Kernel(name, `${body}\n${matvecFuseSource}\n${matvecReduceSource}`, bindings, params),
+    subgroup: new Kernel(`${name}.subgroup`, `enable subgroups;\n${body}\n${matvecFuseSource}\n${matvecSubgroupSource}`, bindings, params, 'main_subgroup'),
   };
 }
-const plainMatvec = matvecKernels('matvec', matvecSource, BINDINGS, new ParamsLayout([
-  ['n', 'u32'],
-  ['kw', 'u32'],
-  ['has_bias', 'u32'],
-  ['pad', 'u32'],
-]));
-const quantMatvec = matvecKernels('matvec.quant', matvecQuantSource, FORMAT_BINDINGS, new ParamsLayout([
-  ['n', 'u32'],
-  ['k', 'u32'],
-  ['kw', 'u32'],
-  ['has_bias', 'u32'],
-]));
+const plainMatvec = matvecKernels('matvec', matvecSource, BINDINGS);
+const quantMatvec = matvecKernels('matvec.quant', matvecQuantSource, QUANT_BINDINGS);
 /** Vectorized matrix-vector product (M = 1, 16-byte aligned rows): shaders/matvec.wgsl + matvec_reduce.wgsl. */
 export const matvecKernel = plainMatvec.reduce;
 /** Its subgroup variant: shaders/matvec.wgsl + matvec_subgroup.wgsl. */
@@ -145,23 +150,10 @@ export function linear(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | nu
     }
     return;
   }
-  const has_bias = b ? 1 : 0;
-  const bias = b ?? x; // bound but never read when has_bias = 0
   const path = linearPath(m, k, w instanceof QuantizedTensor ? w.format : w.dtype, w instanceof QuantizedTensor ? w.bits : 8);
-  const tag = weightFormatTag(w);
-  const sg = opts.subgroups === false || rec.ctx.kernelChoice.subgroupMatvec === 'off' ? 0 : fixedSubgroupSizeOf(rec.ctx);
-  if (path === 'matvec-quant') {
-    const qw = w as QuantizedTensor;
-    rec.dispatch(sg ? matvecQuantSubgroupKernel : matvecQuantKernel, {
-      buffers: [x, ...weightBuffers(w), bias, y],
-      params: { n, k, kw: (k * qw.bits) / 128, has_bias },
-      constants: { ...weightConstants(w), ...(sg ? { SG: sg } : { WG: MATVEC_WG }) },
-      workgroups: grid1d(n, MATVEC_ROWS),
-      label: `linear.matvec_quant${sg ? '_sg' : ''}.${tag}`,
-    });
-    return;
-  }
   if (path === 'matvec-generic' || path === 'matmul') {
+    const has_bias = b ? 1 : 0;
+    const bias = b ?? x; // bound but never read when has_bias = 0
     const generic = path === 'matvec-generic';
     const gx = Math.ceil(n / TILE);
     const gy = Math.ceil(m / TILE);
@@ -171,27 +163,90 @@ export function linear(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | nu
       params: { m, n, k, has_bias },
       constants: generic ? { ...weightConstants(w), WG: MATVEC_WG } : weightConstants(w),
       workgroups: generic ? grid1d(n, GENERIC_ROWS) : [gx, gy],
-      label: `linear.${generic ? 'matvec_generic' : 'matmul'}.${tag}`,
+      label: `linear.${generic ? 'matvec_generic' : 'matmul'}.${weightFormatTag(w)}`,
     });
     return;
   }
-  const pw = w as Tensor;
-  const dtype = DTYPE_CODE[pw.dtype] as number;
-  if (sg) {
-    rec.dispatch(matvecSubgroupKernel, {
-      buffers: [x, pw, bias, y],
-      params: { n, kw: k / (pw.dtype === 'f32' ? 4 : 8), has_bias, pad: 0 },
-      constants: { DTYPE: dtype, SG: sg },
-      workgroups: grid1d(n, MATVEC_ROWS),
-      label: `linear.matvec_sg.${tag}`,
-    });
-  } else {
-    rec.dispatch(matvecKernel, {
-      buffers: [x, pw, bias, y],
-      params: { n, kw: k / (pw.dtype === 'f32' ? 4 : 8), has_bias, pad: 0 },
-      constants: { DTYPE: dtype, WG: MATVEC_WG },
-      workgroups: grid1d(n, MATVEC_ROWS),
-      label: `linear.matvec.${tag}`,
-    });
+  dispatchMatvec(rec, x, w, b, y, null, 'store', opts);
+}
+
+/** What a fused matvec computes around y = W · x (shaders/matvec_fuse.wgsl). */
+export interface MatvecFusion {
+  /** The input is RMS-normalized first (moshi `_rms_norm` in f32): alpha f32 with K elements (e.g. [1, 1, K]), eps. */
+  rmsNorm?: { alpha: Tensor; eps: number } | null;
+  /**
+   * 'store' y = W·x' [N]; 'residual' y += W·x' [N] (y holds the residual stream);
+   * 'gated_silu' y = silu(h[:H]) ⊙ h[H:] with h = W·x' and H = N/2 (moshi ActivationGating), y [H].
+   */
+  out: 'store' | 'residual' | 'gated_silu';
+}
+
+const OUT_CODE = { store: 0, residual: 1, gated_silu: 2 } as const;
+
+/**
+ * Whether {@link fusedMatvec} takes (x, w) with `out`: one input row, a weight the vectorized or
+ * quantized matvec reads (linearPath 'matvec' / 'matvec-quant'), bound whole (no row ranges),
+ * N % 4 == 0 for 'gated_silu', and fusion not forced off (GpuContext.kernelChoice.fusion). The
+ * callers (src/modules/transformer.ts) record the unfused kernels otherwise.
+ */
+export function canFuseMatvec(rec: Recorder, x: Tensor, w: WeightTensor, out: MatvecFusion['out']): boolean {
+  if (rec.ctx.kernelChoice.fusion === 'off') return false;
+  const [n, k] = w.shape;
+  if (x.numel !== k || (out === 'gated_silu' && n % 4 !== 0)) return false;
+  const path = linearPath(1, k, w instanceof QuantizedTensor ? w.format : w.dtype, w instanceof QuantizedTensor ? w.bits : 8);
+  return (path === 'matvec' || path === 'matvec-quant') && weightRanges(rec.ctx, w, 64).length === 1;
+}
+
+/**
+ * One dispatch for a linear of one row with its neighbours fused (shaders/matvec_fuse.wgsl):
+ * y = [residual +] W · rms_norm(x) | W · x, or the gated SiLU of that product, with no bias. The
+ * fused RMSNorm replaces moshi's `norm1` / `norm2` / `out_norm` before a linear, the residual the
+ * `x = x + update` of StreamingTransformerLayer, the gated SiLU ActivationGating's activation.
+ * - x: f32 [K] or [1, K]; w: [N, K] as {@link linear} (vectorized / quantized matvec formats)
+ * - y: f32 [N] / [1, N] ('store', 'residual'), [H] / [1, H] ('gated_silu', H = N / 2); never x's buffer
+ * @throws ShapeError for shapes that do not match, or for a case canFuseMatvec refuses.
+ */
+export function fusedMatvec(rec: Recorder, x: Tensor, w: WeightTensor, y: Tensor, fusion: MatvecFusion): void {
+  const [n, k] = expectWeight('fused matvec weight', w);
+  expectShape('fused matvec input', x, x.rank === 2 ? [1, k] : [k], ['f32']);
+  const outN = fusion.out === 'gated_silu' ? n / 2 : n;
+  expectShape('fused matvec output', y, y.rank === 2 ? [1, outN] : [outN], ['f32']);
+  if (x.buffer === y.buffer) throw new ShapeError(`fused matvec: input '${x.label}' and output '${y.label}' share a buffer; use distinct tensors`);
+  if (fusion.rmsNorm) {
+    const a = fusion.rmsNorm.alpha;
+    expectShape('fused matvec RMSNorm alpha', a, a.shape, ['f32']);
+    if (a.numel !== k) throw new ShapeError(`fused matvec: RMSNorm alpha '${a.label}' must have ${k} elements (K of '${w.label}'), got shape [${a.shape.join(', ')}]`);
   }
+  if (!canFuseMatvec(rec, x, w, fusion.out)) throw new ShapeError(`fused matvec: weight '${w.label}' [${n}, ${k}] cannot take the fused '${fusion.out}' matvec here (see canFuseMatvec); record the unfused kernels`);
+  dispatchMatvec(rec, x, w, null, y, fusion.rmsNorm ?? null, fusion.out, {});
+}
+
+/** The vectorized / quantized matvec dispatch with its fusion overrides (NORM, OUT). */
+function dispatchMatvec(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | null, y: Tensor, norm: { alpha: Tensor; eps: number } | null, out: MatvecFusion['out'], opts: LinearOptions): void {
+  const [n, k] = w.shape;
+  const has_bias = b ? 1 : 0;
+  const bias = b ?? x; // bound but never read when has_bias = 0
+  const alpha = norm?.alpha ?? x; // bound but never read when NORM = 0
+  const tag = weightFormatTag(w) + (norm ? '+rms_norm' : '') + (out === 'store' ? '' : `+${out}`);
+  const sg = opts.subgroups === false || rec.ctx.kernelChoice.subgroupMatvec === 'off' ? 0 : fixedSubgroupSizeOf(rec.ctx);
+  const fuse = { NORM: norm ? 1 : 0, OUT: OUT_CODE[out] };
+  const reduction: Record<string, number> = sg ? { SG: sg } : { WG: MATVEC_WG };
+  const eps = norm?.eps ?? 0;
+  if (w instanceof QuantizedTensor) {
+    rec.dispatch(sg ? matvecQuantSubgroupKernel : matvecQuantKernel, {
+      buffers: [x, ...weightBuffers(w), bias, alpha, y],
+      params: { n, k, kw: (k * w.bits) / 128, has_bias, eps },
+      constants: { ...weightConstants(w), ...fuse, ...reduction },
+      workgroups: grid1d(n, MATVEC_ROWS),
+      label: `linear.matvec_quant${sg ? '_sg' : ''}.${tag}`,
+    });
+    return;
+  }
+  rec.dispatch(sg ? matvecSubgroupKernel : matvecKernel, {
+    buffers: [x, w, bias, alpha, y],
+    params: { n, k, kw: k / (w.dtype === 'f32' ? 4 : 8), has_bias, eps },
+    constants: { DTYPE: DTYPE_CODE[w.dtype] as number, ...fuse, ...reduction },
+    workgroups: grid1d(n, MATVEC_ROWS),
+    label: `linear.matvec${sg ? '_sg' : ''}.${tag}`,
+  });
 }

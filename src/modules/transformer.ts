@@ -18,7 +18,7 @@
 import { type GpuContext, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape } from '../gpu/index.ts';
 import { KVCache, attention } from '../kernels/attention.ts';
 import { addInPlace, addScaledInPlace, gatedSilu } from '../kernels/elementwise.ts';
-import { linear } from '../kernels/linear.ts';
+import { canFuseMatvec, fusedMatvec, linear } from '../kernels/linear.ts';
 import { unary } from '../kernels/unary.ts';
 import { gatingHidden } from './gating.ts';
 import { NORM_EPS, type NormWeights, type TransformerNorm, applyNorm, freeNorm, loadNorm } from './norm.ts';
@@ -336,18 +336,45 @@ export class StreamingTransformer {
     rec.copy(x, y, T * D * 4); // y is the residual stream from here on
     for (const L of this.layers) {
       // Self-attention block.
-      applyNorm(rec, L.norm1, y, sc.norm); // norm: [T, D]
-      this.linearSteps(rec, sc.norm, L.inProj, step, sc.qkv, sc); // qkv: [T, 3D]
+      const inProj = L.inProj[L.inProj.length === 1 ? 0 : this.weightIndex[step]];
+      if (T === 1 && !L.norm1.bias && canFuseMatvec(rec, y, inProj, 'store')) {
+        fusedMatvec(rec, y, inProj, sc.qkv, { rmsNorm: { alpha: L.norm1.weight, eps: L.norm1.eps }, out: 'store' }); // qkv = in_proj(norm1(y))
+      } else {
+        applyNorm(rec, L.norm1, y, sc.norm); // norm: [T, D]
+        this.linearSteps(rec, sc.norm, L.inProj, step, sc.qkv, sc); // qkv: [T, 3D]
+      }
       attention(rec, { qkv: sc.qkv, out: sc.attn, cache: L.cache, numHeads: this.cfg.numHeads, context: this.cfg.context, rope }); // attn: [T, D]
-      this.linearSteps(rec, sc.attn, L.outProj, step, sc.upd, sc); // upd: [T, D]
-      if (L.scale1) addScaledInPlace(rec, y, sc.upd, L.scale1);
-      else addInPlace(rec, y, sc.upd);
+      const outProj = L.outProj[L.outProj.length === 1 ? 0 : this.weightIndex[step]];
+      if (T === 1 && !L.scale1 && canFuseMatvec(rec, sc.attn, outProj, 'residual')) {
+        fusedMatvec(rec, sc.attn, outProj, y, { out: 'residual' }); // y += out_proj(attn)
+      } else {
+        this.linearSteps(rec, sc.attn, L.outProj, step, sc.upd, sc); // upd: [T, D]
+        if (L.scale1) addScaledInPlace(rec, y, sc.upd, L.scale1);
+        else addInPlace(rec, y, sc.upd);
+      }
       // Feed-forward block.
+      if (T === 1 && this.fusedFfn(rec, L, step, y, sc)) continue;
       applyNorm(rec, L.norm2, y, sc.norm);
       this.ffn(rec, L, step, sc, T); // upd: [T, D]
       if (L.scale2) addScaledInPlace(rec, y, sc.upd, L.scale2);
       else addInPlace(rec, y, sc.upd);
     }
+  }
+
+  /**
+   * The feed-forward block of one step as two fused matvecs, y += linear_out(silu-gate(linear_in(
+   * rms_norm(y)))), when the layer has RMSNorm, silu gating, no layer scale and weights the fused
+   * matvec takes (canFuseMatvec); returns false (nothing recorded) otherwise.
+   */
+  private fusedFfn(rec: Recorder, L: Layer, step: number, y: Tensor, sc: Scratch): boolean {
+    if (this.cfg.gating !== 'silu' || L.norm2.bias || L.scale2) return false;
+    const f = L.ffn[L.ffn.length === 1 ? 0 : this.weightIndex[step]];
+    if (!canFuseMatvec(rec, y, f.wIn, 'gated_silu')) return false;
+    const act = new Tensor(sc.act.buffer, [1, f.hidden], 'f32', sc.act.label, sc.act.byteOffset, false); // act: [1, H]
+    if (!canFuseMatvec(rec, act, f.wOut, 'residual')) return false;
+    fusedMatvec(rec, y, f.wIn, act, { rmsNorm: { alpha: L.norm2.weight, eps: L.norm2.eps }, out: 'gated_silu' });
+    fusedMatvec(rec, act, f.wOut, y, { out: 'residual' });
+    return true;
   }
 
   private ffn(rec: Recorder, L: Layer, step: number, sc: Scratch, T: number): void {

@@ -1,13 +1,14 @@
 /**
  * Kernel paths the LM goldens run under (issue 11 item 2, hardware-path goldens): the device's
- * default choice, the subgroup matvec forced off, and flash-decoding forced on, each forced for
+ * default choice (fused matvecs), the subgroup matvec forced off, flash-decoding forced on, and
+ * fusion forced off (the separate norm / linear / add kernels), each forced for
  * every layer through GpuContext.kernelChoice. The tally of dispatch labels proves the path ran:
  * a golden that passed on another path than its name says fails.
  */
 import type { GpuContext, KernelChoice } from '../../src/gpu/index.ts';
 import { fixedSubgroupSizeOf } from '../../src/kernels/linear.ts';
 
-export type KernelPath = 'default' | 'matvec-reduce' | 'flash-decoding';
+export type KernelPath = 'default' | 'matvec-reduce' | 'flash-decoding' | 'unfused';
 
 /** Slots per split when flash-decoding is forced: the tiny LMs' ~36 steps then split into up to 5. */
 export const FORCED_SPLIT_SLOTS = 8;
@@ -16,17 +17,19 @@ export const KERNEL_PATHS: Record<KernelPath, { title: string; choice: Partial<K
   default: { title: 'device default kernels (subgroup matvec where the device has a fixed subgroup size)', choice: {} },
   'matvec-reduce': { title: 'subgroup matvec forced off', choice: { subgroupMatvec: 'off' } },
   'flash-decoding': { title: `flash-decoding forced (split every ${FORCED_SPLIT_SLOTS} slots)`, choice: { attentionSplit: 'always', attentionSplitSlots: FORCED_SPLIT_SLOTS } },
+  unfused: { title: 'matvec fusion forced off (separate RMSNorm, linear, residual add, gated SiLU)', choice: { fusion: 'off' } },
 };
 
 /**
  * Paths each Node adapter runs. SwiftShader skips 'matvec-reduce': with subgroups forced off its
  * LM goldens took 20-47 s each (barrier-heavy workgroup reductions on a CPU driver, 2 shared
  * cores) against 1-2 s on lavapipe; the same WGSL runs on lavapipe here, and on SwiftShader in the
- * kernel suites (linear cases with `subgroups: false`). Browser suites run 'default'.
+ * kernel suites (linear cases with `subgroups: false`). 'unfused' (the kernels a model without
+ * RMSNorm or with layer scales takes) runs on lavapipe. Browser suites run 'default'.
  */
 export const NODE_KERNEL_PATHS: Record<'swiftshader' | 'lavapipe', KernelPath[]> = {
   swiftshader: ['default', 'flash-decoding'],
-  lavapipe: ['default', 'matvec-reduce', 'flash-decoding'],
+  lavapipe: ['default', 'matvec-reduce', 'flash-decoding', 'unfused'],
 };
 
 /** Options of the golden runners: the kernel path to force (default: the device's choice). */
@@ -58,7 +61,8 @@ export async function withKernelPath<T>(ctx: GpuContext, path: KernelPath, body:
   const split = count(/^attention\.attend_split$/);
   const combine = count(/^attention\.combine$/);
   const whole = count(/^attention\.attend$/);
-  const summary = `matvec: ${sg} subgroup, ${reduce} workgroup-reduce; attention: ${whole} whole, ${split} split + ${combine} combine`;
+  const fused = count(/^linear\.matvec(_quant)?(_sg)?\.[^+]+\+/);
+  const summary = `matvec: ${sg} subgroup, ${reduce} workgroup-reduce, ${fused} fused; attention: ${whole} whole, ${split} split + ${combine} combine`;
   const fail = (why: string) => {
     throw new Error(`kernel path '${path}' did not run as named: ${why} (${summary})`);
   };
@@ -69,6 +73,8 @@ export async function withKernelPath<T>(ctx: GpuContext, path: KernelPath, body:
   } else if (sgSize > 0 && reduce > 0) fail(`workgroup-reduce matvec on a device with fixed subgroup size ${sgSize}`);
   else if (sgSize === 0 && sg > 0) fail('subgroup matvec on a device without a fixed subgroup size');
   if (path === 'flash-decoding' && (split === 0 || combine === 0)) fail('no flash-decoding dispatch');
+  if (path === 'unfused' && fused > 0) fail('fused matvec dispatches with fusion forced off');
+  if (path !== 'unfused' && fused === 0) fail('no fused matvec dispatch (RMSNorm / residual / gated SiLU)');
   if (path !== 'flash-decoding' && ctx.adapter.isFallbackAdapter && split > 0) fail('flash-decoding on a fallback adapter by default');
   return { result, summary };
 }
