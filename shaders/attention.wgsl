@@ -15,6 +15,10 @@
 //   2 partial (T = 1, long caches: flash-decoding): the n_slots slots are cut into n_split ranges of
 //            split_len; workgroup (h, s) runs the attend loop over range s only and writes its
 //            running max m, sum l and unnormalised accumulator acc[Dh] to part[(h·n_split + s)·(Dh+2)].
+//   WRITE = 1 (with ops 1 and 2, T = 1 only): the attend pass also does op 0's write for its head,
+//            first, so no separate write dispatch runs: workgroup h (op 1), or the workgroup (h, s)
+//            whose slot range holds the new step's slot (op 2), stores k and v of step 0 to slot
+//            offset % cap, then storageBarrier() makes them visible to its own threads.
 //   3 combine: workgroup h merges its n_split partials: M = max m_s,
 //            out[h·Dh + d] = Σ_s acc_s[d]·exp(m_s − M) / Σ_s l_s·exp(m_s − M)
 //            (the same softmax as the single pass, summed in another order). Dispatch [H].
@@ -25,6 +29,7 @@
 // part: [H, max splits, Dh + 2] f32 scratch (ops 2 and 3; bound but unused otherwise).
 override OP: u32 = 0;
 override KV_HALF: u32 = 0;
+override WRITE: u32 = 0;
 override WG: u32 = 64;
 const MAX_DH: u32 = 256u;
 
@@ -126,6 +131,32 @@ fn attend_range(t: u32, h: u32, lo: u32, hi: u32, lid: u32) -> Attend {
   return Attend(m, l, acc);
 }
 
+/** Op 0's write of row (t = 0, head h) by the WG threads of one workgroup, then storageBarrier(). */
+fn write_head(h: u32, lid: u32) {
+  let dh = params.head_dim;
+  let d_model = params.heads * dh;
+  let slot = params.offset % params.cap;
+  let kq = d_model + h * dh;
+  let vq = kq + d_model;
+  if (KV_HALF == 1u) {
+    let wpr = row_len() / 2u;
+    for (var w = lid; w < wpr; w += WG) {
+      let d0 = 2u * w;
+      let dst = (h * params.cap + slot) * wpr + w;
+      let has1 = d0 + 1u < dh;
+      kc[dst] = pack2x16float(vec2<f32>(qkv[kq + d0], select(0.0, qkv[kq + min(d0 + 1u, dh - 1u)], has1)));
+      vc[dst] = pack2x16float(vec2<f32>(qkv[vq + d0], select(0.0, qkv[vq + min(d0 + 1u, dh - 1u)], has1)));
+    }
+  } else {
+    for (var d = lid; d < dh; d += WG) {
+      let dst = (h * params.cap + slot) * dh + d;
+      kc[dst] = bitcast<u32>(qkv[kq + d]);
+      vc[dst] = bitcast<u32>(qkv[vq + d]);
+    }
+  }
+  storageBarrier();
+}
+
 /** Loads query t of head h, scaled, into `qs`. */
 fn load_q(t: u32, h: u32, lid: u32) {
   let dh = params.head_dim;
@@ -190,6 +221,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
       load_q(0u, h, lid);
       let lo = min(sp * params.split_len, params.n_slots);
       let hi = min(lo + params.split_len, params.n_slots);
+      let slot = params.offset % params.cap;
+      if (WRITE == 1u && live && slot >= lo && slot < hi) { write_head(h, lid); }
       let r = attend_range(0u, h, lo, hi, lid);
       if (live) {
         let pb = gg * (dh + 2u);
@@ -229,6 +262,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
       let gg = min(g, params.t_len * h_n - 1u);
       let t = gg / h_n;
       let h = gg - t * h_n;
+      if (WRITE == 1u && live) { write_head(h, lid); }
       load_q(t, h, lid);
       let r = attend_range(t, h, 0u, params.n_slots, lid);
       if (live) { store4(t * d_model + h * dh, lid, r.acc / r.l); }

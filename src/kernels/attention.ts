@@ -165,14 +165,19 @@ export function attention(
   const buffers = [qkv, cache.k, cache.v, out, cache.part];
   const attendWg = attendWorkgroupSize(cache.capacity, dh);
   const KV_HALF = cache.dtype === 'f16' ? 1 : 0;
-  const writes = KV_HALF ? t * numHeads * Math.ceil(dh / 2) : t * d; // one thread per packed word with halves
-  rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 0, WG, KV_HALF }, workgroups: grid1d(writes, WG), label: 'attention.write_kv' });
+  // One step (decode): the attend pass writes its head's k and v itself (WRITE = 1), no write dispatch.
+  const WRITE = t === 1 && rec.ctx.kernelChoice.fusion !== 'off' ? 1 : 0;
+  const fused = WRITE ? '+write_kv' : '';
+  if (!WRITE) {
+    const writes = KV_HALF ? t * numHeads * Math.ceil(dh / 2) : t * d; // one thread per packed word with halves
+    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 0, WG, KV_HALF }, workgroups: grid1d(writes, WG), label: 'attention.write_kv' });
+  }
   if (nSplit > 1) {
     // Flash-decoding: nSplit workgroups per head over slot ranges, then one combine per head.
-    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 2, WG: attendWg, KV_HALF }, workgroups: grid1d(numHeads * nSplit, 1), label: 'attention.attend_split' });
+    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 2, WG: attendWg, KV_HALF, WRITE }, workgroups: grid1d(numHeads * nSplit, 1), label: `attention.attend_split${fused}` });
     rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 3, WG: attendWg, KV_HALF }, workgroups: grid1d(numHeads, 1), label: 'attention.combine' });
   } else {
-    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 1, WG: attendWg, KV_HALF }, workgroups: grid1d(t * numHeads, 1), label: 'attention.attend' });
+    rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 1, WG: attendWg, KV_HALF, WRITE }, workgroups: grid1d(t * numHeads, 1), label: `attention.attend${fused}` });
   }
   cache.offset = offset + t;
 }

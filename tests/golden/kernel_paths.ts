@@ -58,10 +58,10 @@ export async function withKernelPath<T>(ctx: GpuContext, path: KernelPath, body:
   const count = (re: RegExp) => [...tally].reduce((n, [l, c]) => n + (re.test(l) ? c : 0), 0);
   const sg = count(/^linear\.matvec(_quant)?_sg\./);
   const reduce = count(/^linear\.matvec(_quant)?\./);
-  const split = count(/^attention\.attend_split$/);
+  const split = count(/^attention\.attend_split(\+write_kv)?$/);
   const combine = count(/^attention\.combine$/);
-  const whole = count(/^attention\.attend$/);
-  const fused = count(/^linear\.matvec(_quant)?(_sg)?\.[^+]+\+/);
+  const whole = count(/^attention\.attend(\+write_kv)?$/);
+  const fused = count(/^linear\.matvec(_quant)?(_sg)?\.[^+]+\+|^attention\.attend(_split)?\+write_kv$/);
   const summary = `matvec: ${sg} subgroup, ${reduce} workgroup-reduce, ${fused} fused; attention: ${whole} whole, ${split} split + ${combine} combine`;
   const fail = (why: string) => {
     throw new Error(`kernel path '${path}' did not run as named: ${why} (${summary})`);

@@ -99,11 +99,13 @@ interface AttnSpec {
   split?: 'auto' | 'always' | 'never';
   /** KV cache storage (default f32). */
   kv?: 'f32' | 'f16';
+  /** Fusion forced off: one-step calls take the separate write pass instead of the attend pass's own write. */
+  unfused?: boolean;
 }
 
 function attentionCase(s: AttnSpec): KernelCase {
   const total = s.chunks.reduce((a, b) => a + b, 0);
-  const name = `attention H=${s.h} Dh=${s.dh} cap=${s.cap} context=${s.context} rope=${s.maxPeriod ?? 'none'} chunks=${s.chunks.length > 8 ? `${s.chunks.length}x${s.chunks[0]}` : s.chunks.join(',')}${s.split ? ` split=${s.split}` : ''}${s.kv ? ` kv=${s.kv}` : ''}`;
+  const name = `attention H=${s.h} Dh=${s.dh} cap=${s.cap} context=${s.context} rope=${s.maxPeriod ?? 'none'} chunks=${s.chunks.length > 8 ? `${s.chunks.length}x${s.chunks[0]}` : s.chunks.join(',')}${s.split ? ` split=${s.split}` : ''}${s.kv ? ` kv=${s.kv}` : ''}${s.unfused ? ' unfused' : ''}`;
   return {
     name,
     setup(ctx) {
@@ -117,7 +119,13 @@ function attentionCase(s: AttnSpec): KernelCase {
       return {
         record(rec) {
           cache.reset();
-          qkvs.forEach((qkv, i) => attention(rec, { qkv, out: outs[i], cache, numHeads: s.h, context: s.context, rope, split: s.split }));
+          const prev = ctx.kernelChoice;
+          if (s.unfused) ctx.kernelChoice = { ...prev, fusion: 'off' };
+          try {
+            qkvs.forEach((qkv, i) => attention(rec, { qkv, out: outs[i], cache, numHeads: s.h, context: s.context, rope, split: s.split }));
+          } finally {
+            ctx.kernelChoice = prev;
+          }
         },
         async check(c) {
           if (cache.offset !== total) throw new Error(`cache.offset ${cache.offset}, expected ${total}`);
@@ -187,6 +195,10 @@ export const attentionSuite: KernelSuite = {
     attentionCase({ h: 1, dh: 3, cap: 5, context: 2, maxPeriod: null, chunks: [2, 3, 1, 4], seed: 52, kv: 'f16' }),
     attentionCase({ h: 2, dh: 128, cap: 300, context: 300, maxPeriod: 10000, chunks: [270, 1, 40, 1], seed: 53, kv: 'f16', split: 'always' }),
     attentionCase({ h: 4, dh: 8, cap: 8, context: null, maxPeriod: null, chunks: [1, 1, 1, 1, 1, 1, 1, 1], seed: 54, kv: 'f16' }),
+    // One-step calls with the separate write pass (fusion off), f32 / f16, whole and split.
+    attentionCase({ h: 4, dh: 8, cap: 8, context: null, maxPeriod: null, chunks: [1, 1, 1, 1, 1, 1, 1, 1], seed: 60, unfused: true }),
+    attentionCase({ h: 3, dh: 6, cap: 7, context: 7, maxPeriod: 10000, chunks: [3, 1, 1, 1, 1, 1, 1], seed: 61, kv: 'f16', unfused: true }),
+    attentionCase({ h: 2, dh: 34, cap: 257, context: 257, maxPeriod: 10000, chunks: [255, 1, 1, 1], seed: 62, split: 'always', unfused: true }),
   ],
   bench: [
     attentionCase({ h: 32, dh: 128, cap: 3000, context: 3000, maxPeriod: 10000, chunks: [1], seed: 1 }),
