@@ -4,6 +4,7 @@ import matvecQuantSource from '../../shaders/matvec_quant.wgsl?raw';
 import matvecFuseSource from '../../shaders/matvec_fuse.wgsl?raw';
 import matvecReduceSource from '../../shaders/matvec_reduce.wgsl?raw';
 import matvecSubgroupSource from '../../shaders/matvec_subgroup.wgsl?raw';
+import sincosSource from '../../shaders/sincos.wgsl?raw';
 import { type DType, type GpuContext, Kernel, ParamsLayout, QuantizedTensor, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape, grid1d } from '../gpu/index.ts';
 import { WEIGHT_FORMATS_WGSL, expectWeight, weightBuffers, weightConstants, weightFormatTag } from './weight_format.ts';
 import { weightRanges } from './weight_ranges.ts';
@@ -16,6 +17,7 @@ const BINDINGS = [
   { name: 'w', access: 'read' },
   { name: 'b', access: 'read' },
   { name: 'alpha', access: 'read' },
+  { name: 'freqs', access: 'read' },
   { name: 'y', access: 'read_write' },
 ] as const;
 /** shaders/linear.wgsl: any weight format (shaders/weight_formats.wgsl). */
@@ -27,7 +29,7 @@ const FORMAT_BINDINGS = [
   { name: 'b', access: 'read' },
   { name: 'y', access: 'read_write' },
 ] as const;
-/** shaders/matvec_quant.wgsl: FORMAT_BINDINGS + the fused RMSNorm's alpha. */
+/** shaders/matvec_quant.wgsl: FORMAT_BINDINGS + the fused RMSNorm's alpha and the fused RoPE's freqs. */
 const QUANT_BINDINGS = [
   { name: 'x', access: 'read' },
   { name: 'w', access: 'read' },
@@ -35,6 +37,7 @@ const QUANT_BINDINGS = [
   { name: 'wbias', access: 'read' },
   { name: 'b', access: 'read' },
   { name: 'alpha', access: 'read' },
+  { name: 'freqs', access: 'read' },
   { name: 'y', access: 'read_write' },
 ] as const;
 
@@ -51,16 +54,18 @@ export const matvecGenericKernel = new Kernel('linear.matvec', WEIGHT_FORMATS_WG
 /**
  * The matvec kernels are a body (the weight format: shaders/matvec.wgsl for f32/f16/bf16,
  * shaders/matvec_quant.wgsl for q8/affine), shaders/matvec_fuse.wgsl (the fused RMSNorm prologue
- * and residual / gated-SiLU epilogues, pipeline overrides NORM and OUT) and one of two reductions:
+ * and residual / gated-SiLU / RoPE epilogues, pipeline overrides NORM and OUT; with
+ * shaders/sincos.wgsl) and one of two reductions:
  * shaders/matvec_reduce.wgsl (workgroup memory, entry `main`) or, under `enable subgroups;`,
  * shaders/matvec_subgroup.wgsl (one subgroupAdd, entry `main_subgroup`; compiled only on devices
  * with `subgroups`).
  */
 function matvecKernels(name: string, body: string, bindings: typeof BINDINGS | typeof QUANT_BINDINGS): { reduce: Kernel; subgroup: Kernel } {
-  const params = new ParamsLayout([['n', 'u32'], ['k', 'u32'], ['kw', 'u32'], ['has_bias', 'u32'], ['eps', 'f32']]);
+  const params = new ParamsLayout([['n', 'u32'], ['k', 'u32'], ['kw', 'u32'], ['has_bias', 'u32'], ['eps', 'f32'], ['rope_rows', 'u32'], ['head_dim', 'u32'], ['offset', 'u32']]);
+  const fuse = `${sincosSource}\n${matvecFuseSource}`;
   return {
-    reduce: new Kernel(name, `${body}\n${matvecFuseSource}\n${matvecReduceSource}`, bindings, params),
-    subgroup: new Kernel(`${name}.subgroup`, `enable subgroups;\n${body}\n${matvecFuseSource}\n${matvecSubgroupSource}`, bindings, params, 'main_subgroup'),
+    reduce: new Kernel(name, `${body}\n${fuse}\n${matvecReduceSource}`, bindings, params),
+    subgroup: new Kernel(`${name}.subgroup`, `enable subgroups;\n${body}\n${fuse}\n${matvecSubgroupSource}`, bindings, params, 'main_subgroup'),
   };
 }
 const plainMatvec = matvecKernels('matvec', matvecSource, BINDINGS);
@@ -176,12 +181,19 @@ export interface MatvecFusion {
   rmsNorm?: { alpha: Tensor; eps: number } | null;
   /**
    * 'store' y = W·x' [N]; 'residual' y += W·x' [N] (y holds the residual stream);
-   * 'gated_silu' y = silu(h[:H]) ⊙ h[H:] with h = W·x' and H = N/2 (moshi ActivationGating), y [H].
+   * 'gated_silu' y = silu(h[:H]) ⊙ h[H:] with h = W·x' and H = N/2 (moshi ActivationGating), y [H];
+   * 'rope' y = W·x' [N] with RoPE applied to its first `rope.rows` values (see `rope`).
    */
-  out: 'store' | 'residual' | 'gated_silu';
+  out: 'store' | 'residual' | 'gated_silu' | 'rope';
+  /**
+   * For 'rope': the rotary embedding of src/kernels/rope.ts on y[0 : rows] (the q and k of an
+   * in_proj, rows = 2·D), heads of `headDim` (even), interleaved pairs, position `offset`;
+   * `freqs` f32 [headDim / 2] from ropeFreqsTensor. rows must be a multiple of headDim and ≤ N.
+   */
+  rope?: { freqs: Tensor; headDim: number; offset: number; rows: number } | null;
 }
 
-const OUT_CODE = { store: 0, residual: 1, gated_silu: 2 } as const;
+const OUT_CODE = { store: 0, residual: 1, gated_silu: 2, rope: 3 } as const;
 
 /**
  * Whether {@link fusedMatvec} takes (x, w) with `out`: one input row, a weight the vectorized or
@@ -217,12 +229,21 @@ export function fusedMatvec(rec: Recorder, x: Tensor, w: WeightTensor, y: Tensor
     expectShape('fused matvec RMSNorm alpha', a, a.shape, ['f32']);
     if (a.numel !== k) throw new ShapeError(`fused matvec: RMSNorm alpha '${a.label}' must have ${k} elements (K of '${w.label}'), got shape [${a.shape.join(', ')}]`);
   }
+  const rope = fusion.out === 'rope' ? fusion.rope : null;
+  if (fusion.out === 'rope') {
+    if (!rope) throw new ShapeError(`fused matvec: out 'rope' needs rope { freqs, headDim, offset, rows } (weight '${w.label}')`);
+    const { headDim, offset, rows } = rope;
+    if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 2 !== 0) throw new ShapeError(`fused matvec: RoPE head_dim must be a positive even integer, got ${headDim}`);
+    if (!Number.isInteger(rows) || rows < 0 || rows > n || rows % headDim !== 0) throw new ShapeError(`fused matvec: RoPE rows ${rows} must be a multiple of head_dim ${headDim} and at most N = ${n} ('${w.label}')`);
+    if (!Number.isInteger(offset) || offset < 0) throw new ShapeError(`fused matvec: RoPE offset must be a non-negative integer, got ${offset}`);
+    expectShape('fused matvec RoPE freqs', rope.freqs, [headDim / 2], ['f32']);
+  }
   if (!canFuseMatvec(rec, x, w, fusion.out)) throw new ShapeError(`fused matvec: weight '${w.label}' [${n}, ${k}] cannot take the fused '${fusion.out}' matvec here (see canFuseMatvec); record the unfused kernels`);
-  dispatchMatvec(rec, x, w, null, y, fusion.rmsNorm ?? null, fusion.out, {});
+  dispatchMatvec(rec, x, w, null, y, fusion.rmsNorm ?? null, fusion.out, {}, rope);
 }
 
 /** The vectorized / quantized matvec dispatch with its fusion overrides (NORM, OUT). */
-function dispatchMatvec(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | null, y: Tensor, norm: { alpha: Tensor; eps: number } | null, out: MatvecFusion['out'], opts: LinearOptions): void {
+function dispatchMatvec(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | null, y: Tensor, norm: { alpha: Tensor; eps: number } | null, out: MatvecFusion['out'], opts: LinearOptions, rope: MatvecFusion['rope'] = null): void {
   const [n, k] = w.shape;
   const has_bias = b ? 1 : 0;
   const bias = b ?? x; // bound but never read when has_bias = 0
@@ -231,11 +252,12 @@ function dispatchMatvec(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | n
   const sg = opts.subgroups === false || rec.ctx.kernelChoice.subgroupMatvec === 'off' ? 0 : fixedSubgroupSizeOf(rec.ctx);
   const fuse = { NORM: norm ? 1 : 0, OUT: OUT_CODE[out] };
   const reduction: Record<string, number> = sg ? { SG: sg } : { WG: MATVEC_WG };
-  const eps = norm?.eps ?? 0;
+  const freqs = rope?.freqs ?? x; // bound but never read unless OUT = 3
+  const fp = { eps: norm?.eps ?? 0, rope_rows: rope?.rows ?? 0, head_dim: rope?.headDim ?? 2, offset: rope?.offset ?? 0 };
   if (w instanceof QuantizedTensor) {
     rec.dispatch(sg ? matvecQuantSubgroupKernel : matvecQuantKernel, {
-      buffers: [x, ...weightBuffers(w), bias, alpha, y],
-      params: { n, k, kw: (k * w.bits) / 128, has_bias, eps },
+      buffers: [x, ...weightBuffers(w), bias, alpha, freqs, y],
+      params: { n, k, kw: (k * w.bits) / 128, has_bias, ...fp },
       constants: { ...weightConstants(w), ...fuse, ...reduction },
       workgroups: grid1d(n, MATVEC_ROWS),
       label: `linear.matvec_quant${sg ? '_sg' : ''}.${tag}`,
@@ -243,8 +265,8 @@ function dispatchMatvec(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | n
     return;
   }
   rec.dispatch(sg ? matvecSubgroupKernel : matvecKernel, {
-    buffers: [x, w, bias, alpha, y],
-    params: { n, k, kw: k / (w.dtype === 'f32' ? 4 : 8), has_bias, eps },
+    buffers: [x, w, bias, alpha, freqs, y],
+    params: { n, k, kw: k / (w.dtype === 'f32' ? 4 : 8), has_bias, ...fp },
     constants: { DTYPE: DTYPE_CODE[w.dtype] as number, ...fuse, ...reduction },
     workgroups: grid1d(n, MATVEC_ROWS),
     label: `linear.matvec${sg ? '_sg' : ''}.${tag}`,

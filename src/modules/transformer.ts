@@ -17,6 +17,7 @@
  */
 import { type GpuContext, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape } from '../gpu/index.ts';
 import { KVCache, attention } from '../kernels/attention.ts';
+import { ropeFreqsTensor } from '../kernels/rope.ts';
 import { addInPlace, addScaledInPlace, gatedSilu } from '../kernels/elementwise.ts';
 import { canFuseMatvec, fusedMatvec, linear } from '../kernels/linear.ts';
 import { unary } from '../kernels/unary.ts';
@@ -337,13 +338,18 @@ export class StreamingTransformer {
     for (const L of this.layers) {
       // Self-attention block.
       const inProj = L.inProj[L.inProj.length === 1 ? 0 : this.weightIndex[step]];
-      if (T === 1 && !L.norm1.bias && canFuseMatvec(rec, y, inProj, 'store')) {
-        fusedMatvec(rec, y, inProj, sc.qkv, { rmsNorm: { alpha: L.norm1.weight, eps: L.norm1.eps }, out: 'store' }); // qkv = in_proj(norm1(y))
+      let qkvRope = rope; // RoPE still to apply to q and k (attention does it unless the in_proj fused it)
+      if (T === 1 && !L.norm1.bias && canFuseMatvec(rec, y, inProj, rope ? 'rope' : 'store')) {
+        // qkv = in_proj(norm1(y)), q and k rotated at this step's position: one dispatch.
+        const dh = D / this.cfg.numHeads;
+        const r = rope && { freqs: ropeFreqsTensor(this.ctx, dh, rope.maxPeriod), headDim: dh, offset: L.cache.offset, rows: 2 * D };
+        fusedMatvec(rec, y, inProj, sc.qkv, { rmsNorm: { alpha: L.norm1.weight, eps: L.norm1.eps }, out: r ? 'rope' : 'store', rope: r });
+        qkvRope = null;
       } else {
         applyNorm(rec, L.norm1, y, sc.norm); // norm: [T, D]
         this.linearSteps(rec, sc.norm, L.inProj, step, sc.qkv, sc); // qkv: [T, 3D]
       }
-      attention(rec, { qkv: sc.qkv, out: sc.attn, cache: L.cache, numHeads: this.cfg.numHeads, context: this.cfg.context, rope }); // attn: [T, D]
+      attention(rec, { qkv: sc.qkv, out: sc.attn, cache: L.cache, numHeads: this.cfg.numHeads, context: this.cfg.context, rope: qkvRope }); // attn: [T, D]
       const outProj = L.outProj[L.outProj.length === 1 ? 0 : this.weightIndex[step]];
       if (T === 1 && !L.scale1 && canFuseMatvec(rec, sc.attn, outProj, 'residual')) {
         fusedMatvec(rec, sc.attn, outProj, y, { out: 'residual' }); // y += out_proj(attn)

@@ -1,6 +1,7 @@
 import { roundThrough } from '../../gpu/dtype.ts';
 import type { Tensor, WeightTensor } from '../../gpu/index.ts';
 import { type MatvecFusion, canFuseMatvec, fusedMatvec } from '../../kernels/linear.ts';
+import { ropeFreqs, ropeFreqsTensor } from '../../kernels/rope.ts';
 import { assertClose } from '../check.ts';
 import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
 import { Rng } from '../rng.ts';
@@ -11,9 +12,10 @@ type Weights = 'f32' | 'f16' | 'bf16' | QuantSpec;
 /**
  * CPU reference of fusedMatvec in f64 over the weights as the GPU holds them (`w` [N, K],
  * dequantized / rounded): x' = x · alpha / sqrt(eps + mean(x²)) under rmsNorm (moshi
- * `_rms_norm`), h = W · x', then 'store' h, 'residual' y0 + h, 'gated_silu' silu(h[:H]) · h[H:].
+ * `_rms_norm`), h = W · x', then 'store' h, 'residual' y0 + h, 'gated_silu' silu(h[:H]) · h[H:],
+ * 'rope' h with its first `rope.rows` values rotated (moshi apply_rope, interleaved pairs).
  */
-export function fusedMatvecRef(x: Float32Array, w: Float32Array, n: number, k: number, norm: { alpha: Float32Array; eps: number } | null, out: MatvecFusion['out'], y0: Float32Array | null): Float64Array {
+export function fusedMatvecRef(x: Float32Array, w: Float32Array, n: number, k: number, norm: { alpha: Float32Array; eps: number } | null, out: MatvecFusion['out'], y0: Float32Array | null, rope: { headDim: number; maxPeriod: number; offset: number; rows: number } | null = null): Float64Array {
   const xin = new Float64Array(k);
   let scale = 1;
   if (norm) {
@@ -28,7 +30,16 @@ export function fusedMatvecRef(x: Float32Array, w: Float32Array, n: number, k: n
     for (let i = 0; i < k; i++) s += w[r * k + i] * xin[i];
     h[r] = s;
   }
-  if (out === 'store') return h;
+  if (out === 'rope' && rope) {
+    const f = ropeFreqs(rope.headDim, rope.maxPeriod);
+    for (let r = 0; r < rope.rows; r += 2) {
+      const th = Math.fround(f[(r % rope.headDim) / 2] * rope.offset);
+      const [re, im] = [h[r], h[r + 1]];
+      h[r] = re * Math.cos(th) - im * Math.sin(th);
+      h[r + 1] = re * Math.sin(th) + im * Math.cos(th);
+    }
+  }
+  if (out === 'store' || out === 'rope') return h;
   if (out === 'residual') return h.map((v, r) => v + (y0 as Float32Array)[r]);
   const H = n / 2;
   return Float64Array.from({ length: H }, (_, j) => (h[j] / (1 + Math.exp(-h[j]))) * h[H + j]);
@@ -46,8 +57,11 @@ function wName(w: Weights): string {
  * (canFuseMatvec), then the values.
  */
 function fusedCase(wt: Weights, k: number, n: number, norm: boolean, out: MatvecFusion['out'], seed: number, subgroups = true): KernelCase {
+  // 'rope': N = 3·D rows (q | k | v) with heads of 4 (small) or 64 (bench), position 1234.
+  const headDim = n % 192 === 0 ? 64 : 4;
+  const ropeSpec = out === 'rope' ? { headDim, maxPeriod: 10000, offset: 1234, rows: (2 * n) / 3 } : null;
   return {
-    name: `fused ${wt === 'f32' || typeof wt === 'string' ? wt : wName(wt)} K=${k} N=${n}${norm ? ' rms_norm' : ''} ${out}${subgroups ? '' : ' (no subgroups)'}`,
+    name: `fused ${wName(wt)} K=${k} N=${n}${norm ? ' rms_norm' : ''} ${out}${ropeSpec ? ` (head_dim ${headDim})` : ''}${subgroups ? '' : ' (no subgroups)'}`,
     setup(ctx) {
       const rng = new Rng(seed);
       const xs = rng.normals(k);
@@ -72,14 +86,15 @@ function fusedCase(wt: Weights, k: number, n: number, norm: boolean, out: Matvec
           if (!canFuseMatvec(rec, x, w, out)) throw new Error(`fused case ${wName(wt)} K=${k} N=${n} ${out}: canFuseMatvec refused it`);
           ctx.kernelChoice = subgroups ? prevChoice : { ...prevChoice, subgroupMatvec: 'off' };
           try {
-            fusedMatvec(rec, x, w, y, { rmsNorm: norm ? { alpha, eps } : null, out });
+            const rope = ropeSpec && { ...ropeSpec, freqs: ropeFreqsTensor(ctx, ropeSpec.headDim, ropeSpec.maxPeriod) };
+            fusedMatvec(rec, x, w, y, { rmsNorm: norm ? { alpha, eps } : null, out, rope });
           } finally {
             ctx.kernelChoice = prevChoice;
           }
         },
         async check(c) {
           const got = await c.readF32(y);
-          assertClose(`fused matvec ${wName(wt)} K=${k} N=${n} ${norm ? 'rms_norm ' : ''}${out}`, got, fusedMatvecRef(xs, deq, n, k, norm ? { alpha: alphas, eps } : null, out, y0), { ...TOL, shape: [1, outN] });
+          assertClose(`fused matvec ${wName(wt)} K=${k} N=${n} ${norm ? 'rms_norm ' : ''}${out}`, got, fusedMatvecRef(xs, deq, n, k, norm ? { alpha: alphas, eps } : null, out, y0, ropeSpec), { ...TOL, shape: [1, outN] });
         },
         flops: 2 * n * k,
         bytes: 4 * k + w.byteLength + 4 * outN,
@@ -102,6 +117,7 @@ function grid(): KernelCase[] {
       cases.push(fusedCase(wt, k, 37, false, 'residual', seed++, subgroups));
       cases.push(fusedCase(wt, k, 84, true, 'gated_silu', seed++, subgroups));
       cases.push(fusedCase(wt, k, 20, false, 'gated_silu', seed++, subgroups));
+      cases.push(fusedCase(wt, k, 36, true, 'rope', seed++, subgroups));
     }
   }
   return cases;
@@ -110,7 +126,7 @@ function grid(): KernelCase[] {
 /** Moshi 7B's decode shapes: the temporal layer's norm + QKV, norm + gating, and the depformer's. */
 function bench(): KernelCase[] {
   return [
-    fusedCase('bf16', 4096, 3 * 4096, true, 'store', 1),
+    fusedCase('bf16', 4096, 3 * 4096, true, 'rope', 1),
     fusedCase('bf16', 4096, 2 * 11264, true, 'gated_silu', 2),
     fusedCase('bf16', 11264, 4096, false, 'residual', 3),
     fusedCase({ format: 'affine', bits: 4, groupSize: 32 }, 4096, 2 * 11264, true, 'gated_silu', 4),
