@@ -126,6 +126,8 @@ export class SttStream {
    * [n_q] (the model's input) and the counted step it produced (null while the delays fill).
    */
   onFrame: ((inputFrame: number, codes: Int32Array, step: SttStep | null) => void) | null = null;
+  /** Wall-clock milliseconds of the last frame: Mimi encode and the LMGen step(s) (performance.now()). */
+  readonly lastTimings = { encodeMs: 0, lmMs: 0 };
   private readonly extra: boolean;
   private readonly pending: Float32Array;
   private pendingLen = 0;
@@ -251,7 +253,10 @@ export class SttStream {
   /** One padded frame: Mimi encode, LMGen step(s); the counted step, or null while the delays fill. */
   private async runFrame(frame: Float32Array): Promise<SttStep | null> {
     const t = this.inputFrames;
+    const t0 = performance.now();
     const c = await this.mimi.encode(frame); // [K, 1]
+    const t1 = performance.now();
+    this.lastTimings.encodeMs = t1 - t0;
     if (c.length !== this.mimi.numCodebooks) throw new Error(`MimiModel.encode returned ${c.length} codes for one frame, expected ${this.mimi.numCodebooks}`);
     const codes = c.subarray(0, this.nQ);
     this.inputFrames = t + 1;
@@ -260,6 +265,7 @@ export class SttStream {
       this.droppedFirst = first ? first.text : null;
     }
     const r = await this.lmStep(codes);
+    this.lastTimings.lmMs = performance.now() - t1;
     if (!r) {
       this.onFrame?.(t, codes, null);
       return null;
