@@ -247,6 +247,7 @@ export function mountApp(root: HTMLElement): void {
         runStatus.textContent = 'stopped by an engine error';
         banner('Engine error.', ` ${ev.message}`, { group: 'run' });
         fail('engine', new Error(ev.message));
+        transcribeView.onEvent(ev);
         break;
       case 'caption':
       case 'caption-end':

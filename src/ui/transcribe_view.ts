@@ -46,7 +46,7 @@ export interface TranscribeHook {
 
 export interface TranscribeView {
   readonly mode: PickerMode;
-  /** Captions and run ends from the engine client. */
+  /** Captions, run ends and engine errors from the engine client. */
   onEvent(ev: ClientEvent): void;
   /** A model was loaded: STT models switch the page to this mode and enable it. */
   onLoaded(info: ModelInfo): void;
@@ -351,6 +351,12 @@ export function mountTranscribeView(root: HTMLElement, deps: TranscribeDeps): Tr
     },
     onEvent(ev) {
       if (ev.type === 'caption') onCaption(ev.caption);
+      else if (ev.type === 'error' && (hook.state === 'running' || hook.state === 'finishing')) {
+        // The engine's loop stopped on an error (the page's banner says which): no caption-end will come.
+        hook.state = 'ended';
+        setRunning(false);
+        status.textContent = 'stopped by an engine error (see the message above)';
+      }
       else if (ev.type === 'caption-end') {
         hook.state = 'ended';
         hook.endReason = ev.end.reason;
