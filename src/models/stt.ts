@@ -331,12 +331,11 @@ export async function transcribe(mimi: MimiModel, gen: LMGen, pcm: Float32Array,
   if (frames < 1) throw new SttError(`${pcm.length} samples with ${stream.stt.audioSilencePrefixSeconds} s + ${stream.stt.audioDelaySeconds + 1} s of padding make no whole ${stream.frameSize}-sample frame`);
   const nQ = stream.nQ;
   const codes = new Int32Array(frames * nQ);
-  const steps: SttStep[] = [];
   stream.onFrame = (t, c, step) => {
     codes.set(c, t * nQ);
     opts.onFrame?.(t, frames, step ? step.token : null);
   };
-  steps.push(...(await stream.push(pcm)), ...(await stream.flush()));
+  const steps = (await stream.push(pcm)).concat(await stream.flush()); // (no spread: hours of audio are many steps)
   if (stream.framesIn !== frames) throw new Error(`SttStream ran ${stream.framesIn} frames, the padding makes ${frames}`);
   const H = stream.numHeads;
   const Dh = stream.headDim;
