@@ -17,6 +17,11 @@
  *   oldest, counted in droppedPackets.AUDIO_CHUNK.
  * - Loading: one load at a time through a LoadSlot (src/engine/load_slot.ts); cancelLoad() aborts
  *   the downloads and uploads, and a new load disposes the previous engine first.
+ * - Speech-to-text: a config with model_type "stt" (or dep_q 0) loads a Kyutai STT model instead
+ *   (src/engine/load_stt.ts); start() then runs the live transcriber (src/engine/stt_loop.ts) on the
+ *   same audio input, and each counted step leaves as an acknowledged 'caption' METADATA packet
+ *   (token, its piece and text, frame time, extra-head probabilities); stop() feeds the right
+ *   padding so the last words arrive, then a 'caption-end' packet.
  */
 import * as Comlink from 'comlink';
 import { RingBuffer } from '../src/audio/ring_buffer.ts';
@@ -31,6 +36,9 @@ import type { AudioTransport, EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo,
 import { GpuContext } from '../src/gpu/index.ts';
 import { Channel } from '../src/protocol/channel.ts';
 import { TextSegmenter } from '../src/engine/transcript.ts';
+import { isSttModelConfig, type LoadedStt, loadStt } from '../src/engine/load_stt.ts';
+import { SttLoop } from '../src/engine/stt_loop.ts';
+import type { CaptionMeta, StartOptions } from '../src/engine/worker_api.ts';
 import { TextTokenizer } from '../src/text/tokenizer.ts';
 import { PacketType } from '../src/protocol/packet.ts';
 
@@ -75,6 +83,10 @@ class PacketFrameSource implements FrameSource {
   queued(): number {
     return this.frames.length * FRAME_SAMPLES;
   }
+  /** Drops the frames still queued (they belong to no run). */
+  clear(): void {
+    this.frames.length = 0;
+  }
 }
 
 /** Each step's output leaves as one AUDIO_CHUNK packet. */
@@ -88,6 +100,9 @@ class PacketFrameSink implements FrameSink {
   }
 }
 
+/** The loaded model is a speech-to-text one (src/engine/load_stt.ts). */
+const isStt = (m: LoadedEngine | LoadedStt): m is LoadedStt => 'kind' in m && m.kind === 'stt';
+
 /** Input backlog (samples waiting after a frame was taken) from which steps skip their decode to catch up: 2 frames (160 ms). */
 const SKIP_DECODE_BACKLOG = 2 * FRAME_SAMPLES;
 /** Channel timing: heartbeat every 5 s both ways; a peer silent for 12 s is reported. */
@@ -96,7 +111,8 @@ const CHANNEL_TIMING = { heartbeatMs: 5000, silenceMs: 12000, tickMs: 250 };
 class EngineWorker implements EngineWorkerApi {
   private ctx: GpuContext | null = null;
   /** The loaded model: one load at a time, the previous one disposed (src/engine/load_slot.ts). */
-  private readonly slot = new LoadSlot<LoadedEngine>();
+  private readonly slot = new LoadSlot<LoadedEngine | LoadedStt>();
+  private sttLoop: SttLoop | null = null;
   private channel: Channel | null = null;
   private transport: AudioTransport | null = null;
   private source: FrameSource | null = null;
@@ -159,6 +175,20 @@ class EngineWorker implements EngineWorkerApi {
         // The tokenizer is parsed by the real SentencePiece loader before it is cached.
         verifyTokenizer: (b, name) => TextTokenizer.fromBytes(b, { source: name }),
       });
+      if (isSttModelConfig(bytes.lmConfig)) {
+        const s = await loadStt(ctx, bytes, { signal, onStage: (message) => onProgress({ type: 'stage', message }) });
+        try {
+          signal.throwIfAborted();
+          onProgress({ type: 'stage', message: 'compiling kernels (warm-up step)' });
+          // One frame of silence compiles every pipeline before the microphone starts; then a fresh state.
+          await s.stream.push(new Float32Array(FRAME_SAMPLES));
+          s.stream.reset();
+        } catch (e) {
+          s.dispose();
+          throw e;
+        }
+        return s;
+      }
       const l = await loadEngine(ctx, bytes, { sampling, condition, signal, onStage: (message) => onProgress({ type: 'stage', message }) });
       try {
         signal.throwIfAborted();
@@ -179,10 +209,11 @@ class EngineWorker implements EngineWorkerApi {
     return this.slot.cancel();
   }
 
-  async start() {
+  async start(opts: StartOptions = {}) {
     const loaded = this.slot.current;
     if (!loaded) throw new Error(this.slot.loading ? 'the model is still loading: wait for it before starting the microphone' : 'no model is loaded: load one before starting the microphone');
     if (!this.source || !this.sink || !this.channel) throw new Error('the engine worker is not connected to the page (connect() first)');
+    if (isStt(loaded)) return this.startStt(loaded, opts);
     if (this.driver?.isRunning) return;
     loaded.engine.reset();
     this.segmenter = new TextSegmenter();
@@ -214,7 +245,57 @@ class EngineWorker implements EngineWorkerApi {
     this.meta({ kind: 'state', state: 'running' });
   }
 
+  /** The live transcriber on the connected input; captions as acknowledged METADATA packets. */
+  private startStt(loaded: LoadedStt, opts: StartOptions) {
+    if (this.sttLoop?.isRunning) return;
+    const channel = this.channel!;
+    const source = this.source!;
+    // Input captured before start belongs to no transcription: discard it (not a drop).
+    if (source instanceof RingFrameSource) source.ring.skip(source.ring.availableRead());
+    if (source instanceof PacketFrameSource) source.clear();
+    const tok = loaded.tokenizer;
+    let warnedInput = false;
+    const loop = new SttLoop(loaded.stream, source, loaded.metrics, {
+      onStep: (s) => {
+        const meta: CaptionMeta = {
+          kind: 'caption', step: s.step, frame: s.frame, token: s.token,
+          piece: tok && s.token < tok.vocabSize ? tok.piece(s.token) : null,
+          text: tok && s.token < tok.vocabSize ? tok.decodePiece(s.token) : null,
+          time: s.time, heads: Array.from(s.extraHeads),
+        };
+        channel.sendMetadata(meta, true);
+      },
+      onEnd: (reason, steps) => {
+        channel.sendMetadata({ kind: 'caption-end', reason, steps }, true);
+        this.meta({ kind: 'state', state: 'stopped' });
+      },
+      onBadInput: (n) => {
+        if (warnedInput) return;
+        warnedInput = true;
+        this.meta({ kind: 'warning', message: `${n} input samples were NaN, infinite or beyond ±16 and were replaced by 0 (further ones are counted in the metrics)` });
+      },
+      onError: (e) => {
+        const err = e instanceof Error ? e : new Error(String(e));
+        this.meta({ kind: 'error', name: err.name, message: err.message });
+      },
+    }, [loaded.lmConfig.existingTextEndPaddingId, loaded.lmConfig.existingTextPaddingId]);
+    this.sttLoop = loop;
+    if (this.metricsTimer !== null) clearInterval(this.metricsTimer); // a file that ended by itself left it
+    this.loop = loop.run(opts.endAfterSamples).catch(() => undefined);
+    this.metricsTimer = setInterval(() => this.meta({ kind: 'metrics', ...this.snapshot() }), 250);
+    this.meta({ kind: 'state', state: 'running' });
+  }
+
   async stop() {
+    if (this.sttLoop) {
+      this.sttLoop.stop();
+      await this.loop;
+      this.loop = null;
+      this.sttLoop = null;
+      if (this.metricsTimer !== null) clearInterval(this.metricsTimer);
+      this.metricsTimer = null;
+      return;
+    }
     this.driver?.stop();
     await this.loop;
     this.loop = null;
@@ -226,12 +307,15 @@ class EngineWorker implements EngineWorkerApi {
   }
 
   async setSampling(s: SamplingSettings) {
-    this.slot.current?.setSampling(s);
+    const cur = this.slot.current;
+    // An STT model samples as its config's lm_gen_config says (greedy for the released ones).
+    if (cur && !(isStt(cur))) cur.setSampling(s);
   }
 
   private snapshot(): MetricsSnapshot {
-    const engine = this.slot.current?.engine;
-    if (!engine) throw new Error('no model is loaded');
+    const cur = this.slot.current;
+    if (!cur) throw new Error('no model is loaded');
+    const engine = isStt(cur) ? { metrics: cur.metrics } : cur.engine;
     const cs = this.channel?.stats();
     const dropped: Record<string, number> = {};
     if (cs) for (const [k, v] of Object.entries(cs.dropped)) if (v > 0) dropped[k] = v;

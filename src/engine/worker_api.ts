@@ -35,6 +35,52 @@ export interface ModelInfo {
   userCodebooks: number;
   hasTokenizer: boolean;
   gpuBytes: number;
+  /** Present when a speech-to-text model was loaded (config model_type "stt" / dep_q 0): no audio output, captions instead. */
+  stt?: SttModelInfo;
+}
+
+/** What the page needs to show an STT model's captions (src/models/stt.ts SttStream). */
+export interface SttModelInfo {
+  /** Extra heads H and outputs per head Dh of each caption's `heads` (0, 0 without extra heads). */
+  numHeads: number;
+  headDim: number;
+  /** `stt_config`: the text lags the audio by audioDelaySeconds; audioSilencePrefixSeconds of zeros come first. */
+  audioDelaySeconds: number;
+  audioSilencePrefixSeconds: number;
+  /** Seconds per frame (0.08). */
+  frameSeconds: number;
+  /** `existing_text_end_padding_id` (0): the token that ends a word. */
+  endOfPaddingId: number;
+}
+
+/**
+ * One counted step of the live STT model (SttStream step), a METADATA packet `kind: 'caption'`
+ * sent with requiresAck (resent until received, so the page's transcript is complete).
+ */
+export interface CaptionMeta {
+  kind: 'caption';
+  /** Counted step index since start (0, 1, …): the page orders captions by it. */
+  step: number;
+  /** Frame the token stands at (80 ms frames of the padded input, src/models/stt.ts). */
+  frame: number;
+  /** Text token id. */
+  token: number;
+  /** The SentencePiece piece (with its U+2581 word mark), null without a tokenizer. */
+  piece: string | null;
+  /** What the token prints (U+2581 as a space), null for the padding ids (0, 3) or without a tokenizer. */
+  text: string | null;
+  /** Seconds from the start of the input: frame × 0.08 − prefix − delay, clamped at 0. */
+  time: number;
+  /** Extra-head probabilities f32 [H · Dh] as numbers (head-major; [] without extra heads). */
+  heads: number[];
+}
+
+/** The end of an STT run: after Stop (the right padding was fed) or when a played file ran out ('file-ended'). */
+export interface CaptionEndMeta {
+  kind: 'caption-end';
+  reason: 'stopped' | 'file-ended';
+  /** Counted steps sent in all. */
+  steps: number;
 }
 
 /** How audio travels between the page's worklets and the engine. */
@@ -51,7 +97,18 @@ export type EngineMeta =
   | { kind: 'device-lost'; message: string }
   | { kind: 'state'; state: 'running' | 'stopped' }
   /** The worker's channel stopped (or resumed) hearing the page's heartbeats. */
-  | { kind: 'peer'; state: 'silent' | 'alive'; silentForMs: number };
+  | { kind: 'peer'; state: 'silent' | 'alive'; silentForMs: number }
+  | CaptionMeta
+  | CaptionEndMeta;
+
+/** Options of EngineWorkerApi.start. */
+export interface StartOptions {
+  /**
+   * A played file of this many samples: an STT model reads exactly that many, then feeds its right
+   * padding and ends by itself (a 'caption-end' 'file-ended'). Ignored by Moshi (it keeps talking).
+   */
+  endAfterSamples?: number;
+}
 
 /** The Worker's API (comlink). Every method rejects with a named Error the page can show. */
 export interface EngineWorkerApi {
@@ -71,9 +128,12 @@ export interface EngineWorkerApi {
   load(spec: ModelSpec, sampling: SamplingSettings, onProgress: (e: LoadEvent) => void): Promise<ModelInfo>;
   /** Cancels the running load (its fetches and uploads are aborted, nothing is cached); resolves true when one was running. */
   cancelLoad(): Promise<boolean>;
-  /** Starts the loop from a fresh conversation (streaming state reset). */
-  start(): Promise<void>;
-  /** Stops the loop after the current step. */
+  /**
+   * Starts the loop from a fresh conversation (streaming state reset): Moshi's 80 ms loop, or for an
+   * STT model the live transcriber (captions as 'caption' METADATA packets).
+   */
+  start(opts?: StartOptions): Promise<void>;
+  /** Stops the loop after the current step (an STT model then feeds its right padding: the last words arrive). */
   stop(): Promise<void>;
   setSampling(s: SamplingSettings): Promise<void>;
   stats(): Promise<MetricsSnapshot>;

@@ -54,12 +54,241 @@ export function padForStt(pcm: Float32Array, stt: SttConfig, sampleRate: number,
   return { padded, frames };
 }
 
-/** Options of {@link transcribe}. */
-export interface TranscribeOptions {
+/**
+ * Frames the procedure makes of `samples` input samples: floor((left + samples + right) / frameSize)
+ * with sttPadding's zeros (what padForStt yields, without building the array).
+ */
+export function sttFrameCount(samples: number, stt: SttConfig, sampleRate: number, frameSize: number): number {
+  const { left, right } = sttPadding(stt, sampleRate);
+  return Math.floor((left + samples + right) / frameSize);
+}
+
+/** Options of {@link SttStream} (and {@link transcribe}). */
+export interface SttStreamOptions {
   /** Padding and text delay (default: the LM config's stt_config, else STT_CONFIG_DEFAULTS). */
   stt?: SttConfig;
   /** Compute the extra heads of each step (LMGen.stepWithExtraHeads; default: when the model has any). */
   extraHeads?: boolean;
+}
+
+/** One counted step of the procedure: what the STT model wrote for one input frame. */
+export interface SttStep {
+  /** Index of this counted step (0, 1, …; the dropped first step is not counted). */
+  step: number;
+  /** Padded input frame (0-based, silence prefix included) whose LMGen step returned this token. */
+  inputFrame: number;
+  /** Frame the token stands at: inputFrame − (max_delay − delays[0]) (module doc). */
+  frame: number;
+  /** Text token id (0 / existing_text_padding_id print nothing). */
+  token: number;
+  /** Seconds from the start of the (unpadded) input: frame × frameSeconds − offsetSeconds, clamped at 0. */
+  time: number;
+  /** Extra-head probabilities, f32 [H · Dh] (head-major; empty without extra heads). */
+  extraHeads: Float32Array;
+}
+
+/**
+ * The STT procedure (module doc, moshi/run_inference.py `InferenceState.run` for model_type "stt")
+ * as a stream, for a live microphone: `push()` takes 24 kHz mono f32 samples in any amounts (one
+ * 1920-sample frame at a time from a microphone), prepends `audio_silence_prefix_seconds` of zeros
+ * before the first sample, encodes each whole 1920-sample frame with the streaming Mimi, gives the
+ * first frame's codes to LMGen twice (the first result dropped) and every later frame's once, and
+ * returns the counted steps (text token + extra-head probabilities) of the frames it completed.
+ * The text lags the audio by `audio_delay_seconds` (the model's training delay): the token of a
+ * word comes that long after the word was heard, so `flush()` on Stop feeds the right padding,
+ * `audio_delay_seconds + 1` s of zeros (int((delay + 1) · 24000) samples, whole frames only, the
+ * remainder dropped as run_inference.py drops it), which brings out the last words.
+ *
+ * `push(pcm)` followed by `flush()` yields exactly what `transcribe(pcm)` does, whatever the chunk
+ * sizes. The stream owns the streaming state of `mimi` and `gen` (one stream per model pair at a
+ * time): construction and `reset()` reset both (a fresh `mimi.streaming(1)` / `lm_gen.streaming(1)`).
+ * Greedy sampling (the STT configs' lm_gen_config, temp 0) is the caller's choice of `gen`.
+ */
+export class SttStream {
+  readonly stt: SttConfig;
+  /** Samples per frame (Mimi: 1920) and the sample rate (24000). */
+  readonly frameSize: number;
+  readonly sampleRate: number;
+  /** Codebooks the LM reads (n_q) of the Mimi's numCodebooks. */
+  readonly nQ: number;
+  /** Extra heads H and outputs per head Dh of each step's `extraHeads` (0 and 0 without them). */
+  readonly numHeads: number;
+  readonly headDim: number;
+  /** Seconds per frame (0.08) and the offset subtracted from frame times (prefix + delay). */
+  readonly frameSeconds: number;
+  readonly offsetSeconds: number;
+  /** Input frames a counted step lags behind (max_delay − delays[0]; 0 for the STT models). */
+  readonly shift: number;
+  /** The dropped first step's text token (null before the first frame, or when it returned nothing). */
+  droppedFirst: number | null = null;
+  /**
+   * Called after every padded input frame (silence included) with its index, its Mimi codes i32
+   * [n_q] (the model's input) and the counted step it produced (null while the delays fill).
+   */
+  onFrame: ((inputFrame: number, codes: Int32Array, step: SttStep | null) => void) | null = null;
+  /** Wall-clock milliseconds of the last frame: Mimi encode and the LMGen step(s) (performance.now()). */
+  readonly lastTimings = { encodeMs: 0, lmMs: 0 };
+  private readonly extra: boolean;
+  private readonly pending: Float32Array;
+  private pendingLen = 0;
+  private inputFrames = 0;
+  private steps = 0;
+  private started = false;
+  private flushed = false;
+
+  /**
+   * @throws SttError for a model with a depformer (dep_q > 0: not an STT model) or a Mimi with fewer
+   *   codebooks than the LM's n_q
+   */
+  constructor(readonly mimi: MimiModel, readonly gen: LMGen, opts: SttStreamOptions = {}) {
+    const cfg = gen.lm.cfg;
+    if (cfg.depQ > 0) throw new SttError(`the LM has dep_q = ${cfg.depQ} (a depformer that generates audio): not a speech-to-text model (STT models have dep_q = 0)`);
+    this.nQ = cfg.nQ;
+    if (mimi.numCodebooks < this.nQ) throw new SttError(`the Mimi emits ${mimi.numCodebooks} codebooks, the STT model reads n_q = ${this.nQ}: load the Mimi with num_codebooks = ${this.nQ} (its quantizer has ${mimi.config.quantizer.n_q})`);
+    this.stt = opts.stt ?? cfg.stt ?? STT_CONFIG_DEFAULTS;
+    for (const [k, v] of [['audio_delay_seconds', this.stt.audioDelaySeconds], ['audio_silence_prefix_seconds', this.stt.audioSilencePrefixSeconds]] as const) {
+      if (!Number.isFinite(v) || v < 0) throw new SttError(`stt_config ${k} must be a finite number of seconds >= 0, got ${v}`);
+    }
+    this.sampleRate = mimi.config.sample_rate;
+    this.frameSize = mimi.frameSize;
+    this.extra = opts.extraHeads ?? gen.lm.numExtraHeads > 0;
+    if (this.extra && gen.lm.numExtraHeads === 0) throw new SttError('extra heads were asked for, but the model has none (extra_heads_num_heads = 0)');
+    this.numHeads = this.extra ? gen.lm.numExtraHeads : 0;
+    this.headDim = this.extra ? cfg.extraHeadsDim : 0;
+    this.frameSeconds = this.frameSize / this.sampleRate;
+    this.offsetSeconds = this.stt.audioSilencePrefixSeconds + this.stt.audioDelaySeconds;
+    this.shift = maxDelay(cfg) - cfg.delays[0];
+    this.pending = new Float32Array(this.frameSize);
+    this.reset();
+  }
+
+  /** Padded input frames encoded so far. */
+  get framesIn(): number {
+    return this.inputFrames;
+  }
+
+  /** Counted steps returned so far. */
+  get stepsOut(): number {
+    return this.steps;
+  }
+
+  /** True after `flush()` (until `reset()`). */
+  get ended(): boolean {
+    return this.flushed;
+  }
+
+  /** Starts a new transcription: both models' streaming state and the counters. */
+  reset(): void {
+    this.mimi.reset();
+    this.gen.reset();
+    this.pendingLen = 0;
+    this.inputFrames = 0;
+    this.steps = 0;
+    this.droppedFirst = null;
+    this.started = false;
+    this.flushed = false;
+  }
+
+  /**
+   * Feeds input samples (f32, 24 kHz mono, any length ≥ 0; a live microphone gives one
+   * 1920-sample frame at a time) and runs every frame they complete.
+   * @returns the counted steps of those frames, in order (none while a frame is incomplete)
+   * @throws SttError after `flush()` (reset() first), or for a non-finite sample (naming its index)
+   */
+  async push(pcm: Float32Array): Promise<SttStep[]> {
+    if (this.flushed) throw new SttError('SttStream.push after flush(): the transcription has ended; reset() to start a new one');
+    for (let i = 0; i < pcm.length; i++) {
+      if (!Number.isFinite(pcm[i])) throw new SttError(`SttStream.push: sample ${i} of ${pcm.length} is ${pcm[i]} (the Mimi needs finite samples)`);
+    }
+    const out: SttStep[] = [];
+    if (!this.started) {
+      this.started = true;
+      await this.feedZeros(sttPadding(this.stt, this.sampleRate).left, out);
+    }
+    await this.feed(pcm, out);
+    return out;
+  }
+
+  /**
+   * Ends the input: feeds the right padding (audio_delay_seconds + 1 s of zeros) and runs its whole
+   * frames (a leftover partial frame is dropped). Returns the counted steps that brings out: the
+   * last words. Afterwards the stream is ended until `reset()`.
+   * @throws SttError when called twice, or when the input and padding made no whole frame at all
+   */
+  async flush(): Promise<SttStep[]> {
+    if (this.flushed) throw new SttError('SttStream.flush called twice: the transcription has already ended; reset() to start a new one');
+    const out: SttStep[] = [];
+    if (!this.started) {
+      this.started = true;
+      await this.feedZeros(sttPadding(this.stt, this.sampleRate).left, out);
+    }
+    await this.feedZeros(sttPadding(this.stt, this.sampleRate).right, out);
+    this.flushed = true;
+    this.pendingLen = 0;
+    if (this.inputFrames === 0) throw new SttError(`the input and ${this.stt.audioSilencePrefixSeconds} s + ${this.stt.audioDelaySeconds + 1} s of padding make no whole ${this.frameSize}-sample frame`);
+    return out;
+  }
+
+  private async feedZeros(n: number, out: SttStep[]): Promise<void> {
+    const z = new Float32Array(Math.min(n, this.frameSize));
+    for (let left = n; left > 0; left -= z.length) await this.feed(z.subarray(0, Math.min(left, z.length)), out);
+  }
+
+  private async feed(pcm: Float32Array, out: SttStep[]): Promise<void> {
+    const fs = this.frameSize;
+    let i = 0;
+    while (i < pcm.length) {
+      const take = Math.min(fs - this.pendingLen, pcm.length - i);
+      this.pending.set(pcm.subarray(i, i + take), this.pendingLen);
+      this.pendingLen += take;
+      i += take;
+      if (this.pendingLen === fs) {
+        this.pendingLen = 0;
+        const s = await this.runFrame(this.pending);
+        if (s) out.push(s);
+      }
+    }
+  }
+
+  /** One padded frame: Mimi encode, LMGen step(s); the counted step, or null while the delays fill. */
+  private async runFrame(frame: Float32Array): Promise<SttStep | null> {
+    const t = this.inputFrames;
+    const t0 = performance.now();
+    const c = await this.mimi.encode(frame); // [K, 1]
+    const t1 = performance.now();
+    this.lastTimings.encodeMs = t1 - t0;
+    if (c.length !== this.mimi.numCodebooks) throw new Error(`MimiModel.encode returned ${c.length} codes for one frame, expected ${this.mimi.numCodebooks}`);
+    const codes = c.subarray(0, this.nQ);
+    this.inputFrames = t + 1;
+    if (t === 0) {
+      const first = await this.lmStep(codes);
+      this.droppedFirst = first ? first.text : null;
+    }
+    const r = await this.lmStep(codes);
+    this.lastTimings.lmMs = performance.now() - t1;
+    if (!r) {
+      this.onFrame?.(t, codes, null);
+      return null;
+    }
+    const heads = new Float32Array(this.numHeads * this.headDim);
+    r.extraHeads?.forEach((p, h) => heads.set(p, h * this.headDim));
+    const frameAt = t - this.shift;
+    const step: SttStep = { step: this.steps++, inputFrame: t, frame: frameAt, token: r.text, time: Math.max(0, frameAt * this.frameSeconds - this.offsetSeconds), extraHeads: heads };
+    this.onFrame?.(t, codes, step);
+    return step;
+  }
+
+  private async lmStep(codes: Int32Array): Promise<{ text: number; extraHeads: Float32Array[] | null } | null> {
+    if (!this.extra) {
+      const r = await this.gen.step(codes);
+      return r && { text: r.text, extraHeads: null };
+    }
+    return this.gen.stepWithExtraHeads(codes);
+  }
+}
+
+/** Options of {@link transcribe}. */
+export interface TranscribeOptions extends SttStreamOptions {
   /** Called after every input frame: frame index, frames in all, the text token returned for it (null: none). */
   onFrame?: (frame: number, frames: number, text: number | null) => void;
 }
@@ -88,71 +317,41 @@ export interface Transcription {
 
 /**
  * Runs the official STT transcription procedure (module doc) over `pcm` (f32 mono at the Mimi's
- * sample rate, 24 kHz; any length ≥ 0: the padding makes at least one frame when delay + 1 s ≥ 80 ms).
- * `gen` must drive an LM with dep_q = 0 and n_q ≤ `mimi.numCodebooks`; its sampling is what the
- * caller chose (the official STT configs' lm_gen_config is greedy: temp 0). Resets both models'
- * streaming state first (a fresh `mimi.streaming(1)` / `lm_gen.streaming(1)`).
+ * sample rate, 24 kHz; any length ≥ 0: the padding makes at least one frame when delay + 1 s ≥ 80 ms)
+ * through one {@link SttStream} (`push(pcm)`, then `flush()`): the batch and the live transcriber
+ * are one implementation. `gen` must drive an LM with dep_q = 0 and n_q ≤ `mimi.numCodebooks`; its
+ * sampling is what the caller chose (the official STT configs' lm_gen_config is greedy: temp 0).
+ * Resets both models' streaming state first (a fresh `mimi.streaming(1)` / `lm_gen.streaming(1)`).
  * @throws SttError for a model with a depformer (dep_q > 0: not an STT model), a Mimi with fewer
  *   codebooks than the LM's n_q, or an input that pads to no whole frame
  */
 export async function transcribe(mimi: MimiModel, gen: LMGen, pcm: Float32Array, opts: TranscribeOptions = {}): Promise<Transcription> {
-  const cfg = gen.lm.cfg;
-  if (cfg.depQ > 0) throw new SttError(`the LM has dep_q = ${cfg.depQ} (a depformer that generates audio): not a speech-to-text model (STT models have dep_q = 0)`);
-  const nQ = cfg.nQ;
-  if (mimi.numCodebooks < nQ) throw new SttError(`the Mimi emits ${mimi.numCodebooks} codebooks, the STT model reads n_q = ${nQ}: load the Mimi with num_codebooks = ${nQ} (its quantizer has ${mimi.config.quantizer.n_q})`);
-  const stt = opts.stt ?? cfg.stt ?? STT_CONFIG_DEFAULTS;
-  const rate = mimi.config.sample_rate;
-  const fs = mimi.frameSize;
-  const { padded, frames } = padForStt(pcm, stt, rate, fs);
-  if (frames < 1) throw new SttError(`${pcm.length} samples with ${stt.audioSilencePrefixSeconds} s + ${stt.audioDelaySeconds + 1} s of padding make no whole ${fs}-sample frame`);
-  const extra = opts.extraHeads ?? gen.lm.numExtraHeads > 0;
-  const H = extra ? gen.lm.numExtraHeads : 0;
-  const Dh = cfg.extraHeadsDim;
-  const shift = maxDelay(cfg) - cfg.delays[0];
-  const K = mimi.numCodebooks;
-  mimi.reset();
-  gen.reset();
+  const stream = new SttStream(mimi, gen, opts);
+  const frames = sttFrameCount(pcm.length, stream.stt, stream.sampleRate, stream.frameSize);
+  if (frames < 1) throw new SttError(`${pcm.length} samples with ${stream.stt.audioSilencePrefixSeconds} s + ${stream.stt.audioDelaySeconds + 1} s of padding make no whole ${stream.frameSize}-sample frame`);
+  const nQ = stream.nQ;
   const codes = new Int32Array(frames * nQ);
-  const tokens: number[] = [];
-  const tokenFrames: number[] = [];
-  const heads: Float32Array[] = [];
-  let droppedFirst: number | null = null;
-  const step = async (c: Int32Array) => {
-    if (!extra) {
-      const r = await gen.step(c);
-      return r && { text: r.text, extraHeads: null };
-    }
-    return gen.stepWithExtraHeads(c);
+  stream.onFrame = (t, c, step) => {
+    codes.set(c, t * nQ);
+    opts.onFrame?.(t, frames, step ? step.token : null);
   };
-  for (let t = 0; t < frames; t++) {
-    const c = await mimi.encode(padded.subarray(t * fs, (t + 1) * fs)); // [K, 1]
-    if (c.length !== K) throw new Error(`MimiModel.encode returned ${c.length} codes for one frame, expected ${K}`);
-    const frameCodes = c.subarray(0, nQ);
-    codes.set(frameCodes, t * nQ);
-    if (t === 0) {
-      const first = await step(frameCodes);
-      droppedFirst = first ? first.text : null;
-    }
-    const r = await step(frameCodes);
-    opts.onFrame?.(t, frames, r ? r.text : null);
-    if (!r) continue;
-    tokens.push(r.text);
-    tokenFrames.push(t - shift);
-    if (r.extraHeads) heads.push(...r.extraHeads);
-  }
-  const extraHeads = new Float32Array(tokens.length * H * Dh);
-  heads.forEach((p, i) => extraHeads.set(p, i * Dh));
+  const steps = (await stream.push(pcm)).concat(await stream.flush()); // (no spread: hours of audio are many steps)
+  if (stream.framesIn !== frames) throw new Error(`SttStream ran ${stream.framesIn} frames, the padding makes ${frames}`);
+  const H = stream.numHeads;
+  const Dh = stream.headDim;
+  const extraHeads = new Float32Array(steps.length * H * Dh);
+  steps.forEach((s, i) => extraHeads.set(s.extraHeads, i * H * Dh));
   return {
     inputFrames: frames,
     codes,
-    tokens: Int32Array.from(tokens),
-    tokenFrames: Int32Array.from(tokenFrames),
+    tokens: Int32Array.from(steps, (s) => s.token),
+    tokenFrames: Int32Array.from(steps, (s) => s.frame),
     extraHeads,
     numHeads: H,
-    headDim: H ? Dh : 0,
-    droppedFirst,
-    frameSeconds: fs / rate,
-    offsetSeconds: stt.audioSilencePrefixSeconds + stt.audioDelaySeconds,
+    headDim: Dh,
+    droppedFirst: stream.droppedFirst,
+    frameSeconds: stream.frameSeconds,
+    offsetSeconds: stream.offsetSeconds,
   };
 }
 
@@ -175,7 +374,7 @@ export interface TimedWord {
  * Skipped ids (tokenizer.skipIds: 0 and 3) print nothing. Words whose text is only spaces are dropped.
  * @throws TokenizerError for a token outside the tokenizer's vocabulary
  */
-export function timedWords(t: Pick<Transcription, 'tokens' | 'tokenFrames' | 'frameSeconds' | 'offsetSeconds'>, tokenizer: TextTokenizer, endOfPaddingId = 0): TimedWord[] {
+export function timedWords(t: Pick<Transcription, 'tokens' | 'tokenFrames' | 'frameSeconds' | 'offsetSeconds'>, tokenizer: Pick<TextTokenizer, 'decodePiece' | 'piece'>, endOfPaddingId = 0): TimedWord[] {
   const time = (frame: number) => Math.max(0, frame * t.frameSeconds - t.offsetSeconds);
   const words: TimedWord[] = [];
   let cur: { text: string; startFrame: number } | null = null;

@@ -12,7 +12,8 @@
  */
 import { type ClientEvent, EngineClient, HUB_DEFAULTS } from './engine_client.ts';
 import { type ModelPickerState, mountModelPicker } from './model_picker.ts';
-import { releasedModel } from '../models/catalog.ts';
+import { STT_MODELS, releasedModel, sttModel } from '../models/catalog.ts';
+import { type TranscribeHook, mountTranscribeView } from './transcribe_view.ts';
 import { DEFAULT_SAMPLING, type ModelSpec, type SamplingSettings } from '../engine/worker_api.ts';
 import type { MetricsSnapshot } from '../engine/metrics.ts';
 import { APP_MARKUP, EMPTY_METRICS, countersHtml, fmt, metricsRowsHtml } from './app_markup.ts';
@@ -46,6 +47,8 @@ export interface TestHook {
   screen: '' | 'no-webgpu';
   /** The hub source's model picker (options, fit on this adapter, selection). */
   modelPicker?: ModelPickerState;
+  /** The Transcribe mode (src/ui/transcribe_view.ts). */
+  transcribe?: TranscribeHook;
 }
 
 declare global {
@@ -121,6 +124,7 @@ export function mountApp(root: HTMLElement): void {
   const hubModel = el<HTMLSelectElement>(root, 'select[name="hubModel"]');
   const modelPicker = mountModelPicker(root, hubModel, input('hubRepo'), q.get('hubRepo'));
   hook.modelPicker = modelPicker;
+  const transcribeView = mountTranscribeView(root, { picker: modelPicker, hook, client: () => ensureClient(), banner });
   for (const k of ['mimiConfig', 'mimiWeights', 'lmConfig', 'lmWeights', 'tokenizer'] as const) {
     const v = q.get(k);
     if (v) input(k).value = new URL(v, location.href).href;
@@ -243,6 +247,11 @@ export function mountApp(root: HTMLElement): void {
         runStatus.textContent = 'stopped by an engine error';
         banner('Engine error.', ` ${ev.message}`, { group: 'run' });
         fail('engine', new Error(ev.message));
+        transcribeView.onEvent(ev);
+        break;
+      case 'caption':
+      case 'caption-end':
+        transcribeView.onEvent(ev);
         break;
       case 'warning':
         // The engine keeps running (bad samples zeroed, a bad frame silenced); the metrics count the rest.
@@ -262,6 +271,9 @@ export function mountApp(root: HTMLElement): void {
     const condition = input('condition').value.trim() || null;
     if (src === 'hub') {
       const repo = input('hubRepo').value.trim();
+      // Transcribe mode: a Kyutai STT repository (another one is assumed laid out like stt-1b-en_fr).
+      const stt = sttModel(repo) ?? (transcribeView.mode === 'transcribe' ? STT_MODELS[0] : null);
+      if (stt) return { kind: 'hub', baseUrl: input('hubBase').value.trim(), repo, condition, files: { lmConfig: stt.configFile, lmWeights: stt.lmFile, mimiWeights: stt.mimiFile, tokenizer: stt.tokenizerFile } };
       const released = releasedModel(repo);
       return { kind: 'hub', baseUrl: input('hubBase').value.trim(), repo, condition, ...(released ? { files: { lmWeights: released.lmFile } } : {}) };
     }
@@ -299,6 +311,7 @@ export function mountApp(root: HTMLElement): void {
       progress.value = 1;
       clearBanners('load');
       setLoad('ready', `Ready: ${info.summary}`);
+      transcribeView.onLoaded(info);
       // A loaded model is worth keeping: ask the browser not to evict this site's storage (it may say no).
       void (navigator.storage?.persist?.() ?? Promise.resolve(false)).catch(() => false).then(() => showStorage()).catch(() => undefined);
       hook.state = 'ready';

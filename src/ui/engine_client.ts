@@ -7,7 +7,7 @@
  */
 import * as Comlink from 'comlink';
 import type { MetricsSnapshot } from '../engine/metrics.ts';
-import type { EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo, ModelSpec, SamplingSettings } from '../engine/worker_api.ts';
+import type { CaptionEndMeta, CaptionMeta, EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo, ModelSpec, SamplingSettings } from '../engine/worker_api.ts';
 import type { AdapterSummary } from '../gpu/context.ts';
 import { Channel } from '../protocol/channel.ts';
 import { DEFAULT_HUB_BASE, DEFAULT_REPO } from '../weights/sources.ts';
@@ -29,7 +29,11 @@ export type ClientEvent =
   | { type: 'device-lost'; message: string }
   | { type: 'error'; message: string }
   /** The engine found non-finite input, logits or output in a step (it keeps running; later ones are counted in metrics.nonFinite). */
-  | { type: 'warning'; message: string };
+  | { type: 'warning'; message: string }
+  /** A speech-to-text model's step (token, text, time, extra-head probabilities), in step order as received. */
+  | { type: 'caption'; caption: CaptionMeta }
+  /** A speech-to-text run ended (Stop, or the played file ran out): every caption has been sent. */
+  | { type: 'caption-end'; end: CaptionEndMeta };
 
 export class EngineClient {
   private metrics: MetricsSnapshot | null = null;
@@ -81,6 +85,13 @@ export class EngineClient {
     else if (m.kind === 'peer') this.emit({ type: 'peer', state: m.state, side: 'page', silentForMs: m.silentForMs });
     else if (m.kind === 'error') this.emit({ type: 'error', message: `${m.name}: ${m.message}` });
     else if (m.kind === 'warning') this.emit({ type: 'warning', message: m.message });
+    else if (m.kind === 'caption') this.emit({ type: 'caption', caption: m });
+    else if (m.kind === 'caption-end') {
+      if (this.fileTimer !== null) clearInterval(this.fileTimer);
+      this.fileTimer = null;
+      this.running = false;
+      this.emit({ type: 'caption-end', end: m });
+    }
   }
 
   /**
@@ -115,9 +126,11 @@ export class EngineClient {
    * packets) and starts the loop. `{ kind: 'file', pcm }` (file-input mode) plays a recording
    * to Moshi instead: `pcm` (24 kHz mono) goes to the engine as AUDIO_CHUNK packets, one
    * 1920-sample frame every 80 ms as a microphone would deliver it, then silence; the reply plays
-   * as usual.
+   * as usual. With `endAtFileEnd` (Transcribe mode) only the file's frames are sent (the last one
+   * zero-filled) and the engine is told its length: a speech-to-text model reads exactly those
+   * samples, feeds its right padding and ends the run by itself ('caption-end').
    */
-  async start(input: { kind: 'mic' } | { kind: 'file'; pcm: Float32Array } = { kind: 'mic' }): Promise<void> {
+  async start(input: { kind: 'mic' } | { kind: 'file'; pcm: Float32Array; endAtFileEnd?: boolean } = { kind: 'mic' }): Promise<void> {
     if (this.audio && this.inputKind !== input.kind) {
       // Another input: rebuild the audio graph and the engine's transport.
       this.audio.close();
@@ -166,13 +179,14 @@ export class EngineClient {
     this.transcript.startSection();
     this.emit({ type: 'text', transcript: this.transcript.text, newSection: true });
     await this.audio.start();
-    await this.api.start();
+    const endAtFileEnd = input.kind === 'file' && input.endAtFileEnd === true;
+    await this.api.start(endAtFileEnd ? { endAfterSamples: input.pcm.length } : {});
     this.running = true;
-    if (input.kind === 'file') this.feedFile(input.pcm);
+    if (input.kind === 'file') this.feedFile(input.pcm, endAtFileEnd);
   }
 
-  /** File-input mode: one frame of `pcm` every 80 ms as AUDIO_CHUNK packets, then silence until stop(). */
-  private feedFile(pcm: Float32Array): void {
+  /** File-input mode: one frame of `pcm` every 80 ms as AUDIO_CHUNK packets, then silence until stop() (or nothing more with `onlyFile`). */
+  private feedFile(pcm: Float32Array, onlyFile = false): void {
     const channel = this.channel;
     const audio = this.audio;
     if (!channel || !audio) return;
@@ -182,7 +196,12 @@ export class EngineClient {
     const tick = () => {
       // Catch up on timer jitter: send every frame whose 80 ms slot has started.
       const due = Math.floor((performance.now() - t0) / 80) + 1;
-      for (; sent < due; sent++) {
+      if (onlyFile && sent >= frames && this.fileTimer !== null) {
+        clearInterval(this.fileTimer);
+        this.fileTimer = null;
+        return;
+      }
+      for (; sent < due && !(onlyFile && sent >= frames); sent++) {
         const f = new Float32Array(FRAME_SAMPLES);
         if (sent < frames) f.set(pcm.subarray(sent * FRAME_SAMPLES, Math.min((sent + 1) * FRAME_SAMPLES, pcm.length)));
         channel.sendAudio(f);

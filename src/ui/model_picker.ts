@@ -9,8 +9,11 @@
  * (navigator.gpu.requestAdapter), and the total against a budget. WebGPU does not report GPU
  * memory, so the budget is the browser's `navigator.deviceMemory` (device RAM in GB, which Chrome
  * caps at 8), 8 GB when absent: a laptop-sized assumption that the user can override by choosing.
+ *
+ * Modes: 'talk' lists the Moshi repositories; 'transcribe' (the page's Transcribe mode) lists the
+ * Kyutai speech-to-text repositories (catalog.ts STT_MODELS), the smallest fitting one preselected.
  */
-import { type DeviceBudget, RELEASED_MODELS, bestFittingModel, releasedModel, releasedModelGpuBytes, whyNotFit } from '../models/catalog.ts';
+import { type DeviceBudget, RELEASED_MODELS, STT_MODELS, bestFittingModel, releasedModel, releasedModelGpuBytes, sttModel, sttModelGpuBytes, whyNotFit, whyNotFitStt } from '../models/catalog.ts';
 import { formatBytes } from '../models/lm_memory.ts';
 
 export interface ModelOption {
@@ -21,8 +24,33 @@ export interface ModelOption {
   why: string | null;
 }
 
+/** Which catalog the picker lists: Moshi (talk) or the STT models (transcribe). */
+export type PickerMode = 'talk' | 'transcribe';
+
+/** One listed repository of a mode: its sizes and fit. */
+interface Entry {
+  repo: string;
+  download: number;
+  gpu: number;
+  why: (b: DeviceBudget) => string | null;
+}
+
+function entries(mode: PickerMode): Entry[] {
+  if (mode === 'transcribe') return STT_MODELS.map((m) => ({ repo: m.repo, download: m.downloadBytes, gpu: sttModelGpuBytes(m), why: (b) => whyNotFitStt(m, b) }));
+  return RELEASED_MODELS.map((m) => ({ repo: m.repo, download: m.downloadBytes, gpu: releasedModelGpuBytes(m), why: (b) => whyNotFit(m, b) }));
+}
+
+/** The repository of `mode`'s catalog named `repo`, or null. */
+function known(mode: PickerMode, repo: string): string | null {
+  return (mode === 'transcribe' ? sttModel(repo)?.repo : releasedModel(repo)?.repo) ?? null;
+}
+
 /** What the picker shows (also exposed to tests through the page's test hook). */
 export interface ModelPickerState {
+  /** The catalog listed now. */
+  mode: PickerMode;
+  /** Lists another catalog (the page's mode switch) and preselects its best fitting model. */
+  setMode(mode: PickerMode): void;
   options: ModelOption[];
   /** The selected repository ('' while "Other repository…" is chosen). */
   selected: string;
@@ -45,8 +73,11 @@ function optionLabel(repo: string, download: number, gpu: number, why: string | 
 export function mountModelPicker(root: HTMLElement, select: HTMLSelectElement, repoInput: HTMLInputElement, requested: string | null): ModelPickerState {
   const repoLabel = root.querySelector<HTMLElement>('.hub-repo');
   const hint = root.querySelector<HTMLElement>('.model-fit');
+  let list = entries('talk');
   const state: ModelPickerState = {
-    options: RELEASED_MODELS.map((m) => ({ repo: m.repo, label: optionLabel(m.repo, m.downloadBytes, releasedModelGpuBytes(m), undefined), fits: null, why: null })),
+    mode: 'talk',
+    setMode: (mode) => setMode(mode),
+    options: list.map((m) => ({ repo: m.repo, label: optionLabel(m.repo, m.download, m.gpu, undefined), fits: null, why: null })),
     selected: '',
     budget: null,
     ready: Promise.resolve(),
@@ -57,13 +88,32 @@ export function mountModelPicker(root: HTMLElement, select: HTMLSelectElement, r
       new Option('Other repository…', OTHER),
     );
   };
-  /** Selects `repo` (a released one, or any other: "Other repository…" with the field shown). */
+  /** Selects `repo` (a listed one, or any other: "Other repository…" with the field shown). */
   const choose = (repo: string) => {
-    const known = releasedModel(repo);
-    select.value = known ? known.repo : OTHER;
-    state.selected = known ? known.repo : OTHER;
-    repoInput.value = known ? known.repo : repo;
-    if (repoLabel) repoLabel.hidden = Boolean(known);
+    const k = known(state.mode, repo);
+    select.value = k ?? OTHER;
+    state.selected = k ?? OTHER;
+    repoInput.value = k ?? repo;
+    if (repoLabel) repoLabel.hidden = Boolean(k);
+  };
+  /** Marks every option of the current mode as fitting the budget or not. */
+  const mark = (budget: DeviceBudget) => {
+    state.options = list.map((m) => {
+      const why = m.why(budget);
+      return { repo: m.repo, label: optionLabel(m.repo, m.download, m.gpu, why), fits: why === null, why };
+    });
+  };
+  /** The preselection of the mode: Moshi's largest fitting bf16/q8/q4 (moshiko), the smallest fitting STT model. */
+  const preselect = (budget: DeviceBudget): string =>
+    state.mode === 'talk' ? bestFittingModel('moshiko', budget).repo : (state.options.find((o) => o.fits)?.repo ?? state.options[0].repo);
+  const setMode = (mode: PickerMode) => {
+    if (mode === state.mode) return;
+    state.mode = mode;
+    list = entries(mode);
+    state.options = list.map((m) => ({ repo: m.repo, label: optionLabel(m.repo, m.download, m.gpu, undefined), fits: null, why: null }));
+    if (state.budget) mark(state.budget);
+    render();
+    choose(state.budget ? preselect(state.budget) : state.options[0].repo);
   };
   render();
   choose(requested ?? repoInput.value);
@@ -88,16 +138,11 @@ export function mountModelPicker(root: HTMLElement, select: HTMLSelectElement, r
       totalBytes: (mem ?? 8) * 1e9,
     };
     state.budget = budget;
-    for (const o of state.options) {
-      const m = releasedModel(o.repo)!;
-      o.why = whyNotFit(m, budget);
-      o.fits = o.why === null;
-      o.label = optionLabel(o.repo, m.downloadBytes, releasedModelGpuBytes(m), o.why);
-    }
+    mark(budget);
     const keep = select.value;
     render();
     select.value = keep;
-    if (!requested) choose(bestFittingModel('moshiko', budget).repo);
+    if (!requested) choose(preselect(budget));
     if (hint) {
       const best = releasedModel(state.selected);
       hint.textContent = `This adapter's buffers hold up to ${formatBytes(budget.maxBufferSize)}; assumed GPU memory ${formatBytes(budget.totalBytes!)} (${mem ? 'the browser reports that much device memory' : 'not reported'}; WebGPU does not report GPU memory).${best && !requested ? ` Preselected: the largest model that fits${best.format === 'mlx-q4' ? ' (q4: nothing larger does)' : ''}.` : ''}`;

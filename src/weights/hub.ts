@@ -23,8 +23,11 @@ export interface HubSource {
   baseUrl?: string;
   repo?: string;
   revision?: string;
-  /** Override file names (e.g. a quantised LM file); defaults are RELEASE_FILES. */
-  files?: Partial<Record<'mimiWeights' | 'lmWeights' | 'tokenizer', string>>;
+  /**
+   * Override file names (e.g. a quantised LM file); defaults are RELEASE_FILES. `lmConfig` (no
+   * default): the repository's config.json, for models without a built-in config (Kyutai STT).
+   */
+  files?: Partial<Record<'mimiWeights' | 'lmWeights' | 'tokenizer' | 'lmConfig', string>>;
   /** Skip the tokenizer download (text not needed). */
   skipTokenizer?: boolean;
 }
@@ -72,6 +75,7 @@ export function sourceUrls(source: HubSource | UrlSource): Partial<Record<FileRo
   const f = { ...RELEASE_FILES, ...source.files };
   const u = (file: string) => hubUrl(file, source.baseUrl ?? DEFAULT_HUB_BASE, source.repo ?? DEFAULT_REPO, source.revision ?? DEFAULT_REVISION);
   const out: Partial<Record<FileRole, string>> = { mimiWeights: u(f.mimiWeights), lmWeights: u(f.lmWeights) };
+  if (source.files?.lmConfig) out.lmConfig = u(source.files.lmConfig);
   if (!source.skipTokenizer) out.tokenizer = u(f.tokenizer);
   return out;
 }
