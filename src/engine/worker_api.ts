@@ -35,11 +35,17 @@ export interface ModelInfo {
   userCodebooks: number;
   hasTokenizer: boolean;
   gpuBytes: number;
+  /** The model's inherent delay in ms: max(LM config delays) × 80 ms (separate from the pipeline latency). */
+  modelDelayMs: number;
 }
 
 /** How audio travels between the page's worklets and the engine. */
 export type AudioTransport =
-  | { kind: 'shared'; input: SharedArrayBuffer; output: SharedArrayBuffer }
+  /**
+   * `stamps`: the playback worklet's StampQueue (src/audio/frame_stamps.ts) where the engine
+   * announces each reply frame's (output-ring index, capture stamp) for the latency measure.
+   */
+  | { kind: 'shared'; input: SharedArrayBuffer; output: SharedArrayBuffer; stamps?: SharedArrayBuffer }
   | { kind: 'packets' };
 
 /** METADATA packets the engine sends to the page. */
