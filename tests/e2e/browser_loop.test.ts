@@ -123,7 +123,7 @@ describe('browser live loop (e2e)', () => {
   it('file-input mode: a picked WAV goes to the engine as AUDIO_CHUNK packets in real time and Moshi answers', async () => {
     const r = await runE2E({ ...REF_MODELS, seconds: 5, input: 'file', log: () => {} });
     const summary = summaryOf(r);
-    console.log(`e2e (file input): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, underruns ${r.underruns}, output RMS ${r.outputRms.toFixed(4)}`);
+    console.log(`e2e (file input): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, underruns ${r.underruns} (${r.underrunPercent?.toFixed(2)} %), output RMS ${r.outputRms.toFixed(4)}, mic → speaker ms p50 ${r.latencyMs?.p50.toFixed(1)} p95 ${r.latencyMs?.p95.toFixed(1)} over ${r.latencyFrames} frames`);
     expect(r.errors, summary).toEqual([]);
     expect(r.transport, summary).toBe('packets');
     expect(r.steps, summary).toBeGreaterThanOrEqual(Math.floor(0.8 * r.expectedSteps));
