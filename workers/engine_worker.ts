@@ -25,6 +25,7 @@
  */
 import * as Comlink from 'comlink';
 import { RingBuffer } from '../src/audio/ring_buffer.ts';
+import { StampQueue } from '../src/audio/frame_stamps.ts';
 import { EngineDriver, type FrameSink, type FrameSource } from '../src/engine/driver.ts';
 import { type LoadedEngine, loadEngine, parseCondition } from '../src/engine/load.ts';
 import { LoadSlot } from '../src/engine/load_slot.ts';
@@ -49,12 +50,14 @@ import { PacketType } from '../src/protocol/packet.ts';
  */
 class PacketFrameSource implements FrameSource {
   readonly ended = false;
-  private readonly frames: Float32Array[] = [];
+  private readonly frames: { pcm: Float32Array; stamp: number | null }[] = [];
   private wake: (() => void) | null = null;
+  private last: number | null = null;
   dropped = 0;
   constructor(private readonly maxFrames = 750) {}
-  add(pcm: Float32Array): void {
-    this.frames.push(pcm);
+  /** A frame and its capture stamp (the AUDIO_CHUNK's version-2 trailer), null when it had none. */
+  add(pcm: Float32Array, stamp: number | null): void {
+    this.frames.push({ pcm, stamp });
     while (this.frames.length > this.maxFrames) {
       this.frames.shift();
       this.dropped++;
@@ -64,8 +67,12 @@ class PacketFrameSource implements FrameSource {
   pull(out: Float32Array): boolean {
     const f = this.frames.shift();
     if (!f) return false;
-    out.set(f);
+    out.set(f.pcm);
+    this.last = f.stamp;
     return true;
+  }
+  stamp(): number | null {
+    return this.last;
   }
   wait(timeoutMs: number): Promise<void> {
     return new Promise((ok) => {
@@ -89,11 +96,11 @@ class PacketFrameSource implements FrameSource {
   }
 }
 
-/** Each step's output leaves as one AUDIO_CHUNK packet. */
+/** Each step's output leaves as one AUDIO_CHUNK packet, stamped with its input frame's capture stamp when known. */
 class PacketFrameSink implements FrameSink {
   constructor(private readonly channel: Channel) {}
-  push(pcm: Float32Array): boolean {
-    return this.channel.sendAudio(pcm.slice()).ok;
+  push(pcm: Float32Array, stamp: number | null): boolean {
+    return this.channel.sendAudio(pcm.slice(), false, stamp).ok;
   }
   queued(): number {
     return this.channel.queuedPackets * FRAME_SAMPLES;
@@ -149,13 +156,13 @@ class EngineWorker implements EngineWorkerApi {
     this.transport = transport;
     if (transport.kind === 'shared') {
       this.source = new RingFrameSource(new RingBuffer(transport.input));
-      this.sink = new RingFrameSink(new RingBuffer(transport.output));
+      this.sink = new RingFrameSink(new RingBuffer(transport.output), transport.stamps ? new StampQueue(transport.stamps) : null);
     } else {
       const src = new PacketFrameSource();
       this.source = src;
       this.sink = new PacketFrameSink(this.channel);
       this.channel.on('packet', (p) => {
-        if (p.type === PacketType.AUDIO_CHUNK) src.add(p.pcm);
+        if (p.type === PacketType.AUDIO_CHUNK) src.add(p.pcm, p.stamp ?? null);
       });
     }
   }
@@ -328,7 +335,7 @@ class EngineWorker implements EngineWorkerApi {
       droppedPackets: dropped,
       protocolErrors: malformed,
     });
-    return { ...engine.metrics.snapshot(), gpuBytes: this.ctx?.liveBytes };
+    return { ...engine.metrics.snapshot(), gpuBytes: this.ctx?.liveBytes, modelDelayMs: this.slot.current?.info.modelDelayMs };
   }
 
   async stats() {

@@ -6,6 +6,7 @@
  *   [0, 4)     write index  (Int32, free-running sample count mod 2^32, stored only by the producer)
  *   [64, 68)   read index   (Int32, free-running sample count mod 2^32, stored only by the consumer)
  *   [128, 128 + 4·capacity)  Float32 sample storage
+ *   [4, 16)    producer's stamp anchor (Int32 ×3: sequence, write index, stamp; see `publishStamp`)
  * The two indices sit on separate 64-byte cache lines so producer and consumer do not false-share.
  * The capacity is a power of two, so `index & (capacity - 1)` maps a free-running index to a slot
  * and `(write - read) >>> 0` is the number of readable samples even after the indices wrap 2^32.
@@ -26,6 +27,9 @@
 export const RING_HEADER_BYTES = 128;
 const WRITE = 0; // Int32 slot of the write index
 const READ = 16; // Int32 slot of the read index (byte 64)
+const STAMP_SEQ = 1; // seqlock of the producer's stamp anchor (odd while it is being written)
+const STAMP_INDEX = 2; // write index the anchor stamps
+const STAMP_VALUE = 3; // the producer's clock at that index
 /** Largest capacity: 2^30 samples (4 GiB of storage would not fit a buffer anyway). */
 export const RING_MAX_CAPACITY = 1 << 30;
 
@@ -109,6 +113,48 @@ export class RingBuffer {
     this.mask = n - 1;
     this.idx = new Int32Array(buffer, 0, RING_HEADER_BYTES / 4);
     this.data = new Float32Array(buffer, RING_HEADER_BYTES, n);
+  }
+
+  /** Free-running write index (samples ever pushed, mod 2^32, as an Int32: compare with `(a - b) | 0`). */
+  writeIndex(): number {
+    return Atomics.load(this.idx, WRITE);
+  }
+
+  /** Free-running read index (samples ever popped or skipped, mod 2^32, as an Int32). */
+  readIndex(): number {
+    return Atomics.load(this.idx, READ);
+  }
+
+  /**
+   * Producer: publishes the anchor (current write index, `stamp`): "the sample that will be
+   * written at this index has clock value `stamp`" (e.g. the capture worklet's AudioContext time
+   * in 24 kHz samples, src/audio/frame_stamps.ts). The consumer reads it with `readStamp` and
+   * dates any sample k as `stamp - (index - k)` while the producer writes without gaps. A
+   * seqlock on the producer's cache line keeps the pair consistent; no allocation (audio-thread safe).
+   * @param stamp an Int32 (clock values wrap mod 2^32; differences with `| 0`)
+   */
+  publishStamp(stamp: number): void {
+    const seq = Atomics.load(this.idx, STAMP_SEQ);
+    Atomics.store(this.idx, STAMP_SEQ, (seq + 1) | 0);
+    Atomics.store(this.idx, STAMP_INDEX, Atomics.load(this.idx, WRITE));
+    Atomics.store(this.idx, STAMP_VALUE, stamp | 0);
+    Atomics.store(this.idx, STAMP_SEQ, (seq + 2) | 0);
+  }
+
+  /**
+   * Any thread: the producer's latest anchor `{ index, stamp }` (see `publishStamp`), or null
+   * when none was published yet (or the producer is publishing right now 64 times in a row).
+   */
+  readStamp(): { index: number; stamp: number } | null {
+    for (let tries = 0; tries < 64; tries++) {
+      const s1 = Atomics.load(this.idx, STAMP_SEQ);
+      if (s1 === 0) return null;
+      if (s1 & 1) continue;
+      const index = Atomics.load(this.idx, STAMP_INDEX);
+      const stamp = Atomics.load(this.idx, STAMP_VALUE);
+      if (Atomics.load(this.idx, STAMP_SEQ) === s1) return { index, stamp };
+    }
+    return null;
   }
 
   /** True when the backing buffer is a SharedArrayBuffer. */
@@ -270,5 +316,6 @@ export class RingBuffer {
   reset(): void {
     Atomics.store(this.idx, WRITE, 0);
     Atomics.store(this.idx, READ, 0);
+    Atomics.store(this.idx, STAMP_SEQ, 0);
   }
 }

@@ -7,10 +7,19 @@
 import type { Engine, StepResult } from './engine.ts';
 import { FRAME_SAMPLES } from './metrics.ts';
 
-/** Where the driver reads input frames from. */
+/**
+ * Where the driver reads input frames from.
+ *
+ * Stamps (mic → speaker latency, src/audio/frame_stamps.ts): a source that knows when a frame was
+ * captured says so through `stamp()`, the capture clock of the frame's first sample (an Int32 in
+ * 24 kHz samples that wraps). The driver hands it to Engine.step, and the sink gets the reply
+ * frame computed from that input frame with the same stamp.
+ */
 export interface FrameSource {
   /** Copies the next 1920 samples into `out` and returns true, or returns false when no whole frame is buffered yet. */
   pull(out: Float32Array): boolean;
+  /** The capture stamp of the frame the last successful `pull` returned, or null when unknown. */
+  stamp?(): number | null;
   /** True once no further frame will ever arrive (end of a file). */
   readonly ended: boolean;
   /** Resolves when more input may be available, or after at most `timeoutMs`. */
@@ -21,15 +30,22 @@ export interface FrameSource {
 
 /** Where the driver writes each step's output. */
 export interface FrameSink {
-  /** Takes 1920 samples; returns false when they were dropped (sink full: an overrun). */
-  push(pcm: Float32Array): boolean;
+  /**
+   * Takes 1920 samples and the capture stamp of the input frame they answer (null: unknown);
+   * returns false when they were dropped (sink full: an overrun).
+   */
+  push(pcm: Float32Array, stamp: number | null): boolean;
   /** Samples currently buffered in the sink (queue depth for the metrics). */
   queued(): number;
 }
 
-/** A whole PCM array as a source: frame t = samples [1920t, 1920(t+1)); the tail is zero-padded to a whole frame. */
+/**
+ * A whole PCM array as a source: frame t = samples [1920t, 1920(t+1)); the tail is zero-padded to
+ * a whole frame. Its stamp is the frame's sample position in the array (1920t).
+ */
 export class ArrayFrameSource implements FrameSource {
   private pos = 0;
+  private last: number | null = null;
   readonly frames: number;
   constructor(private readonly pcm: Float32Array) {
     this.frames = Math.ceil(pcm.length / FRAME_SAMPLES);
@@ -42,8 +58,12 @@ export class ArrayFrameSource implements FrameSource {
     const end = Math.min(this.pos + FRAME_SAMPLES, this.pcm.length);
     out.fill(0);
     out.set(this.pcm.subarray(this.pos, end));
+    this.last = this.pos | 0;
     this.pos += FRAME_SAMPLES;
     return true;
+  }
+  stamp(): number | null {
+    return this.last;
   }
   async wait(): Promise<void> {}
   queued(): number {
@@ -54,8 +74,11 @@ export class ArrayFrameSource implements FrameSource {
 /** Collects every output frame in memory (the CLI's reply). */
 export class ArrayFrameSink implements FrameSink {
   readonly frames: Float32Array[] = [];
-  push(pcm: Float32Array): boolean {
+  /** The stamp each frame came with (ArrayFrameSource: the input frame's sample position). */
+  readonly stamps: (number | null)[] = [];
+  push(pcm: Float32Array, stamp: number | null = null): boolean {
     this.frames.push(pcm.slice());
+    this.stamps.push(stamp);
     return true;
   }
   queued(): number {
@@ -145,8 +168,9 @@ export class EngineDriver {
           await this.source.wait(this.pollMs);
           continue;
         }
-        const r = await this.engine.step(this.frame, { skipDecode: this.shouldSkipDecode() });
-        if (!this.sink.push(r.pcm)) this.sinkDrops++;
+        const stamp = this.source.stamp?.() ?? null;
+        const r = await this.engine.step(this.frame, { skipDecode: this.shouldSkipDecode(), stamp });
+        if (!this.sink.push(r.pcm, r.stamp)) this.sinkDrops++;
         this.engine.metrics.setTransport({ inputQueueSamples: this.source.queued(), outputQueueSamples: this.sink.queued() });
         this.callbacks.onStep?.(r);
       }

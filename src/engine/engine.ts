@@ -247,6 +247,8 @@ export interface StepResult {
   /** What this step's finiteness checks found (empty when all is finite); also counted in metrics.nonFinite. */
   faults: StepFault[];
   timings: StepTimings;
+  /** The capture stamp of the input frame (StepOptions.stamp), kept with the reply computed from it; null when none was given. */
+  stamp: number | null;
 }
 
 /** Per-step choices of the caller (the driver's backpressure policy). */
@@ -258,6 +260,11 @@ export interface StepOptions {
    * its output; audio input is never dropped.
    */
   skipDecode?: boolean;
+  /**
+   * The capture stamp of `pcm` (src/audio/frame_stamps.ts: Int32, 24 kHz samples), returned
+   * unchanged in StepResult.stamp so the reply frame carries it to playback (latency measure).
+   */
+  stamp?: number | null;
 }
 
 export class EngineError extends Error {
@@ -372,7 +379,7 @@ export class Engine {
       const timings: StepTimings = { encodeMs: r.encodeMs, lmMs: r.lmMs, decodeMs: r.decodeMs, totalMs: this.now() - t0 };
       this.metrics.record(timings, r.frame !== null, text === null ? 0 : 1, decodeSkipped);
       for (const f of faults) this.metrics.recordFault(f.kind, f.samples);
-      return { index: this.stepIndex++, pcm: out, frame: r.frame, text, decodeSkipped, faults, timings };
+      return { index: this.stepIndex++, pcm: out, frame: r.frame, text, decodeSkipped, faults, timings, stamp: opts.stamp ?? null };
     } finally {
       this.busy = false;
     }

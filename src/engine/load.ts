@@ -14,6 +14,7 @@ import { TextTokenizer } from '../text/tokenizer.ts';
 import { SafetensorsFile } from '../weights/safetensors.ts';
 import { VarBuilder } from '../weights/var_builder.ts';
 import { CHECK_BITS, Engine, type GpuLoop } from './engine.ts';
+import { STEP_BUDGET_MS } from './metrics.ts';
 import type { ModelFiles } from '../weights/sources.ts';
 import type { ModelInfo, SamplingSettings } from './worker_api.ts';
 
@@ -184,6 +185,7 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadO
     userCodebooks,
     hasTokenizer: tokenizer !== null,
     gpuBytes: ctx.liveBytes,
+    modelDelayMs: Math.max(0, ...lmConfig.delays) * STEP_BUDGET_MS,
   };
   return {
     engine,

@@ -115,6 +115,8 @@ export async function loadStt(ctx: GpuContext, bytes: ModelFiles, opts: SttLoadO
       userCodebooks: lmConfig.nQ,
       hasTokenizer: tokenizer !== null,
       gpuBytes: ctx.liveBytes,
+      // The captions trail the speech by audio_delay_seconds (the STT model's inherent delay).
+      modelDelayMs: stt.audioDelaySeconds * 1000,
       stt: { numHeads: stream.numHeads, headDim: stream.headDim, audioDelaySeconds: stt.audioDelaySeconds, audioSilencePrefixSeconds: stt.audioSilencePrefixSeconds, frameSeconds: stream.frameSeconds, endOfPaddingId: lmConfig.existingTextEndPaddingId },
     };
     const model = lm;

@@ -86,6 +86,61 @@ export interface MetricsSnapshot extends TransportCounters {
   nonFinite: NonFiniteCounters;
   /** Bytes of GPU memory the engine's device holds (GpuContext.liveBytes), where the host reports it. */
   gpuBytes?: number;
+  /**
+   * Pipeline latency, milliseconds: for each reply frame played, the time its first sample
+   * started to play minus the capture time of the first sample of the input frame it answers
+   * (both on the AudioContext clock, src/audio/frame_stamps.ts), over the kept window. It holds
+   * the 80 ms the input frame takes to fill, the wait for the engine, the step, the output ring and
+   * the jitter buffer; not the device's own input/output latency, and not the model's delay
+   * (`modelDelayMs`). Filled on the page from the playback worklet's reports
+   * (src/ui/engine_client.ts); absent where nothing plays (the CLI, the Worker's own snapshot).
+   */
+  latencyMs?: LatencySummary;
+  /**
+   * Share of the playback time since it first started that was silence because the output ring
+   * ran dry (STAT.PLAY_STARVED_SAMPLES / PLAY_ACTIVE_SAMPLES × 100). Filled on the page.
+   */
+  underrunPercent?: number;
+  /**
+   * The model's inherent delay, milliseconds: the LM config's largest codebook delay × 80 ms (the
+   * reply audio of step t belongs to frame t − max(delays)). Separate from `latencyMs`.
+   */
+  modelDelayMs?: number;
+}
+
+/** Percentiles of the pipeline latency (ms) and how many reply frames they cover. */
+export interface LatencySummary extends Percentiles {
+  count: number;
+}
+
+/** Pipeline latencies (ms) in a window of the last `capacity` reply frames (default 4096, 5.5 minutes). */
+export class LatencyWindow {
+  private readonly values: Float64Array;
+  private next = 0;
+  private filled = 0;
+  /** Reports added since construction or `reset()`. */
+  count = 0;
+  constructor(readonly capacity = 4096) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`LatencyWindow capacity must be a positive integer, got ${capacity}`);
+    this.values = new Float64Array(capacity);
+  }
+  /** Adds one reply frame's latency in ms. @throws RangeError for a non-finite value */
+  add(ms: number): void {
+    if (!Number.isFinite(ms)) throw new RangeError(`LatencyWindow.add: latency must be finite, got ${ms}`);
+    this.values[this.next] = ms;
+    this.next = (this.next + 1) % this.capacity;
+    this.filled = Math.min(this.filled + 1, this.capacity);
+    this.count++;
+  }
+  /** Percentiles over the window and the total count (zeros before the first report). */
+  summary(): LatencySummary {
+    return { ...percentiles(this.values.subarray(0, this.filled)), count: this.count };
+  }
+  reset(): void {
+    this.next = 0;
+    this.filled = 0;
+    this.count = 0;
+  }
 }
 
 const EMPTY: Percentiles = { p50: 0, p95: 0, max: 0, mean: 0 };

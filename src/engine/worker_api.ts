@@ -35,6 +35,8 @@ export interface ModelInfo {
   userCodebooks: number;
   hasTokenizer: boolean;
   gpuBytes: number;
+  /** The model's inherent delay in ms: max(LM config delays) × 80 ms (separate from the pipeline latency). */
+  modelDelayMs: number;
   /** Present when a speech-to-text model was loaded (config model_type "stt" / dep_q 0): no audio output, captions instead. */
   stt?: SttModelInfo;
 }
@@ -85,7 +87,11 @@ export interface CaptionEndMeta {
 
 /** How audio travels between the page's worklets and the engine. */
 export type AudioTransport =
-  | { kind: 'shared'; input: SharedArrayBuffer; output: SharedArrayBuffer }
+  /**
+   * `stamps`: the playback worklet's StampQueue (src/audio/frame_stamps.ts) where the engine
+   * announces each reply frame's (output-ring index, capture stamp) for the latency measure.
+   */
+  | { kind: 'shared'; input: SharedArrayBuffer; output: SharedArrayBuffer; stamps?: SharedArrayBuffer }
   | { kind: 'packets' };
 
 /** METADATA packets the engine sends to the page. */

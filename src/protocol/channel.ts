@@ -341,9 +341,13 @@ export class Channel {
     }
   }
 
-  /** An 80 ms frame of 24 kHz PCM (1920 samples). */
-  sendAudio(pcm: Float32Array, requiresAck = false): SendResult {
-    return this.send({ type: PacketType.AUDIO_CHUNK, pcm }, { requiresAck });
+  /**
+   * An 80 ms frame of 24 kHz PCM (1920 samples). `stamp` (an Int32, or null for none): the
+   * capture clock of the frame's first sample, sent in the AUDIO_CHUNK's version-2 trailer
+   * (src/protocol/packet.ts); a non-Int32 stamp is refused as 'bad_field'.
+   */
+  sendAudio(pcm: Float32Array, requiresAck = false, stamp: number | null = null): SendResult {
+    return this.send(stamp === null ? { type: PacketType.AUDIO_CHUNK, pcm } : { type: PacketType.AUDIO_CHUNK, pcm, stamp }, { requiresAck });
   }
 
   /** Text of the inner monologue: partial (may be superseded and dropped) or final (acknowledged). */

@@ -16,7 +16,12 @@
  *                      mod 2^32; the sender's flow-control window)
  *   AUDIO_CHUNK  0x10  exactly 1920 Float32 samples = 7680 bytes (80 ms of 24 kHz mono PCM), every
  *                      one finite and within ±MAX_SAMPLE_ABS (16): a NaN, an infinity or 1e30 would
- *                      poison the codec's streaming state, so such a chunk is refused ('bad_sample')
+ *                      poison the codec's streaming state, so such a chunk is refused ('bad_sample').
+ *                      Version 2 (stamped) appends an 8-byte trailer = 7688 bytes in all:
+ *                        +7680 trailer version u32 (AUDIO_STAMP_VERSION = 1; any other value is
+ *                              refused as 'bad_field'), +7684 stamp i32 (capture clock of the
+ *                              frame's first sample, 24 kHz samples mod 2^32: src/audio/frame_stamps.ts).
+ *                      A 7680-byte chunk (version 1) decodes as before, without a stamp.
  *   TEXT_PARTIAL 0x20  UTF-8 text, at most TEXT_MAX_BYTES
  *   TEXT_FINAL   0x21  UTF-8 text, at most TEXT_MAX_BYTES
  *   METADATA     0x30  UTF-8 JSON (metrics, state, errors), at most 65535 bytes
@@ -54,6 +59,10 @@ export const HEADER_BYTES = 17;
 /** Samples per AUDIO_CHUNK: one 80 ms Mimi frame at 24 kHz. */
 export const AUDIO_CHUNK_SAMPLES = 1920;
 export const AUDIO_CHUNK_BYTES = AUDIO_CHUNK_SAMPLES * 4;
+/** Bytes of the stamp trailer of a stamped AUDIO_CHUNK (version u32 + stamp i32). */
+export const AUDIO_STAMP_BYTES = 8;
+/** The only stamp trailer version this codec writes and reads. */
+export const AUDIO_STAMP_VERSION = 1;
 export const ACK_BYTES = 8;
 export const HEARTBEAT_MAX_BYTES = 64;
 export const TEXT_MAX_BYTES = 4096;
@@ -76,7 +85,7 @@ export const DEFAULT_PRIORITY: Record<PacketType, number> = {
 export const MAX_PAYLOAD: Record<PacketType, number> = {
   [PacketType.HEARTBEAT]: HEARTBEAT_MAX_BYTES,
   [PacketType.ACK]: ACK_BYTES,
-  [PacketType.AUDIO_CHUNK]: AUDIO_CHUNK_BYTES,
+  [PacketType.AUDIO_CHUNK]: AUDIO_CHUNK_BYTES + AUDIO_STAMP_BYTES,
   [PacketType.TEXT_PARTIAL]: TEXT_MAX_BYTES,
   [PacketType.TEXT_FINAL]: TEXT_MAX_BYTES,
   [PacketType.METADATA]: MAX_PAYLOAD_BYTES,
@@ -96,7 +105,8 @@ export interface PacketHeader {
 export type PacketBody =
   | { type: typeof PacketType.HEARTBEAT }
   | { type: typeof PacketType.ACK; ackSeq: number; received: number }
-  | { type: typeof PacketType.AUDIO_CHUNK; pcm: Float32Array }
+  /** `stamp` (Int32): the capture clock of the frame's first sample; absent on an unstamped chunk. */
+  | { type: typeof PacketType.AUDIO_CHUNK; pcm: Float32Array; stamp?: number }
   | { type: typeof PacketType.TEXT_PARTIAL; text: string }
   | { type: typeof PacketType.TEXT_FINAL; text: string }
   | { type: typeof PacketType.METADATA; meta: unknown };
@@ -110,9 +120,9 @@ export type PacketErrorReason =
   | 'unknown_type'
   | 'oversize_payload' // over u16 or over the type's maximum
   | 'detached' // the ArrayBuffer was transferred away (detached): no bytes to read
-  | 'bad_payload_size' // AUDIO_CHUNK not 7680 bytes / ACK not 8 bytes / PCM not 1920 samples
+  | 'bad_payload_size' // AUDIO_CHUNK not 7680 / 7688 bytes / ACK not 8 bytes / PCM not 1920 samples
   | 'bad_sample' // AUDIO_CHUNK with a NaN, infinite or out-of-range (|x| > 16) sample
-  | 'bad_field' // priority > 3, requiresAck not 0/1, seq not u32, timestamp not finite
+  | 'bad_field' // priority > 3, requiresAck not 0/1, seq not u32, timestamp not finite, AUDIO_CHUNK stamp not an Int32 or unknown stamp version
   | 'bad_utf8'
   | 'bad_json';
 
@@ -202,6 +212,7 @@ export function encodePacket(p: Packet): EncodeResult {
   if (!Number.isFinite(p.timestamp)) return fail('bad_field', `${name}: timestamp ${p.timestamp} is not finite`, type, p.seq);
   let payload: Uint8Array | null = null;
   let pcm: Float32Array | null = null;
+  let stamp: number | null = null;
   let ack: { ackSeq: number; received: number } | null = null;
   switch (p.type) {
     case PacketType.HEARTBEAT:
@@ -223,6 +234,10 @@ export function encodePacket(p: Packet): EncodeResult {
         const bad = countBadSamples(p.pcm);
         if (bad.count) return fail('bad_sample', badSampleDetail(bad), type, p.seq);
       }
+      if (p.stamp !== undefined) {
+        if (!Number.isInteger(p.stamp) || p.stamp < -0x80000000 || p.stamp > 0x7fffffff) return fail('bad_field', `AUDIO_CHUNK: stamp ${p.stamp} is not an Int32`, type, p.seq);
+        stamp = p.stamp;
+      }
       pcm = p.pcm;
       break;
     case PacketType.TEXT_PARTIAL:
@@ -242,7 +257,7 @@ export function encodePacket(p: Packet): EncodeResult {
       break;
     }
   }
-  const len = pcm ? AUDIO_CHUNK_BYTES : ack ? ACK_BYTES : payload!.byteLength;
+  const len = pcm ? AUDIO_CHUNK_BYTES + (stamp !== null ? AUDIO_STAMP_BYTES : 0) : ack ? ACK_BYTES : payload!.byteLength;
   if (len > MAX_PAYLOAD_BYTES) return fail('oversize_payload', `${name}: payload ${len} bytes exceeds the u16 limit ${MAX_PAYLOAD_BYTES}`, type, p.seq);
   if (len > MAX_PAYLOAD[type]) return fail('oversize_payload', `${name}: payload ${len} bytes exceeds the ${name} maximum ${MAX_PAYLOAD[type]}`, type, p.seq);
   const buf = new ArrayBuffer(HEADER_BYTES + len);
@@ -255,6 +270,10 @@ export function encodePacket(p: Packet): EncodeResult {
   dv.setUint8(16, p.requiresAck ? 1 : 0);
   if (pcm) {
     for (let i = 0; i < AUDIO_CHUNK_SAMPLES; i++) dv.setFloat32(HEADER_BYTES + 4 * i, pcm[i], true);
+    if (stamp !== null) {
+      dv.setUint32(HEADER_BYTES + AUDIO_CHUNK_BYTES, AUDIO_STAMP_VERSION, true);
+      dv.setInt32(HEADER_BYTES + AUDIO_CHUNK_BYTES + 4, stamp, true);
+    }
   } else if (ack) {
     dv.setUint32(HEADER_BYTES, ack.ackSeq, true);
     dv.setUint32(HEADER_BYTES + 4, ack.received, true);
@@ -313,8 +332,8 @@ export function decodePacket(data: unknown): DecodeResult {
   if (h.priority > MAX_PRIORITY) return fail('bad_field', `${name}: priority ${h.priority} > ${MAX_PRIORITY}`, type, seq);
   if (h.requiresAck > 1) return fail('bad_field', `${name}: requiresAck byte is ${h.requiresAck}, expected 0 or 1`, type, seq);
   if (!Number.isFinite(h.timestamp)) return fail('bad_field', `${name}: timestamp is ${h.timestamp}`, type, seq);
-  if (type === PacketType.AUDIO_CHUNK && present !== AUDIO_CHUNK_BYTES) {
-    return fail('bad_payload_size', `AUDIO_CHUNK payload is ${present} bytes, expected ${AUDIO_CHUNK_BYTES} (${AUDIO_CHUNK_SAMPLES} Float32 samples)`, type, seq);
+  if (type === PacketType.AUDIO_CHUNK && present !== AUDIO_CHUNK_BYTES && present !== AUDIO_CHUNK_BYTES + AUDIO_STAMP_BYTES) {
+    return fail('bad_payload_size', `AUDIO_CHUNK payload is ${present} bytes, expected ${AUDIO_CHUNK_BYTES} (${AUDIO_CHUNK_SAMPLES} Float32 samples) or ${AUDIO_CHUNK_BYTES + AUDIO_STAMP_BYTES} (with the stamp trailer)`, type, seq);
   }
   if (type === PacketType.ACK && present !== ACK_BYTES) return fail('bad_payload_size', `ACK payload is ${present} bytes, expected ${ACK_BYTES}`, type, seq);
   if (present > MAX_PAYLOAD[type]) return fail('oversize_payload', `${name} payload ${present} bytes exceeds the ${name} maximum ${MAX_PAYLOAD[type]}`, type, seq);
@@ -330,7 +349,10 @@ export function decodePacket(data: unknown): DecodeResult {
       for (let i = 0; i < AUDIO_CHUNK_SAMPLES; i++) pcm[i] = dv.getFloat32(4 * i, true);
       const bad = countBadSamples(pcm);
       if (bad.count) return fail('bad_sample', badSampleDetail(bad), type, seq);
-      return { ok: true, packet: { type, ...head, pcm } };
+      if (present === AUDIO_CHUNK_BYTES) return { ok: true, packet: { type, ...head, pcm } };
+      const version = dv.getUint32(AUDIO_CHUNK_BYTES, true);
+      if (version !== AUDIO_STAMP_VERSION) return fail('bad_field', `AUDIO_CHUNK: stamp trailer version ${version}, this codec reads version ${AUDIO_STAMP_VERSION}`, type, seq);
+      return { ok: true, packet: { type, ...head, pcm, stamp: dv.getInt32(AUDIO_CHUNK_BYTES + 4, true) } };
     }
     case PacketType.TEXT_PARTIAL:
     case PacketType.TEXT_FINAL:

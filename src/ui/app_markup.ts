@@ -111,6 +111,10 @@ export function countersHtml(m: MetricsSnapshot): string {
     ['output queue', `${(m.outputQueueSamples / 24).toFixed(0)} ms`], ['underruns', String(m.underruns)], ['overruns', String(m.overruns)],
     ['skipped decodes', String(m.skippedDecodes)], ['dropped packets', dropped], ['protocol errors', String(m.protocolErrors)], ['text tokens', String(m.textTokens)],
     ['non-finite', nonFiniteText(m.nonFinite)],
+    // Mic → speaker (the playback worklet's reports) and, beside it, the model's own delay.
+    ['mic → speaker', m.latencyMs && m.latencyMs.count > 0 ? `p50 ${fmt(m.latencyMs.p50)} / p95 ${fmt(m.latencyMs.p95)} ms` : '–'],
+    ['model delay', m.modelDelayMs !== undefined ? `${fmt(m.modelDelayMs)} ms` : '–'],
+    ['underrun time', m.underrunPercent !== undefined ? `${m.underrunPercent.toFixed(2)} %` : '–'],
   ];
   return items.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('');
 }

@@ -9,6 +9,8 @@
 import { type AudioIO as WorkletIO, createAudioIO, openMicrophone } from './worklet_loader.ts';
 import { STAT } from '../audio/worklet_shared.ts';
 import type { RingBuffer } from '../audio/ring_buffer.ts';
+import { type StampQueue, clockMs } from '../audio/frame_stamps.ts';
+import { LatencyWindow, type LatencySummary } from '../engine/metrics.ts';
 
 export interface AudioCounters {
   capturedSamples: number;
@@ -20,11 +22,14 @@ export interface AudioCounters {
   playedRms: number;
   underruns: number;
   playOverruns: number;
+  /** Device samples played since playback first started, and those that were underrun silence (STAT.PLAY_ACTIVE_SAMPLES / PLAY_STARVED_SAMPLES). */
+  activeSamples: number;
+  starvedSamples: number;
 }
 
 export interface AudioIOOptions {
-  /** Message mode: called with each captured 1920-sample frame (copy before returning). */
-  onCaptureFrame?: (pcm: Float32Array) => void;
+  /** Message mode: called with each captured 1920-sample frame (copy before returning) and its capture stamp. */
+  onCaptureFrame?: (pcm: Float32Array, stamp: number | null) => void;
   /** Microphone processing (echo cancellation, noise suppression, auto gain); default true. */
   micProcessing?: boolean;
   /** Use AUDIO_CHUNK messages even where SharedArrayBuffer exists (tests of the fallback path). */
@@ -48,6 +53,8 @@ export class AudioIO {
   /** Message mode: the worklets' latest counters, asked for twice a second ('stats' messages). */
   private polled: { capture: Record<string, number> | null; playback: Record<string, number> | null } = { capture: null, playback: null };
   private pollTimer: ReturnType<typeof setInterval> | null = null;
+  /** Pipeline latencies of the played reply frames (the playback worklet's reports). */
+  private readonly latencyWindow = new LatencyWindow();
 
   private constructor(
     readonly context: AudioContext,
@@ -62,8 +69,10 @@ export class AudioIO {
     if (io.mode === 'message') {
       const listen = (node: AudioWorkletNode | null, side: 'capture' | 'playback') => {
         node?.port.addEventListener('message', (ev: MessageEvent) => {
-          const m = ev.data as { type?: string; stats?: Record<string, number> };
+          const m = ev.data as { type?: string; stats?: Record<string, number>; latency?: number[] };
           if (m?.type === 'stats' && m.stats) this.polled[side] = m.stats;
+          // Message mode: the playback worklet's reports ride on its 'stats' replies as [latency, play stamp] pairs.
+          if (m?.type === 'stats' && Array.isArray(m.latency)) for (let i = 0; i + 1 < m.latency.length; i += 2) this.latencyWindow.add(clockMs(m.latency[i]));
         });
         node?.port.start();
       };
@@ -135,9 +144,9 @@ export class AudioIO {
     this.io.flushPlayback();
   }
 
-  /** Message mode: one 1920-sample frame from the engine to play (posted to the playback worklet). */
-  playChunk(pcm: Float32Array): void {
-    this.io.playFrame(pcm);
+  /** Message mode: one 1920-sample frame from the engine to play (posted to the playback worklet), with the capture stamp it answers. */
+  playChunk(pcm: Float32Array, stamp: number | null = null): void {
+    this.io.playFrame(pcm, stamp);
     this.posted.frames++;
     for (let i = 0; i < pcm.length; i++) this.posted.sumSq += pcm[i] * pcm[i];
   }
@@ -161,6 +170,22 @@ export class AudioIO {
     return { input: rms(this.inBuf), output: out };
   }
 
+  /** The AudioContext clock now as a capture stamp (24 kHz samples, Int32): file-input frames are stamped with it. */
+  clockStamp(): number {
+    return Math.round(this.context.currentTime * 24000) | 0;
+  }
+
+  /**
+   * Pipeline latency (ms) of the reply frames played so far (window of the last 4096): shared
+   * mode drains the playback worklet's report queue here; message mode adds the reports of its
+   * 'stats' replies (twice a second).
+   */
+  latency(): LatencySummary {
+    const q: StampQueue | null = this.io.reportQueue;
+    q?.drain((latency) => this.latencyWindow.add(clockMs(latency)));
+    return this.latencyWindow.summary();
+  }
+
   counters(): AudioCounters {
     const s = this.io.stats;
     const get = (i: number) => Atomics.load(s, i);
@@ -178,6 +203,8 @@ export class AudioIO {
         playedRms: n ? Math.sqrt(this.posted.sumSq / n) : 0,
         underruns: p?.PLAY_UNDERRUNS ?? 0,
         playOverruns: p?.PLAY_OVERRUNS ?? 0,
+        activeSamples: p?.PLAY_ACTIVE_SAMPLES ?? 0,
+        starvedSamples: p?.PLAY_STARVED_SAMPLES ?? 0,
       };
     }
     return {
@@ -188,6 +215,8 @@ export class AudioIO {
       playedRms: this.outCount ? Math.sqrt(this.outSumSq / this.outCount) : 0,
       underruns: get(STAT.PLAY_UNDERRUNS),
       playOverruns: get(STAT.PLAY_OVERRUNS),
+      activeSamples: get(STAT.PLAY_ACTIVE_SAMPLES),
+      starvedSamples: get(STAT.PLAY_STARVED_SAMPLES),
     };
   }
 

@@ -152,8 +152,8 @@ export class EngineClient {
         : await AudioIO.create({
           micProcessing: this.micProcessing,
           forcePackets: this.forcePackets,
-          onCaptureFrame: (pcm) => {
-            channel.sendAudio(pcm.slice());
+          onCaptureFrame: (pcm, stamp) => {
+            channel.sendAudio(pcm.slice(), false, stamp);
             audioRef?.countCaptured(pcm.length);
           },
         });
@@ -167,12 +167,14 @@ export class EngineClient {
           if (this.transcript.onPartial(p.seq, p.text)) this.emit({ type: 'text', transcript: this.transcript.text });
         }
         else if (p.type === PacketType.METADATA) this.onMeta(p.meta as EngineMeta);
-        else if (p.type === PacketType.AUDIO_CHUNK) audio.playChunk(p.pcm);
+        else if (p.type === PacketType.AUDIO_CHUNK) audio.playChunk(p.pcm, p.stamp ?? null);
       });
       const rings = audio.rings;
       await this.api.connect(
         Comlink.transfer(mc.port2, [mc.port2]),
-        rings ? { kind: 'shared', input: rings.input.buffer as SharedArrayBuffer, output: rings.output.buffer as SharedArrayBuffer } : { kind: 'packets' },
+        rings
+          ? { kind: 'shared', input: rings.input.buffer as SharedArrayBuffer, output: rings.output.buffer as SharedArrayBuffer, stamps: audio.io.stampQueue?.buffer as SharedArrayBuffer | undefined }
+          : { kind: 'packets' },
       );
     }
     // Each conversation is a new transcript section (and may come over a new channel, whose seqs start again).
@@ -204,7 +206,8 @@ export class EngineClient {
       for (; sent < due && !(onlyFile && sent >= frames); sent++) {
         const f = new Float32Array(FRAME_SAMPLES);
         if (sent < frames) f.set(pcm.subarray(sent * FRAME_SAMPLES, Math.min((sent + 1) * FRAME_SAMPLES, pcm.length)));
-        channel.sendAudio(f);
+        // Stamped as a microphone frame ending now would be: its first sample 80 ms ago on the AudioContext clock.
+        channel.sendAudio(f, false, (audio.clockStamp() - FRAME_SAMPLES) | 0);
         audio.countCaptured(FRAME_SAMPLES);
       }
     };
@@ -243,6 +246,8 @@ export class EngineClient {
       protocolErrors: m.protocolErrors + malformed,
       // Microphone samples the capture worklet zeroed count as bad input too.
       nonFinite: { ...m.nonFinite, inputSamples: m.nonFinite.inputSamples + (a?.captureBadSamples ?? 0) },
+      // Mic → speaker: the playback worklet's reports of the reply frames it played.
+      ...(this.audio ? { latencyMs: this.audio.latency(), underrunPercent: a && a.activeSamples > 0 ? (100 * a.starvedSamples) / a.activeSamples : 0 } : {}),
     };
   }
 

@@ -26,6 +26,7 @@ import {
   type WorkletMessage,
   createAudioStats,
 } from '../audio/worklet_shared.ts';
+import { StampQueue } from '../audio/frame_stamps.ts';
 import { FramePool } from '../protocol/audio_frames.ts';
 import { AUDIO_CHUNK_SAMPLES } from '../protocol/packet.ts';
 
@@ -115,8 +116,11 @@ export interface AudioIOOptions {
   inputCapacity?: number;
   outputCapacity?: number;
   jitter?: JitterOptions;
-  /** Message mode: called with each captured 24 kHz frame (1920 samples); copy it before returning. */
-  onCaptureFrame?: (pcm: Float32Array) => void;
+  /**
+   * Message mode: called with each captured 24 kHz frame (1920 samples; copy it before returning)
+   * and the capture stamp of its first sample (src/audio/frame_stamps.ts).
+   */
+  onCaptureFrame?: (pcm: Float32Array, stamp: number | null) => void;
   /** Connect playback to ctx.destination (default true). */
   connectOutput?: boolean;
 }
@@ -133,8 +137,12 @@ export interface AudioIO {
   outputRing: RingBuffer | null;
   /** STAT counters of both processors (SharedArrayBuffer-backed when available). */
   stats: Int32Array;
-  /** Message mode: queue one 1920-sample 24 kHz frame for playback (copied). No-op in shared mode. */
-  playFrame(pcm: Float32Array): void;
+  /** Shared mode: the playback worklet's StampQueue of (output-ring index, capture stamp) that the engine fills. */
+  stampQueue: StampQueue | null;
+  /** Shared mode: the playback worklet's reports (latency, play stamp) of played reply frames (page = consumer). */
+  reportQueue: StampQueue | null;
+  /** Message mode: queue one 1920-sample 24 kHz frame for playback (copied), with the capture stamp it answers. No-op in shared mode. */
+  playFrame(pcm: Float32Array, stamp?: number | null): void;
   /** Drops buffered playback (barge-in). */
   flushPlayback(): void;
   /** Disconnects the nodes (the context stays open). */
@@ -152,8 +160,13 @@ export async function createAudioIO(ctx: AudioContext, opts: AudioIOOptions = {}
   const statsBuf = shared ? (stats.buffer as SharedArrayBuffer) : undefined;
   const inputRing = shared ? RingBuffer.create(opts.inputCapacity ?? 32768) : null;
   const outputRing = shared ? RingBuffer.create(opts.outputCapacity ?? 32768) : null;
+  // 256 reply frames (20 s) of stamps and reports: the engine and the page drain them every step / 250 ms.
+  const stampQueue = shared ? StampQueue.create(256, true) : null;
+  const reportQueue = shared ? StampQueue.create(256, true) : null;
   const playback = createPlaybackNode(ctx, {
     ring: outputRing?.buffer as SharedArrayBuffer | undefined,
+    stamps: stampQueue?.buffer as SharedArrayBuffer | undefined,
+    reports: reportQueue?.buffer as SharedArrayBuffer | undefined,
     stats: statsBuf,
     jitter: opts.jitter,
     localCapacity: opts.outputCapacity,
@@ -171,7 +184,7 @@ export async function createAudioIO(ctx: AudioContext, opts: AudioIOOptions = {}
         const m = ev.data;
         if (m.type !== 'frame') return;
         try {
-          opts.onCaptureFrame?.(m.pcm);
+          opts.onCaptureFrame?.(m.pcm, typeof m.stamp === 'number' ? m.stamp : null);
         } finally {
           node.port.postMessage({ type: 'recycle', pcm: m.pcm }, [m.pcm.buffer]);
         }
@@ -193,12 +206,14 @@ export async function createAudioIO(ctx: AudioContext, opts: AudioIOOptions = {}
     inputRing,
     outputRing,
     stats,
-    playFrame(pcm: Float32Array) {
+    stampQueue,
+    reportQueue,
+    playFrame(pcm: Float32Array, stamp: number | null = null) {
       if (shared) return;
       if (pcm.length !== AUDIO_CHUNK_SAMPLES) throw new RangeError(`playFrame: expected ${AUDIO_CHUNK_SAMPLES} samples at ${MODEL_RATE} Hz, got ${pcm.length}`);
       const f = pool.take();
       f.set(pcm);
-      playback.port.postMessage({ type: 'frame', pcm: f }, [f.buffer]);
+      playback.port.postMessage(stamp === null ? { type: 'frame', pcm: f } : { type: 'frame', pcm: f, stamp }, [f.buffer]);
     },
     flushPlayback() {
       playback.port.postMessage({ type: 'flush' });

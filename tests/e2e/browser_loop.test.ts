@@ -16,6 +16,29 @@ const REF_MODELS = {
   lmWeights: join(REF, 'moshi_tiny.safetensors'),
   mic: join(REF, 'mimi/input_speech_24k_pcm16.wav'),
 };
+/**
+ * The latency fields are there, finite and plausible: more than one 80 ms frame (the input
+ * frame must fill before the engine can start), less than a few seconds, p50 <= p95 <= max,
+ * measured over many reply frames; the underrun share a percentage.
+ */
+function expectLatencyPlausible(r: E2EReport, summary: string, minFrames: number): void {
+  expect(r.latencyMs, summary).not.toBeNull();
+  const l = r.latencyMs!;
+  for (const v of [l.p50, l.p95, l.max]) {
+    expect(Number.isFinite(v), summary).toBe(true);
+    expect(v, summary).toBeGreaterThan(80);
+    expect(v, summary).toBeLessThan(5000);
+  }
+  expect(l.p50, summary).toBeLessThanOrEqual(l.p95);
+  expect(l.p95, summary).toBeLessThanOrEqual(l.max);
+  expect(r.latencyFrames, summary).toBeGreaterThanOrEqual(minFrames);
+  expect(r.underrunPercent, summary).not.toBeNull();
+  expect(Number.isFinite(r.underrunPercent!), summary).toBe(true);
+  expect(r.underrunPercent!, summary).toBeGreaterThanOrEqual(0);
+  expect(r.underrunPercent!, summary).toBeLessThanOrEqual(100);
+  expect(r.modelDelayMs, summary).not.toBeNull();
+}
+
 /** The report as an assertion message (console and text cut short). */
 const summaryOf = (r: E2EReport) => JSON.stringify({ ...r, console: r.console.slice(-10), text: r.text.slice(0, 200) }, null, 1);
 
@@ -27,7 +50,7 @@ describe('browser live loop (e2e)', () => {
       log: () => {},
     });
     const summary = summaryOf(r);
-    console.log(`e2e: steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)} p95 ${r.stepMs.p95.toFixed(1)} max ${r.stepMs.max.toFixed(1)}, underruns ${r.underruns} (${r.underrunsPerMinute.toFixed(1)}/min), skipped decodes ${r.skippedDecodes}, output RMS ${r.outputRms.toFixed(4)}, text packets ${r.textPackets}`);
+    console.log(`e2e: steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)} p95 ${r.stepMs.p95.toFixed(1)} max ${r.stepMs.max.toFixed(1)}, underruns ${r.underruns} (${r.underrunsPerMinute.toFixed(1)}/min, ${r.underrunPercent?.toFixed(2)} % of the playback time), skipped decodes ${r.skippedDecodes}, output RMS ${r.outputRms.toFixed(4)}, text packets ${r.textPackets}, mic → speaker ms p50 ${r.latencyMs?.p50.toFixed(1)} p95 ${r.latencyMs?.p95.toFixed(1)} max ${r.latencyMs?.max.toFixed(1)} over ${r.latencyFrames} frames (model delay ${r.modelDelayMs} ms beside it)`);
     expect(r.errors, summary).toEqual([]);
     expect(r.transport, summary).toBe('shared');
     expect(r.steps, summary).toBeGreaterThanOrEqual(Math.floor(0.9 * r.expectedSteps));
@@ -35,6 +58,7 @@ describe('browser live loop (e2e)', () => {
     expect(r.outputRms, summary).toBeGreaterThan(1e-4);
     expect(r.textPackets, summary).toBeGreaterThan(0);
     expect(r.protocolErrors, summary).toBe(0);
+    expectLatencyPlausible(r, summary, Math.floor(0.5 * r.expectedSteps));
   }, 900_000);
 
   it('a person\'s path: "Local files" picker (configs, weights, tokenizer) -> Load model -> Start microphone; text as words', async () => {
@@ -84,7 +108,7 @@ describe('browser live loop (e2e)', () => {
       log: () => {},
     });
     const summary = summaryOf(r);
-    console.log(`e2e (packets): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, underruns ${r.underruns}, dropped ${JSON.stringify(r.droppedPackets)}, output RMS ${r.outputRms.toFixed(4)}`);
+    console.log(`e2e (packets): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, underruns ${r.underruns} (${r.underrunPercent?.toFixed(2)} %), dropped ${JSON.stringify(r.droppedPackets)}, output RMS ${r.outputRms.toFixed(4)}, mic → speaker ms p50 ${r.latencyMs?.p50.toFixed(1)} p95 ${r.latencyMs?.p95.toFixed(1)} max ${r.latencyMs?.max.toFixed(1)} over ${r.latencyFrames} frames`);
     expect(r.errors, summary).toEqual([]);
     expect(r.transport, summary).toBe('packets');
     expect(r.steps, summary).toBeGreaterThanOrEqual(Math.floor(0.8 * r.expectedSteps));
@@ -92,12 +116,14 @@ describe('browser live loop (e2e)', () => {
     expect(r.textPackets, summary).toBeGreaterThan(0);
     expect(r.protocolErrors, summary).toBe(0);
     expect(r.droppedPackets.AUDIO_CHUNK ?? 0, summary).toBe(0);
+    // The stamp travelled in both AUDIO_CHUNK packets (version-2 trailer).
+    expectLatencyPlausible(r, summary, Math.floor(0.3 * r.expectedSteps));
   }, 900_000);
 
   it('file-input mode: a picked WAV goes to the engine as AUDIO_CHUNK packets in real time and Moshi answers', async () => {
     const r = await runE2E({ ...REF_MODELS, seconds: 5, input: 'file', log: () => {} });
     const summary = summaryOf(r);
-    console.log(`e2e (file input): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, underruns ${r.underruns}, output RMS ${r.outputRms.toFixed(4)}`);
+    console.log(`e2e (file input): steps ${r.steps}/${r.expectedSteps}, step ms p50 ${r.stepMs.p50.toFixed(1)}, underruns ${r.underruns} (${r.underrunPercent?.toFixed(2)} %), output RMS ${r.outputRms.toFixed(4)}, mic → speaker ms p50 ${r.latencyMs?.p50.toFixed(1)} p95 ${r.latencyMs?.p95.toFixed(1)} over ${r.latencyFrames} frames`);
     expect(r.errors, summary).toEqual([]);
     expect(r.transport, summary).toBe('packets');
     expect(r.steps, summary).toBeGreaterThanOrEqual(Math.floor(0.8 * r.expectedSteps));
@@ -105,5 +131,7 @@ describe('browser live loop (e2e)', () => {
     expect(r.outputRms, summary).toBeGreaterThan(1e-4);
     expect(r.textPackets, summary).toBeGreaterThan(0);
     expect(r.protocolErrors, summary).toBe(0);
+    // File frames are stamped as microphone frames ending when they are sent.
+    expectLatencyPlausible(r, summary, Math.floor(0.3 * r.expectedSteps));
   }, 900_000);
 });

@@ -109,6 +109,18 @@ export interface E2EReport {
   encodeMs: StatPct;
   lmMs: StatPct;
   decodeMs: StatPct;
+  /**
+   * Mic → speaker pipeline latency over the run's reply frames (ms, MetricsSnapshot.latencyMs:
+   * play start of a reply frame − capture time of its input frame's first sample, on the
+   * AudioContext clock); null when no reply frame was reported as played.
+   */
+  latencyMs: StatPct | null;
+  /** Reply frames the latency covers. */
+  latencyFrames: number;
+  /** The model's own delay beside it (max LM delay × 80 ms), ms; null when the page did not get it. */
+  modelDelayMs: number | null;
+  /** Share of the playback time since it started that was underrun silence, percent (MetricsSnapshot.underrunPercent). */
+  underrunPercent: number | null;
   /** RMS of the samples the playback worklet took from the output ring. */
   outputRms: number;
   outputSamples: number;
@@ -288,6 +300,10 @@ export async function runE2E(o: E2EOptions): Promise<E2EReport> {
       encodeMs: pick(m.encodeMs),
       lmMs: pick(m.lmMs),
       decodeMs: pick(m.decodeMs),
+      latencyMs: m.latencyMs && m.latencyMs.count > 0 ? pick(m.latencyMs) : null,
+      latencyFrames: m.latencyMs?.count ?? 0,
+      modelDelayMs: m.modelDelayMs ?? null,
+      underrunPercent: m.underrunPercent ?? null,
       outputRms: h.played.rms,
       outputSamples: h.played.samples,
       capturedSamples: h.captured.samples,

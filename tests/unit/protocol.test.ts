@@ -5,6 +5,8 @@ import {
   ManualClock,
   AUDIO_CHUNK_BYTES,
   AUDIO_CHUNK_SAMPLES,
+  AUDIO_STAMP_BYTES,
+  AUDIO_STAMP_VERSION,
   FramePool,
   HEADER_BYTES,
   NO_SEQ,
@@ -92,6 +94,45 @@ describe('packet codec', () => {
     expect(dec(shifted.subarray(5))).toEqual(cases[2]);
     expect(enc(cases[2]).byteLength).toBe(HEADER_BYTES + AUDIO_CHUNK_BYTES);
     expect(enc(cases[1]).byteLength).toBe(HEADER_BYTES + ACK_BYTES);
+  });
+
+  it('AUDIO_CHUNK version 2: an 8-byte stamp trailer (version 1, Int32 stamp) round-trips; version-1 chunks stay 7680 bytes without a stamp', () => {
+    for (const stamp of [0, 1, -1, 123456789, -0x80000000, 0x7fffffff]) {
+      const p = makePacket({ type: PacketType.AUDIO_CHUNK, pcm, stamp }, { seq: 9 });
+      const b = enc(p);
+      expect(b.byteLength).toBe(HEADER_BYTES + AUDIO_CHUNK_BYTES + AUDIO_STAMP_BYTES);
+      const dv = new DataView(b);
+      expect(dv.getUint16(14, true)).toBe(AUDIO_CHUNK_BYTES + AUDIO_STAMP_BYTES);
+      expect(dv.getUint32(HEADER_BYTES + AUDIO_CHUNK_BYTES, true)).toBe(AUDIO_STAMP_VERSION);
+      expect(dv.getInt32(HEADER_BYTES + AUDIO_CHUNK_BYTES + 4, true)).toBe(stamp);
+      const q = dec(b) as Packet & { pcm: Float32Array; stamp?: number };
+      expect(q.stamp).toBe(stamp);
+      expect(Array.from(q.pcm)).toEqual(Array.from(pcm));
+    }
+    // Unstamped: the old size, and no stamp field after decoding (an old peer's chunks read as before).
+    const plain = dec(enc(makePacket({ type: PacketType.AUDIO_CHUNK, pcm })));
+    expect(enc(makePacket({ type: PacketType.AUDIO_CHUNK, pcm })).byteLength).toBe(HEADER_BYTES + AUDIO_CHUNK_BYTES);
+    expect('stamp' in plain).toBe(false);
+    // An unknown trailer version, or a stamp that is not an Int32, is a typed error.
+    const trailer = new Uint8Array(AUDIO_CHUNK_BYTES + AUDIO_STAMP_BYTES);
+    new DataView(trailer.buffer).setUint32(AUDIO_CHUNK_BYTES, 2, true);
+    expectError(raw(0x10, trailer), 'bad_field', /stamp trailer version 2/);
+    for (const bad of [1.5, 2 ** 31, -(2 ** 31) - 1, NaN]) {
+      const r = encodePacket(makePacket({ type: PacketType.AUDIO_CHUNK, pcm, stamp: bad }));
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.error.reason).toBe('bad_field');
+    }
+    // Channel.sendAudio carries the stamp to the peer.
+    const got: Packet[] = [];
+    const b = new Channel({ postMessage() {}, addEventListener() {}, removeEventListener() {} }, { clock: new ManualClock(0), schedule: 'manual' });
+    b.on('packet', (q) => got.push(q));
+    const a = new Channel({ postMessage: (m: unknown) => b.receive(m), addEventListener() {}, removeEventListener() {} }, { clock: new ManualClock(0), schedule: 'manual' });
+    expect(a.sendAudio(pcm, false, -77).ok).toBe(true);
+    expect(a.sendAudio(pcm).ok).toBe(true);
+    a.flush();
+    expect(got.map((q) => (q as { stamp?: number }).stamp)).toEqual([-77, undefined]);
+    a.close();
+    b.close();
   });
 
   it('classifies every malformed input without throwing', () => {
