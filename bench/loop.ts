@@ -16,13 +16,19 @@
  * The loop is the Engine's recording-level path (three command buffers back to back, one
  * readback per step) with the official sampling defaults (temp 0.8 / 0.7, top-k 250 / 25) on
  * the fixture speech. Stage times come from queue.onSubmittedWorkDone after each stage's submit.
+ * Also prints the step's GPU work, deterministic on any adapter (Engine StepResult.gpuWork):
+ *   dispatches per step: N (temporal layer: a, depformer: b, mimi: c), submits: S, readbacks: R
+ * where a = dispatches of one temporal layer (the transformer's last forward / its layers), b = the
+ * rest of the LM step (depformer, embeddings, heads, sampling, logit checks), c = Mimi encode +
+ * decode, and N = 32·a + b + c is the count of the full 32-layer 7B step with this adapter's kernel
+ * choices (a hardware adapter also splits long attention: flash-decoding adds a combine pass).
  * Writes bench/results/loop-<time>.json.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeWav } from '../src/audio/wav.ts';
-import { Engine } from '../src/engine/engine.ts';
+import { Engine, type GpuWork } from '../src/engine/engine.ts';
 import { mimiLmLoop } from '../src/engine/load.ts';
 import { FRAME_SAMPLES, STEP_BUDGET_MS, percentiles } from '../src/engine/metrics.ts';
 import { createNodeGpuContext } from '../src/gpu/node.ts';
@@ -120,10 +126,18 @@ export async function run(args: string[]): Promise<unknown> {
     const frame = (t: number) => speech.subarray((t * FRAME_SAMPLES) % (speech.length - FRAME_SAMPLES), ((t * FRAME_SAMPLES) % (speech.length - FRAME_SAMPLES)) + FRAME_SAMPLES);
     // LMGen returns null on step 0 (no decode): warm up past it so every timed step decodes.
     const rows: { encodeMs: number; lmMs: number; decodeMs: number; totalMs: number }[] = [];
+    let work: GpuWork | null = null;
     for (let t = 0; t < Math.max(warmup, 1) + steps; t++) {
       const r = await engine.step(frame(t));
       if (t >= Math.max(warmup, 1)) rows.push(r.timings);
+      if (r.frame && !r.decodeSkipped) work = r.gpuWork;
     }
+    if (!work) throw new Error('bench loop: no step decoded (raise --steps)');
+    const perLayer = lm.transformer.lastForwardDispatches / layers;
+    const lmRest = work.stages.lm - perLayer * layers;
+    const mimiDispatches = work.stages.encode + work.stages.decode;
+    const dispatches7b = 32 * perLayer + lmRest + mimiDispatches;
+    const dispatchLine = `dispatches per step: ${dispatches7b} (temporal layer: ${perLayer}, depformer: ${lmRest}, mimi: ${mimiDispatches}), submits: ${work.submits}, readbacks: ${work.readbacks}`;
     const col = (k: keyof (typeof rows)[number]) => percentiles(rows.map((r) => r[k]));
     const split = { encodeMs: col('encodeMs'), lmMs: col('lmMs'), decodeMs: col('decodeMs'), totalMs: col('totalMs') };
     const label = `Mimi (released size) + LM: real 7B depformer (1024 × 6, 8 steps), text head 32000, SMALL temporal transformer ${dim} × ${layers} (7B: 4096 × 32), bf16 weights`;
@@ -132,7 +146,8 @@ export async function run(args: string[]): Promise<unknown> {
       (['encodeMs', 'lmMs', 'decodeMs', 'totalMs'] as const).map((k) => [k.replace('Ms', ''), split[k].p50, split[k].p95, split[k].max, `${((split[k].p50 / split.totalMs.p50) * 100).toFixed(0)}%`, `${(split[k].p50 / STEP_BUDGET_MS).toFixed(2)}×`]),
       `${label}\n${ctx.adapter.vendor} ${ctx.adapter.architecture} (${ctx.adapter.isFallbackAdapter ? 'software fallback adapter' : 'hardware'}), copy bandwidth ${copy.gbps.toFixed(2)} GB/s; ${steps} timed steps after ${Math.max(warmup, 1)} warm-up; load ${loadS.toFixed(1)} s; GPU memory ${(ctx.liveBytes / 2 ** 20).toFixed(0)} MiB`,
     );
-    const result = { label, adapter: ctx.adapter, copyBandwidthGBps: copy.gbps, steps, warmup: Math.max(warmup, 1), lm: { dim, layers, depformer: lmCfg.depformer }, split, rows, gpuBytes: ctx.liveBytes };
+    console.log(`${dispatchLine}\n  (N = 32 × temporal layer + depformer + mimi: the full 7B step with this adapter's kernel choices; measured here: ${work.dispatches} with ${layers} temporal layers)`);
+    const result = { label, adapter: ctx.adapter, copyBandwidthGBps: copy.gbps, steps, warmup: Math.max(warmup, 1), lm: { dim, layers, depformer: lmCfg.depformer }, split, rows, gpuBytes: ctx.liveBytes, gpuWork: { ...work, temporalLayer: perLayer, lmRest, mimi: mimiDispatches, dispatches7b, line: dispatchLine } };
     console.log(`results: ${writeResults('loop', result)}`);
     gen.destroy();
     mimi.destroy();

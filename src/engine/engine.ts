@@ -13,9 +13,9 @@
  * goldens are `lm/loop_tokens` and `lm/loop_decoded_pcm`).
  *
  * GPU round trips: with recording-level models (GpuLoop) nothing leaves the GPU between the
- * stages: encode, LM step and decode are recorded into three command buffers submitted back to
- * back and one readback returns the tokens and the PCM (one host wait per step). The host-array
- * path (LoopCodec + LoopLm) waits after each stage.
+ * stages: encode and the LM step + decode are two command buffers submitted back to back (three
+ * without timestamp-query) and one readback into a reused staging buffer returns the tokens and
+ * the PCM (one host wait per step). The host-array path (LoopCodec + LoopLm) waits after each stage.
  *
  * Finiteness (every step, reported in StepResult.faults and counted in metrics.nonFinite):
  * - input: samples that are NaN, infinite or beyond ±16 (src/protocol/samples.ts) are replaced by 0
@@ -102,6 +102,17 @@ interface BackendStep {
   decodeMs: number;
   /** CHECK_BITS found set this step (0 when the backend cannot check the logits). */
   checks: number;
+  /** The GPU work the step recorded (recording-level backend only). */
+  gpuWork?: GpuWork;
+}
+
+/** GPU work of one step (deltas of GpuContext.counters): deterministic on any adapter. */
+export interface GpuWork {
+  dispatches: number;
+  submits: number;
+  readbacks: number;
+  /** `dispatches` by stage: Mimi encode, the LM step (with the logit checks), Mimi decode. */
+  stages: { encode: number; lm: number; decode: number };
 }
 
 /** One problem found by a step's finiteness checks. */
@@ -151,84 +162,136 @@ class HostBackend implements StepBackend {
   destroy(): void {}
 }
 
+/** Byte offsets in the step's one readback buffer (GpuBackend.stepOut): PCM, tokens, timestamps. */
+const OUT_PCM = 0; // f32 [1920]
+const OUT_TOKENS = FRAME_SAMPLES * 4; // i32 [1 + depQ + 1] (a multiple of 256: a binding may start here)
+const OUT_TS = OUT_TOKENS + 256; // u64 [3]: GPU time at LM start, LM end = decode start, decode end
+
 /**
- * Recording-level backend: the step's input is written once, the three stages are recorded
- * into three command buffers submitted back to back (no host wait between them: the codes and
- * tokens stay on the GPU), and one readback returns the tokens and the PCM. Stage times are the
- * completion times of each command buffer (queue.onSubmittedWorkDone after each submit).
+ * Recording-level backend: the step's input is written once; encode is one submit, the LM step
+ * and decode together the second (on devices with `timestamp-query`; without it decode is a third
+ * submit, to keep its time apart); nothing returns to the host between the stages (codes and
+ * tokens stay on the GPU), and ONE readback, into a staging buffer reused every step, returns
+ * the PCM, the tokens, the check word and the stage timestamps.
+ * Stage times: encode = wall-clock completion of its submit (queue.onSubmittedWorkDone); the
+ * second submit's wall-clock time is split between LM and decode in the ratio of their GPU
+ * timestamps (without timestamp-query: each its own submit's completion time).
  */
 class GpuBackend implements StepBackend {
   readonly kind = 'gpu';
   private readonly pcmIn: Tensor; // [1920] f32
   private readonly codes: Tensor; // [K, 1] i32
-  private readonly tokens: Tensor; // [1 + depQ + 1] i32: text, audio..., the check word
+  private readonly stepOut: Tensor; // the one readback: pcm | tokens | timestamps (OUT_* offsets)
+  private readonly tokens: Tensor; // view of stepOut: [1 + depQ + 1] i32: text, audio..., the check word
+  private readonly pcmOut: Tensor; // view of stepOut: [1920] f32
   private readonly flags: Tensor; // [1] u32, CHECK_BITS of this step
   private readonly audio: Tensor; // [depQ, 1] i32
-  private readonly pcmOut: Tensor; // [1920] f32
+  private readonly staging: GPUBuffer; // MAP_READ copy of stepOut, reused every step
+  private readonly ts: { set: GPUQuerySet; resolve: GPUBuffer } | null;
   constructor(private readonly loop: GpuLoop, private readonly now: () => number) {
     const ctx = loop.ctx;
+    if (4 * (loop.depQ + 2) > OUT_TS - OUT_TOKENS) throw new EngineError(`dep_q ${loop.depQ} is too large for the step's readback layout`);
     this.pcmIn = ctx.tensor([FRAME_SAMPLES], 'f32', 'engine.pcm_in');
     this.codes = ctx.tensor([loop.codebooks, 1], 'i32', 'engine.codes');
-    this.tokens = ctx.tensor([1 + loop.depQ + 1], 'i32', 'engine.tokens');
+    this.stepOut = ctx.tensor([(OUT_TS + 24) / 4], 'u32', 'engine.step_out');
+    this.pcmOut = new Tensor(this.stepOut.buffer, [FRAME_SAMPLES], 'f32', 'engine.pcm_out', this.stepOut.byteOffset + OUT_PCM, false);
+    this.tokens = new Tensor(this.stepOut.buffer, [1 + loop.depQ + 1], 'i32', 'engine.tokens', this.stepOut.byteOffset + OUT_TOKENS, false);
     this.flags = ctx.tensor([1], 'u32', 'engine.check_flags');
     this.audio = ctx.tensor([loop.depQ, 1], 'i32', 'engine.audio_tokens');
-    this.pcmOut = ctx.tensor([FRAME_SAMPLES], 'f32', 'engine.pcm_out');
+    this.staging = ctx.device.createBuffer({ label: 'engine.step_out staging', size: this.stepOut.byteLength, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.ts = ctx.hasTimestamps
+      ? { set: ctx.device.createQuerySet({ label: 'engine stage timestamps', type: 'timestamp', count: 3 }), resolve: ctx.device.createBuffer({ label: 'engine stage timestamps', size: 256, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) }
+      : null;
   }
   async run(pcm: Float32Array, skipDecode: boolean): Promise<BackendStep> {
     await this.loop.prepare();
     const ctx = this.loop.ctx;
     const queue = ctx.device.queue;
+    const depQ = this.loop.depQ;
+    const c0 = { ...ctx.counters };
     const t0 = this.now();
     ctx.write(this.pcmIn, pcm);
     const stamp = () => queue.onSubmittedWorkDone().then(() => this.now());
     const recE = ctx.record('engine encode');
     this.loop.recordEncode(recE, this.pcmIn, this.codes);
+    const nE = ctx.counters.dispatches;
     const pE = recE.submit();
     const dE = stamp();
-    const recL = ctx.record('engine lm');
+    const ts = this.ts;
+    const recL = ctx.record(ts ? 'engine lm + decode' : 'engine lm');
+    if (ts) recL.timestamp(ts.set, 0);
     const produced = this.loop.recordLmStep(recL, this.codes, this.tokens);
     const checked = this.loop.recordChecks !== undefined;
     if (checked) {
       recL.clear(this.flags);
       this.loop.recordChecks!(recL, this.flags);
-      recL.copy(this.flags, new Tensor(this.tokens.buffer, [1], 'i32', 'engine.tokens[check]', this.tokens.byteOffset + 4 * (1 + this.loop.depQ), false), 4);
+      recL.copy(this.flags, new Tensor(this.tokens.buffer, [1], 'i32', 'engine.tokens[check]', this.tokens.byteOffset + 4 * (1 + depQ), false), 4);
     }
-    let tokensP: Promise<unknown> | null = null;
-    let pcmP: Promise<unknown> | null = null;
     const decode = produced && !skipDecode;
-    if (produced || checked) tokensP = recL.readback(this.tokens); // the check word rides along
-    if (decode) {
-      // Decode takes the audio tokens only (tokens[1:]).
-      recL.copy(new Tensor(this.tokens.buffer, [this.loop.depQ], 'i32', 'engine.tokens[1:]', this.tokens.byteOffset + 4, false), this.audio, 4 * this.loop.depQ);
+    // Decode takes the audio tokens only (tokens[1:]).
+    if (decode) recL.copy(new Tensor(this.tokens.buffer, [depQ], 'i32', 'engine.tokens[1:]', this.tokens.byteOffset + 4, false), this.audio, 4 * depQ);
+    let recD = recL;
+    let pL: Promise<void> | null = null;
+    let dL: Promise<number> | null = null;
+    if (ts) recL.timestamp(ts.set, 1);
+    else if (decode) {
+      pL = recL.submit();
+      dL = stamp();
+      recD = ctx.record('engine decode');
     }
-    const pL = recL.submit();
-    const dL = stamp();
-    let pD: Promise<void> | null = null;
-    let dD: Promise<number> | null = null;
-    if (decode) {
-      const recD = ctx.record('engine decode');
-      this.loop.recordDecode(recD, this.audio, this.pcmOut);
-      pcmP = recD.readback(this.pcmOut);
-      pD = recD.submit();
-      dD = stamp();
+    const nL = ctx.counters.dispatches;
+    if (decode) this.loop.recordDecode(recD, this.audio, this.pcmOut);
+    const nD = ctx.counters.dispatches;
+    if (ts) {
+      recD.timestamp(ts.set, 2);
+      recD.resolveTimestamps(ts.set, 3, ts.resolve, this.stepOut, OUT_TS);
     }
+    const outP = produced || checked ? recD.readback(this.stepOut, this.staging) : null;
+    const pD = recD.submit();
+    const dD = stamp();
     await ctx.waitFor(() => Promise.all([pE, pL, pD]));
-    const [tE, tL, tD] = await Promise.all([dE, dL, dD ?? dL]);
+    const [tE, tL, tD] = await Promise.all([dE, dL, dD]);
+    const words = outP ? ((await outP) as Uint32Array) : null;
+    const tok = words ? new Int32Array(words.buffer, words.byteOffset + OUT_TOKENS, 2 + depQ) : null;
     let frame: LmFrame | null = null;
     let out: Float32Array | null = null;
-    const tok = tokensP ? ((await tokensP) as Int32Array) : null;
     if (produced && tok) {
-      frame = { text: tok[0], audio: tok.slice(1, 1 + this.loop.depQ) };
-      if (decode) out = (await pcmP) as Float32Array;
+      frame = { text: tok[0], audio: tok.slice(1, 1 + depQ) };
+      if (decode) out = new Float32Array(words!.buffer, words!.byteOffset + OUT_PCM, FRAME_SAMPLES).slice();
     }
-    const checks = checked && tok ? tok[1 + this.loop.depQ] >>> 0 : 0;
-    return { frame, pcm: out, encodeMs: tE - t0, lmMs: tL - tE, decodeMs: decode ? tD - tL : 0, checks };
+    const checks = checked && tok ? tok[1 + depQ] >>> 0 : 0;
+    let lmMs: number;
+    let decodeMs = 0;
+    if (tL !== null) {
+      // No timestamps: LM and decode were separate submits.
+      lmMs = tL - tE;
+      decodeMs = tD - tL;
+    } else {
+      const rest = tD - tE;
+      lmMs = rest;
+      if (decode && words) {
+        const g = new BigUint64Array(words.buffer, words.byteOffset + OUT_TS, 3);
+        const lmNs = Number(g[1] - g[0]);
+        const decNs = Number(g[2] - g[1]);
+        if (lmNs >= 0 && decNs >= 0 && lmNs + decNs > 0) {
+          decodeMs = (rest * decNs) / (lmNs + decNs);
+          lmMs = rest - decodeMs;
+        }
+      }
+    }
+    const c = ctx.counters;
+    const stages = { encode: nE - c0.dispatches, lm: nL - nE, decode: nD - nL };
+    const gpuWork = { dispatches: c.dispatches - c0.dispatches, submits: c.submits - c0.submits, readbacks: c.readbacks - c0.readbacks, stages };
+    return { frame, pcm: out, encodeMs: tE - t0, lmMs, decodeMs, checks, gpuWork };
   }
   reset(): void {
     this.loop.reset();
   }
   destroy(): void {
-    for (const t of [this.pcmIn, this.codes, this.tokens, this.flags, this.audio, this.pcmOut]) t.destroy();
+    for (const t of [this.pcmIn, this.codes, this.flags, this.audio, this.stepOut]) t.destroy();
+    this.staging.destroy();
+    this.ts?.set.destroy();
+    this.ts?.resolve.destroy();
   }
 }
 
@@ -247,6 +310,8 @@ export interface StepResult {
   /** What this step's finiteness checks found (empty when all is finite); also counted in metrics.nonFinite. */
   faults: StepFault[];
   timings: StepTimings;
+  /** GPU work this step recorded (dispatches, submits, readbacks); null on the host-array path. */
+  gpuWork: GpuWork | null;
   /** The capture stamp of the input frame (StepOptions.stamp), kept with the reply computed from it; null when none was given. */
   stamp: number | null;
 }
@@ -379,7 +444,7 @@ export class Engine {
       const timings: StepTimings = { encodeMs: r.encodeMs, lmMs: r.lmMs, decodeMs: r.decodeMs, totalMs: this.now() - t0 };
       this.metrics.record(timings, r.frame !== null, text === null ? 0 : 1, decodeSkipped);
       for (const f of faults) this.metrics.recordFault(f.kind, f.samples);
-      return { index: this.stepIndex++, pcm: out, frame: r.frame, text, decodeSkipped, faults, timings, stamp: opts.stamp ?? null };
+      return { index: this.stepIndex++, pcm: out, frame: r.frame, text, decodeSkipped, faults, timings, gpuWork: r.gpuWork ?? null, stamp: opts.stamp ?? null };
     } finally {
       this.busy = false;
     }

@@ -119,6 +119,12 @@ export class GpuContext {
   kernelChoice: KernelChoice = { ...DEFAULT_KERNEL_CHOICE };
   /** When set, every recorded dispatch adds 1 under its label (tests check which kernel path ran). */
   dispatchTally: Map<string, number> | null = null;
+  /**
+   * Running totals of this context's GPU work (deterministic on any adapter): compute dispatches
+   * recorded, command buffers submitted (Recorder.submit) and host readbacks (Recorder.readback).
+   * A caller takes the difference around a step to count a step's work.
+   */
+  readonly counters = { dispatches: 0, submits: 0, readbacks: 0 };
   private destroyed = false;
 
   /**

@@ -44,7 +44,7 @@ export class Recorder {
   private chunks: GPUBuffer[] = [];
   private staging: ArrayBuffer[] = [];
   private chunkOffset = UNIFORM_CHUNK;
-  private readonly reads: { buffer: GPUBuffer; tensor: Tensor; resolve: (v: Readable) => void; reject: (e: unknown) => void }[] = [];
+  private readonly reads: { buffer: GPUBuffer; owned: boolean; tensor: Tensor; resolve: (v: Readable) => void; reject: (e: unknown) => void }[] = [];
   private submitted = false;
   dispatchCount = 0;
   /** The context's profiler if it was enabled when this recording started, else null. */
@@ -110,6 +110,7 @@ export class Recorder {
     pass.dispatchWorkgroups(x, y, z);
     if (profiler) pass.end();
     this.dispatchCount++;
+    ctx.counters.dispatches++;
     const tally = ctx.dispatchTally;
     if (tally) {
       const l = args.label ?? kernel.name;
@@ -130,13 +131,35 @@ export class Recorder {
     this.encoder.clearBuffer(t.buffer, t.byteOffset, Math.ceil(t.byteLength / 4) * 4);
   }
 
-  /** Schedules a copy of `t` to the host; the promise resolves after `submit()`. */
-  readback(t: Tensor): Promise<Readable> {
+  /**
+   * Schedules a copy of `t` to the host; the promise resolves after `submit()`. `staging`: a
+   * MAP_READ | COPY_DST buffer of at least t's byte length to copy through (kept, unmapped again
+   * after the read; the caller reuses it every step), else a buffer made and destroyed for this read.
+   */
+  readback(t: Tensor, staging?: GPUBuffer): Promise<Readable> {
     this.endPass();
     const size = Math.ceil(t.byteLength / 4) * 4;
-    const buffer = this.ctx.device.createBuffer({ label: `read ${t.label}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    if (staging && staging.size < size) throw new GpuValidationError(`readback of '${t.label}': the staging buffer '${staging.label}' holds ${staging.size} bytes, ${size} needed`);
+    const buffer = staging ?? this.ctx.device.createBuffer({ label: `read ${t.label}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.encoder.copyBufferToBuffer(t.buffer, t.byteOffset, buffer, 0, size);
-    return new Promise((resolve, reject) => this.reads.push({ buffer, tensor: t, resolve, reject }));
+    this.ctx.counters.readbacks++;
+    return new Promise((resolve, reject) => this.reads.push({ buffer, owned: !staging, tensor: t, resolve, reject }));
+  }
+
+  /**
+   * Writes a GPU timestamp (timestamp-query) at this point of the recording into `querySet` at
+   * `index`: an empty compute pass whose beginning is timestamped. Requires the device feature.
+   */
+  timestamp(querySet: GPUQuerySet, index: number): void {
+    this.endPass();
+    this.encoder.beginComputePass({ label: `${this.label} timestamp ${index}`, timestampWrites: { querySet, beginningOfPassWriteIndex: index } }).end();
+  }
+
+  /** Resolves timestamps [0, count) of `querySet` into `resolve` (QUERY_RESOLVE | COPY_SRC) and copies them (u64 ns each) into `dst` at byte `dstOffset`. */
+  resolveTimestamps(querySet: GPUQuerySet, count: number, resolve: GPUBuffer, dst: Tensor, dstOffset: number): void {
+    this.endPass();
+    this.encoder.resolveQuerySet(querySet, 0, count, resolve, 0);
+    this.encoder.copyBufferToBuffer(resolve, 0, dst.buffer, dst.byteOffset + dstOffset, 8 * count);
   }
 
   private endPass(): void {
@@ -158,6 +181,7 @@ export class Recorder {
     profiler?.resolve(this.encoder);
     device.pushErrorScope('validation');
     device.queue.submit([this.encoder.finish()]);
+    this.ctx.counters.submits++;
     const err = await device.popErrorScope();
     this.ctx.returnUniformChunks(this.chunks);
     this.chunks = [];
@@ -170,7 +194,7 @@ export class Recorder {
         for (const r of this.reads) {
           r.resolve(readValue(r.tensor.dtype, r.buffer.getMappedRange(), r.tensor.numel));
           r.buffer.unmap();
-          r.buffer.destroy();
+          if (r.owned) r.buffer.destroy();
         }
       }
       this.ctx.checkAlive();

@@ -123,6 +123,8 @@ export class StreamingTransformer {
    * that is not submitted yet may still use them. */
   private retired: Tensor[] = [];
   private destroyed = false;
+  /** Dispatches the last `forward` recorded (all layers): a deterministic count for benchmarks. */
+  lastForwardDispatches = 0;
 
   private constructor(
     readonly ctx: GpuContext,
@@ -335,6 +337,7 @@ export class StreamingTransformer {
     };
     const rope = this.cfg.positionalEmbedding === 'rope' ? { maxPeriod: this.cfg.maxPeriod } : null;
     rec.copy(x, y, T * D * 4); // y is the residual stream from here on
+    const dispatches0 = rec.dispatchCount;
     for (const L of this.layers) {
       // Self-attention block.
       const inProj = L.inProj[L.inProj.length === 1 ? 0 : this.weightIndex[step]];
@@ -365,6 +368,7 @@ export class StreamingTransformer {
       if (L.scale2) addScaledInPlace(rec, y, sc.upd, L.scale2);
       else addInPlace(rec, y, sc.upd);
     }
+    this.lastForwardDispatches = rec.dispatchCount - dispatches0;
   }
 
   /**
