@@ -11,22 +11,33 @@
 //   memory (neighbouring threads share rows through the cache); a scalar loop covers K % 4. No
 //   workgroup memory or barriers: on SwiftShader this ran 10× faster than 16×16 threads with
 //   64×64 shared-memory tiles. Any M, N, K. Dispatch (ceil(N/32), ceil(M/32)).
-// - `matvec` (M = 1, any K): generic matrix-vector product, one workgroup of WG threads per ROWS
+//   Fused epilogue (override OUT; the streaming transformer's multi-step forward, e.g. Mimi's two
+//   25 Hz steps per frame), v = the sum + bias:
+//     OUT 0: y[m,n] = v
+//     OUT 1: y[m,n] = y[m,n] + s[n] · v   (the residual add; s = aux [N], LayerScale, when has_scale = 1, else 1)
+//     OUT 3: y[m,n] = v, then RoPE on columns n < rope_rows (q and k of an in_proj, heads of head_dim,
+//            interleaved pairs (2i, 2i+1) rotated by θ = aux[i] · f32(offset + m): shaders/rope.wgsl's
+//            arithmetic with sincos() of shaders/sincos.wgsl; a thread's 4 columns start at a
+//            multiple of 4, so both values of a pair are its own)
+//     OUT 4: y[m,n] = gelu(v)   (shaders/gelu.wgsl, the exact-erf GELU of unary.wgsl)
+// - `matvec` (M = 1, any K; OUT 0 only): generic matrix-vector product, one workgroup of WG threads per ROWS
 //   output rows; threads stride over K with scalar (unpacked) loads; partial sums are reduced in
 //   workgroup memory. Dispatch ceil(N/ROWS) workgroups, folded over x/y (grid1d). The aligned,
 //   vectorized M = 1 path lives in shaders/matvec.wgsl.
 override WG: u32 = 64;    // matvec threads per workgroup, a power of two
+override OUT: u32 = 0;    // matmul epilogue (see above)
 const ROWS: u32 = 4u;     // matvec output rows per workgroup
 
-struct Params { m: u32, n: u32, k: u32, has_bias: u32 }
+struct Params { m: u32, n: u32, k: u32, has_bias: u32, rope_rows: u32, head_dim: u32, offset: u32, has_scale: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> wscale: array<u32>;
 @group(0) @binding(3) var<storage, read> wbias: array<u32>;
 @group(0) @binding(4) var<storage, read> b: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(5) var<storage, read> aux: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+@group(0) @binding(7) var<uniform> params: Params;
 
 /** Weight element e (flat index into w [N,K]) as f32. */
 fn w_at(e: u32) -> f32 { return weight_at(e, params.k); }
@@ -95,8 +106,29 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     if (m >= M) { break; }
     for (var j = 0u; j < 4u; j++) {
       let n = nb + j;
-      if (n < N) { y[m * N + n] = c[i][j]; }
+      if (n < N) { y[m * N + n] = epilogue(m, n, c[i], j); }
     }
+  }
+}
+
+/** The fused epilogue (OUT) of output (m, n), column j of the thread's row block `v`. */
+fn epilogue(m: u32, n: u32, v: vec4<f32>, j: u32) -> f32 {
+  switch OUT {
+    case 1u: {
+      var s = 1.0;
+      if (params.has_scale != 0u) { s = aux[n]; }
+      return y[m * params.n + n] + s * v[j];
+    }
+    case 3u: {
+      if (n >= params.rope_rows) { return v[j]; }
+      let p = j & ~1u;   // the pair (p, p + 1) of this thread's 4 columns
+      let i = (n % params.head_dim) / 2u;
+      let sc = sincos(aux[i] * f32(params.offset + m));
+      if ((j & 1u) == 0u) { return v[p] * sc.y - v[p + 1u] * sc.x; }
+      return v[p] * sc.x + v[p + 1u] * sc.y;
+    }
+    case 4u: { return gelu(v[j]); }
+    default: { return v[j]; }
   }
 }
 

@@ -16,13 +16,13 @@
 // consecutive words: coalesced), each keeps a vec4 of partial sums (one per row).
 override DTYPE: u32 = 2;
 
-struct Params { n: u32, k: u32, kw: u32, has_bias: u32, eps: f32, rope_rows: u32, head_dim: u32, offset: u32 }
+struct Params { n: u32, k: u32, kw: u32, has_bias: u32, eps: f32, rope_rows: u32, head_dim: u32, offset: u32, has_scale: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> alpha: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> freqs: array<f32>;
+@group(0) @binding(4) var<storage, read> aux: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 

@@ -9,11 +9,13 @@
 //           `_rms_norm`, f32: x · alpha / sqrt(eps + mean(x²))): the product runs over alpha ⊙ x,
 //           Σx² rides along in the same loads, and the row sums are scaled by 1/sqrt(eps + Σx²/K)
 //   OUT 0: y[n] = v                      y [N]
-//   OUT 1: y[n] = y[n] + v               the residual add (x + linear(...)); y [N] is the residual
+//   OUT 1: y[n] = y[n] + s[n] · v        the residual add (x + linear(...)); y [N] is the residual,
+//           s = aux (LayerScale, [N]) when has_scale = 1, else 1
 //   OUT 2: y[j] = silu(v[j]) · v[H + j]  moshi/modules/gating.py (x.view(2, -1); act(x[0]) · x[1]),
 //           H = N / 2 (N % 4 == 0): a workgroup takes rows 2g, 2g+1, H+2g, H+2g+1; y [H]
 //   OUT 3: y[n] = v, then RoPE on rows n < rope_rows (the q and k of an attention in_proj: heads of
-//           head_dim, interleaved pairs (2i, 2i+1) of a head rotated by θ = freqs[i] · f32(offset),
+//           head_dim, interleaved pairs (2i, 2i+1) of a head rotated by θ = aux[i] · f32(offset) (aux =
+//           the RoPE frequencies [head_dim / 2]),
 //           exactly shaders/rope.wgsl's arithmetic; sincos() from shaders/sincos.wgsl); rows 2p, 2p+1
 //           are in one workgroup since row groups start at multiples of 4 and head_dim is even
 // where v = row_value(row, sum · scale). Dispatch: ceil(N/4) workgroups in every mode.
@@ -67,14 +69,16 @@ fn finish(g: u32, t: u32, s: vec4<f32>, ss: f32) {
   if (t < ROWS && row < params.n) {
     let v = row_value(row, s[t] * scale);
     if (OUT == 1u) {
-      y[row] = y[row] + v;
+      var ls = 1.0;
+      if (params.has_scale != 0u) { ls = aux[row]; }
+      y[row] = y[row] + ls * v;
     } else if (OUT == 3u && row < params.rope_rows) {
       // The pair (row & ~1, row | 1): both values are in this workgroup's sums.
       let p = t & ~1u;
       let re = row_value(row & ~1u, s[p] * scale);
       let im = row_value(row | 1u, s[p + 1u] * scale);
       let i = (row % params.head_dim) / 2u;
-      let sc = sincos(freqs[i] * f32(params.offset));
+      let sc = sincos(aux[i] * f32(params.offset));
       if ((t & 1u) == 0u) { y[row] = re * sc.y - im * sc.x; } else { y[row] = re * sc.x + im * sc.y; }
     } else {
       y[row] = v;

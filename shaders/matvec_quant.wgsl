@@ -16,7 +16,7 @@
 // (grid1d). Threads stride over a row's vec4 words (16-byte loads, consecutive threads read
 // consecutive words: coalesced); each x vec4 is loaded once for the 4 rows. Partial sums of the
 // 4 rows in a vec4.
-struct Params { n: u32, k: u32, kw: u32, has_bias: u32, eps: f32, rope_rows: u32, head_dim: u32, offset: u32 }
+struct Params { n: u32, k: u32, kw: u32, has_bias: u32, eps: f32, rope_rows: u32, head_dim: u32, offset: u32, has_scale: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
@@ -24,7 +24,7 @@ struct Params { n: u32, k: u32, kw: u32, has_bias: u32, eps: f32, rope_rows: u32
 @group(0) @binding(3) var<storage, read> wbias: array<u32>;
 @group(0) @binding(4) var<storage, read> b: array<f32>;
 @group(0) @binding(5) var<storage, read> alpha: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read> freqs: array<f32>;
+@group(0) @binding(6) var<storage, read> aux: array<f32>;
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;
 @group(0) @binding(8) var<uniform> params: Params;
 

@@ -2,6 +2,7 @@
 //   0 ELU (alpha = 1):  x > 0 ? x : exp(x) - 1          (torch.nn.ELU, SEANet)
 //   1 GELU (exact):     0.5 · x · (1 + erf(x / √2))      (F.gelu default, Mimi transformer FFN)
 //   2 SiLU:             x / (1 + exp(-x))                (gating)
+// gelu() comes from shaders/gelu.wgsl (prepended by src/kernels/unary.ts).
 // x, y: [n] f32, contiguous. One thread per element; flat index folded over x/y workgroups.
 override OP: u32 = 0;
 override WG: u32 = 64;
@@ -12,20 +13,10 @@ struct Params { n: u32 }
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-// erf with max abs error 1.2e-7 (Numerical Recipes erfc, Chebyshev fit), computed in f32.
-fn erf_approx(v: f32) -> f32 {
-  let z = abs(v);
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-          t * (-0.82215223 + t * 0.17087277)))))))));
-  return select(r - 1.0, 1.0 - r, v >= 0.0);
-}
-
 fn activate(v: f32) -> f32 {
   switch OP {
     case 0u: { return select(exp(v) - 1.0, v, v > 0.0); }
-    case 1u: { return 0.5 * v * (1.0 + erf_approx(v * 0.70710678118654752)); }
+    case 1u: { return gelu(v); }
     default: { return v / (1.0 + exp(-v)); }
   }
 }

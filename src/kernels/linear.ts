@@ -5,6 +5,7 @@ import matvecFuseSource from '../../shaders/matvec_fuse.wgsl?raw';
 import matvecReduceSource from '../../shaders/matvec_reduce.wgsl?raw';
 import matvecSubgroupSource from '../../shaders/matvec_subgroup.wgsl?raw';
 import sincosSource from '../../shaders/sincos.wgsl?raw';
+import geluSource from '../../shaders/gelu.wgsl?raw';
 import { type DType, type GpuContext, Kernel, ParamsLayout, QuantizedTensor, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape, grid1d } from '../gpu/index.ts';
 import { WEIGHT_FORMATS_WGSL, expectWeight, weightBuffers, weightConstants, weightFormatTag } from './weight_format.ts';
 import { weightRanges } from './weight_ranges.ts';
@@ -17,7 +18,7 @@ const BINDINGS = [
   { name: 'w', access: 'read' },
   { name: 'b', access: 'read' },
   { name: 'alpha', access: 'read' },
-  { name: 'freqs', access: 'read' },
+  { name: 'aux', access: 'read' },
   { name: 'y', access: 'read_write' },
 ] as const;
 /** shaders/linear.wgsl: any weight format (shaders/weight_formats.wgsl). */
@@ -27,9 +28,10 @@ const FORMAT_BINDINGS = [
   { name: 'wscale', access: 'read' },
   { name: 'wbias', access: 'read' },
   { name: 'b', access: 'read' },
+  { name: 'aux', access: 'read' },
   { name: 'y', access: 'read_write' },
 ] as const;
-/** shaders/matvec_quant.wgsl: FORMAT_BINDINGS + the fused RMSNorm's alpha and the fused RoPE's freqs. */
+/** shaders/matvec_quant.wgsl: the weight format's buffers, the fused RMSNorm's alpha and `aux` (RoPE freqs or LayerScale). */
 const QUANT_BINDINGS = [
   { name: 'x', access: 'read' },
   { name: 'w', access: 'read' },
@@ -37,20 +39,16 @@ const QUANT_BINDINGS = [
   { name: 'wbias', access: 'read' },
   { name: 'b', access: 'read' },
   { name: 'alpha', access: 'read' },
-  { name: 'freqs', access: 'read' },
+  { name: 'aux', access: 'read' },
   { name: 'y', access: 'read_write' },
 ] as const;
 
-const linearParams = new ParamsLayout([
-  ['m', 'u32'],
-  ['n', 'u32'],
-  ['k', 'u32'],
-  ['has_bias', 'u32'],
-]);
+const linearParams = new ParamsLayout([['m', 'u32'], ['n', 'u32'], ['k', 'u32'], ['has_bias', 'u32'], ['rope_rows', 'u32'], ['head_dim', 'u32'], ['offset', 'u32'], ['has_scale', 'u32']]);
+const LINEAR_WGSL = `${WEIGHT_FORMATS_WGSL}\n${sincosSource}\n${geluSource}\n${linearSource}`;
 /** Tiled register-blocked GEMM (M > 1), shaders/linear.wgsl `matmul`. */
-export const matmulKernel = new Kernel('linear.matmul', WEIGHT_FORMATS_WGSL + linearSource, FORMAT_BINDINGS, linearParams, 'matmul');
+export const matmulKernel = new Kernel('linear.matmul', LINEAR_WGSL, FORMAT_BINDINGS, linearParams, 'matmul');
 /** Generic scalar matrix-vector product (M = 1, any K), shaders/linear.wgsl `matvec`. */
-export const matvecGenericKernel = new Kernel('linear.matvec', WEIGHT_FORMATS_WGSL + linearSource, FORMAT_BINDINGS, linearParams, 'matvec');
+export const matvecGenericKernel = new Kernel('linear.matvec', LINEAR_WGSL, FORMAT_BINDINGS, linearParams, 'matvec');
 /**
  * The matvec kernels are a body (the weight format: shaders/matvec.wgsl for f32/f16/bf16,
  * shaders/matvec_quant.wgsl for q8/affine), shaders/matvec_fuse.wgsl (the fused RMSNorm prologue
@@ -61,7 +59,7 @@ export const matvecGenericKernel = new Kernel('linear.matvec', WEIGHT_FORMATS_WG
  * with `subgroups`).
  */
 function matvecKernels(name: string, body: string, bindings: typeof BINDINGS | typeof QUANT_BINDINGS): { reduce: Kernel; subgroup: Kernel } {
-  const params = new ParamsLayout([['n', 'u32'], ['k', 'u32'], ['kw', 'u32'], ['has_bias', 'u32'], ['eps', 'f32'], ['rope_rows', 'u32'], ['head_dim', 'u32'], ['offset', 'u32']]);
+  const params = new ParamsLayout([['n', 'u32'], ['k', 'u32'], ['kw', 'u32'], ['has_bias', 'u32'], ['eps', 'f32'], ['rope_rows', 'u32'], ['head_dim', 'u32'], ['offset', 'u32'], ['has_scale', 'u32']]);
   const fuse = `${sincosSource}\n${matvecFuseSource}`;
   return {
     reduce: new Kernel(name, `${body}\n${fuse}\n${matvecReduceSource}`, bindings, params),
@@ -164,9 +162,9 @@ export function linear(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | nu
     const gy = Math.ceil(m / TILE);
     if (!generic && (gx > 65535 || gy > 65535)) throw new ShapeError(`linear: M=${m}, N=${n} exceed the 65535×32 tile grid`);
     rec.dispatch(generic ? matvecGenericKernel : matmulKernel, {
-      buffers: [x, ...weightBuffers(w), bias, y],
-      params: { m, n, k, has_bias },
-      constants: generic ? { ...weightConstants(w), WG: MATVEC_WG } : weightConstants(w),
+      buffers: [x, ...weightBuffers(w), bias, x, y],
+      params: { m, n, k, has_bias, ...NO_EPILOGUE },
+      constants: generic ? { ...weightConstants(w), WG: MATVEC_WG, OUT: 0 } : { ...weightConstants(w), OUT: 0 },
       workgroups: generic ? grid1d(n, GENERIC_ROWS) : [gx, gy],
       label: `linear.${generic ? 'matvec_generic' : 'matmul'}.${weightFormatTag(w)}`,
     });
@@ -175,50 +173,99 @@ export function linear(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | nu
   dispatchMatvec(rec, x, w, b, y, null, 'store', opts);
 }
 
-/** What a fused matvec computes around y = W · x (shaders/matvec_fuse.wgsl). */
-export interface MatvecFusion {
-  /** The input is RMS-normalized first (moshi `_rms_norm` in f32): alpha f32 with K elements (e.g. [1, 1, K]), eps. */
+/** Params of no fused epilogue (shaders/linear.wgsl, shaders/matvec_fuse.wgsl). */
+const NO_EPILOGUE = { rope_rows: 0, head_dim: 2, offset: 0, has_scale: 0 };
+
+/** What a fused linear computes around y = W · x (shaders/matvec_fuse.wgsl for one row, the matmul epilogue of shaders/linear.wgsl for several). */
+export interface LinearFusion {
+  /** One row only: the input is RMS-normalized first (moshi `_rms_norm` in f32): alpha f32 with K elements (e.g. [1, 1, K]), eps. */
   rmsNorm?: { alpha: Tensor; eps: number } | null;
   /**
-   * 'store' y = W·x' [N]; 'residual' y += W·x' [N] (y holds the residual stream);
-   * 'gated_silu' y = silu(h[:H]) ⊙ h[H:] with h = W·x' and H = N/2 (moshi ActivationGating), y [H];
-   * 'rope' y = W·x' [N] with RoPE applied to its first `rope.rows` values (see `rope`).
+   * 'store' y = W·x' [M, N]; 'residual' y += s ⊙ W·x' (y holds the residual stream; s = `scale`,
+   * a LayerScale [N], or 1); 'gated_silu' (one row) y = silu(h[:H]) ⊙ h[H:] with h = W·x' and
+   * H = N/2 (moshi ActivationGating), y [H]; 'rope' y = W·x' with RoPE on its first `rope.rows`
+   * columns (see `rope`); 'gelu' (several rows) y = gelu(W·x) (exact erf, moshi's FFN 'none' gating).
    */
-  out: 'store' | 'residual' | 'gated_silu' | 'rope';
+  out: 'store' | 'residual' | 'gated_silu' | 'rope' | 'gelu';
   /**
-   * For 'rope': the rotary embedding of src/kernels/rope.ts on y[0 : rows] (the q and k of an
-   * in_proj, rows = 2·D), heads of `headDim` (even), interleaved pairs, position `offset`;
-   * `freqs` f32 [headDim / 2] from ropeFreqsTensor. rows must be a multiple of headDim and ≤ N.
+   * For 'rope': the rotary embedding of src/kernels/rope.ts on columns [0, rows) (the q and k of an
+   * in_proj, rows = 2·D), heads of `headDim` (even), interleaved pairs, row m at position
+   * `offset + m`; `freqs` f32 [headDim / 2] from ropeFreqsTensor. rows: a multiple of headDim, ≤ N.
    */
   rope?: { freqs: Tensor; headDim: number; offset: number; rows: number } | null;
+  /** For 'residual': LayerScale f32 [N] (moshi `layer_scale_{1,2}.scale`), or null. */
+  scale?: Tensor | null;
 }
 
-const OUT_CODE = { store: 0, residual: 1, gated_silu: 2, rope: 3 } as const;
+const OUT_CODE = { store: 0, residual: 1, gated_silu: 2, rope: 3, gelu: 4 } as const;
+
+function pathOf(m: number, w: WeightTensor) {
+  const [, k] = w.shape;
+  return linearPath(m, k, w instanceof QuantizedTensor ? w.format : w.dtype, w instanceof QuantizedTensor ? w.bits : 8);
+}
 
 /**
  * Whether {@link fusedMatvec} takes (x, w) with `out`: one input row, a weight the vectorized or
  * quantized matvec reads (linearPath 'matvec' / 'matvec-quant'), bound whole (no row ranges),
- * N % 4 == 0 for 'gated_silu', and fusion not forced off (GpuContext.kernelChoice.fusion). The
- * callers (src/modules/transformer.ts) record the unfused kernels otherwise.
+ * N % 4 == 0 for 'gated_silu', not 'gelu', and fusion not forced off
+ * (GpuContext.kernelChoice.fusion). The callers (src/modules/transformer.ts) record the unfused
+ * kernels otherwise.
  */
-export function canFuseMatvec(rec: Recorder, x: Tensor, w: WeightTensor, out: MatvecFusion['out']): boolean {
-  if (rec.ctx.kernelChoice.fusion === 'off') return false;
+export function canFuseMatvec(rec: Recorder, x: Tensor, w: WeightTensor, out: LinearFusion['out']): boolean {
+  if (rec.ctx.kernelChoice.fusion === 'off' || out === 'gelu') return false;
   const [n, k] = w.shape;
   if (x.numel !== k || (out === 'gated_silu' && n % 4 !== 0)) return false;
-  const path = linearPath(1, k, w instanceof QuantizedTensor ? w.format : w.dtype, w instanceof QuantizedTensor ? w.bits : 8);
+  const path = pathOf(1, w);
   return (path === 'matvec' || path === 'matvec-quant') && weightRanges(rec.ctx, w, 64).length === 1;
 }
 
 /**
+ * Whether {@link fusedMatmul} takes (x, w) with `out`: several input rows (linearPath 'matmul'),
+ * out 'store' | 'residual' | 'rope' | 'gelu', the weight bound whole, fusion not forced off.
+ */
+export function canFuseMatmul(rec: Recorder, x: Tensor, w: WeightTensor, out: LinearFusion['out']): boolean {
+  if (rec.ctx.kernelChoice.fusion === 'off' || out === 'gated_silu') return false;
+  const [, k] = w.shape;
+  const m = x.numel / k;
+  return Number.isInteger(m) && m > 1 && pathOf(m, w) === 'matmul' && weightRanges(rec.ctx, w, 64).length === 1;
+}
+
+/** Checks the rope / scale parts of `fusion` against w [N, K]; returns them. */
+function epilogueOf(w: WeightTensor, fusion: LinearFusion): { rope: LinearFusion['rope']; scale: Tensor | null } {
+  const [n] = w.shape;
+  const rope = fusion.out === 'rope' ? fusion.rope ?? null : null;
+  if (fusion.out === 'rope') {
+    if (!rope) throw new ShapeError(`fused linear: out 'rope' needs rope { freqs, headDim, offset, rows } (weight '${w.label}')`);
+    const { headDim, offset, rows } = rope;
+    if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 2 !== 0) throw new ShapeError(`fused linear: RoPE head_dim must be a positive even integer, got ${headDim}`);
+    if (!Number.isInteger(rows) || rows < 0 || rows > n || rows % headDim !== 0) throw new ShapeError(`fused linear: RoPE rows ${rows} must be a multiple of head_dim ${headDim} and at most N = ${n} ('${w.label}')`);
+    if (!Number.isInteger(offset) || offset < 0) throw new ShapeError(`fused linear: RoPE offset must be a non-negative integer, got ${offset}`);
+    expectShape('fused linear RoPE freqs', rope.freqs, [headDim / 2], ['f32']);
+  }
+  const scale = fusion.out === 'residual' ? fusion.scale ?? null : null;
+  if (scale) expectShape('fused linear LayerScale', scale, [n], ['f32']);
+  return { rope, scale };
+}
+
+/** Params and the `aux` binding of an epilogue. */
+function epilogueParams(x: Tensor, rope: LinearFusion['rope'], scale: Tensor | null): { aux: Tensor; params: typeof NO_EPILOGUE } {
+  return {
+    aux: rope?.freqs ?? scale ?? x, // bound but never read without RoPE or a scale
+    params: { rope_rows: rope?.rows ?? 0, head_dim: rope?.headDim ?? 2, offset: rope?.offset ?? 0, has_scale: scale ? 1 : 0 },
+  };
+}
+
+/**
  * One dispatch for a linear of one row with its neighbours fused (shaders/matvec_fuse.wgsl):
- * y = [residual +] W · rms_norm(x) | W · x, or the gated SiLU of that product, with no bias. The
- * fused RMSNorm replaces moshi's `norm1` / `norm2` / `out_norm` before a linear, the residual the
- * `x = x + update` of StreamingTransformerLayer, the gated SiLU ActivationGating's activation.
+ * y = [residual + s ⊙] W · rms_norm(x) | W · x, its gated SiLU, or with RoPE on q and k; no bias.
+ * The fused RMSNorm replaces moshi's `norm1` / `norm2` before a linear, the residual the
+ * `x = x + update` of StreamingTransformerLayer, the gated SiLU ActivationGating's activation,
+ * the RoPE the rotation of q and k in StreamingMultiheadAttention.
  * - x: f32 [K] or [1, K]; w: [N, K] as {@link linear} (vectorized / quantized matvec formats)
- * - y: f32 [N] / [1, N] ('store', 'residual'), [H] / [1, H] ('gated_silu', H = N / 2); never x's buffer
+ * - y: f32 [N] / [1, N], or [H] / [1, H] for 'gated_silu' (H = N / 2); never x's buffer
  * @throws ShapeError for shapes that do not match, or for a case canFuseMatvec refuses.
  */
-export function fusedMatvec(rec: Recorder, x: Tensor, w: WeightTensor, y: Tensor, fusion: MatvecFusion): void {
+export function fusedMatvec(rec: Recorder, x: Tensor, w: WeightTensor, y: Tensor, fusion: LinearFusion): void {
   const [n, k] = expectWeight('fused matvec weight', w);
   expectShape('fused matvec input', x, x.rank === 2 ? [1, k] : [k], ['f32']);
   const outN = fusion.out === 'gated_silu' ? n / 2 : n;
@@ -229,21 +276,40 @@ export function fusedMatvec(rec: Recorder, x: Tensor, w: WeightTensor, y: Tensor
     expectShape('fused matvec RMSNorm alpha', a, a.shape, ['f32']);
     if (a.numel !== k) throw new ShapeError(`fused matvec: RMSNorm alpha '${a.label}' must have ${k} elements (K of '${w.label}'), got shape [${a.shape.join(', ')}]`);
   }
-  const rope = fusion.out === 'rope' ? fusion.rope : null;
-  if (fusion.out === 'rope') {
-    if (!rope) throw new ShapeError(`fused matvec: out 'rope' needs rope { freqs, headDim, offset, rows } (weight '${w.label}')`);
-    const { headDim, offset, rows } = rope;
-    if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 2 !== 0) throw new ShapeError(`fused matvec: RoPE head_dim must be a positive even integer, got ${headDim}`);
-    if (!Number.isInteger(rows) || rows < 0 || rows > n || rows % headDim !== 0) throw new ShapeError(`fused matvec: RoPE rows ${rows} must be a multiple of head_dim ${headDim} and at most N = ${n} ('${w.label}')`);
-    if (!Number.isInteger(offset) || offset < 0) throw new ShapeError(`fused matvec: RoPE offset must be a non-negative integer, got ${offset}`);
-    expectShape('fused matvec RoPE freqs', rope.freqs, [headDim / 2], ['f32']);
-  }
+  const { rope, scale } = epilogueOf(w, fusion);
   if (!canFuseMatvec(rec, x, w, fusion.out)) throw new ShapeError(`fused matvec: weight '${w.label}' [${n}, ${k}] cannot take the fused '${fusion.out}' matvec here (see canFuseMatvec); record the unfused kernels`);
-  dispatchMatvec(rec, x, w, null, y, fusion.rmsNorm ?? null, fusion.out, {}, rope);
+  dispatchMatvec(rec, x, w, null, y, fusion.rmsNorm ?? null, fusion.out, {}, rope, scale);
+}
+
+/**
+ * One dispatch for a linear of several rows (shaders/linear.wgsl `matmul`) with its epilogue
+ * fused: y = W·x + b, y += s ⊙ (W·x + b) (residual, optional LayerScale), RoPE on q and k of row m
+ * at position offset + m, or gelu(W·x + b). No input norm (LayerNorm stays its own kernel).
+ * - x: f32 [..., K] with M > 1 rows; w: [N, K] any format; b: f32 [N] | null; y: f32 [..., N]
+ * @throws ShapeError for shapes that do not match, or a case canFuseMatmul refuses.
+ */
+export function fusedMatmul(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | null, y: Tensor, fusion: LinearFusion): void {
+  const [n, k] = expectWeight('fused matmul weight', w);
+  expectShape('fused matmul input', x, [...x.shape.slice(0, -1), k], ['f32']);
+  expectShape('fused matmul output', y, [...x.shape.slice(0, -1), n], ['f32']);
+  if (b) expectShape('fused matmul bias', b, [n], ['f32']);
+  if (x.buffer === y.buffer) throw new ShapeError(`fused matmul: input '${x.label}' and output '${y.label}' share a buffer; use distinct tensors`);
+  if (fusion.rmsNorm) throw new ShapeError(`fused matmul: an input RMSNorm is fused for one row only (weight '${w.label}')`);
+  const { rope, scale } = epilogueOf(w, fusion);
+  if (!canFuseMatmul(rec, x, w, fusion.out)) throw new ShapeError(`fused matmul: weight '${w.label}' [${n}, ${k}] cannot take the fused '${fusion.out}' matmul here (see canFuseMatmul); record the unfused kernels`);
+  const m = x.numel / k;
+  const ep = epilogueParams(x, rope, scale);
+  rec.dispatch(matmulKernel, {
+    buffers: [x, ...weightBuffers(w), b ?? x, ep.aux, y],
+    params: { m, n, k, has_bias: b ? 1 : 0, ...ep.params },
+    constants: { ...weightConstants(w), OUT: OUT_CODE[fusion.out] },
+    workgroups: [Math.ceil(n / TILE), Math.ceil(m / TILE)],
+    label: `linear.matmul.${weightFormatTag(w)}+${fusion.out}`,
+  });
 }
 
 /** The vectorized / quantized matvec dispatch with its fusion overrides (NORM, OUT). */
-function dispatchMatvec(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | null, y: Tensor, norm: { alpha: Tensor; eps: number } | null, out: MatvecFusion['out'], opts: LinearOptions, rope: MatvecFusion['rope'] = null): void {
+function dispatchMatvec(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | null, y: Tensor, norm: { alpha: Tensor; eps: number } | null, out: LinearFusion['out'], opts: LinearOptions, rope: LinearFusion['rope'] = null, scale: Tensor | null = null): void {
   const [n, k] = w.shape;
   const has_bias = b ? 1 : 0;
   const bias = b ?? x; // bound but never read when has_bias = 0
@@ -252,11 +318,11 @@ function dispatchMatvec(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | n
   const sg = opts.subgroups === false || rec.ctx.kernelChoice.subgroupMatvec === 'off' ? 0 : fixedSubgroupSizeOf(rec.ctx);
   const fuse = { NORM: norm ? 1 : 0, OUT: OUT_CODE[out] };
   const reduction: Record<string, number> = sg ? { SG: sg } : { WG: MATVEC_WG };
-  const freqs = rope?.freqs ?? x; // bound but never read unless OUT = 3
-  const fp = { eps: norm?.eps ?? 0, rope_rows: rope?.rows ?? 0, head_dim: rope?.headDim ?? 2, offset: rope?.offset ?? 0 };
+  const ep = epilogueParams(x, rope, scale);
+  const fp = { eps: norm?.eps ?? 0, ...ep.params };
   if (w instanceof QuantizedTensor) {
     rec.dispatch(sg ? matvecQuantSubgroupKernel : matvecQuantKernel, {
-      buffers: [x, ...weightBuffers(w), bias, alpha, freqs, y],
+      buffers: [x, ...weightBuffers(w), bias, alpha, ep.aux, y],
       params: { n, k, kw: (k * w.bits) / 128, has_bias, ...fp },
       constants: { ...weightConstants(w), ...fuse, ...reduction },
       workgroups: grid1d(n, MATVEC_ROWS),
@@ -265,7 +331,7 @@ function dispatchMatvec(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | n
     return;
   }
   rec.dispatch(sg ? matvecSubgroupKernel : matvecKernel, {
-    buffers: [x, w, bias, alpha, freqs, y],
+    buffers: [x, w, bias, alpha, ep.aux, y],
     params: { n, k, kw: k / (w.dtype === 'f32' ? 4 : 8), has_bias, ...fp },
     constants: { DTYPE: DTYPE_CODE[w.dtype] as number, ...fuse, ...reduction },
     workgroups: grid1d(n, MATVEC_ROWS),

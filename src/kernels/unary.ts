@@ -1,4 +1,5 @@
-import source from '../../shaders/unary.wgsl?raw';
+import geluSource from '../../shaders/gelu.wgsl?raw';
+import unarySource from '../../shaders/unary.wgsl?raw';
 import { type Recorder, Kernel, ParamsLayout, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
 
 /** Activations of shaders/unary.wgsl, by their override constant OP. */
@@ -6,7 +7,7 @@ export const UNARY_OPS = { elu: 0, gelu: 1, silu: 2 } as const;
 export type UnaryOp = keyof typeof UNARY_OPS;
 
 const WG = 64;
-export const unaryKernel = new Kernel('unary', source, [
+export const unaryKernel = new Kernel('unary', `${geluSource}\n${unarySource}`, [
   { name: 'x', access: 'read' },
   { name: 'y', access: 'read_write' },
 ], new ParamsLayout([['n', 'u32']]));

@@ -19,7 +19,7 @@ import { type GpuContext, type Recorder, ShapeError, Tensor, type WeightTensor, 
 import { KVCache, attention } from '../kernels/attention.ts';
 import { ropeFreqsTensor } from '../kernels/rope.ts';
 import { addInPlace, addScaledInPlace, gatedSilu } from '../kernels/elementwise.ts';
-import { canFuseMatvec, fusedMatvec, linear } from '../kernels/linear.ts';
+import { type LinearFusion, canFuseMatmul, canFuseMatvec, fusedMatmul, fusedMatvec, linear } from '../kernels/linear.ts';
 import { unary } from '../kernels/unary.ts';
 import { gatingHidden } from './gating.ts';
 import { NORM_EPS, type NormWeights, type TransformerNorm, applyNorm, freeNorm, loadNorm } from './norm.ts';
@@ -338,65 +338,87 @@ export class StreamingTransformer {
     const rope = this.cfg.positionalEmbedding === 'rope' ? { maxPeriod: this.cfg.maxPeriod } : null;
     rec.copy(x, y, T * D * 4); // y is the residual stream from here on
     const dispatches0 = rec.dispatchCount;
+    const dh = D / this.cfg.numHeads;
     for (const L of this.layers) {
-      // Self-attention block.
+      // Self-attention block: qkv = in_proj(norm1(y)), RoPE on q and k, attention, y += out_proj(attn).
       const inProj = L.inProj[L.inProj.length === 1 ? 0 : this.weightIndex[step]];
-      let qkvRope = rope; // RoPE still to apply to q and k (attention does it unless the in_proj fused it)
-      if (T === 1 && !L.norm1.bias && canFuseMatvec(rec, y, inProj, rope ? 'rope' : 'store')) {
-        // qkv = in_proj(norm1(y)), q and k rotated at this step's position: one dispatch.
-        const dh = D / this.cfg.numHeads;
-        const r = rope && { freqs: ropeFreqsTensor(this.ctx, dh, rope.maxPeriod), headDim: dh, offset: L.cache.offset, rows: 2 * D };
-        fusedMatvec(rec, y, inProj, sc.qkv, { rmsNorm: { alpha: L.norm1.weight, eps: L.norm1.eps }, out: r ? 'rope' : 'store', rope: r });
-        qkvRope = null;
+      const r = rope && { freqs: ropeFreqsTensor(this.ctx, dh, rope.maxPeriod), headDim: dh, offset: L.cache.offset, rows: 2 * D };
+      const qkvFusion: LinearFusion = { out: r ? 'rope' : 'store', rope: r };
+      let fused = false; // the in_proj ran with qkvFusion (q and k rotated by its epilogue)
+      if (T === 1 && !L.norm1.bias && canFuseMatvec(rec, y, inProj, qkvFusion.out)) {
+        fusedMatvec(rec, y, inProj, sc.qkv, { ...qkvFusion, rmsNorm: { alpha: L.norm1.weight, eps: L.norm1.eps } }); // one dispatch
+        fused = true;
       } else {
         applyNorm(rec, L.norm1, y, sc.norm); // norm: [T, D]
-        this.linearSteps(rec, sc.norm, L.inProj, step, sc.qkv, sc); // qkv: [T, 3D]
+        fused = this.fusedLinear(rec, sc.norm, L.inProj, step, sc.qkv, qkvFusion);
+        if (!fused) this.linearSteps(rec, sc.norm, L.inProj, step, sc.qkv, sc); // qkv: [T, 3D]
       }
-      attention(rec, { qkv: sc.qkv, out: sc.attn, cache: L.cache, numHeads: this.cfg.numHeads, context: this.cfg.context, rope: qkvRope }); // attn: [T, D]
-      const outProj = L.outProj[L.outProj.length === 1 ? 0 : this.weightIndex[step]];
-      if (T === 1 && !L.scale1 && canFuseMatvec(rec, sc.attn, outProj, 'residual')) {
-        fusedMatvec(rec, sc.attn, outProj, y, { out: 'residual' }); // y += out_proj(attn)
-      } else {
+      attention(rec, { qkv: sc.qkv, out: sc.attn, cache: L.cache, numHeads: this.cfg.numHeads, context: this.cfg.context, rope: fused ? null : rope }); // attn: [T, D]
+      if (!this.fusedLinear(rec, sc.attn, L.outProj, step, y, { out: 'residual', scale: L.scale1 })) {
         this.linearSteps(rec, sc.attn, L.outProj, step, sc.upd, sc); // upd: [T, D]
-        if (L.scale1) addScaledInPlace(rec, y, sc.upd, L.scale1);
-        else addInPlace(rec, y, sc.upd);
+        this.residual(rec, y, sc.upd, L.scale1);
       }
-      // Feed-forward block.
+      // Feed-forward block: y += ffn(norm2(y)).
       if (T === 1 && this.fusedFfn(rec, L, step, y, sc)) continue;
       applyNorm(rec, L.norm2, y, sc.norm);
-      this.ffn(rec, L, step, sc, T); // upd: [T, D]
-      if (L.scale2) addScaledInPlace(rec, y, sc.upd, L.scale2);
-      else addInPlace(rec, y, sc.upd);
+      this.ffn(rec, L, step, sc, T, y);
     }
     this.lastForwardDispatches = rec.dispatchCount - dispatches0;
   }
 
+  /** y += scale ⊙ upd (LayerScale) or y += upd. */
+  private residual(rec: Recorder, y: Tensor, upd: Tensor, scale: Tensor | null): void {
+    if (scale) addScaledInPlace(rec, y, upd, scale);
+    else addInPlace(rec, y, upd);
+  }
+
+  /**
+   * `fusion` of the linear `ws` (one weight set, or this step's) over x [T, K] into y in one
+   * dispatch: the fused matvec for one row, the matmul epilogue for several rows of one weight set;
+   * returns false (nothing recorded) where the shapes or the kernel choice do not allow it.
+   */
+  private fusedLinear(rec: Recorder, x: Tensor, ws: WeightTensor[], step: number, y: Tensor, fusion: LinearFusion): boolean {
+    const T = x.shape[0];
+    if (ws.length > 1 && T > 1) return false; // per-row weights: row by row (linearSteps)
+    const w = ws[ws.length === 1 ? 0 : this.weightIndex[step]];
+    if (T === 1 && canFuseMatvec(rec, x, w, fusion.out)) fusedMatvec(rec, x, w, y, fusion);
+    else if (T > 1 && canFuseMatmul(rec, x, w, fusion.out)) fusedMatmul(rec, x, w, null, y, fusion);
+    else return false;
+    return true;
+  }
+
   /**
    * The feed-forward block of one step as two fused matvecs, y += linear_out(silu-gate(linear_in(
-   * rms_norm(y)))), when the layer has RMSNorm, silu gating, no layer scale and weights the fused
-   * matvec takes (canFuseMatvec); returns false (nothing recorded) otherwise.
+   * rms_norm(y)))), when the layer has RMSNorm, silu gating and weights the fused matvec takes
+   * (canFuseMatvec); returns false (nothing recorded) otherwise.
    */
   private fusedFfn(rec: Recorder, L: Layer, step: number, y: Tensor, sc: Scratch): boolean {
-    if (this.cfg.gating !== 'silu' || L.norm2.bias || L.scale2) return false;
+    if (this.cfg.gating !== 'silu' || L.norm2.bias) return false;
     const f = L.ffn[L.ffn.length === 1 ? 0 : this.weightIndex[step]];
     if (!canFuseMatvec(rec, y, f.wIn, 'gated_silu')) return false;
     const act = new Tensor(sc.act.buffer, [1, f.hidden], 'f32', sc.act.label, sc.act.byteOffset, false); // act: [1, H]
     if (!canFuseMatvec(rec, act, f.wOut, 'residual')) return false;
     fusedMatvec(rec, y, f.wIn, act, { rmsNorm: { alpha: L.norm2.weight, eps: L.norm2.eps }, out: 'gated_silu' });
-    fusedMatvec(rec, act, f.wOut, y, { out: 'residual' });
+    fusedMatvec(rec, act, f.wOut, y, { out: 'residual', scale: L.scale2 });
     return true;
   }
 
-  private ffn(rec: Recorder, L: Layer, step: number, sc: Scratch, T: number): void {
+  /** y += [scale2 ⊙] ffn(sc.norm) (sc.norm = norm2(y), [T, D]), fusing the GELU and the residual where fusedLinear allows. */
+  private ffn(rec: Recorder, L: Layer, step: number, sc: Scratch, T: number, y: Tensor): void {
     const gelu = this.cfg.gating === 'none';
     if (L.ffn.length === 1 || T === 1) {
       const f = L.ffn[L.ffn.length === 1 ? 0 : this.weightIndex[step]];
       const h = new Tensor(sc.h.buffer, [T, f.wIn.shape[0]], 'f32', sc.h.label, sc.h.byteOffset, false); // h: [T, F | 2H]
       const act = new Tensor(sc.act.buffer, [T, f.hidden], 'f32', sc.act.label, sc.act.byteOffset, false); // act: [T, F | H]
-      linear(rec, sc.norm, f.wIn, null, h);
-      if (gelu) unary(rec, 'gelu', h, act);
-      else gatedSilu(rec, h, act);
-      linear(rec, act, f.wOut, null, sc.upd);
+      if (!(gelu && this.fusedLinear(rec, sc.norm, [f.wIn], 0, act, { out: 'gelu' }))) {
+        linear(rec, sc.norm, f.wIn, null, h);
+        if (gelu) unary(rec, 'gelu', h, act);
+        else gatedSilu(rec, h, act);
+      }
+      if (!this.fusedLinear(rec, act, [f.wOut], 0, y, { out: 'residual', scale: L.scale2 })) {
+        linear(rec, act, f.wOut, null, sc.upd);
+        this.residual(rec, y, sc.upd, L.scale2);
+      }
       return;
     }
     // Per-step FFN weights over several rows: row t uses gating.{w(step + t)}.
@@ -413,6 +435,7 @@ export class StreamingTransformer {
       linear(rec, act, f.wOut, null, yout);
       rec.copy(yout, rowAt(sc.upd, t), D * 4);
     }
+    this.residual(rec, y, sc.upd, L.scale2);
   }
 
   /** Clears the streaming state: every KV cache and the step offset (next step has position 0). */

@@ -8,7 +8,7 @@ import { rvqSuite } from './cases/rvq.cases.ts';
 import { embeddingSuite } from './cases/embedding.cases.ts';
 import { linearSuite } from './cases/linear.cases.ts';
 import { linearQuantSuite } from './cases/linear_quant.cases.ts';
-import { matvecFusedSuite } from './cases/matvec_fused.cases.ts';
+import { linearFusedSuite } from './cases/linear_fused.cases.ts';
 import { normSuite } from './cases/norm.cases.ts';
 import { ropeSuite } from './cases/rope.cases.ts';
 import { sampleSuite } from './cases/sample.cases.ts';
@@ -21,4 +21,4 @@ import { finiteSuite } from './cases/finite.cases.ts';
  * kernel page (/bench.html). The one list: a new case file goes in ./cases/<family>.cases.ts,
  * exports a KernelSuite, and is added here.
  */
-export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, linearQuantSuite, matvecFusedSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, ropeSuite, attentionSuite, ffnSuite, finiteSuite];
+export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, linearQuantSuite, linearFusedSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, ropeSuite, attentionSuite, ffnSuite, finiteSuite];
