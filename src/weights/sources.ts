@@ -29,7 +29,7 @@ import { ModelSourceError, verifyFile, verifyWeightsBlob } from './verify.ts';
 export { DEFAULT_HUB_BASE, DEFAULT_REPO, DEFAULT_REVISION, RELEASE_FILES, fileNameOf, hubUrl, sourceUrls, announcedFile } from './hub.ts';
 export type { FileRole, HubSource, UrlSource, AnnouncedFile } from './hub.ts';
 export type { LoadOptions, ProgressCallback, ProgressInfo, ProgressStatus } from './download.ts';
-export { DownloadStalledError, IntegrityError, ModelSourceError, type ModelSourceErrorCode, type TokenizerCheck, checkSentencePieceModel, verifyFile, verifyWeightsBlob } from './verify.ts';
+export { DownloadStalledError, IntegrityError, ModelSourceError, StorageQuotaError, type ModelSourceErrorCode, type TokenizerCheck, checkSentencePieceModel, verifyFile, verifyWeightsBlob } from './verify.ts';
 
 export interface FilesSource {
   kind: 'files';
@@ -194,17 +194,19 @@ export async function loadModelFiles(source: ModelSource, opts: LoadOptions = {}
     }
     const urls = sourceUrls(source);
     const shas = source.kind === 'urls' ? (source.sha256 ?? {}) : {};
-    for (const role of ORDER) {
-      const url = urls[role];
-      if (!url) continue;
+    const roles = ORDER.filter((r) => urls[r]);
+    for (const [i, role] of roles.entries()) {
+      const url = urls[role]!;
       opts.signal?.throwIfAborted(); // Cancel: no further file is requested
+      // Each event says which of the load's files it is (for a total over the load).
+      const fileOpts: LoadOptions = { ...opts, cache, onProgress: (e) => emit({ ...e, fileIndex: i + 1, fileCount: roles.length }) };
       if (role === 'mimiWeights' || role === 'lmWeights') {
-        const r = await fetchWeights(url, role, { ...opts, cache }, shas[role] ?? null);
+        const r = await fetchWeights(url, role, fileOpts, shas[role] ?? null);
         out[role] = r.blob;
         out.names[role] = r.name;
         out.origins[role] = r.origin;
       } else {
-        const r = await fetchFile(url, role, { ...opts, cache }, shas[role] ?? null);
+        const r = await fetchFile(url, role, fileOpts, shas[role] ?? null);
         set(role, r.bytes, r.name, r.origin);
       }
     }
