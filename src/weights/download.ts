@@ -55,7 +55,17 @@ import {
   verifyWeightsBlob,
 } from './verify.ts';
 
-export type ProgressStatus = 'initiate' | 'download' | 'progress' | 'retry' | 'done' | 'ready' | 'error';
+export type ProgressStatus = 'plan' | 'initiate' | 'download' | 'progress' | 'retry' | 'done' | 'ready' | 'error';
+
+/** One file of a load as the 'plan' event announces it. */
+export interface PlannedFile {
+  file: string;
+  role: FileRole;
+  /** Bytes (the cache's meta, or the server's answer to HEAD), or null when unknown. */
+  bytes: number | null;
+  /** In the offline cache already. */
+  cached: boolean;
+}
 
 export interface ProgressInfo {
   status: ProgressStatus;
@@ -81,6 +91,8 @@ export interface ProgressInfo {
   /** loadModelFiles: this file's place (1-based) among the `fileCount` files of the load. */
   fileIndex?: number;
   fileCount?: number;
+  /** 'plan' (loadModelFiles with probeSizes, before the first file): every file of the load; `total` is the sum of the known sizes. */
+  plan?: PlannedFile[];
 }
 export type ProgressCallback = (e: ProgressInfo) => void;
 
@@ -118,6 +130,12 @@ export interface LoadOptions {
    * instead (a changed one restarts from 0 all the same).
    */
   ifRange?: boolean;
+  /**
+   * loadModelFiles: before the first download, ask the server each uncached file's size (HEAD,
+   * at most 5 s) and emit one 'plan' event, so that progress can be shown over the whole load
+   * (default false).
+   */
+  probeSizes?: boolean;
   /** Storage usage and quota for quota errors (default: the cache's estimate(), else navigator.storage.estimate()). */
   estimate?: () => Promise<StorageEstimateBytes | null>;
 }
@@ -578,6 +596,33 @@ async function attemptOnce(c: AttemptContext, p: Progress): Promise<{ blob: Blob
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onCancel);
+  }
+}
+
+/**
+ * The size the server announces for `url` (HEAD, redirects followed: Content-Length, else the
+ * hub's X-Linked-Size), or null when it does not answer within `timeoutMs`, fails or says nothing.
+ * Never throws except the signal's AbortError.
+ */
+export async function probeSize(url: string, opts: Pick<LoadOptions, 'fetch' | 'signal'> = {}, timeoutMs = 5000): Promise<number | null> {
+  const ctrl = new AbortController();
+  const onCancel = () => ctrl.abort();
+  opts.signal?.addEventListener('abort', onCancel, { once: true });
+  const t = setTimeout(() => ctrl.abort(), timeoutMs);
+  try {
+    const res = await (opts.fetch ?? globalThis.fetch)(url, { method: 'HEAD', redirect: 'follow', signal: ctrl.signal });
+    void res.body?.cancel().catch(() => undefined);
+    if (!res.ok) return null;
+    const enc = res.headers.get('content-encoding');
+    const len = res.headers.get('content-length');
+    if (len !== null && (!enc || enc === 'identity') && /^\d+$/.test(len.trim())) return Number(len);
+    return announcedFile(res.headers).linkedSize;
+  } catch {
+    opts.signal?.throwIfAborted();
+    return null;
+  } finally {
+    clearTimeout(t);
+    opts.signal?.removeEventListener('abort', onCancel);
   }
 }
 

@@ -22,13 +22,13 @@
  * download.ts for the list). Cancel (LoadOptions.signal) rejects with an AbortError.
  */
 import { MemoryWeightCache, type WeightCache, defaultWeightCache } from './cache.ts';
-import { type LoadOptions, download } from './download.ts';
-import { type FileRole, type HubSource, type UrlSource, sourceUrls } from './hub.ts';
+import { type LoadOptions, type PlannedFile, download, probeSize } from './download.ts';
+import { type FileRole, type HubSource, type UrlSource, fileNameOf, sourceUrls } from './hub.ts';
 import { ModelSourceError, verifyFile, verifyWeightsBlob } from './verify.ts';
 
 export { DEFAULT_HUB_BASE, DEFAULT_REPO, DEFAULT_REVISION, RELEASE_FILES, fileNameOf, hubUrl, sourceUrls, announcedFile } from './hub.ts';
 export type { FileRole, HubSource, UrlSource, AnnouncedFile } from './hub.ts';
-export type { LoadOptions, ProgressCallback, ProgressInfo, ProgressStatus } from './download.ts';
+export type { LoadOptions, PlannedFile, ProgressCallback, ProgressInfo, ProgressStatus } from './download.ts';
 export { DownloadStalledError, IntegrityError, ModelSourceError, StorageQuotaError, type ModelSourceErrorCode, type TokenizerCheck, checkSentencePieceModel, verifyFile, verifyWeightsBlob } from './verify.ts';
 
 export interface FilesSource {
@@ -195,6 +195,17 @@ export async function loadModelFiles(source: ModelSource, opts: LoadOptions = {}
     const urls = sourceUrls(source);
     const shas = source.kind === 'urls' ? (source.sha256 ?? {}) : {};
     const roles = ORDER.filter((r) => urls[r]);
+    if (opts.probeSizes) {
+      // The whole load's size up front: the cache's metas, the server's HEAD answers for the rest.
+      const plan: PlannedFile[] = await Promise.all(
+        roles.map(async (role) => {
+          const url = urls[role]!;
+          const meta = cache ? await cache.getMeta(url).catch(() => null) : null;
+          return { file: fileNameOf(url), role, bytes: meta ? meta.size : await probeSize(url, opts), cached: !!meta };
+        }),
+      );
+      emit({ status: 'plan', file: plan.map((f) => f.file).join(', '), loaded: 0, total: plan.reduce((n, f) => n + (f.bytes ?? 0), 0), plan });
+    }
     for (const [i, role] of roles.entries()) {
       const url = urls[role]!;
       opts.signal?.throwIfAborted(); // Cancel: no further file is requested
