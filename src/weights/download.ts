@@ -26,6 +26,8 @@
  * accepted only when its Content-Range starts at the stored length and names the same total,
  * and its ETag is the stored one; a 200 to a Range request (a server ignoring Range, or If-Range
  * seeing a changed file), a 416, or a 206 with another ETag discard the parts and start from 0.
+ * Requests bypass the browser's HTTP cache (`cache: 'no-store'`): it would hold a second copy
+ * and answer Range requests from a cut-off response of its own.
  * Only downloads that something can vouch for resume (a strong ETag or a known sha256);
  * others start over. The whole file's sha256 is checked before it is used or cached; a
  * mismatch (IntegrityError), a web page or an invalid file discard the parts too.
@@ -448,7 +450,9 @@ async function attemptOnce(c: AttemptContext, p: Progress): Promise<{ blob: Blob
     const doFetch = opts.fetch ?? globalThis.fetch;
     let res: Response;
     try {
-      res = await doFetch(url, { signal: ctrl.signal, redirect: 'follow', ...(offset > 0 ? { headers } : {}) });
+      // cache: 'no-store': the browser's HTTP cache would keep a second copy of multi-GB files and,
+      // holding a cut-off response, turns Range requests into ranges of its own.
+      res = await doFetch(url, { signal: ctrl.signal, redirect: 'follow', cache: 'no-store', ...(offset > 0 ? { headers } : {}) });
     } catch (e) {
       if (signal?.aborted) throw abortError(signal);
       if (stalled) throw stallError();
@@ -610,7 +614,7 @@ export async function probeSize(url: string, opts: Pick<LoadOptions, 'fetch' | '
   opts.signal?.addEventListener('abort', onCancel, { once: true });
   const t = setTimeout(() => ctrl.abort(), timeoutMs);
   try {
-    const res = await (opts.fetch ?? globalThis.fetch)(url, { method: 'HEAD', redirect: 'follow', signal: ctrl.signal });
+    const res = await (opts.fetch ?? globalThis.fetch)(url, { method: 'HEAD', redirect: 'follow', cache: 'no-store', signal: ctrl.signal });
     void res.body?.cancel().catch(() => undefined);
     if (!res.ok) return null;
     const enc = res.headers.get('content-encoding');

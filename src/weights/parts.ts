@@ -123,12 +123,20 @@ export class OpfsPartStore implements PartStore {
     readonly folderName = 'solacelive-parts',
   ) {}
 
-  private async base(): Promise<FileSystemDirectoryHandle> {
-    return (await this.root()).getDirectoryHandle(this.folderName, { create: true });
+  /** The store's folder; null when it does not exist and `create` is false. */
+  private async base(create: boolean): Promise<FileSystemDirectoryHandle | null> {
+    try {
+      return await (await this.root()).getDirectoryHandle(this.folderName, { create });
+    } catch (e) {
+      if ((e as Error)?.name === 'NotFoundError') return null;
+      throw e;
+    }
   }
   private async dir(key: string, create: boolean): Promise<FileSystemDirectoryHandle | null> {
+    const base = await this.base(create);
+    if (!base) return null;
     try {
-      return await (await this.base()).getDirectoryHandle(folderOf(key), { create });
+      return await base.getDirectoryHandle(folderOf(key), { create });
     } catch (e) {
       if ((e as Error)?.name === 'NotFoundError') return null;
       throw e;
@@ -191,8 +199,10 @@ export class OpfsPartStore implements PartStore {
     return handle.getFile();
   }
   async delete(key: string): Promise<boolean> {
+    const base = await this.base(false);
+    if (!base) return false;
     try {
-      await (await this.base()).removeEntry(folderOf(key), { recursive: true });
+      await base.removeEntry(folderOf(key), { recursive: true });
       return true;
     } catch (e) {
       if ((e as Error)?.name === 'NotFoundError') return false;
@@ -201,7 +211,8 @@ export class OpfsPartStore implements PartStore {
   }
   async list(): Promise<PartialMeta[]> {
     const out: PartialMeta[] = [];
-    const base = await this.base();
+    const base = await this.base(false);
+    if (!base) return out;
     for await (const [, handle] of (base as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries()) {
       if (handle.kind !== 'directory') continue;
       const meta = await OpfsPartStore.readMeta(handle as FileSystemDirectoryHandle);

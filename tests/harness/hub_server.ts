@@ -2,11 +2,11 @@
  * A local HTTP server on 127.0.0.1 that serves files the way the Hugging Face hub does, for the
  * resume tests (Node and Chromium): `/<repo>/resolve/main/<file>` answers 302 (through `hops`
  * more redirects) to `/cdn/<sha12>/<file>` with X-Linked-Etag = sha256 and X-Linked-Size; the
- * CDN answers with ETag = "sha256", honours `Range: bytes=N-` (206 + Content-Range) and
+ * CDN answers with ETag = "sha256", honours `Range: bytes=N-` and `bytes=N-M` (206 + Content-Range) and
  * `If-Range` (a changed file: 200 with the whole new file). CORS headers on every answer (the
  * page is cross-origin isolated; Range and If-Range are allowed in preflights).
  *
- * Faults are queued per file and consumed one per CDN request: a dropped connection after N
+ * Faults are queued per file and consumed one per CDN GET request: a dropped connection after N
  * bytes, a stall after N bytes, Range or If-Range ignored, a flipped byte, a status code.
  * Every request is logged with its Range/If-Range headers, the status, the bytes sent and
  * whether the client went away early.
@@ -53,9 +53,9 @@ export class HubServer {
   fault(file: string, ...f: Fault[]): void {
     this.faults.set(file, [...(this.faults.get(file) ?? []), ...f]);
   }
-  /** CDN requests of `file`, in order. */
+  /** CDN GET requests of `file`, in order (HEAD requests, which size probes send, are left out). */
   cdnRequests(file: string): HubRequest[] {
-    return this.log.filter((r) => r.path.startsWith('/cdn/') && r.path.endsWith(`/${file}`));
+    return this.log.filter((r) => r.method === 'GET' && r.path.startsWith('/cdn/') && r.path.endsWith(`/${file}`));
   }
 
   async start(): Promise<this> {
@@ -108,22 +108,24 @@ export class HubServer {
       const n = Number(hop[1]);
       return reply(307, { Location: n < this.hops ? `/hop/${n + 1}/${encodeURIComponent(file)}` : toCdn });
     }
-    const fault = this.faults.get(file)?.shift();
+    const fault = req.method === 'GET' ? this.faults.get(file)?.shift() : undefined; // HEAD (a size probe) takes no fault
     if (fault?.kind === 'status') return reply(fault.status, {});
     const etag = `"${digest}"`;
     const base = { 'Content-Type': 'application/octet-stream', ETag: etag, 'Accept-Ranges': 'bytes' };
-    const range = /^bytes=(\d+)-$/.exec(entry.range ?? '');
+    const range = /^bytes=(\d+)-(\d*)$/.exec(entry.range ?? '');
     const ifRangeOk = !entry.ifRange || entry.ifRange === etag || fault?.kind === 'ignore-if-range';
     let start = 0;
+    let end = body.length;
     let status = 200;
     let headers: Record<string, string> = { ...base, 'Content-Length': String(body.length) };
     if (range && ifRangeOk && fault?.kind !== 'ignore-range') {
       start = Number(range[1]);
       if (start >= body.length) return reply(416, { 'Content-Range': `bytes */${body.length}` });
+      end = range[2] ? Math.min(Number(range[2]) + 1, body.length) : body.length;
       status = 206;
-      headers = { ...base, 'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}`, 'Content-Length': String(body.length - start) };
+      headers = { ...base, 'Content-Range': `bytes ${start}-${end - 1}/${body.length}`, 'Content-Length': String(end - start) };
     }
-    let sent = body.subarray(start);
+    let sent = body.subarray(start, end);
     if (fault?.kind === 'flip' && fault.at >= start) {
       sent = sent.slice();
       sent[fault.at - start] ^= 0x10;
