@@ -42,6 +42,8 @@ export class HubServer {
   readonly log: HubRequest[] = [];
   /** Extra redirects between the resolve URL and the CDN. */
   hops = 0;
+  /** The CDN's ETag is an opaque version tag (`"v-<8 hex>"`, no sha256), like a plain web server's. */
+  opaqueEtag = false;
   private server: Server | null = null;
   base = '';
 
@@ -110,7 +112,7 @@ export class HubServer {
     }
     const fault = req.method === 'GET' ? this.faults.get(file)?.shift() : undefined; // HEAD (a size probe) takes no fault
     if (fault?.kind === 'status') return reply(fault.status, {});
-    const etag = `"${digest}"`;
+    const etag = this.opaqueEtag ? `"v-${digest.slice(0, 8)}"` : `"${digest}"`;
     const base = { 'Content-Type': 'application/octet-stream', ETag: etag, 'Accept-Ranges': 'bytes' };
     const range = /^bytes=(\d+)-(\d*)$/.exec(entry.range ?? '');
     const ifRangeOk = !entry.ifRange || entry.ifRange === etag || fault?.kind === 'ignore-if-range';

@@ -49,6 +49,7 @@ beforeEach(() => {
   hub.faults.clear();
   hub.log.length = 0;
   hub.hops = 0;
+  hub.opaqueEtag = false;
   hub.files.set(FILE, V1);
   cache = new MemoryWeightCache();
   parts = new MemoryPartStore();
@@ -70,7 +71,7 @@ describe('resumed downloads', () => {
     const cut = 100_003; // not on a part boundary
     hub.fault(FILE, { kind: 'drop', after: cut });
     const r = await fetchWeights(hub.url(FILE), 'lmWeights', opts());
-    expect(new Uint8Array(await r.blob.arrayBuffer())).toEqual(V1);
+    expect(sha(new Uint8Array(await r.blob.arrayBuffer()))).toBe(sha(V1));
     const [first, second, ...rest] = hub.cdnRequests(FILE);
     expect(rest).toEqual([]);
     expect(first).toMatchObject({ range: null, status: 200, sent: cut, closedEarly: true });
@@ -108,7 +109,7 @@ describe('resumed downloads', () => {
   it('a server ignoring Range (200 with the whole file): the download restarts cleanly from 0', async () => {
     hub.fault(FILE, { kind: 'drop', after: 90_000 }, { kind: 'ignore-range' });
     const r = await fetchWeights(hub.url(FILE), 'lmWeights', opts());
-    expect(new Uint8Array(await r.blob.arrayBuffer())).toEqual(V1); // not the first 90 000 bytes twice
+    expect(sha(new Uint8Array(await r.blob.arrayBuffer()))).toBe(sha(V1)); // not the first 90 000 bytes twice
     const [, second] = hub.cdnRequests(FILE);
     expect(second).toMatchObject({ range: 'bytes=90000-', status: 200, sent: V1.length });
     const downloads = events.filter((e) => e.status === 'download');
@@ -123,7 +124,7 @@ describe('resumed downloads', () => {
     await expect.poll(() => events.some((e) => e.status === 'retry')).toBe(true);
     hub.files.set(FILE, V2);
     const r = await p;
-    expect(new Uint8Array(await r.blob.arrayBuffer())).toEqual(V2);
+    expect(sha(new Uint8Array(await r.blob.arrayBuffer()))).toBe(sha(V2));
     expect(hub.cdnRequests(FILE)[1]).toMatchObject({ range: 'bytes=80000-', ifRange: `"${sha(V1)}"`, status: 200, sent: V2.length });
     // 2. A server ignoring If-Range sends the new file's tail (206, new ETag): discarded, from 0.
     hub.log.length = 0;
@@ -135,8 +136,42 @@ describe('resumed downloads', () => {
     await expect.poll(() => events.some((e) => e.status === 'retry')).toBe(true);
     hub.files.set(FILE, V2);
     const r2 = await q;
-    expect(new Uint8Array(await r2.blob.arrayBuffer())).toEqual(V2);
+    expect(sha(new Uint8Array(await r2.blob.arrayBuffer()))).toBe(sha(V2));
     expect(hub.cdnRequests(FILE).map((x) => [x.range, x.status])).toEqual([[null, 200], ['bytes=80000-', 206], [null, 200]]);
+  });
+
+  it('a server whose ETag is no sha256: resumed by its ETag alone, and a 206 under another ETag restarts from 0', async () => {
+    hub.opaqueEtag = true;
+    hub.fault(FILE, { kind: 'drop', after: 80_000 });
+    const r = await fetchWeights(hub.url(FILE), 'lmWeights', opts());
+    expect(r.blob.size).toBe(V1.length);
+    expect(hub.cdnRequests(FILE)[1]).toMatchObject({ range: 'bytes=80000-', ifRange: `"v-${sha(V1).slice(0, 8)}"`, status: 206 });
+    expect(await cache.getMeta(hub.url(FILE))).toMatchObject({ sha256: null }); // nothing to check it against
+    // Changed between attempts, If-Range ignored: only the ETag tells the tail is another file's.
+    hub.log.length = 0;
+    cache = new MemoryWeightCache();
+    events = [];
+    hub.fault(FILE, { kind: 'drop', after: 80_000 }, { kind: 'ignore-if-range' });
+    const q = fetchWeights(hub.url(FILE), 'lmWeights', { ...opts(), retryDelayMs: 200 });
+    await expect.poll(() => events.some((e) => e.status === 'retry')).toBe(true);
+    hub.files.set(FILE, V2);
+    const r2 = await q;
+    expect(sha(new Uint8Array(await r2.blob.arrayBuffer()))).toBe(sha(V2)); // not V1's head + V2's tail
+    expect(hub.cdnRequests(FILE).map((x) => [x.range, x.status])).toEqual([[null, 200], ['bytes=80000-', 206], [null, 200]]);
+  });
+
+  it('a server without any validator (no ETag, no sha256): a retry starts over, nothing is kept', async () => {
+    const plain = async (u: string | URL | Request, init?: RequestInit) => {
+      const res = await fetch(u, init);
+      const h = new Headers(res.headers);
+      h.delete('etag');
+      return new Response(res.body, { status: res.status, headers: h });
+    };
+    hub.fault(FILE, { kind: 'drop', after: 80_000 });
+    const r = await fetchWeights(hub.url(FILE), 'lmWeights', { ...opts(), fetch: plain as typeof fetch });
+    expect(sha(new Uint8Array(await r.blob.arrayBuffer()))).toBe(sha(V1));
+    expect(hub.cdnRequests(FILE).map((x) => [x.range, x.status])).toEqual([[null, 200], [null, 200]]);
+    expect(await parts.list()).toEqual([]);
   });
 
   it('a failed Load keeps its parts; the next Load resumes from them (also after a 416 restarts)', async () => {
@@ -186,6 +221,29 @@ describe('resumed downloads', () => {
     expect(err.message).toMatch(/HTTP 503 .* \(4 attempts\); nothing was cached$/);
     expect(hub.cdnRequests(FILE).length).toBe(4);
     expect(events.filter((e) => e.status === 'retry').map((e) => e.retryInMs)).toEqual([5, 10, 20]); // doubling backoff
+  });
+
+  it('probeSizes: one plan event first, sizes from the cache meta or HEAD (through the redirect), no file downloaded twice', async () => {
+    hub.files.set('mimi.safetensors', V2);
+    const src = { kind: 'urls' as const, mimiWeights: hub.url('mimi.safetensors'), lmWeights: hub.url(FILE) };
+    await fetchWeights(hub.url('mimi.safetensors'), 'mimiWeights', opts()); // cached now
+    events = [];
+    hub.log.length = 0;
+    await loadModelFiles(src, { ...opts(), probeSizes: true });
+    expect(events[0]).toMatchObject({
+      status: 'plan', total: V1.length + V2.length,
+      plan: [{ file: 'mimi.safetensors', role: 'mimiWeights', bytes: V2.length, cached: true }, { file: FILE, role: 'lmWeights', bytes: V1.length, cached: false }],
+    });
+    const perFile = events.filter((e) => e.status !== 'plan' && e.status !== 'ready');
+    expect(perFile.map((e) => [e.file, e.fileIndex, e.fileCount]).filter(([f, i, n]) => n !== 2 || i !== (f === FILE ? 2 : 1))).toEqual([]);
+    expect(hub.log.filter((r) => r.path.startsWith('/cdn/')).map((r) => `${r.method} ${r.path.split('/').pop()}`)).toEqual([`HEAD ${FILE}`, `GET ${FILE}`]);
+    // A server that does not answer HEAD: the size is unknown, the load goes on.
+    events = [];
+    cache = new MemoryWeightCache();
+    hub.fault(FILE, { kind: 'status', status: 500 });
+    const noHead = async (u: string | URL | Request, init?: RequestInit) => (init?.method === 'HEAD' ? new Response(null, { status: 405 }) : fetch(u, init));
+    await loadModelFiles(src, { ...opts(), probeSizes: true, fetch: noHead as typeof fetch });
+    expect(events[0].plan?.map((f) => f.bytes)).toEqual([null, null]);
   });
 
   it('storage full while caching: StorageQuotaError with the bytes needed and the free bytes, nothing half-cached', async () => {
