@@ -246,6 +246,20 @@ describe('resumed downloads', () => {
     expect(events[0].plan?.map((f) => f.bytes)).toEqual([null, null]);
   });
 
+  it('storage full while keeping the downloaded bytes: StorageQuotaError (not retried), the parts stored so far kept', async () => {
+    parts.quotaBytes = 150_000;
+    const err = await rejection(fetchWeights(hub.url(FILE), 'lmWeights', opts()), StorageQuotaError);
+    expect(err.message).toMatch(/^model\.safetensors: storage full: keeping the downloaded bytes needs \d+ bytes more/);
+    expect(err.neededBytes).toBeGreaterThan(V1.length - 150_000);
+    expect(hub.cdnRequests(FILE).length).toBe(1);
+    expect(events.some((e) => e.status === 'retry')).toBe(false);
+    expect(await cache.keys()).toEqual([]);
+    const [kept] = await parts.list();
+    expect(kept.bytes).toBeGreaterThan(0);
+    expect(kept.bytes).toBeLessThanOrEqual(150_000);
+    expect(kept.bytes + err.neededBytes).toBe(V1.length);
+  });
+
   it('storage full while caching: StorageQuotaError with the bytes needed and the free bytes, nothing half-cached', async () => {
     const small = new TextEncoder().encode(JSON.stringify({ dim: 1 }));
     hub.files.set('config.json', small);
