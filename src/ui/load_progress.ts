@@ -79,6 +79,8 @@ export class LoadProgress {
     if (e.total > 0) f.total = e.total;
     if (e.status === 'download') {
       f.loaded = e.loaded; // from 0, or from the stored bytes of an earlier attempt (not new bytes)
+    } else if (e.status === 'retry') {
+      f.loaded = e.loaded; // what the next attempt starts from
     } else if (e.status === 'progress' || e.status === 'done') {
       if (!f.cached && e.loaded > f.loaded) this.networkBytes += e.loaded - f.loaded;
       f.loaded = Math.max(f.loaded, e.loaded);
@@ -140,7 +142,7 @@ export class LoadProgress {
       case 'progress':
         return `${e.cached ? 'Reading' : 'Downloading'} ${e.file}${of} · ${amount}${speed}${left}`;
       case 'retry':
-        return `Connection problem on ${e.file}${of}: trying again in ${durationText((e.retryInMs ?? 0) / 1000)} (retry ${e.attempt} of ${e.retries}), resuming from ${bytesText(e.loaded)} · ${amount}`;
+        return `Connection problem on ${e.file}${of}: trying again in ${durationText((e.retryInMs ?? 0) / 1000)} (retry ${e.attempt} of ${e.retries}), ${e.loaded > 0 ? `resuming from ${bytesText(e.loaded)}` : 'starting over'} · ${amount}`;
       case 'done':
         return `${e.cached ? 'From the cache' : 'Downloaded'}: ${e.file}${of} · ${amount}${speed}${left}`;
       case 'error':

@@ -83,7 +83,7 @@ export interface ProgressInfo {
   cached?: boolean;
   /** 'download': the bytes already stored that this response continues from (0 or absent: from the start). */
   resumedFrom?: number;
-  /** 'retry': the attempt about to start (1 = the first retry), of `retries`. */
+  /** 'retry': the attempt about to start (1 = the first retry), of `retries`; `loaded` is then what it resumes from (0: it starts over). */
   attempt?: number;
   retries?: number;
   /** 'retry': ms until that attempt starts. */
@@ -575,22 +575,25 @@ async function attemptOnce(c: AttemptContext, p: Progress): Promise<{ blob: Blob
     } catch (e) {
       clearTimeout(timer);
       if (e instanceof ModelSourceError && (e.code === 'content-type' || e.code === 'oversize')) throw e;
+      const at = total > 0 ? ` at ${loaded} of ${total} bytes` : ` after ${loaded} bytes`;
+      const err = signal?.aborted ? abortError(signal) : stalled ? stallError() : e instanceof ModelSourceError ? e : new ModelSourceError(name, `download interrupted${at} (${errorText(e)})`, undefined, 'truncated');
       // Interrupted: what did arrive is kept (the next attempt, or Load, resumes after it).
       await keep().catch((f) => {
         if (f instanceof StorageQuotaError) throw f;
       });
-      if (signal?.aborted) throw abortError(signal);
-      if (stalled) throw stallError();
-      if (e instanceof ModelSourceError) throw e;
-      const at = total > 0 ? ` at ${loaded} of ${total} bytes` : ` after ${loaded} bytes`;
-      throw new ModelSourceError(name, `download interrupted${at} (${errorText(e)})`, undefined, 'truncated');
+      loaded = p.meta?.bytes ?? 0; // what the next attempt starts from
+      counts();
+      throw err;
     } finally {
       clearTimeout(timer);
     }
     if (total > 0 && loaded !== total) {
       await keep();
       const what = res.status === 206 ? 'Content-Range' : contentLength !== null ? 'Content-Length' : 'X-Linked-Size';
-      throw new ModelSourceError(name, `truncated download: received ${loaded} of ${total} bytes (${what})`, undefined, 'truncated');
+      const err = new ModelSourceError(name, `truncated download: received ${loaded} of ${total} bytes (${what})`, undefined, 'truncated');
+      loaded = p.meta?.bytes ?? 0;
+      counts();
+      throw err;
     }
     if (total === 0) total = loaded;
     counts();

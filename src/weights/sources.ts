@@ -18,6 +18,9 @@
  * Progress events follow transformers.js: per file `initiate` → `download` (headers in, total
  * known) → `progress`* → `done` (or `initiate` → `done` with `cached: true` from the cache), then
  * one `ready` for the whole set; `error` before a failure is thrown. `loaded`/`total` are bytes.
+ * Added here: `retry` (an interrupted download tries again; then `download` again, with
+ * `resumedFrom` when it continues from the stored bytes), `fileIndex`/`fileCount` on every file's
+ * events, and with LoadOptions.probeSizes one `plan` first (every file and its size).
  * Nothing unverified is cached or returned; errors are ModelSourceError naming the file (see
  * download.ts for the list). Cancel (LoadOptions.signal) rejects with an AbortError.
  */

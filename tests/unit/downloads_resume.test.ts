@@ -172,6 +172,8 @@ describe('resumed downloads', () => {
     expect(sha(new Uint8Array(await r.blob.arrayBuffer()))).toBe(sha(V1));
     expect(hub.cdnRequests(FILE).map((x) => [x.range, x.status])).toEqual([[null, 200], [null, 200]]);
     expect(await parts.list()).toEqual([]);
+    // The retry says where it broke off and that it starts over (loaded 0).
+    expect(events.find((e) => e.status === 'retry')).toMatchObject({ loaded: 0, error: expect.stringMatching(/download interrupted at 80000 of \d+ bytes/) });
   });
 
   it('a failed Load keeps its parts; the next Load resumes from them (also after a 416 restarts)', async () => {
