@@ -13,9 +13,12 @@
  * Backends:
  * - OpfsPartStore: the origin private file system (`navigator.storage.getDirectory()`), folder
  *   `solacelive-parts/<key hash>/` with `part-<n>.bin` files and `meta.json`; survives the tab;
- * - MemoryPartStore: a Map, for Node, tests and browsers without OPFS (survives within the page
+ * - IdbPartStore: IndexedDB through idb-keyval (databases `solacelive-parts` for the parts,
+ *   `solacelive-parts-meta` for the metas), where OPFS cannot be written; survives the tab;
+ * - MemoryPartStore: a Map, for Node, tests and hosts without either (survives within the page
  *   or Worker: a retry or a later Load resumes, a closed tab does not).
  */
+import { clear as idbClear, createStore, del as idbDel, delMany as idbDelMany, entries as idbEntries, get as idbGet, keys as idbKeys, set as idbSet, type UseStore } from 'idb-keyval';
 import { type Sha256State, sha256Hex } from './sha256.ts';
 
 /** What is stored of one unfinished download. */
@@ -229,11 +232,73 @@ export class OpfsPartStore implements PartStore {
   }
 }
 
+/** Unfinished downloads in IndexedDB (idb-keyval): each part a Blob under `<key>\n<n>`, the metas apart. */
+export class IdbPartStore implements PartStore {
+  readonly kind = 'indexeddb';
+  private readonly parts: UseStore;
+  private readonly metas: UseStore;
+  constructor(dbName = 'solacelive-parts', storeName = 'parts') {
+    this.parts = createStore(dbName, storeName);
+    this.metas = createStore(`${dbName}-meta`, storeName);
+  }
+  private static partKey = (key: string, n: number) => `${key}\n${n}`;
+  private async partKeys(key: string): Promise<string[]> {
+    return (await idbKeys(this.parts)).map(String).filter((k) => k.startsWith(`${key}\n`));
+  }
+
+  async open(key: string): Promise<{ meta: PartialMeta; blob: Blob } | null> {
+    const meta = await idbGet<PartialMeta>(key, this.metas);
+    if (!meta || meta.key !== key) {
+      await this.delete(key);
+      return null;
+    }
+    const blobs: Blob[] = [];
+    for (let n = 0; n < meta.parts; n++) {
+      const b = await idbGet<Blob>(IdbPartStore.partKey(key, n), this.parts);
+      if (!(b instanceof Blob)) {
+        await this.delete(key);
+        return null;
+      }
+      blobs.push(b);
+    }
+    const blob = new Blob(blobs);
+    if (blob.size !== meta.bytes) {
+      await this.delete(key);
+      return null;
+    }
+    const extra = (await this.partKeys(key)).filter((k) => Number(k.slice(key.length + 1)) >= meta.parts);
+    if (extra.length) await idbDelMany(extra, this.parts);
+    return { meta, blob };
+  }
+  async append(key: string, part: Blob, meta: PartialMeta): Promise<Blob> {
+    checkMeta(key, meta);
+    await idbSet(IdbPartStore.partKey(key, meta.parts - 1), part, this.parts);
+    await idbSet(key, meta, this.metas);
+    // Read back: the stored Blob is the database's (disk-backed), not the caller's copy.
+    return (await idbGet<Blob>(IdbPartStore.partKey(key, meta.parts - 1), this.parts)) ?? part;
+  }
+  async delete(key: string): Promise<boolean> {
+    const had = (await idbGet(key, this.metas)) !== undefined;
+    const ks = await this.partKeys(key);
+    if (ks.length) await idbDelMany(ks, this.parts);
+    await idbDel(key, this.metas);
+    return had || ks.length > 0;
+  }
+  async list(): Promise<PartialMeta[]> {
+    return (await idbEntries<string, PartialMeta>(this.metas)).map(([, m]) => m);
+  }
+  async clear(): Promise<void> {
+    await idbClear(this.parts);
+    await idbClear(this.metas);
+  }
+}
+
 let shared: PartStore | null = null;
 
 /**
  * The part store of this page or Worker (one instance, so a later Load finds what an earlier one
- * stored): OPFS where `navigator.storage.getDirectory` exists, else memory.
+ * stored): OPFS where it can be written (`navigator.storage.getDirectory` and
+ * `FileSystemFileHandle.createWritable`), else IndexedDB, else memory.
  */
 export function defaultPartStore(): PartStore {
   if (!shared) {
@@ -241,7 +306,7 @@ export function defaultPartStore(): PartStore {
     const hasOpfs =
       typeof navigator !== 'undefined' && typeof navigator.storage?.getDirectory === 'function' &&
       typeof FileSystemFileHandle !== 'undefined' && typeof FileSystemFileHandle.prototype.createWritable === 'function';
-    shared = hasOpfs ? new OpfsPartStore() : new MemoryPartStore();
+    shared = hasOpfs ? new OpfsPartStore() : typeof indexedDB !== 'undefined' ? new IdbPartStore() : new MemoryPartStore();
   }
   return shared;
 }
