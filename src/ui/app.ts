@@ -478,7 +478,7 @@ export function loadErrorTitle(e: unknown): { title: string; advice: string } | 
   if (name === 'GpuLimitError') return { title: 'Model too large for this GPU.', advice: '' };
   if (name === 'GpuOutOfMemoryError') return { title: 'Out of GPU memory.', advice: 'Close other GPU-heavy tabs or apps, or pick a smaller model.' };
   if (name === 'IntegrityError') return { title: 'Download corrupted.', advice: 'Nothing was cached; load again to fetch it anew.' };
-  if (name === 'StorageQuotaError') return { title: 'Storage full.', advice: 'Delete stored models under “Stored models” (or free disk space), then Load again.' };
+  if (name === 'StorageQuotaError') return { title: 'Storage full.', advice: 'What this site stores is listed under “Stored models”.' };
   if (name === 'DownloadStalledError') return { title: 'Download stalled.', advice: 'Check the connection and load again.' };
   if (name === 'ModelSourceError') {
     if (/could not fetch|download interrupted/.test(message)) return { title: 'Network error.', advice: 'Check the connection (or the base URL) and load again.' };

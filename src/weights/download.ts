@@ -340,7 +340,9 @@ export async function download(url: string, role: FileRole, opts: LoadOptions, a
         const est = (await (opts.estimate ?? (() => cache.estimate()))().catch(() => null)) ?? (await browserStorageEstimate());
         const free = est ? Math.max(0, est.quota - est.usage) : null;
         const kept = parts && p.meta && p.meta.bytes > 0 ? ` ${p.meta.bytes} downloaded bytes are kept for the next Load.` : '';
-        return fail(new StorageQuotaError(name, `storage full: caching it needs ${loaded} bytes, the browser's estimate leaves ${free === null ? 'an unknown number of' : free} bytes free${est ? ` (${est.usage} of ${est.quota} used)` : ''}; nothing was cached. Delete cached models or free disk space, then Load again.${kept}`, loaded, free));
+        // Browsers may estimate more room than they then grant (Chromium adds free disk to the quota it reports).
+        const odd = free !== null && free >= loaded ? ', yet the browser refused it (its real limit is lower than its estimate, or the disk is full)' : '';
+        return fail(new StorageQuotaError(name, `storage full: caching it needs ${loaded} bytes, the browser's estimate leaves ${free === null ? 'an unknown number of' : free} bytes free${est ? ` (${est.usage} of ${est.quota} used)` : ''}${odd}; nothing was cached. Delete cached models or free disk space, then Load again.${kept}`, loaded, free));
       }
       // Another storage failure (storage disabled, private mode): the load still succeeds, only offline use is lost.
     }

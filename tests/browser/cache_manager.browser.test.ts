@@ -123,3 +123,36 @@ it('a dropped LM download resumes in the Worker, survives the tab, and the cache
     await context.close();
   }
 }, 400_000);
+
+it('storage full (a quota set through the DevTools protocol): the "Storage full." banner names the bytes needed and free; nothing half-cached', async () => {
+  const context = await env.browser.newContext();
+  try {
+    hub.faults.clear();
+    const page = await context.newPage();
+    await page.goto(`${env.url}/`);
+    const origin = new URL(env.url).origin;
+    const cdp = await context.newCDPSession(page);
+    // Room for the configs, the tokenizer and the Mimi weights (2.6 MB), not for the LM too (1.7 MB more).
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 3_500_000 });
+    await page.goto(`${env.url}/?${query()}`);
+    await settled(page);
+    expect(await page.evaluate(() => window.__solacelive?.state)).toBe('error');
+    const banners = await page.evaluate(() => window.__solacelive?.banners ?? []);
+    const full = banners.find((b) => b.startsWith('Storage full.'));
+    expect(full, banners.join(' | ')).toMatch(
+      new RegExp(`^Storage full\\.: +moshi_tiny\\.safetensors: storage full: caching it needs ${FILES[LM].length} bytes, the browser's estimate leaves \\d+ bytes free \\(\\d+ of \\d+ used\\)(, yet the browser refused it \\(.*\\))?; nothing was cached\\. Delete cached models or free disk space, then Load again\\. What this site stores is listed under “Stored models”\\.$`),
+    );
+    // Chromium's estimate does not show the overridden quota (it reports usage + free disk), so the
+    // free bytes named are the estimate's, whatever they are; the message says when they contradict the refusal.
+    const free = Number(/leaves (\d+) bytes free/.exec(full!)![1]);
+    expect(full!.includes('yet the browser refused it')).toBe(free >= FILES[LM].length);
+    // The LM is not in the cache (no half-written entry); the four others are, and the manager lists them.
+    const keys = await page.evaluate(async () => (await (await caches.open('solacelive-weights-v1')).keys()).map((r) => r.url.split('/').pop()));
+    expect(keys.sort()).toEqual(Object.keys(FILES).filter((f) => f !== LM).sort());
+    await page.click('.cache-manager summary');
+    await expect.poll(() => rows(page).then((r) => r.map((x) => x.file).sort()), { timeout: 10_000 }).toEqual(Object.keys(FILES).filter((f) => f !== LM).sort());
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin }); // back to the browser's own quota
+  } finally {
+    await context.close();
+  }
+}, 300_000);
