@@ -136,7 +136,7 @@ export class LoadProgress {
         return `${e.plan?.length ?? 0} files, ${s.total > 0 ? `${s.totalKnown ? '' : 'at least '}${bytesText(s.total)}` : 'size unknown'}${cached ? ` (${cached} in this browser's cache)` : ''}`;
       }
       case 'initiate':
-        return `Opening ${e.file}${of} · ${amount}`;
+        return `${e.local ? 'Reading' : 'Opening'} ${e.file}${of} · ${amount}`;
       case 'download':
         return `${e.resumedFrom ? `Resuming ${e.file} from ${bytesText(e.resumedFrom)}` : `Downloading ${e.file}`}${of} · ${amount}${speed}${left}`;
       case 'progress':
@@ -144,7 +144,7 @@ export class LoadProgress {
       case 'retry':
         return `Connection problem on ${e.file}${of}: trying again in ${durationText((e.retryInMs ?? 0) / 1000)} (retry ${e.attempt} of ${e.retries}), ${e.loaded > 0 ? `resuming from ${bytesText(e.loaded)}` : 'starting over'} · ${amount}`;
       case 'done':
-        return `${e.cached ? 'From the cache' : 'Downloaded'}: ${e.file}${of} · ${amount}${speed}${left}`;
+        return `${e.local ? 'Read' : e.cached ? 'From the cache' : 'Downloaded'}: ${e.file}${of} · ${amount}${speed}${left}`;
       case 'error':
         return `Failed: ${e.file}${of} · ${amount}`;
       case 'ready':

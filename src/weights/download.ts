@@ -81,6 +81,8 @@ export interface ProgressInfo {
   total: number;
   /** 'done' served from the offline cache, or read from a local file (no network). */
   cached?: boolean;
+  /** A picked local file (loadModelFiles with a 'files' source), not a download. */
+  local?: boolean;
   /** 'download': the bytes already stored that this response continues from (0 or absent: from the start). */
   resumedFrom?: number;
   /** 'retry': the attempt about to start (1 = the first retry), of `retries`; `loaded` is then what it resumes from (0: it starts over). */

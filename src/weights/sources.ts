@@ -178,17 +178,18 @@ export async function loadModelFiles(source: ModelSource, opts: LoadOptions = {}
   };
   if (source.kind === 'files') {
     const picked = classifyFiles(source.files);
-    for (const role of ORDER) {
-      const f = picked[role];
-      if (!f) continue;
+    const roles = ORDER.filter((r) => picked[r]);
+    for (const [i, role] of roles.entries()) {
+      const f = picked[role]!;
       opts.signal?.throwIfAborted();
+      const fileOpts: LoadOptions = { ...opts, onProgress: (e) => emit({ ...e, local: true, fileIndex: i + 1, fileCount: roles.length }) };
       if (role === 'mimiWeights' || role === 'lmWeights') {
         // Weights stay in their File: the header is checked now, the data read at load time.
-        out[role] = await checkLocalWeights(f, role, opts);
+        out[role] = await checkLocalWeights(f, role, fileOpts);
         out.names[role] = f.name;
         out.origins[role] = 'local';
       } else {
-        set(role, await readLocalFile(f, role, opts), f.name, 'local');
+        set(role, await readLocalFile(f, role, fileOpts), f.name, 'local');
       }
     }
   } else {

@@ -56,6 +56,14 @@ describe('LoadProgress', () => {
     expect(p.snapshot().secondsLeft).toBeCloseTo(8_000_000 / 500_000, 3);
   });
 
+  it('local files: read, not downloaded nor from the cache', () => {
+    const p = new LoadProgress(() => 0);
+    p.update(ev({ status: 'initiate', file: 'mimi.safetensors', total: 2_000_000, local: true, fileIndex: 1, fileCount: 2 }));
+    expect(p.words()).toBe('Reading mimi.safetensors (file 1 of 2) · 0 bytes of at least 2.0 MB');
+    p.update(ev({ status: 'done', file: 'mimi.safetensors', loaded: 2_000_000, total: 2_000_000, cached: true, local: true, fileIndex: 1, fileCount: 2 }));
+    expect(p.words()).toBe('Read: mimi.safetensors (file 1 of 2) · 2.0 MB of at least 2.0 MB');
+  });
+
   it('byte and duration words', () => {
     expect([999, 1500, 12_345_678, 123_456_789, 1_240_000_000, 15_400_000_000].map(bytesText)).toEqual(['999 bytes', '2 kB', '12.3 MB', '123 MB', '1.24 GB', '15.4 GB']);
     expect([0.2, 45, 600, 4800, 7200].map(durationText)).toEqual(['1 s', '45 s', '10 min', '1 h 20 min', '2 h']);
