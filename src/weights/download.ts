@@ -212,13 +212,24 @@ interface Progress {
 
 /**
  * Downloads `url` for `role` (or serves it from the cache), verified and resumed as the module
- * doc says.
+ * doc says. Where the Web Locks API exists (browsers, Workers), one download of a URL runs at a
+ * time across this origin's tabs and Workers (lock `solacelive-download <url>`): a second one
+ * waits, then finds the file in the cache, instead of writing the same parts.
  * @param asBlob keep the body as a Blob (weights) instead of bytes.
  * @param expectedSha256 the source's own sha256 for the file, if it has one.
  * @throws ModelSourceError (or DownloadStalledError / IntegrityError / StorageQuotaError) naming
- *   the file, after an 'error' progress event; the signal's AbortError when cancelled.
+ *   the file, after an 'error' progress event; the signal's AbortError when cancelled (also
+ *   while waiting for the lock).
  */
 export async function download(url: string, role: FileRole, opts: LoadOptions, asBlob: boolean, expectedSha256: string | null = null): Promise<Downloaded> {
+  const locks = typeof navigator !== 'undefined' ? (navigator as Navigator & { locks?: LockManager }).locks : undefined;
+  if (!locks?.request) return downloadLocked(url, role, opts, asBlob, expectedSha256);
+  opts.signal?.throwIfAborted();
+  return locks.request(`solacelive-download ${url}`, opts.signal ? { signal: opts.signal } : {}, () => downloadLocked(url, role, opts, asBlob, expectedSha256));
+}
+
+/** download() once this URL's lock is held. */
+async function downloadLocked(url: string, role: FileRole, opts: LoadOptions, asBlob: boolean, expectedSha256: string | null): Promise<Downloaded> {
   const name = fileNameOf(url);
   const emit = opts.onProgress ?? (() => {});
   const cache = opts.cache === undefined ? defaultWeightCache() : opts.cache;

@@ -2,9 +2,13 @@
 // IndexedDB, the same checks for both: parts appended in order come back as one Blob with their
 // meta; a part written without its meta (a crash between the two) is dropped when the download is
 // opened again; a meta counting more bytes than the parts hold deletes the entry; a Blob returned
-// by append stays readable after later appends; delete and clear leave nothing.
+// by append stays readable after later appends; delete and clear leave nothing. And the Web Lock
+// per URL: two Loads of one file at once download it once (the second waits, then finds it
+// cached); a Load cancelled while it waits rejects with its AbortError.
+import { createHash } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { useDevServerAndChromium } from '../harness/browser_hooks.ts';
+import { safetensorsF32 } from '../harness/model_files.ts';
 
 const env = useDevServerAndChromium();
 
@@ -91,4 +95,42 @@ it('OPFS and IndexedDB part stores: append, reopen, a crash between part and met
       listAfterClear: 0,
     });
   }
+}, 120_000);
+
+it('one download of a URL at a time (Web Locks): the second waits and is served from the cache; cancelled while waiting, it rejects', async () => {
+  const page = await env.browser.newPage();
+  await page.route(`${env.url}/__blank.html`, (route) =>
+    route.fulfill({ status: 200, contentType: 'text/html', headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }, body: '<!doctype html><title>locks</title>' }),
+  );
+  const body = safetensorsF32('w', 100_000, 0.25);
+  const etag = `"${createHash('sha256').update(body).digest('hex')}"`;
+  let gets = 0;
+  await page.route('https://hub.test/**', async (route) => {
+    if (route.request().method() === 'GET') gets++;
+    await new Promise((r) => setTimeout(r, 300)); // long enough for the others to queue up
+    await route.fulfill({
+      status: 200,
+      headers: { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'Content-Length, ETag', 'Content-Type': 'application/octet-stream', 'Content-Length': String(body.length), ETag: etag },
+      body: Buffer.from(body),
+    });
+  });
+  await page.goto(`${env.url}/__blank.html`);
+  const r = await page.evaluate(async () => {
+    const imp = (0, eval)('(u) => import(u)') as (u: string) => Promise<Record<string, any>>;
+    const src = await imp('/src/weights/sources.ts');
+    const cacheMod = await imp('/src/weights/cache.ts');
+    const partsMod = await imp('/src/weights/parts.ts');
+    const cache = new cacheMod.MemoryWeightCache();
+    const parts = new partsMod.MemoryPartStore();
+    const url = 'https://hub.test/org/m/resolve/main/model.safetensors';
+    const cancel = new AbortController();
+    const a = src.fetchWeights(url, 'lmWeights', { cache, parts });
+    const b = src.fetchWeights(url, 'lmWeights', { cache, parts });
+    const c = src.fetchWeights(url, 'lmWeights', { cache, parts, signal: cancel.signal }).then(() => 'resolved', (e: Error) => e.name);
+    setTimeout(() => cancel.abort(), 50);
+    const [ra, rb] = await Promise.all([a, b]);
+    return { origins: [ra.origin, rb.origin], sizes: [ra.blob.size, rb.blob.size], cancelled: await c };
+  });
+  expect(r).toEqual({ origins: ['network', 'cache'], sizes: [body.length, body.length], cancelled: 'AbortError' });
+  expect(gets).toBe(1);
 }, 120_000);
