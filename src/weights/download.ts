@@ -15,10 +15,12 @@
  * - the bytes are not a valid file of their role: safetensors header and ranges, SentencePiece
  *   model (parsed), JSON object ('format');
  * - the storage quota runs out while it is cached (StorageQuotaError, 'quota': the bytes needed
- *   and the estimate's free bytes; the cache entry is removed, nothing half-cached is left).
+ *   and the estimate's free bytes; the cache entry is removed, nothing half-cached is left), or
+ *   while its received bytes are stored as parts (StorageQuotaError too, not retried).
  *
- * Resuming: the bytes received are kept as parts (src/weights/parts.ts: OPFS in browsers, memory
- * in Node) with the running SHA-256 over them. A stalled or dropped connection, a body that ends
+ * Resuming: the bytes received are kept as parts (src/weights/parts.ts: OPFS in browsers,
+ * IndexedDB where OPFS cannot be written, memory in Node), every `blobFoldBytes` and when a
+ * connection breaks, with the running SHA-256 over them. A stalled or dropped connection, a body that ends
  * early, a network error or an HTTP 408/429/5xx is retried `retries` times (backoff
  * `retryDelayMs`, doubling), each time with `Range: bytes=<stored>-` (and `If-Range: <ETag>`
  * where allowed, see LoadOptions.ifRange); after the last one the named error above is thrown
