@@ -179,6 +179,7 @@ class EngineWorker implements EngineWorkerApi {
       const bytes = await loadModelFiles(source, {
         signal,
         onProgress: (e) => onProgress({ type: 'progress', ...e }),
+        probeSizes: true, // one 'plan' event: the page shows progress over the whole load
         // The tokenizer is parsed by the real SentencePiece loader before it is cached.
         verifyTokenizer: (b, name) => TextTokenizer.fromBytes(b, { source: name }),
       });

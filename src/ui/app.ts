@@ -19,12 +19,9 @@ import type { MetricsSnapshot } from '../engine/metrics.ts';
 import { APP_MARKUP, EMPTY_METRICS, countersHtml, fmt, metricsRowsHtml } from './app_markup.ts';
 import { registerPwa } from './pwa.ts';
 import { decodeWav } from '../audio/wav.ts';
+import { mountCacheManager } from './cache_manager.ts';
+import { LoadProgress } from './load_progress.ts';
 import { resample } from '../audio/resample.ts';
-
-/** The load progress statuses (src/weights/download.ts) in words. */
-const PROGRESS_WORDS: Record<string, string> = {
-  initiate: 'Opening', download: 'Downloading', progress: 'Loading', done: 'Loaded', ready: 'Ready', error: 'Failed',
-};
 
 /** What the page exposes for automation on `window.__solacelive`. */
 export interface TestHook {
@@ -211,14 +208,17 @@ export function mountApp(root: HTMLElement): void {
 
   let client: EngineClient | null = null;
   let abort: AbortController | null = null;
+  /** The running Load's progress over all its files (speed, time left), in words. */
+  let loadProgress = new LoadProgress();
   const onEvent = (ev: ClientEvent) => {
     switch (ev.type) {
       case 'progress': {
         progress.hidden = false;
-        if (ev.total > 0) progress.value = ev.loaded / ev.total;
+        loadProgress.update(ev);
+        const all = loadProgress.snapshot();
+        if (all.total > 0) progress.value = all.loaded / all.total;
         else progress.removeAttribute('value');
-        const mb = `${(ev.loaded / 1e6).toFixed(1)}${ev.total ? ` of ${(ev.total / 1e6).toFixed(1)}` : ''} MB`;
-        setLoad(ev.status === 'error' ? 'error' : 'loading', `${ev.cached ? 'From the cache' : PROGRESS_WORDS[ev.status]}: ${ev.file}, ${mb}`);
+        setLoad(ev.status === 'error' ? 'error' : 'loading', loadProgress.words());
         break;
       }
       case 'stage':
@@ -285,15 +285,9 @@ export function mountApp(root: HTMLElement): void {
     return { kind: 'urls', mimiConfig: opt('mimiConfig'), mimiWeights: input('mimiWeights').value.trim(), lmConfig: opt('lmConfig'), lmWeights: input('lmWeights').value.trim(), tokenizer: opt('tokenizer'), condition };
   };
 
-  /** This origin's storage (downloaded models live there): usage of quota, and whether the browser may evict it. */
-  const storageLine = el(root, '.storage');
-  const showStorage = async () => {
-    if (!navigator.storage?.estimate) return;
-    const [{ usage = 0, quota = 0 }, persisted] = await Promise.all([navigator.storage.estimate(), navigator.storage.persisted?.() ?? Promise.resolve(false)]);
-    const gb = (n: number) => (n < 1e9 ? `${(n / 1e6).toFixed(0)} MB` : `${(n / 1e9).toFixed(1)} GB`);
-    storageLine.textContent = `Storage: ${gb(usage)} used of ${gb(quota)} for this site; ${persisted ? 'persistent (the browser keeps it)' : 'the browser may clear it when space runs low'}.`;
-  };
-  void showStorage().catch(() => undefined);
+  /** The stored models (cache and unfinished downloads) and this origin's storage usage of quota, whether the browser may evict it. */
+  const cacheManager = mountCacheManager(el(root, '.cache-manager'), { storageLine: el(root, '.storage') });
+  const showStorage = () => cacheManager.refresh();
 
   const load = async () => {
     loadBtn.disabled = true;
@@ -304,6 +298,7 @@ export function mountApp(root: HTMLElement): void {
     hook.state = 'loading';
     hook.error = null;
     abort = new AbortController();
+    loadProgress = new LoadProgress();
     setLoad('loading', 'starting…');
     try {
       const c = await ensureClient();
@@ -336,6 +331,7 @@ export function mountApp(root: HTMLElement): void {
       loadBtn.disabled = false;
       cancelBtn.hidden = true;
       abort = null;
+      void showStorage().catch(() => undefined); // what this Load cached, or left to resume
     }
   };
   loadBtn.onclick = load;
@@ -495,6 +491,7 @@ export function loadErrorTitle(e: unknown): { title: string; advice: string } | 
   if (name === 'GpuLimitError') return { title: 'Model too large for this GPU.', advice: '' };
   if (name === 'GpuOutOfMemoryError') return { title: 'Out of GPU memory.', advice: 'Close other GPU-heavy tabs or apps, or pick a smaller model.' };
   if (name === 'IntegrityError') return { title: 'Download corrupted.', advice: 'Nothing was cached; load again to fetch it anew.' };
+  if (name === 'StorageQuotaError') return { title: 'Storage full.', advice: 'What this site stores is listed under “Stored models”.' };
   if (name === 'DownloadStalledError') return { title: 'Download stalled.', advice: 'Check the connection and load again.' };
   if (name === 'ModelSourceError') {
     if (/could not fetch|download interrupted/.test(message)) return { title: 'Network error.', advice: 'Check the connection (or the base URL) and load again.' };

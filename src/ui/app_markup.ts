@@ -56,6 +56,7 @@ export const APP_MARKUP = `
     <progress class="progress" max="1" value="0" hidden></progress>
     <div class="status load-status" data-state="idle">No model loaded.</div>
     <p class="hint storage"></p>
+    <div class="cache-manager"></div>
   </section>
   <section class="card talk">
     <h2>2 · Talk</h2>

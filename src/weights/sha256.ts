@@ -16,6 +16,18 @@ const K = new Int32Array([
   0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ]);
 
+/**
+ * A running hash saved between sessions (a resumable download stores it beside its parts):
+ * the eight state words, the unhashed tail (< 64 bytes) and the byte count. JSON-safe.
+ */
+export interface Sha256State {
+  h: number[];
+  /** Bytes of the last incomplete 64-byte block, not compressed yet (0..63 numbers 0..255). */
+  tail: number[];
+  /** Bytes hashed so far. */
+  length: number;
+}
+
 /** A running SHA-256: `update` with any number of chunks, then `hex()` once. */
 export class Sha256 {
   private readonly h = new Int32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
@@ -47,6 +59,30 @@ export class Sha256 {
       this.blockLen = n - i;
     }
     return this;
+  }
+
+  /** The running state after the bytes so far (to continue later with Sha256.restore). @throws Error after hex(). */
+  save(): Sha256State {
+    if (this.done) throw new Error('Sha256: save() after hex()');
+    return { h: [...this.h], tail: [...this.block.subarray(0, this.blockLen)], length: this.length };
+  }
+
+  /**
+   * A hash continuing from a saved state.
+   * @throws Error naming what is malformed (8 int32 words, tail under 64 bytes, length ≡ tail mod 64).
+   */
+  static restore(s: Sha256State): Sha256 {
+    const ok =
+      Array.isArray(s?.h) && s.h.length === 8 && s.h.every((v) => Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 32) &&
+      Array.isArray(s.tail) && s.tail.length < 64 && s.tail.every((v) => Number.isInteger(v) && v >= 0 && v < 256) &&
+      Number.isSafeInteger(s.length) && s.length >= 0 && s.length % 64 === s.tail.length;
+    if (!ok) throw new Error('Sha256.restore: not a saved SHA-256 state (8 words, a tail under 64 bytes, length matching the tail)');
+    const out = new Sha256();
+    out.h.set(s.h.map((v) => v | 0));
+    out.block.set(s.tail);
+    out.blockLen = s.tail.length;
+    out.length = s.length;
+    return out;
   }
 
   /** The digest as 64 lowercase hex digits. Finishes the hash. */

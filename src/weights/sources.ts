@@ -18,18 +18,21 @@
  * Progress events follow transformers.js: per file `initiate` → `download` (headers in, total
  * known) → `progress`* → `done` (or `initiate` → `done` with `cached: true` from the cache), then
  * one `ready` for the whole set; `error` before a failure is thrown. `loaded`/`total` are bytes.
+ * Added here: `retry` (an interrupted download tries again; then `download` again, with
+ * `resumedFrom` when it continues from the stored bytes), `fileIndex`/`fileCount` on every file's
+ * events, and with LoadOptions.probeSizes one `plan` first (every file and its size).
  * Nothing unverified is cached or returned; errors are ModelSourceError naming the file (see
  * download.ts for the list). Cancel (LoadOptions.signal) rejects with an AbortError.
  */
 import { MemoryWeightCache, type WeightCache, defaultWeightCache } from './cache.ts';
-import { type LoadOptions, download } from './download.ts';
-import { type FileRole, type HubSource, type UrlSource, sourceUrls } from './hub.ts';
+import { type LoadOptions, type PlannedFile, download, probeSize } from './download.ts';
+import { type FileRole, type HubSource, type UrlSource, fileNameOf, sourceUrls } from './hub.ts';
 import { ModelSourceError, verifyFile, verifyWeightsBlob } from './verify.ts';
 
 export { DEFAULT_HUB_BASE, DEFAULT_REPO, DEFAULT_REVISION, RELEASE_FILES, fileNameOf, hubUrl, sourceUrls, announcedFile } from './hub.ts';
 export type { FileRole, HubSource, UrlSource, AnnouncedFile } from './hub.ts';
-export type { LoadOptions, ProgressCallback, ProgressInfo, ProgressStatus } from './download.ts';
-export { DownloadStalledError, IntegrityError, ModelSourceError, type ModelSourceErrorCode, type TokenizerCheck, checkSentencePieceModel, verifyFile, verifyWeightsBlob } from './verify.ts';
+export type { LoadOptions, PlannedFile, ProgressCallback, ProgressInfo, ProgressStatus } from './download.ts';
+export { DownloadStalledError, IntegrityError, ModelSourceError, StorageQuotaError, type ModelSourceErrorCode, type TokenizerCheck, checkSentencePieceModel, verifyFile, verifyWeightsBlob } from './verify.ts';
 
 export interface FilesSource {
   kind: 'files';
@@ -175,17 +178,18 @@ export async function loadModelFiles(source: ModelSource, opts: LoadOptions = {}
   };
   if (source.kind === 'files') {
     const picked = classifyFiles(source.files);
-    for (const role of ORDER) {
-      const f = picked[role];
-      if (!f) continue;
+    const roles = ORDER.filter((r) => picked[r]);
+    for (const [i, role] of roles.entries()) {
+      const f = picked[role]!;
       opts.signal?.throwIfAborted();
+      const fileOpts: LoadOptions = { ...opts, onProgress: (e) => emit({ ...e, local: true, fileIndex: i + 1, fileCount: roles.length }) };
       if (role === 'mimiWeights' || role === 'lmWeights') {
         // Weights stay in their File: the header is checked now, the data read at load time.
-        out[role] = await checkLocalWeights(f, role, opts);
+        out[role] = await checkLocalWeights(f, role, fileOpts);
         out.names[role] = f.name;
         out.origins[role] = 'local';
       } else {
-        set(role, await readLocalFile(f, role, opts), f.name, 'local');
+        set(role, await readLocalFile(f, role, fileOpts), f.name, 'local');
       }
     }
   } else {
@@ -194,17 +198,30 @@ export async function loadModelFiles(source: ModelSource, opts: LoadOptions = {}
     }
     const urls = sourceUrls(source);
     const shas = source.kind === 'urls' ? (source.sha256 ?? {}) : {};
-    for (const role of ORDER) {
-      const url = urls[role];
-      if (!url) continue;
+    const roles = ORDER.filter((r) => urls[r]);
+    if (opts.probeSizes) {
+      // The whole load's size up front: the cache's metas, the server's HEAD answers for the rest.
+      const plan: PlannedFile[] = await Promise.all(
+        roles.map(async (role) => {
+          const url = urls[role]!;
+          const meta = cache ? await cache.getMeta(url).catch(() => null) : null;
+          return { file: fileNameOf(url), role, bytes: meta ? meta.size : await probeSize(url, opts), cached: !!meta };
+        }),
+      );
+      emit({ status: 'plan', file: plan.map((f) => f.file).join(', '), loaded: 0, total: plan.reduce((n, f) => n + (f.bytes ?? 0), 0), plan });
+    }
+    for (const [i, role] of roles.entries()) {
+      const url = urls[role]!;
       opts.signal?.throwIfAborted(); // Cancel: no further file is requested
+      // Each event says which of the load's files it is (for a total over the load).
+      const fileOpts: LoadOptions = { ...opts, cache, onProgress: (e) => emit({ ...e, fileIndex: i + 1, fileCount: roles.length }) };
       if (role === 'mimiWeights' || role === 'lmWeights') {
-        const r = await fetchWeights(url, role, { ...opts, cache }, shas[role] ?? null);
+        const r = await fetchWeights(url, role, fileOpts, shas[role] ?? null);
         out[role] = r.blob;
         out.names[role] = r.name;
         out.origins[role] = r.origin;
       } else {
-        const r = await fetchFile(url, role, { ...opts, cache }, shas[role] ?? null);
+        const r = await fetchFile(url, role, fileOpts, shas[role] ?? null);
         set(role, r.bytes, r.name, r.origin);
       }
     }

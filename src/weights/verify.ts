@@ -14,6 +14,7 @@ export type ModelSourceErrorCode =
   | 'integrity' // sha256 differs from the one the source announced
   | 'stalled' // no bytes for the stall timeout
   | 'format' // not a valid safetensors / SentencePiece / JSON file
+  | 'quota' // the browser's storage is full: the file could not be cached (or its parts stored)
   | 'source' // the source itself is incomplete or ambiguous (missing URL, picked files)
   | 'local'; // a picked local file could not be read
 
@@ -43,6 +44,18 @@ export class IntegrityError extends ModelSourceError {
   override name = 'IntegrityError';
   constructor(file: string, message: string, readonly expected: string, readonly actual: string) {
     super(file, message, undefined, 'integrity');
+  }
+}
+
+/**
+ * The browser's storage quota ran out while a downloaded file was cached (or its downloaded
+ * bytes stored for resuming). Nothing half-cached is left. `neededBytes`: the bytes that were
+ * being written; `freeBytes`: quota − usage from the storage estimate (null when unknown).
+ */
+export class StorageQuotaError extends ModelSourceError {
+  override name = 'StorageQuotaError';
+  constructor(file: string, message: string, readonly neededBytes: number, readonly freeBytes: number | null) {
+    super(file, message, undefined, 'quota');
   }
 }
 

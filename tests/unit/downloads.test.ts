@@ -146,7 +146,7 @@ afterAll(() => new Promise<void>((ok) => {
 
 const hub = (mode: string) => ({ kind: 'hub' as const, baseUrl: base, repo: `${mode}/repo` });
 const url = (mode: string, file: string) => `${base}/${mode}/repo/resolve/main/${file}`;
-const fast = { stallTimeoutMs: 300, progressIntervalMs: 0 };
+const fast = { stallTimeoutMs: 300, progressIntervalMs: 0, retryDelayMs: 5 };
 
 async function rejection<T extends Error = ModelSourceError>(p: Promise<unknown>, cls: new (...a: never[]) => T = ModelSourceError as never): Promise<T> {
   try {
@@ -163,7 +163,7 @@ describe('downloads against a hub-like server', () => {
     const cache = new MemoryWeightCache();
     const files = await loadModelFiles(hub('ok'), { cache, ...fast });
     expect(files.origins).toEqual({ tokenizer: 'network', mimiWeights: 'network', lmWeights: 'network' });
-    expect(await cache.getMeta(url('ok', RELEASE_FILES.tokenizer))).toEqual({ size: TOK.length, sha256: sha(TOK) });
+    expect(await cache.getMeta(url('ok', RELEASE_FILES.tokenizer))).toEqual({ size: TOK.length, sha256: sha(TOK), storedAt: expect.any(Number) });
     expect((await cache.getMeta(url('ok', RELEASE_FILES.lmWeights)))?.sha256).toBe(sha(LM));
     // Bytes flipped in the cache (disk corruption) with the meta intact: the hit fails its sha256
     // check, is dropped and downloaded again.
@@ -304,13 +304,14 @@ describe('downloads against a hub-like server', () => {
   it('a stalled server: DownloadStalledError after the stall timeout (mid-body and before the headers), nothing cached', async () => {
     const cache = new MemoryWeightCache();
     const t0 = performance.now();
-    const err = await rejection(fetchWeights(url('stall', RELEASE_FILES.lmWeights), 'lmWeights', { cache, ...fast }), DownloadStalledError);
+    // One attempt (retries: 0): the stall timer alone (retrying and resuming: the resume tests).
+    const err = await rejection(fetchWeights(url('stall', RELEASE_FILES.lmWeights), 'lmWeights', { cache, ...fast, retries: 0 }), DownloadStalledError);
     const ms = performance.now() - t0;
     expect(ms).toBeGreaterThanOrEqual(250);
     expect(ms).toBeLessThan(5000);
     expect(err.name).toBe('DownloadStalledError');
     expect(err.message).toMatch(new RegExp(`^model\\.safetensors: no bytes for 0\\.3 s at 1000 of ${LM.length} bytes`));
-    const h = await rejection(fetchFile(url('stall-headers', RELEASE_FILES.tokenizer), 'tokenizer', { cache, ...fast }), DownloadStalledError);
+    const h = await rejection(fetchFile(url('stall-headers', RELEASE_FILES.tokenizer), 'tokenizer', { cache, ...fast, retries: 0 }), DownloadStalledError);
     expect(h.message).toMatch(/no bytes for 0\.3 s before the response/);
     expect(await cache.keys()).toEqual([]);
     await new Promise((r) => setTimeout(r, 50));

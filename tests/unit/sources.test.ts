@@ -171,7 +171,7 @@ describe('model sources', () => {
 
   it('detects a truncated download and caches nothing', async () => {
     const cache = new MemoryWeightCache();
-    const err = await rejection(fetchFile(`${base}/pair/truncated.safetensors`, 'lmWeights', { cache }));
+    const err = await rejection(fetchFile(`${base}/pair/truncated.safetensors`, 'lmWeights', { cache, retryDelayMs: 1 }));
     expect(err.file).toBe('truncated.safetensors');
     expect(err.message).toMatch(/truncated\.safetensors: (download interrupted at|truncated download: received) \d+ of 20\d+ bytes/);
     expect(await cache.keys()).toEqual([]);
@@ -198,7 +198,7 @@ describe('model sources', () => {
     expect(hit.origin).toBe('cache');
     expect(await bytesOf(hit.blob)).toEqual(LM);
     const fresh = new MemoryWeightCache();
-    const t = await rejection(fetchWeights(`${base}/pair/truncated.safetensors`, 'lmWeights', { cache: fresh }));
+    const t = await rejection(fetchWeights(`${base}/pair/truncated.safetensors`, 'lmWeights', { cache: fresh, retryDelayMs: 1 }));
     expect(t.message).toMatch(/truncated\.safetensors: (download interrupted at|truncated download: received) \d+ of 20\d+ bytes/);
     const c = await rejection(fetchWeights(`${base}/pair/corrupt.safetensors`, 'lmWeights', { cache: fresh }));
     expect(c.message).toMatch(/^corrupt\.safetensors: not a valid safetensors file/);
@@ -235,7 +235,7 @@ describe('model sources', () => {
   });
 
   it('a network failure names the file', async () => {
-    const err = await rejection(fetchFile('http://127.0.0.1:9/x/model.safetensors', 'lmWeights', { cache: null }));
+    const err = await rejection(fetchFile('http://127.0.0.1:9/x/model.safetensors', 'lmWeights', { cache: null, retryDelayMs: 1 }));
     expect(err.message).toMatch(/^model\.safetensors: could not fetch/);
   });
 
