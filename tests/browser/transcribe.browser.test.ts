@@ -187,7 +187,7 @@ it('hub: Transcribe mode fetches the STT repository config.json, model.safetenso
   };
   await p.route('**/hubmock/**', (route) => {
     const path = new URL(route.request().url()).pathname;
-    requested.push(path);
+    if (route.request().method() === 'GET') requested.push(path); // (the size probe's HEAD requests come first)
     const body = files[decodeURIComponent(path.split('/').pop()!)];
     return body ? route.fulfill({ status: 200, body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) } }) : route.fulfill({ status: 404, body: 'not found' });
   });
