@@ -48,7 +48,8 @@ options:
   --top-k-text N          text top-k (default 25)
   --seed S                sampling seed (default 0)
   --condition NAME=VALUE  conditioner value (models with conditioners; repeatable)
-  --downmix               average a multi-channel input to mono`;
+  --downmix               average a multi-channel input to mono
+  --kv-cache auto|f32|f16 KV cache storage (auto: f16 unless the checkpoint is F32)`;
 
 /**
  * Runs the loop over `pcm` (24 kHz) and returns every step's frame, the reply, the text and the
@@ -91,8 +92,11 @@ export const runCommand: CliCommand = {
       out: { type: 'string' },
       tokens: { type: 'string' },
       downmix: { type: 'boolean' },
+      'kv-cache': { type: 'string' },
       ...SAMPLING_FLAGS,
     }, USAGE);
+    const kvCache = values['kv-cache'] === undefined ? 'auto' : String(values['kv-cache']);
+    if (kvCache !== 'auto' && kvCache !== 'f32' && kvCache !== 'f16') throw new UsageError(`--kv-cache must be auto, f32 or f16, got '${kvCache}'`, USAGE);
     const paths = {
       mimiConfig: requireString(values, 'mimi-config', USAGE),
       mimiWeights: requireString(values, 'mimi-weights', USAGE),
@@ -149,7 +153,7 @@ export const runCommand: CliCommand = {
         tokenizer,
         names: { mimiWeights: paths.mimiWeights, lmWeights: paths.lmWeights, tokenizer: typeof values.tokenizer === 'string' ? values.tokenizer : undefined },
         origins: {},
-      }, { sampling, condition }).catch((e: unknown) => {
+      }, { sampling, condition, kvCache }).catch((e: unknown) => {
         if (e instanceof WeightError) throw new CliInputError(`the configs ${paths.mimiConfig} / ${paths.lmConfig} do not fit the weights ${paths.mimiWeights} / ${paths.lmWeights}: ${e.message}`);
         throw e;
       });

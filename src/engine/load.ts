@@ -58,6 +58,8 @@ export interface LoadOptions {
    * uploaded so far is freed and the call rejects with the signal's AbortError.
    */
   signal?: AbortSignal;
+  /** The LM's KV cache storage (LMModel.load `kvCache`; default 'auto': f16 unless the checkpoint is F32). */
+  kvCache?: 'auto' | 'f32' | 'f16';
 }
 
 export interface LoadedEngine {
@@ -131,6 +133,7 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadO
     const lmFile = bytes.lmWeights instanceof Uint8Array ? SafetensorsFile.parse(bytes.lmWeights, lmName) : await SafetensorsFile.fromBlob(bytes.lmWeights, lmName);
     const lmVb = VarBuilder.fromSafetensors(ctx, [lmFile]);
     lm = await LMModel.load(ctx, lmVb, lmConfig, {
+      kvCache: opts.kvCache,
       onUploadProgress: (done, total) => {
         // Cancel between tensors: LMModel.load frees what it uploaded when this throws.
         signal?.throwIfAborted();

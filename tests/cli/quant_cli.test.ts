@@ -50,7 +50,9 @@ describe('cli on the published LM layouts (quant fixtures)', () => {
       const codes = join(tmp, `${set}_codes.json`);
       writeFileSync(codes, JSON.stringify({ n_q: 8, frames: steps, codes: Array.from({ length: 8 }, (_, q) => Array.from({ length: steps }, (_, t) => flat[t * 8 + q])) }));
       const out = join(tmp, `${set}_tokens.json`);
-      const r = await cli(['lm', 'generate', '--config', join(FIX, 'quant/lm_config.json'), '--weights', weights, '--user-codes', codes, '--out', out, '--temp', '0', '--temp-text', '0']);
+      // An f32 KV cache: the goldens are the official model computed in f32, whose every greedy decision
+      // wins by ≥ 1e-3 (f32 rounding cannot flip it); the f16 cache's ~1e-2 logit error can.
+      const r = await cli(['lm', 'generate', '--config', join(FIX, 'quant/lm_config.json'), '--weights', weights, '--user-codes', codes, '--out', out, '--temp', '0', '--temp-text', '0', '--kv-cache', 'f32']);
       expect(r.code, r.err).toBe(0);
       const want = await fixtureI32(read, `quant/${set}/lmgen_out_tokens.i32.bin`);
       expect(firstMismatch(tokensGrid(out), want)).toBe('');
@@ -63,7 +65,7 @@ describe('cli on the published LM layouts (quant fixtures)', () => {
       const r = await cli([
         'run', '--mimi-config', join(ref, 'mimi_tiny_config.json'), '--mimi-weights', join(ref, 'mimi_tiny.safetensors'),
         '--lm-config', join(FIX, 'quant/lm_config.json'), '--lm-weights', weights,
-        '--in', join(ref, 'mimi/input_speech_24k_pcm16.wav'), '--out', reply, '--tokens', tokens,
+        '--in', join(ref, 'mimi/input_speech_24k_pcm16.wav'), '--out', reply, '--tokens', tokens, '--kv-cache', 'f32',
       ]);
       expect(r.code, r.err).toBe(0);
       const want = await fixtureI32(read, `quant/${set}/loop_tokens.i32.bin`);

@@ -137,9 +137,12 @@ export class HubServer {
     if (fault?.kind === 'drop' || fault?.kind === 'stall') {
       const part = sent.subarray(0, fault.after);
       entry.sent = part.length;
-      res.write(part);
-      // Cut after the bytes have left (the client reads them all, then sees the connection drop).
-      if (fault.kind === 'drop') setTimeout(() => res.destroy(), 30);
+      // Cut once the bytes have left the process (the write callback: a slow client under load would
+      // otherwise lose what still waited in the socket's user-space queue), so the client reads all
+      // `after` bytes, then sees the connection drop.
+      res.write(part, () => {
+        if (fault.kind === 'drop') setTimeout(() => res.destroy(), 30);
+      });
       return;
     }
     entry.sent = sent.length;
