@@ -29,14 +29,15 @@ export interface RooflineData {
 
 /** Legend text and colour of each side. */
 export const SIDE_STYLE: Record<RooflineSide, { name: string; color: string }> = {
-  ours: { name: 'ours (WGSL, kernel time)', color: '#2563eb' },
-  webgpu: { name: 'peer: onnxruntime-web WebGPU (host to host)', color: '#ea580c' },
-  wasm: { name: 'peer: onnxruntime-web wasm, CPU (host to host)', color: '#16a34a' },
+  ours: { name: 'ours, WGSL (kernel time)', color: '#2563eb' },
+  webgpu: { name: 'peer: ORT WebGPU (host to host)', color: '#ea580c' },
+  wasm: { name: 'peer: ORT wasm, CPU (host to host)', color: '#16a34a' },
 };
 
-const W = 760;
+const W = 980;
 const H = 440;
-const PAD = { l: 64, r: 16, t: 16, b: 48 };
+/** The legend sits right of the plot, in PAD.r. */
+const PAD = { l: 64, r: 300, t: 16, b: 48 };
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 1 ? v.toPrecision(3) : v.toPrecision(2));
@@ -53,7 +54,8 @@ export function rooflineSvg(d: RooflineData): string {
   const ridge = d.peakGflops !== null ? d.peakGflops / d.copyGbps : null;
   if (ridge !== null) xs.push(ridge);
   if (d.peakGflops !== null) ys.push(d.peakGflops);
-  const x0 = Math.floor(Math.log10(Math.min(...xs, 0.1)));
+  // At least a decade and a half left of the ridge, so the slanted roof shows.
+  const x0 = Math.floor(Math.log10(Math.min(...xs, 0.1, ridge !== null ? ridge / 30 : 0.1)));
   const x1 = Math.ceil(Math.log10(Math.max(...xs, 10))) + 1;
   const y0 = Math.floor(Math.log10(Math.min(...ys, d.copyGbps * 10 ** x0)));
   const y1 = Math.ceil(Math.log10(Math.max(...ys, 1e-3))) + 1;
@@ -84,21 +86,24 @@ export function rooflineSvg(d: RooflineData): string {
     out.push(`<line class="roof" data-roof="compute" x1="${px(start)}" y1="${py(d.peakGflops)}" x2="${px(xr)}" y2="${py(d.peakGflops)}" stroke="#555" stroke-width="2" stroke-dasharray="6 3"><title>peak compute ${fmt(d.peakGflops)} GFLOP/s</title></line>`);
   }
   out.push('</g>');
-  const memLabelX = px(xl) + 8;
-  out.push(`<text x="${memLabelX}" y="${py(d.copyGbps * xl) - 6}" font-size="11" fill="#555">copy BW ${fmt(d.copyGbps)} GB/s</text>`);
+  // The memory roof's label sits along it, a decade left of its end.
+  const memLabel = Math.max(xl, memEnd / 10);
+  out.push(`<text x="${px(memLabel) + 4}" y="${py(d.copyGbps * memLabel) - 8}" font-size="11" fill="#555">copy BW ${fmt(d.copyGbps)} GB/s</text>`);
   if (d.peakGflops !== null) out.push(`<text x="${W - PAD.r - 6}" y="${py(d.peakGflops) - 6}" font-size="11" fill="#555" text-anchor="end">peak FMA ${fmt(d.peakGflops)} GFLOP/s</text>`);
   for (const p of d.points) {
     const { color, name } = SIDE_STYLE[p.side];
     out.push(`<circle class="point" data-side="${p.side}" data-label="${esc(p.label)}" cx="${px(p.intensity).toFixed(1)}" cy="${py(p.gflops).toFixed(1)}" r="5" fill="${color}" fill-opacity="0.8" stroke="#fff"><title>${esc(`${name}: ${p.label}: ${fmt(p.gflops)} GFLOP/s at ${fmt(p.intensity)} FLOP/B`)}</title></circle>`);
   }
-  // Legend (top left, inside the plot).
+  // Legend, right of the plot.
+  const lx = W - PAD.r + 14;
   const sides = (['ours', 'webgpu', 'wasm'] as const).filter((s) => s === 'ours' || d.points.some((p) => p.side === s));
   sides.forEach((s, i) => {
-    const y = PAD.t + 16 + i * 16;
-    out.push(`<g class="legend" data-side="${s}"><circle cx="${PAD.l + 14}" cy="${y - 4}" r="5" fill="${SIDE_STYLE[s].color}"/><text x="${PAD.l + 24}" y="${y}" font-size="12">${esc(SIDE_STYLE[s].name)}</text></g>`);
+    const y = PAD.t + 12 + i * 20;
+    out.push(`<g class="legend" data-side="${s}"><circle cx="${lx + 8}" cy="${y - 4}" r="5" fill="${SIDE_STYLE[s].color}"/><text x="${lx + 20}" y="${y}" font-size="11">${esc(SIDE_STYLE[s].name)}</text></g>`);
   });
-  const y = PAD.t + 16 + sides.length * 16;
-  out.push(`<g class="legend"><line x1="${PAD.l + 6}" y1="${y - 4}" x2="${PAD.l + 22}" y2="${y - 4}" stroke="#555" stroke-width="2"/><text x="${PAD.l + 24}" y="${y}" font-size="12">roofs: copy bandwidth (solid), peak FMA compute (dashed)</text></g>`);
+  const y = PAD.t + 12 + sides.length * 20;
+  out.push(`<g class="legend"><line x1="${lx}" y1="${y - 4}" x2="${lx + 16}" y2="${y - 4}" stroke="#555" stroke-width="2"/><text x="${lx + 20}" y="${y}" font-size="11">roof: copy bandwidth (measured)</text></g>`);
+  out.push(`<g class="legend"><line x1="${lx}" y1="${y + 16}" x2="${lx + 16}" y2="${y + 16}" stroke="#555" stroke-width="2" stroke-dasharray="6 3"/><text x="${lx + 20}" y="${y + 20}" font-size="11">roof: peak FMA compute (measured)</text></g>`);
   out.push('</svg>');
   return out.join('');
 }

@@ -1,9 +1,9 @@
 import type { PeerRequest, SelfTestMessage, SelfTestRequest } from '../selftest/runner.ts';
 import type { PeerEp, PeerResult } from '../selftest/peer.ts';
 import type { CopyBandwidth, KernelBenchResult, PeakCompute } from '../selftest/timing.ts';
-import { type RooflinePoint, SIDE_STYLE, rooflineSvg } from './roofline.ts';
+import { type RooflinePoint, rooflineSvg } from './roofline.ts';
 
-const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toPrecision(3));
+const fmt = (v: number) => (v === 0 ? '0' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toPrecision(3));
 
 /** One line per benchmark column, shown under the table. */
 const BENCH_COLUMNS: [string, string][] = [
@@ -222,7 +222,7 @@ export function mountSelfTest(root: HTMLElement): void {
       } else if (m.type === 'peer') {
         const p = m.result;
         report!.peers.push(p);
-        const who = `↳ ${SIDE_STYLE[p.ep].name.replace(/^peer: /, '')}`;
+        const who = `↳ onnxruntime-web ${p.ep === 'webgpu' ? 'WebGPU' : 'wasm (CPU)'}`;
         if (p.status === 'ok') {
           const copy = report!.copyBandwidth!.gbps;
           const verdict = `${p.ratio! < 1 ? 'ours faster' : 'peer faster'} (ours ${fmt(p.oursMedianMs!)} ms vs ${fmt(p.peerMedianMs!)} ms)`;
