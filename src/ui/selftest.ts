@@ -47,7 +47,11 @@ function browserName(): string {
 
 const geomean = (v: number[]) => Math.exp(v.reduce((a, b) => a + Math.log(b), 0) / v.length);
 
-/** The one-line share summary: adapter, browser, roofs, and per peer backend the geometric mean of ours ÷ peer. */
+/**
+ * The one-line share summary: adapter, browser, both roofs (GB/s, GFLOP/s), our best matvec as a
+ * fraction of the copy bandwidth and best matmul as a fraction of peak compute, and per peer
+ * backend the geometric mean of ours ÷ peer (host-to-host time ratios) over the linear cases.
+ */
 export function summaryLine(r: Pick<BenchReport, 'adapter' | 'browser' | 'copyBandwidth' | 'peakCompute' | 'results' | 'peers'>): string {
   const a = (r.adapter ?? {}) as { vendor?: string; architecture?: string; description?: string; isFallbackAdapter?: boolean };
   const adapter = [a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unknown adapter';
@@ -57,6 +61,12 @@ export function summaryLine(r: Pick<BenchReport, 'adapter' | 'browser' | 'copyBa
   if (r.peakCompute) parts.push(`peak FMA ${fmt(r.peakCompute.gflops)} GFLOP/s`);
   const ok = r.results.filter((x) => x.status === 'ok');
   parts.push(`${ok.length} cases`);
+  // Our linear cases against the roofs: matvec (M = 1) is bandwidth-bound, matmul compute-bound.
+  const linear = ok.filter((x) => x.suite === 'linear');
+  const matvec = linear.filter((x) => / M=1 /.test(x.name)).map((x) => x.fractionOfCopy!);
+  const matmul = linear.filter((x) => !/ M=1 /.test(x.name)).map((x) => x.gflops!);
+  if (matvec.length) parts.push(`matvec up to ${(100 * Math.max(...matvec)).toFixed(0)}% of copy BW`);
+  if (matmul.length && r.peakCompute) parts.push(`matmul up to ${((100 * Math.max(...matmul)) / r.peakCompute.gflops).toFixed(0)}% of peak FMA`);
   for (const ep of ['webgpu', 'wasm'] as const) {
     const ratios = r.peers.filter((p) => p.ep === ep && p.status === 'ok' && p.ratio).map((p) => p.ratio!);
     if (ratios.length) parts.push(`ours÷ORT-${ep} ${fmt(geomean(ratios))} (geomean of ${ratios.length} linear case${ratios.length > 1 ? 's' : ''}, <1 = ours faster)`);

@@ -71,7 +71,7 @@ it('bench.html?bench=1 plots every benchmarked case, ours and the peer, under bo
   expect(await page.locator('line.roof[data-roof="compute"] title').textContent()).toContain(`GFLOP/s`);
   const share = await page.locator('.share-line').textContent();
   expect(json.summary).toBe(share);
-  expect(share).toMatch(/swiftshader \(software adapter: CPU figures, not GPU figures\).*copy [\d.]+ GB\/s · peak FMA [\d.]+ GFLOP\/s · 3 cases · ours÷ORT-webgpu [\d.]+ .* ours÷ORT-wasm [\d.]+/);
+  expect(share).toMatch(/swiftshader \(software adapter: CPU figures, not GPU figures\).*copy [\d.]+ GB\/s · peak FMA [\d.]+ GFLOP\/s · 3 cases · matvec up to \d+% of copy BW · matmul up to \d+% of peak FMA · ours÷ORT-webgpu [\d.]+ .* ours÷ORT-wasm [\d.]+/);
 
   const shots = resolve(ROOT, 'docs/screenshots');
   mkdirSync(shots, { recursive: true });
