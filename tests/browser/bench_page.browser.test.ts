@@ -1,7 +1,8 @@
 // The kernel benchmark page (`/bench.html?bench=1`) as a product: a few small cases (CPU-only
 // machine: WebGPU on SwiftShader) benchmarked with the onnxruntime-web kernel peer on the linear
 // ones; the roofline must hold one point per benchmarked case and side and both roofs, the JSON
-// download must parse and agree with the page. Writes docs/screenshots/bench.png.
+// download must parse and agree with the page, "Copy summary" must copy the share line. Writes
+// docs/screenshots/bench.png.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { expect, it } from 'vitest';
@@ -73,7 +74,26 @@ it('bench.html?bench=1 plots every benchmarked case, ours and the peer, under bo
   expect(json.summary).toBe(share);
   expect(share).toMatch(/swiftshader \(software adapter: CPU figures, not GPU figures\).*copy [\d.]+ GB\/s · peak FMA [\d.]+ GFLOP\/s · 3 cases · matvec up to \d+% of copy BW · matmul up to \d+% of peak FMA · ours÷ORT-webgpu [\d.]+ .* ours÷ORT-wasm [\d.]+/);
 
+  // "Copy summary" puts the same line on the clipboard.
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: env.url });
+  await page.locator('button.copy-summary').click();
+  await page.waitForSelector('.share-line[data-copied]');
+  expect(await page.locator('.share-line').getAttribute('data-copied')).toBe('yes');
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(share);
+
   const shots = resolve(ROOT, 'docs/screenshots');
   mkdirSync(shots, { recursive: true });
   await page.screenshot({ path: resolve(shots, 'bench.png'), fullPage: true });
 }, 600_000);
+
+it('bench.html?bench=1&peer=0 benchmarks ours alone: no peer rows or points, and says the peer was not run', async () => {
+  const page = await env.browser.newPage();
+  await page.goto(`${env.url}/bench.html?bench=1&suites=linear&cases=${encodeURIComponent('K=1024 N=1024')}&peer=0`);
+  await page.waitForFunction(() => ['pass', 'fail', 'error'].includes((document.querySelector('.summary') as HTMLElement | null)?.dataset.state ?? ''), undefined, { timeout: 300_000, polling: 250 });
+  expect(await page.locator('.summary').textContent()).toBe('1 benchmarked, 0 failed');
+  expect(await page.locator('.peer-status').textContent()).toBe('kernel peer not run: no kernel peer requested');
+  expect(await page.locator('circle.point').evaluateAll((cs) => cs.map((c) => c.getAttribute('data-side')))).toEqual(['ours']);
+  expect(await page.locator('.legend[data-side]').count()).toBe(1);
+  expect(await page.locator('tbody tr.peer').count()).toBe(0);
+  expect(await page.locator('.share-line').textContent()).not.toMatch(/ORT/);
+}, 300_000);
