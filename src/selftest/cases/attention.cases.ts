@@ -114,8 +114,14 @@ export function attendedSlots(s: Pick<AttnSpec, 'cap' | 'context' | 'chunks'>): 
   return Math.min(total, s.cap, s.context ?? Infinity);
 }
 
+/** 'attends over 1 slot', 'attends over 1..250 slots (causal)', 'attends over up to 8 slots': for case names. */
+export function attendsLabel(s: Pick<AttnSpec, 'cap' | 'context' | 'chunks'>): string {
+  const slots = attendedSlots(s);
+  return `attends over ${slots === 1 ? '1 slot' : s.chunks.some((t) => t > 1) ? `1..${slots} slots (causal)` : `up to ${slots} slots`}`;
+}
+
 /** (query, slot) pairs attended over the case's queries: query p (0-based in the recording) sees min(p + 1, cap, context) slots. */
-function attendedPairs(s: Pick<AttnSpec, 'cap' | 'context' | 'chunks'>): number {
+export function attendedPairs(s: Pick<AttnSpec, 'cap' | 'context' | 'chunks'>): number {
   const total = s.chunks.reduce((a, b) => a + b, 0);
   let pairs = 0;
   for (let p = 0; p < total; p++) pairs += Math.min(p + 1, s.cap, s.context ?? Infinity);
@@ -124,8 +130,7 @@ function attendedPairs(s: Pick<AttnSpec, 'cap' | 'context' | 'chunks'>): number 
 
 function attentionCase(s: AttnSpec): KernelCase {
   const total = s.chunks.reduce((a, b) => a + b, 0);
-  const slots = attendedSlots(s);
-  const attends = `attends over ${slots === 1 ? '1 slot' : total > 1 && s.chunks.some((t) => t > 1) ? `1..${slots} slots (causal)` : `up to ${slots} slots`}`;
+  const attends = attendsLabel(s);
   const name = `attention H=${s.h} Dh=${s.dh} cap=${s.cap} context=${s.context} rope=${s.maxPeriod ?? 'none'} chunks=${s.chunks.length > 8 ? `${s.chunks.length}x${s.chunks[0]}` : s.chunks.join(',')}${s.split ? ` split=${s.split}` : ''}${s.kv ? ` kv=${s.kv}` : ''}${s.unfused ? ' unfused' : ''}: ${attends}`;
   return {
     name,
