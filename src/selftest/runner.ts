@@ -17,8 +17,10 @@ import { ALL_SUITES } from './suites.ts';
 import { benchKernelCase, measureCopyBandwidth, measurePeakCompute, type CopyBandwidth, type KernelBenchResult, type PeakCompute } from './timing.ts';
 
 /**
- * Worker → page, in order: 'adapter', then 'result' (test) or 'copy', 'peak', 'peer-status' and
- * 'bench' (+ 'peer' after a linear case) (bench), then 'done'; or 'error'.
+ * Worker → page, in order: 'adapter', then 'result' (test) or 'copy', 'peak' and 'bench' (+ 'peer'
+ * after a linear case) (bench), then 'done'; or 'error'. Bench posts one 'peer-status': first
+ * when no peer was asked for, else when onnxruntime-web loaded or failed to (before the first
+ * 'peer'), or just before 'done' when no case needed it.
  */
 export type SelfTestMessage =
   | { type: 'adapter'; adapter: GpuContext['adapter'] }
@@ -77,18 +79,23 @@ export async function runSelfTest(req: SelfTestRequest | undefined, post: (m: Se
         failed++;
         post({ type: 'peak', peak: null, error: String((e as Error).message ?? e) });
       }
-      let ort: OrtModule | null = null;
+      // onnxruntime-web is loaded on the first case the peer can run (a linear one), not before.
       const eps = req?.peer?.eps ?? [];
-      if (req?.peer && eps.length) {
-        try {
-          ort = await loadOrt(req.peer.moduleUrl, req.peer.wasmPaths);
-          post({ type: 'peer-status', available: true, eps, message: `onnxruntime-web ${ort.env.versions?.web ?? '?'} (${eps.join(', ')}) on the linear cases` });
-        } catch (e) {
-          post({ type: 'peer-status', available: false, eps, message: String((e as Error).message ?? e) });
+      const peerReq = eps.length ? req?.peer : undefined;
+      let ort: OrtModule | 'unloaded' | 'failed' = peerReq ? 'unloaded' : 'failed';
+      if (!peerReq) post({ type: 'peer-status', available: false, eps: [], message: 'no kernel peer requested' });
+      const peerOrt = async (): Promise<OrtModule | null> => {
+        if (ort === 'unloaded' && peerReq) {
+          try {
+            ort = await loadOrt(peerReq.moduleUrl, peerReq.wasmPaths);
+            post({ type: 'peer-status', available: true, eps, message: `onnxruntime-web ${ort.env.versions?.web ?? '?'} (${eps.join(', ')}) on the linear cases` });
+          } catch (e) {
+            ort = 'failed';
+            post({ type: 'peer-status', available: false, eps, message: String((e as Error).message ?? e) });
+          }
         }
-      } else {
-        post({ type: 'peer-status', available: false, eps: [], message: 'no kernel peer requested' });
-      }
+        return typeof ort === 'string' ? null : ort;
+      };
       const keep = req?.cases?.length ? req.cases.map((x) => x.toLowerCase()) : null;
       const timing = { runs: 10, minRuns: 3, budgetMs: 3000 };
       for (const suite of suites) {
@@ -96,8 +103,9 @@ export async function runSelfTest(req: SelfTestRequest | undefined, post: (m: Se
           if (keep && !keep.some((k) => `${suite.name}: ${c.name}`.toLowerCase().includes(k))) continue;
           const peers: PeerResult[] = [];
           const result = await benchKernelCase(ctx, suite.name, c, copy, timing, async (inst) => {
-            if (!ort || !inst.linear) return;
-            for (const ep of eps) peers.push(await benchLinearPeer(ort, ep, suite.name, c.name, inst.linear, timing));
+            if (!inst.linear) return;
+            const o = await peerOrt();
+            if (o) for (const ep of eps) peers.push(await benchLinearPeer(o, ep, suite.name, c.name, inst.linear, timing));
           });
           if (result.status === 'ok') passed++;
           else failed++;
@@ -108,6 +116,7 @@ export async function runSelfTest(req: SelfTestRequest | undefined, post: (m: Se
           }
         }
       }
+      if (ort === 'unloaded') post({ type: 'peer-status', available: false, eps, message: 'no linear (matvec / matmul) case in this run' });
     } else {
       for (const suite of suites) {
         for (const c of suite.tests) {

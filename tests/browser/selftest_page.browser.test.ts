@@ -34,6 +34,7 @@ it('bench.html?bench=1 benchmarks the chosen suites: validated cases with median
   expect(errors).toEqual([]);
   expect(text).toBe(`${unarySuite.bench.length} benchmarked, 0 failed`);
   expect(await page.locator('.copy').textContent()).toMatch(/adapter copy bandwidth [\d.]+ GB\/s .*GPU timestamps/);
+  expect(await page.locator('.peer-status').textContent()).toBe('kernel peer not run: no linear (matvec / matmul) case in this run');
   const rows = await page.locator('tbody tr.ok').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
   expect(rows.length).toBe(unarySuite.bench.length);
   for (const r of rows) {
