@@ -4,13 +4,16 @@
  * at real model sizes. Each case is set up, validated once against its CPU reference (a failed
  * check is reported and the case not timed), then timed (one warm-up, median of up to N runs;
  * fewer for slow cases, at least 3). Prints one table per kernel family with median ms, GFLOP/s,
- * GB/s and GB/s as a fraction of the adapter's copy bandwidth measured in the same run, and the
- * adapter's peak FMA compute (the roofline's roofs, as the kernel page shows them).
+ * GB/s, FLOP/B (arithmetic intensity) and GB/s as a fraction of the adapter's copy bandwidth
+ * measured in the same run, and the adapter's peak FMA compute (the roofline's two roofs, as the
+ * kernel page shows them).
  *
  * The kernel peer (src/selftest/peer.ts): each linear case (matvec M = 1, matmul M > 1) is also
- * run by onnxruntime-web's wasm backend (the CPU; its WebGPU backend does not run in Node) on the
- * same shape and weights, host to host and alternating with ours host to host; a table prints
- * ours ÷ peer per case (below 1: ours faster). Writes bench/results/kernels-<timestamp>.json.
+ * run by onnxruntime-web's wasm backend (the CPU: ORT's WebGPU backend failed to create a session
+ * in Node on the `webgpu` package's Dawn, "Invalid argument", so its WebGPU peer runs on the
+ * kernel page only) on the same shape and weights, host to host and alternating with ours host
+ * to host; a table prints ours ÷ peer per case (below 1: ours faster). Writes
+ * bench/results/kernels-<timestamp>.json.
  */
 import { parseArgs } from 'node:util';
 import { type OrtModule, type PeerResult, benchLinearPeer } from '../src/selftest/peer.ts';
@@ -59,13 +62,13 @@ export async function run(args: string[]): Promise<void> {
       });
       results.push(r);
       if (r.status === 'ok' && r.timing) {
-        rows.push([c.name, r.timing.medianMs, r.gflops!, r.gbps!, `${(100 * r.fractionOfCopy!).toFixed(1)}%`, r.timing.runs]);
+        rows.push([c.name, r.timing.medianMs, r.gflops!, r.gbps!, r.flops! / r.bytes!, `${(100 * r.fractionOfCopy!).toFixed(1)}%`, r.timing.runs]);
       } else {
-        rows.push([c.name, r.status === 'check-failed' ? 'CHECK FAILED' : 'ERROR', '', '', '', '']);
+        rows.push([c.name, r.status === 'check-failed' ? 'CHECK FAILED' : 'ERROR', '', '', '', '', '']);
         console.error(`  ${suite.name}: ${c.name}: ${r.status}: ${r.error}`);
       }
     }
-    printTable(['case', 'median ms', 'GFLOP/s', 'GB/s', 'of copy BW', 'runs'], rows, `kernel ${suite.name}`);
+    printTable(['case', 'median ms', 'GFLOP/s', 'GB/s', 'FLOP/B', 'of copy BW', 'runs'], rows, `kernel ${suite.name}`);
   }
   if (peers.length) {
     printTable(
