@@ -22,6 +22,28 @@ export interface CaseInstance {
   bytes: number;
   /** Tensors to free afterwards. */
   tensors: Tensor[];
+  /** Set by a linear layer case (y = x · Wᵀ + b): what a peer library needs to run the same product (./peer.ts). */
+  linear?: LinearProblem;
+}
+
+/** One linear-layer case as a plain matrix product, for the kernel peer (./peer.ts). */
+export interface LinearProblem {
+  m: number;
+  k: number;
+  n: number;
+  /** Our weight storage type (the peer gets the same values as f32). */
+  weightDtype: string;
+  /** x, f32 [m, k] row-major. */
+  x: Float32Array;
+  /** W as f32 [n, k] row-major: our weights' exact values (bf16 / f16 widen exactly). Made on demand (n·k·4 bytes). */
+  weightF32(): Float32Array;
+  /** b, f32 [n], or null. */
+  bias: Float32Array | null;
+  /**
+   * Ours host to host, as a peer's run is timed: writes `x` into our input tensor, records the
+   * case, submits and reads y back (f32 [m, n]). Weights stay resident.
+   */
+  runHostToHost(x: Float32Array): Promise<Float32Array>;
 }
 
 export interface KernelSuite {

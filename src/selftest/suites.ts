@@ -14,6 +14,7 @@ import { ropeSuite } from './cases/rope.cases.ts';
 import { sampleSuite } from './cases/sample.cases.ts';
 import { unarySuite } from './cases/unary.cases.ts';
 import { finiteSuite } from './cases/finite.cases.ts';
+import { peakFmaSuite } from './cases/peak_fma.cases.ts';
 
 /**
  * Every kernel family's cases: run by the tests (Node: tests/kernels/kernels.node.test.ts,
@@ -21,4 +22,4 @@ import { finiteSuite } from './cases/finite.cases.ts';
  * kernel page (/bench.html). The one list: a new case file goes in ./cases/<family>.cases.ts,
  * exports a KernelSuite, and is added here.
  */
-export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, linearQuantSuite, linearFusedSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, ropeSuite, attentionSuite, ffnSuite, finiteSuite];
+export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, linearQuantSuite, linearFusedSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, ropeSuite, attentionSuite, ffnSuite, finiteSuite, peakFmaSuite];

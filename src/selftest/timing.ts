@@ -5,7 +5,8 @@
  * case end to end (setup, validation against the CPU reference, timing, GFLOP/s and GB/s).
  */
 import type { GpuContext, Recorder } from '../gpu/index.ts';
-import type { KernelCase } from './kernel_case.ts';
+import { PEAK_FMA_ATOL, peakFma, peakFmaFlops, peakFmaRef } from '../kernels/peak_fma.ts';
+import type { CaseInstance, KernelCase } from './kernel_case.ts';
 
 /** Median of a non-empty list. */
 export function median(values: readonly number[]): number {
@@ -62,6 +63,62 @@ export async function measureCopyBandwidth(ctx: GpuContext, opts: { bytes?: numb
   } finally {
     src.destroy();
     dst.destroy();
+  }
+}
+
+export interface PeakCompute {
+  /** Achieved GFLOP/s (1e9 FLOP per second, an FMA counted as 2) of the peak_fma probe. */
+  gflops: number;
+  /** Threads of the timed dispatch. */
+  threads: number;
+  /** FMA rounds per thread (16 independent f32 chains each). */
+  iters: number;
+  /** FLOPs of one dispatch. */
+  flops: number;
+  /** Median ms of one dispatch (GPU timestamps when the context profiles, else wall). */
+  medianMs: number;
+  source: 'gpu-timestamp' | 'wall';
+  runs: number;
+}
+
+/**
+ * The adapter's peak f32 compute: the peak_fma probe (src/kernels/peak_fma.ts: 16 independent
+ * FMA chains per thread, no memory traffic) at 256 rounds per thread, its thread count grown
+ * from 4096 (×4, at most `maxThreads`, default 2^20) and then its rounds (at most 8192) until
+ * one dispatch takes about `targetMs` (default 20 ms), its output checked against the
+ * closed-form reference, then the median of `runs` (default 5). The kernel page's compute roof.
+ * @throws Error when the probe's output does not match its reference
+ */
+export async function measurePeakCompute(ctx: GpuContext, opts: { maxThreads?: number; targetMs?: number; runs?: number } = {}): Promise<PeakCompute> {
+  const maxThreads = opts.maxThreads ?? 1 << 20;
+  const targetMs = opts.targetMs ?? 20;
+  let threads = Math.min(4096, maxThreads);
+  let iters = 256;
+  let y = ctx.tensor([threads], 'f32', 'peak_fma y');
+  const time = (runs: number, warmup: number) => timeRecording(ctx, (rec) => peakFma(rec, y, iters), { warmup, runs, label: 'peak_fma' });
+  try {
+    let t = await time(1, 1);
+    while (t.medianMs < targetMs / 2 && (threads < maxThreads || iters < 8192)) {
+      const grow = Math.max(2, Math.min(64, 2 ** Math.floor(Math.log2(targetMs / Math.max(t.medianMs, 1e-3)))));
+      if (threads < maxThreads) {
+        threads = Math.min(maxThreads, threads * Math.min(grow, 4));
+        y.destroy();
+        y = ctx.tensor([threads], 'f32', 'peak_fma y');
+      } else {
+        iters = Math.min(8192, iters * grow);
+      }
+      t = await time(1, 0);
+    }
+    const got = await ctx.readF32(y);
+    for (const i of [0, 1, 511, 1023, threads >> 1, threads - 1]) {
+      const want = peakFmaRef(i, iters);
+      if (!(Math.abs(got[i] - want) <= PEAK_FMA_ATOL)) throw new Error(`peak_fma: y[${i}] = ${got[i]}, expected ${want} (${iters} rounds)`);
+    }
+    const timing = await time(opts.runs ?? 5, 0);
+    const flops = peakFmaFlops(threads, iters);
+    return { gflops: flops / (timing.medianMs * 1e6), threads, iters, flops, medianMs: timing.medianMs, source: timing.source, runs: timing.runs };
+  } finally {
+    y.destroy();
   }
 }
 
@@ -150,10 +207,14 @@ export interface KernelBenchResult {
 /**
  * Sets up `c`, records it once and validates the output against its CPU reference (a failed
  * check is reported and the case not timed), then times it (`timeRecording`, one warm-up) and
- * derives GFLOP/s, GB/s and the fraction of `copy` bandwidth. Frees the case's tensors. Never
- * throws: setup, check and GPU errors come back in `status` / `error`.
+ * derives GFLOP/s, GB/s and the fraction of `copy` bandwidth. `after` (e.g. the kernel peer of
+ * ./peer.ts) runs on a validated, timed case before its tensors are freed. Never throws: setup,
+ * check and GPU errors (and `after`'s) come back in `status` / `error`.
  */
-export async function benchKernelCase(ctx: GpuContext, suite: string, c: KernelCase, copy: CopyBandwidth, opts: TimeOptions = {}): Promise<KernelBenchResult> {
+export async function benchKernelCase(
+  ctx: GpuContext, suite: string, c: KernelCase, copy: CopyBandwidth, opts: TimeOptions = {},
+  after?: (inst: CaseInstance, result: KernelBenchResult) => Promise<void>,
+): Promise<KernelBenchResult> {
   const r: KernelBenchResult = { suite, name: c.name, status: 'ok' };
   let inst;
   try {
@@ -177,6 +238,7 @@ export async function benchKernelCase(ctx: GpuContext, suite: string, c: KernelC
     r.gflops = inst.flops / (t.medianMs * 1e6);
     r.gbps = inst.bytes / (t.medianMs * 1e6);
     r.fractionOfCopy = r.gbps / copy.gbps;
+    if (after) await after(inst, r);
     return r;
   } catch (e) {
     return { ...r, status: 'error', error: (e as Error).message };

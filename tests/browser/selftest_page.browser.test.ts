@@ -24,7 +24,7 @@ it('bench.html reports the adapter and runs the chosen kernel suites in its Work
   expect(await page.locator('tbody tr.ok').count()).toBe(ropeSuite.tests.length + normSuite.tests.length);
 }, 600_000);
 
-it('bench.html?bench=1 benchmarks the chosen suites: validated cases with median ms, GFLOP/s, GB/s, fraction of copy bandwidth', async () => {
+it('bench.html?bench=1 benchmarks the chosen suites: validated cases with median ms, GFLOP/s, GB/s, FLOP/B, fraction of copy bandwidth', async () => {
   const page = await env.browser.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -34,12 +34,14 @@ it('bench.html?bench=1 benchmarks the chosen suites: validated cases with median
   expect(errors).toEqual([]);
   expect(text).toBe(`${unarySuite.bench.length} benchmarked, 0 failed`);
   expect(await page.locator('.copy').textContent()).toMatch(/adapter copy bandwidth [\d.]+ GB\/s .*GPU timestamps/);
+  expect(await page.locator('.peer-status').textContent()).toBe('kernel peer not run: no linear (matvec / matmul) case in this run');
   const rows = await page.locator('tbody tr.ok').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
   expect(rows.length).toBe(unarySuite.bench.length);
   for (const r of rows) {
     expect(r[0]).toBe('unary');
     for (const v of [r[2], r[3], r[4]]) expect(Number(v)).toBeGreaterThan(0); // ms, GFLOP/s, GB/s
-    expect(r[5]).toMatch(/^\d+(\.\d)?%$/);
+    expect(Number(r[5])).toBe(1); // FLOP/B: unary cases count 8 FLOPs per 8 bytes
+    expect(r[6]).toMatch(/^\d+(\.\d)?%$/);
   }
 }, 600_000);
 

@@ -103,9 +103,35 @@ interface AttnSpec {
   unfused?: boolean;
 }
 
+/**
+ * The most cached slots one query of the case attends over: each recording starts from an empty
+ * cache (record() resets it), so a query sees the slots written so far in that recording, at
+ * most the capacity and the context window. A one-step case on a fresh cache attends over 1
+ * slot however large its capacity.
+ */
+export function attendedSlots(s: Pick<AttnSpec, 'cap' | 'context' | 'chunks'>): number {
+  const total = s.chunks.reduce((a, b) => a + b, 0);
+  return Math.min(total, s.cap, s.context ?? Infinity);
+}
+
+/** 'attends over 1 slot', 'attends over 1..250 slots (causal)', 'attends over up to 8 slots': for case names. */
+export function attendsLabel(s: Pick<AttnSpec, 'cap' | 'context' | 'chunks'>): string {
+  const slots = attendedSlots(s);
+  return `attends over ${slots === 1 ? '1 slot' : s.chunks.some((t) => t > 1) ? `1..${slots} slots (causal)` : `up to ${slots} slots`}`;
+}
+
+/** (query, slot) pairs attended over the case's queries: query p (0-based in the recording) sees min(p + 1, cap, context) slots. */
+export function attendedPairs(s: Pick<AttnSpec, 'cap' | 'context' | 'chunks'>): number {
+  const total = s.chunks.reduce((a, b) => a + b, 0);
+  let pairs = 0;
+  for (let p = 0; p < total; p++) pairs += Math.min(p + 1, s.cap, s.context ?? Infinity);
+  return pairs;
+}
+
 function attentionCase(s: AttnSpec): KernelCase {
   const total = s.chunks.reduce((a, b) => a + b, 0);
-  const name = `attention H=${s.h} Dh=${s.dh} cap=${s.cap} context=${s.context} rope=${s.maxPeriod ?? 'none'} chunks=${s.chunks.length > 8 ? `${s.chunks.length}x${s.chunks[0]}` : s.chunks.join(',')}${s.split ? ` split=${s.split}` : ''}${s.kv ? ` kv=${s.kv}` : ''}${s.unfused ? ' unfused' : ''}`;
+  const attends = attendsLabel(s);
+  const name = `attention H=${s.h} Dh=${s.dh} cap=${s.cap} context=${s.context} rope=${s.maxPeriod ?? 'none'} chunks=${s.chunks.length > 8 ? `${s.chunks.length}x${s.chunks[0]}` : s.chunks.join(',')}${s.split ? ` split=${s.split}` : ''}${s.kv ? ` kv=${s.kv}` : ''}${s.unfused ? ' unfused' : ''}: ${attends}`;
   return {
     name,
     setup(ctx) {
@@ -136,7 +162,8 @@ function attentionCase(s: AttnSpec): KernelCase {
             assertClose(`${name} chunk ${i}`, await c.readF32(outs[i]), want[i], { ...tol, shape: [s.chunks[i], d] });
           }
         },
-        flops: s.chunks.reduce((a, t) => a + 4 * t * Math.min(s.cap, total) * d, 0),
+        // 4 FLOPs (q·k and p·v, multiply + add) per head channel per attended (query, slot) pair.
+        flops: 4 * d * attendedPairs(s),
         bytes: s.chunks.reduce((a, t) => a + t * d * 16 + 2 * s.h * Math.min(s.cap, total) * s.dh * 4, 0),
         tensors: [...qkvs, ...outs, { destroy: () => cache.destroy() } as unknown as Tensor],
       };

@@ -6,7 +6,7 @@ import { linear, linearPath } from '../../kernels/linear.ts';
 import { assertClose } from '../check.ts';
 import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
 import { Rng } from '../rng.ts';
-import { RingAttentionRef } from './attention.cases.ts';
+import { RingAttentionRef, attendedPairs, attendsLabel } from './attention.cases.ts';
 import { linearRef } from './linear.cases.ts';
 
 /**
@@ -149,7 +149,7 @@ interface InProjSpec {
 function inProjAttentionCase(s: InProjSpec): KernelCase {
   const d = s.heads * s.dh;
   const total = s.chunks.reduce((a, b) => a + b, 0);
-  const name = `in_proj+attention+out_proj ${s.dtype} D=${d} (${s.heads}x${s.dh}) cap=${s.cap} context=${s.context} rope=${s.maxPeriod ?? 'none'} chunks=${s.chunks.join(',')}`;
+  const name = `in_proj+attention+out_proj ${s.dtype} D=${d} (${s.heads}x${s.dh}) cap=${s.cap} context=${s.context} rope=${s.maxPeriod ?? 'none'} chunks=${s.chunks.join(',')}: ${attendsLabel(s)}`;
   return {
     name,
     setup(ctx) {
@@ -188,7 +188,8 @@ function inProjAttentionCase(s: InProjSpec): KernelCase {
             assertClose(`${label} y = out_proj(attn)`, await c.readF32(y[i]), yRef, { scaleTol: 1e-4, atol: 1e-5, shape: [t, d] });
           }
         },
-        flops: s.chunks.reduce((a, t) => a + 8 * t * d * d + 4 * t * Math.min(s.cap, total) * d, 0),
+        // in_proj (2·3·d²) and out_proj (2·d²) per step, 4·d per attended (query, slot) pair.
+        flops: 8 * total * d * d + 4 * d * attendedPairs(s),
         bytes: (s.dtype === 'f32' ? 4 : 2) * 4 * d * d + s.chunks.reduce((a, t) => a + t * d * 24 + 2 * s.heads * Math.min(s.cap, total) * s.dh * 4, 0),
         tensors: [wIn, wOut, ...x, ...qkv, ...attn, ...y, { destroy: () => cache.destroy() } as unknown as Tensor],
       };

@@ -182,6 +182,38 @@ function benchCase(label: string, dtype: WDType, m: number, k: number, n: number
         flops: 2 * m * n * k,
         bytes: 4 * m * k + (dtype === 'f32' ? 4 : 2) * n * k + 4 * m * n + (bias ? 4 * n : 0),
         tensors: b ? [x, w, b, y] : [x, w, y],
+        linear: {
+          m,
+          k,
+          n,
+          weightDtype: dtype,
+          x: xs,
+          bias: bs,
+          weightF32() {
+            const out = new Float32Array(n * k);
+            const row = new Float32Array(k);
+            for (let j = 0; j < n; j++) {
+              unpackRow(words, dtype, j * k, k, row);
+              out.set(row, j * k);
+            }
+            return out;
+          },
+          async runHostToHost(input) {
+            // Timed like a library call: no timestamp queries (their resolve + readback is not part of a call).
+            const profiler = ctx.profiler;
+            const was = profiler?.enabled ?? false;
+            if (profiler) profiler.enabled = false;
+            try {
+              ctx.write(x, input);
+              const rec = ctx.record('linear host to host');
+              linear(rec, x, w, b, y);
+              await rec.submit();
+              return await ctx.readF32(y);
+            } finally {
+              if (profiler) profiler.enabled = was;
+            }
+          },
+        },
       };
     },
   };
