@@ -89,8 +89,8 @@ export function mimiRandomWeights(keys: KeySpec[], config: MimiConfig, seed: num
   return out;
 }
 
-/** A deterministic speech-like test signal: a few harmonics with vibrato plus a little noise. */
-function testSignal(n: number, rate: number, seed: number): Float32Array {
+/** A deterministic speech-like test signal: a few harmonics with vibrato plus a little noise; n samples at `rate` Hz, f32. */
+export function testSignal(n: number, rate: number, seed: number): Float32Array {
   const rng = new Rng(seed);
   const x = new Float32Array(n);
   for (let i = 0; i < n; i++) {

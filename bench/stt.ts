@@ -44,7 +44,7 @@ import { SafetensorsFile, type TensorEntry } from '../src/weights/safetensors.ts
 import { VarBuilder } from '../src/weights/var_builder.ts';
 import { median, printTable, ROOT, writeResults } from './common.ts';
 import { lmRandomWeights } from './loop.ts';
-import { mimiRandomWeights } from './mimi.ts';
+import { mimiRandomWeights, testSignal } from './mimi.ts';
 
 interface KeySpec {
   name: string;
@@ -117,20 +117,6 @@ export function sttStepWeightBytes(entries: Map<string, TensorEntry>): number {
 /** A software (CPU) Vulkan adapter: its timings are not GPU figures. */
 export function isSoftwareAdapter(a: AdapterSummary): boolean {
   return a.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|software/i.test(`${a.vendor} ${a.architecture} ${a.device} ${a.description}`);
-}
-
-/** A deterministic speech-like signal (harmonics with vibrato, a little noise), as bench/mimi.ts. */
-function testSignal(n: number, rate: number, seed: number): Float32Array {
-  const rng = new Rng(seed);
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const t = i / rate;
-    const f0 = 140 + 20 * Math.sin(2 * Math.PI * 3 * t);
-    let s = 0;
-    for (let h = 1; h <= 6; h++) s += Math.sin(2 * Math.PI * f0 * h * t) / h;
-    x[i] = 0.2 * s + 0.01 * rng.normal();
-  }
-  return x;
 }
 
 /** One timed stage of the result. */

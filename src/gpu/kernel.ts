@@ -8,6 +8,14 @@ export interface BindingDecl {
 }
 
 /**
+ * Storage bindings in `@binding` order from one object literal, name → WGSL access mode
+ * (`{ x: 'read', y: 'read_write' }`: x at binding 0, y at 1; string keys keep their order).
+ */
+export function storageBindings(decl: Readonly<Record<string, BindingDecl['access']>>): BindingDecl[] {
+  return Object.entries(decl).map(([name, access]) => ({ name, access }));
+}
+
+/**
  * The kernel contract. A kernel family is one `.wgsl` file in shaders/ plus a TS sibling in
  * src/kernels/ that constructs a `Kernel` with:
  * - `bindings`: the storage buffers in WGSL `@binding` order, starting at 0 in `@group(0)`;

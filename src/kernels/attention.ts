@@ -1,5 +1,5 @@
 import source from '../../shaders/attention.wgsl?raw';
-import { type GpuContext, Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { type GpuContext, Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 import { rope, ropeFreqsTensor } from './rope.ts';
 
 const WG = 64;
@@ -14,13 +14,7 @@ const NO_CONTEXT = 0xffffffff;
  */
 export const SPLIT_SLOTS = 256;
 
-export const attentionKernel = new Kernel('attention', source, [
-  { name: 'qkv', access: 'read' },
-  { name: 'kc', access: 'read_write' },
-  { name: 'vc', access: 'read_write' },
-  { name: 'out', access: 'read_write' },
-  { name: 'part', access: 'read_write' },
-], new ParamsLayout([
+export const attentionKernel = new Kernel('attention', source, storageBindings({ qkv: 'read', kc: 'read_write', vc: 'read_write', out: 'read_write', part: 'read_write' }), new ParamsLayout([
   ['t_len', 'u32'], ['heads', 'u32'], ['head_dim', 'u32'], ['cap', 'u32'],
   ['offset', 'u32'], ['n_slots', 'u32'], ['context', 'u32'], ['scale', 'f32'],
   ['n_split', 'u32'], ['split_len', 'u32'],

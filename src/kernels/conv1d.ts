@@ -1,5 +1,5 @@
 import convSource from '../../shaders/conv1d.wgsl?raw';
-import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 import { type Conv1dPath, type ConvAct, convTileFor, convUsesDirect, withConvGemm } from './conv_gemm.ts';
 
 export type { Conv1dPath, ConvAct };
@@ -7,14 +7,7 @@ export type { Conv1dPath, ConvAct };
 /** shaders/conv1d.wgsl with the shared shaders/conv_gemm.wgsl appended. */
 const source = withConvGemm(convSource);
 
-const BINDINGS = [
-  { name: 'x', access: 'read' },
-  { name: 'prev', access: 'read' },
-  { name: 'wt', access: 'read' },
-  { name: 'bias', access: 'read' },
-  { name: 'res', access: 'read' },
-  { name: 'y', access: 'read_write' },
-] as const;
+const BINDINGS = storageBindings({ x: 'read', prev: 'read', wt: 'read', bias: 'read', res: 'read', y: 'read_write' });
 
 const PARAMS = new ParamsLayout([
   ['t_in', 'u32'],

@@ -1,17 +1,11 @@
 import convTrSource from '../../shaders/conv_transpose1d.wgsl?raw';
-import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 import { type Conv1dPath, type ConvAct, convTileFor, convUsesDirect, withConvGemm } from './conv_gemm.ts';
 
 /** shaders/conv_transpose1d.wgsl with the shared shaders/conv_gemm.wgsl appended. */
 const source = withConvGemm(convTrSource);
 
-const BINDINGS = [
-  { name: 'x', access: 'read' },
-  { name: 'partial', access: 'read' },
-  { name: 'wt', access: 'read' },
-  { name: 'bias', access: 'read' },
-  { name: 'y', access: 'read_write' },
-] as const;
+const BINDINGS = storageBindings({ x: 'read', partial: 'read', wt: 'read', bias: 'read', y: 'read_write' });
 
 const PARAMS = new ParamsLayout([
   ['t_in', 'u32'],

@@ -1,15 +1,11 @@
 import source from '../../shaders/elementwise.wgsl?raw';
-import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 
 const WG = 64;
 /** Operations of shaders/elementwise.wgsl, by their override constant OP. */
 const OPS = { add: 0, add_scaled: 1, gated_silu: 2, transpose: 3 } as const;
 
-export const elementwiseKernel = new Kernel('elementwise', source, [
-  { name: 'y', access: 'read_write' },
-  { name: 'a', access: 'read' },
-  { name: 'b', access: 'read' },
-], new ParamsLayout([['n', 'u32'], ['rows', 'u32'], ['cols', 'u32']]));
+export const elementwiseKernel = new Kernel('elementwise', source, storageBindings({ y: 'read_write', a: 'read', b: 'read' }), new ParamsLayout([['n', 'u32'], ['rows', 'u32'], ['cols', 'u32']]));
 
 function distinct(what: string, y: Tensor, ...xs: Tensor[]): void {
   for (const x of xs) {

@@ -1,17 +1,11 @@
 import source from '../../shaders/embedding.wgsl?raw';
-import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, type WeightTensor, expectShape, grid1d } from '../gpu/index.ts';
+import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, type WeightTensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 import { WEIGHT_FORMATS_WGSL, expectWeight, weightBuffers, weightConstants, weightFormatTag } from './weight_format.ts';
 import { weightRanges } from './weight_ranges.ts';
 
 const WG = 256;
 
-export const embeddingKernel = new Kernel('embedding', WEIGHT_FORMATS_WGSL + source, [
-  { name: 'w', access: 'read' },
-  { name: 'wscale', access: 'read' },
-  { name: 'wbias', access: 'read' },
-  { name: 'ids', access: 'read' },
-  { name: 'y', access: 'read_write' },
-], new ParamsLayout([
+export const embeddingKernel = new Kernel('embedding', WEIGHT_FORMATS_WGSL + source, storageBindings({ w: 'read', wscale: 'read', wbias: 'read', ids: 'read', y: 'read_write' }), new ParamsLayout([
   ['rows', 'u32'],
   ['d', 'u32'],
   ['v', 'u32'],

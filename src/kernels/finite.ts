@@ -1,12 +1,9 @@
 import source from '../../shaders/finite.wgsl?raw';
-import { type Recorder, Kernel, ParamsLayout, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { type Recorder, Kernel, ParamsLayout, ShapeError, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 
 const WG = 64;
 const PER = 16;
-export const finiteKernel = new Kernel('finite_check', source, [
-  { name: 'x', access: 'read' },
-  { name: 'flags', access: 'read_write' },
-], new ParamsLayout([['n', 'u32'], ['bit', 'u32']]));
+export const finiteKernel = new Kernel('finite_check', source, storageBindings({ x: 'read', flags: 'read_write' }), new ParamsLayout([['n', 'u32'], ['bit', 'u32']]));
 
 /**
  * Records a finiteness check of `x` (f32, any shape): when any element is NaN or ±Infinity,

@@ -6,42 +6,18 @@ import matvecReduceSource from '../../shaders/matvec_reduce.wgsl?raw';
 import matvecSubgroupSource from '../../shaders/matvec_subgroup.wgsl?raw';
 import sincosSource from '../../shaders/sincos.wgsl?raw';
 import geluSource from '../../shaders/gelu.wgsl?raw';
-import { type DType, type GpuContext, Kernel, ParamsLayout, QuantizedTensor, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape, grid1d } from '../gpu/index.ts';
+import { type DType, type GpuContext, Kernel, ParamsLayout, QuantizedTensor, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 import { WEIGHT_FORMATS_WGSL, expectWeight, weightBuffers, weightConstants, weightFormatTag } from './weight_format.ts';
 import { weightRanges } from './weight_ranges.ts';
 
 /** Override constant DTYPE of shaders/matvec.wgsl. */
 const DTYPE_CODE: Partial<Record<DType, number>> = { f32: 0, f16: 1, bf16: 2 };
 
-const BINDINGS = [
-  { name: 'x', access: 'read' },
-  { name: 'w', access: 'read' },
-  { name: 'b', access: 'read' },
-  { name: 'alpha', access: 'read' },
-  { name: 'aux', access: 'read' },
-  { name: 'y', access: 'read_write' },
-] as const;
+const BINDINGS = storageBindings({ x: 'read', w: 'read', b: 'read', alpha: 'read', aux: 'read', y: 'read_write' });
 /** shaders/linear.wgsl: any weight format (shaders/weight_formats.wgsl). */
-const FORMAT_BINDINGS = [
-  { name: 'x', access: 'read' },
-  { name: 'w', access: 'read' },
-  { name: 'wscale', access: 'read' },
-  { name: 'wbias', access: 'read' },
-  { name: 'b', access: 'read' },
-  { name: 'aux', access: 'read' },
-  { name: 'y', access: 'read_write' },
-] as const;
+const FORMAT_BINDINGS = storageBindings({ x: 'read', w: 'read', wscale: 'read', wbias: 'read', b: 'read', aux: 'read', y: 'read_write' });
 /** shaders/matvec_quant.wgsl: the weight format's buffers, the fused RMSNorm's alpha and `aux` (RoPE freqs or LayerScale). */
-const QUANT_BINDINGS = [
-  { name: 'x', access: 'read' },
-  { name: 'w', access: 'read' },
-  { name: 'wscale', access: 'read' },
-  { name: 'wbias', access: 'read' },
-  { name: 'b', access: 'read' },
-  { name: 'alpha', access: 'read' },
-  { name: 'aux', access: 'read' },
-  { name: 'y', access: 'read_write' },
-] as const;
+const QUANT_BINDINGS = storageBindings({ x: 'read', w: 'read', wscale: 'read', wbias: 'read', b: 'read', alpha: 'read', aux: 'read', y: 'read_write' });
 
 const linearParams = new ParamsLayout([['m', 'u32'], ['n', 'u32'], ['k', 'u32'], ['has_bias', 'u32'], ['rope_rows', 'u32'], ['head_dim', 'u32'], ['offset', 'u32'], ['has_scale', 'u32']]);
 const LINEAR_WGSL = `${WEIGHT_FORMATS_WGSL}\n${sincosSource}\n${geluSource}\n${linearSource}`;

@@ -1,16 +1,11 @@
 import source from '../../shaders/norm.wgsl?raw';
-import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 
 /** Threads per row: a power of two in [32, 256], about the row length (a short row wastes no threads). */
 function wgFor(n: number): number {
   return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(n, 1)))));
 }
-export const normKernel = new Kernel('norm', source, [
-  { name: 'x', access: 'read' },
-  { name: 'w', access: 'read' },
-  { name: 'b', access: 'read' },
-  { name: 'y', access: 'read_write' },
-], new ParamsLayout([['m', 'u32'], ['d', 'u32'], ['eps', 'f32']]));
+export const normKernel = new Kernel('norm', source, storageBindings({ x: 'read', w: 'read', b: 'read', y: 'read_write' }), new ParamsLayout([['m', 'u32'], ['d', 'u32'], ['eps', 'f32']]));
 
 /** Rows M and width D of a [..., D] f32 tensor (D = last dim). */
 function rowsOf(what: string, x: Tensor): [number, number] {

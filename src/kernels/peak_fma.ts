@@ -1,5 +1,5 @@
 import source from '../../shaders/peak_fma.wgsl?raw';
-import { type Recorder, Kernel, ParamsLayout, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { type Recorder, Kernel, ParamsLayout, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 
 const WG = 64;
 /** Independent f32 FMA chains per thread in shaders/peak_fma.wgsl (four vec4 accumulators). */
@@ -7,9 +7,7 @@ export const PEAK_FMA_CHAINS = 16;
 const M = 0.999;
 const C = 0.001;
 
-export const peakFmaKernel = new Kernel('peak_fma', source, [
-  { name: 'y', access: 'read_write' },
-], new ParamsLayout([['n', 'u32'], ['iters', 'u32']]));
+export const peakFmaKernel = new Kernel('peak_fma', source, storageBindings({ y: 'read_write' }), new ParamsLayout([['n', 'u32'], ['iters', 'u32']]));
 
 /**
  * Records the peak-compute probe: y.numel threads, each running `iters` rounds of 16 independent

@@ -1,12 +1,9 @@
 import ropeSource from '../../shaders/rope.wgsl?raw';
 import sincosSource from '../../shaders/sincos.wgsl?raw';
-import { type GpuContext, Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { type GpuContext, Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 
 const WG = 64;
-export const ropeKernel = new Kernel('rope', `${sincosSource}\n${ropeSource}`, [
-  { name: 'x', access: 'read_write' },
-  { name: 'freqs', access: 'read' },
-], new ParamsLayout([['rows', 'u32'], ['row_stride', 'u32'], ['heads', 'u32'], ['head_dim', 'u32'], ['offset', 'u32']]));
+export const ropeKernel = new Kernel('rope', `${sincosSource}\n${ropeSource}`, storageBindings({ x: 'read_write', freqs: 'read' }), new ParamsLayout([['rows', 'u32'], ['row_stride', 'u32'], ['heads', 'u32'], ['head_dim', 'u32'], ['offset', 'u32']]));
 
 /**
  * RoPE frequencies of moshi/modules/rope.py `apply_rope`, computed as torch does in f32:

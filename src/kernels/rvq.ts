@@ -1,12 +1,7 @@
 import source from '../../shaders/rvq.wgsl?raw';
-import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 
-const BINDINGS = [
-  { name: 'x', access: 'read' },
-  { name: 'cb', access: 'read' },
-  { name: 'codes', access: 'read_write' },
-  { name: 'y', access: 'read_write' },
-] as const;
+const BINDINGS = storageBindings({ x: 'read', cb: 'read', codes: 'read_write', y: 'read_write' });
 
 const PARAMS = new ParamsLayout([
   ['frames', 'u32'],

@@ -1,5 +1,5 @@
 import source from '../../shaders/sample.wgsl?raw';
-import { type Recorder, Kernel, ParamsLayout, ShapeError, type Tensor, expectShape } from '../gpu/index.ts';
+import { type Recorder, Kernel, ParamsLayout, ShapeError, type Tensor, expectShape, storageBindings } from '../gpu/index.ts';
 
 /**
  * Threads per row: enough that each owns a few logits, at most 256 (32 for V = 64, 256 from
@@ -11,10 +11,7 @@ export function sampleWorkgroupSize(v: number): number {
   while (wg < 256 && wg * 8 < v) wg *= 2;
   return wg;
 }
-export const sampleKernel = new Kernel('sample', source, [
-  { name: 'logits', access: 'read' },
-  { name: 'out', access: 'read_write' },
-], new ParamsLayout([
+export const sampleKernel = new Kernel('sample', source, storageBindings({ logits: 'read', out: 'read_write' }), new ParamsLayout([
   ['v', 'u32'], ['rows', 'u32'], ['top_k', 'u32'], ['temp', 'f32'], ['seed', 'u32'], ['draw', 'u32'], ['logits_offset', 'u32'], ['out_offset', 'u32'], ['draws', 'u32'],
 ]));
 

@@ -1,16 +1,13 @@
 import geluSource from '../../shaders/gelu.wgsl?raw';
 import unarySource from '../../shaders/unary.wgsl?raw';
-import { type Recorder, Kernel, ParamsLayout, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
+import { type Recorder, Kernel, ParamsLayout, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 
 /** Activations of shaders/unary.wgsl, by their override constant OP. */
 export const UNARY_OPS = { elu: 0, gelu: 1, silu: 2 } as const;
 export type UnaryOp = keyof typeof UNARY_OPS;
 
 const WG = 64;
-export const unaryKernel = new Kernel('unary', `${geluSource}\n${unarySource}`, [
-  { name: 'x', access: 'read' },
-  { name: 'y', access: 'read_write' },
-], new ParamsLayout([['n', 'u32']]));
+export const unaryKernel = new Kernel('unary', `${geluSource}\n${unarySource}`, storageBindings({ x: 'read', y: 'read_write' }), new ParamsLayout([['n', 'u32']]));
 
 /**
  * y = op(x) elementwise, f32. ELU (torch.nn.ELU, alpha 1), exact-erf GELU (torch F.gelu default),

@@ -101,12 +101,37 @@ function runStages(rec: Recorder, ws: Workspace, prefix: string, stages: Stage[]
   return h;
 }
 
-/** SEANetEncoder: audio [T, channels] (T a multiple of hop_length) -> latent [T / hop, dimension] at the encoder frame rate. */
-export class SEANetEncoder {
+/**
+ * The stages of a SEANet encoder or decoder (`model.{i}` of the official `SEANetEncoder` /
+ * `SEANetDecoder`, moshi/modules/seanet.py), run in order on one streaming chunk.
+ */
+abstract class SEANetStack {
+  /** Samples per latent frame: the product of the ratios. */
   readonly hopLength: number;
-  private constructor(readonly cfg: SeanetConfig, private readonly stages: Stage[], readonly name: string) {
+  protected constructor(readonly cfg: SeanetConfig, private readonly stages: Stage[], readonly name: string) {
     this.hopLength = cfg.ratios.reduce((a, b) => a * b, 1);
   }
+
+  /**
+   * Encoder: audio f32 [T, channels] (T a multiple of hop_length) -> latent f32 [T / hop, dimension];
+   * decoder: latent f32 [T, dimension] -> audio f32 [T · hop, channels]. Returns a workspace buffer (or rows of one).
+   */
+  forward(rec: Recorder, ws: Workspace, x: Tensor): Tensor {
+    return runStages(rec, ws, this.name, this.stages, x);
+  }
+
+  /** Clears every stage's streaming state. */
+  reset(): void {
+    this.stages.forEach(resetStage);
+  }
+
+  destroy(): void {
+    this.stages.forEach(destroyStage);
+  }
+}
+
+/** SEANetEncoder: audio [T, channels] (T a multiple of hop_length) -> latent [T / hop, dimension] at the encoder frame rate. */
+export class SEANetEncoder extends SEANetStack {
 
   /** Reads `<vb>.model.{i}...` (vb at `encoder`). */
   static load(ctx: GpuContext, vb: VarBuilder, cfg: SeanetConfig): SEANetEncoder {
@@ -131,27 +156,10 @@ export class SEANetEncoder {
     stages.push({ kind: 'conv', idx, conv: StreamingConv1d.load(ctx, m.pp(idx), { inChannels: mult * nf, outChannels: cfg.dimension, kernelSize: cfg.last_kernel_size, act: 'elu' }) });
     return new SEANetEncoder(cfg, stages, vb.prefix);
   }
-
-  /** x: f32 [T, channels] -> returns the latent f32 [T / hop, dimension] (a workspace buffer). */
-  forward(rec: Recorder, ws: Workspace, x: Tensor): Tensor {
-    return runStages(rec, ws, this.name, this.stages, x);
-  }
-
-  reset(): void {
-    this.stages.forEach(resetStage);
-  }
-
-  destroy(): void {
-    this.stages.forEach(destroyStage);
-  }
 }
 
 /** SEANetDecoder: latent [T, dimension] -> audio [T · hop, channels] (no final activation, as Mimi). */
-export class SEANetDecoder {
-  readonly hopLength: number;
-  private constructor(readonly cfg: SeanetConfig, private readonly stages: Stage[], readonly name: string) {
-    this.hopLength = cfg.ratios.reduce((a, b) => a * b, 1);
-  }
+export class SEANetDecoder extends SEANetStack {
 
   /** Reads `<vb>.model.{i}...` (vb at `decoder`). */
   static load(ctx: GpuContext, vb: VarBuilder, cfg: SeanetConfig): SEANetDecoder {
@@ -175,18 +183,5 @@ export class SEANetDecoder {
     idx++; // ELU
     stages.push({ kind: 'conv', idx, conv: StreamingConv1d.load(ctx, m.pp(idx), { inChannels: nf, outChannels: cfg.channels, kernelSize: cfg.last_kernel_size, act: 'elu' }) });
     return new SEANetDecoder(cfg, stages, vb.prefix);
-  }
-
-  /** z: f32 [T, dimension] -> returns audio f32 [T · hop, channels] (rows of a workspace buffer). */
-  forward(rec: Recorder, ws: Workspace, z: Tensor): Tensor {
-    return runStages(rec, ws, this.name, this.stages, z);
-  }
-
-  reset(): void {
-    this.stages.forEach(resetStage);
-  }
-
-  destroy(): void {
-    this.stages.forEach(destroyStage);
   }
 }

@@ -166,50 +166,32 @@ function tensorLayout(header: Record<string, unknown>, dataLen: number, fail: (m
   return { metadata, layout };
 }
 
+/** Element i of a little-endian safetensors buffer as a number, per dtype (I64 through Number: exact below 2^53). */
+const HOST_READERS: Partial<Record<SafeDType, (dv: DataView, i: number) => number>> = {
+  F32: (dv, i) => dv.getFloat32(4 * i, true),
+  F64: (dv, i) => dv.getFloat64(8 * i, true),
+  F16: (dv, i) => f16BitsToF32(dv.getUint16(2 * i, true)),
+  BF16: (dv, i) => bf16BitsToF32(dv.getUint16(2 * i, true)),
+  I32: (dv, i) => dv.getInt32(4 * i, true),
+  U32: (dv, i) => dv.getUint32(4 * i, true),
+  I64: (dv, i) => Number(dv.getBigInt64(8 * i, true)),
+  I16: (dv, i) => dv.getInt16(2 * i, true),
+  U16: (dv, i) => dv.getUint16(2 * i, true),
+  I8: (dv, i) => dv.getInt8(i),
+  U8: (dv, i) => dv.getUint8(i),
+  BOOL: (dv, i) => dv.getUint8(i),
+};
+
 /** Converts a float or integer entry to f32 values on the host. */
 export function entryToF32(e: TensorEntry, fileName = ''): Float32Array {
   if (e.lazy) throw new SafetensorsError(`${fileName ? `${fileName}: ` : ''}key '${e.name}' (${e.lazy.byteLength} bytes) is read lazily from its Blob; read it (lazy.read()) before converting it on the host`);
   const n = e.shape.reduce((a, b) => a * b, 1);
+  const read = HOST_READERS[e.dtype];
+  if (!read) throw new SafetensorsError(`${fileName}: key '${e.name}': cannot convert dtype ${e.dtype} to f32`);
   const dv = new DataView(e.data.buffer, e.data.byteOffset, e.data.byteLength);
   const out = new Float32Array(n);
-  switch (e.dtype) {
-    case 'F32':
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
-      return out;
-    case 'F64':
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
-      return out;
-    case 'F16':
-      for (let i = 0; i < n; i++) out[i] = f16BitsToF32(dv.getUint16(2 * i, true));
-      return out;
-    case 'BF16':
-      for (let i = 0; i < n; i++) out[i] = bf16BitsToF32(dv.getUint16(2 * i, true));
-      return out;
-    case 'I32':
-      for (let i = 0; i < n; i++) out[i] = dv.getInt32(4 * i, true);
-      return out;
-    case 'U32':
-      for (let i = 0; i < n; i++) out[i] = dv.getUint32(4 * i, true);
-      return out;
-    case 'I64':
-      for (let i = 0; i < n; i++) out[i] = Number(dv.getBigInt64(8 * i, true));
-      return out;
-    case 'I16':
-      for (let i = 0; i < n; i++) out[i] = dv.getInt16(2 * i, true);
-      return out;
-    case 'U16':
-      for (let i = 0; i < n; i++) out[i] = dv.getUint16(2 * i, true);
-      return out;
-    case 'I8':
-      for (let i = 0; i < n; i++) out[i] = dv.getInt8(i);
-      return out;
-    case 'U8':
-    case 'BOOL':
-      for (let i = 0; i < n; i++) out[i] = dv.getUint8(i);
-      return out;
-    default:
-      throw new SafetensorsError(`${fileName}: key '${e.name}': cannot convert dtype ${e.dtype} to f32`);
-  }
+  for (let i = 0; i < n; i++) out[i] = read(dv, i);
+  return out;
 }
 
 /** Serializes tensors to the safetensors format (keys sorted, as the official writer does). For tests and tools. */
