@@ -1,9 +1,11 @@
-import source from '../../shaders/finite.wgsl?raw';
+import finiteSource from '../../shaders/finite.wgsl?raw';
+import nonfiniteSource from '../../shaders/nonfinite.wgsl?raw';
 import { type Recorder, Kernel, ParamsLayout, ShapeError, type Tensor, expectShape, grid1d } from '../gpu/index.ts';
 
 const WG = 64;
 const PER = 16;
-export const finiteKernel = new Kernel('finite_check', source, [
+/** finite.wgsl with the shared is_nonfinite (shaders/nonfinite.wgsl) appended. */
+export const finiteKernel = new Kernel('finite_check', `${finiteSource}\n${nonfiniteSource}`, [
   { name: 'x', access: 'read' },
   { name: 'flags', access: 'read_write' },
 ], new ParamsLayout([['n', 'u32'], ['bit', 'u32']]));
