@@ -1,5 +1,10 @@
-// embedding: y[m,d] = (accumulate ? y[m,d] : 0) + (0 <= id < V ? table[id, d] : 0),
-//            id = ids[ids_offset + m] - row0   (row0: first row of a table bound in row ranges, else 0)
+// embedding: y[m,d] = (accumulate ? y[m,d] : 0) + Σ_{j < tables} (0 <= id_j < stride ? table[(table0 + j) * stride + id_j, d] : 0),
+//            id_j = ids[ids_offset + m * tables + j]
+// `tables` = 1, table0 = 0, stride = V: one nn.Embedding lookup. tables > 1: the sum of several
+// lookups in tables stacked row-wise ([T * stride, D], table t at rows [t * stride, (t + 1) * stride)),
+// added in order j = 0, 1, .. (the f32 sum of the same lookups made one dispatch each:
+// LMModel.forward_text's Σ_k emb[k](tok_k)). A table bound in row ranges (src/kernels/weight_ranges.ts)
+// binds rows [row0, row0 + v) of the whole; each range adds the rows it holds.
 // (nn.Embedding lookup; ScaledEmbedding in moshi/models/lm_utils.py maps its zero_idx = -1 to a
 // zero vector. ids are GPU data, so any id < 0 or >= V gives zeros: never an out-of-bounds read.)
 // table `w` [V,D] in any format of shaders/weight_formats.wgsl (prepended by src/kernels/embedding.ts:
@@ -8,7 +13,7 @@
 // One thread per y element; flat index folded over x/y workgroups (grid1d).
 override WG: u32 = 256;
 
-struct Params { rows: u32, d: u32, v: u32, ids_offset: u32, accumulate: u32, row0: u32 }
+struct Params { rows: u32, d: u32, v: u32, ids_offset: u32, accumulate: u32, row0: u32, tables: u32, table0: u32, stride: u32 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> wscale: array<u32>;
@@ -24,10 +29,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= params.rows * D) { return; }
   let m = i / D;
   let d = i - m * D;
-  // The table may be a row range [row0, row0 + v) of a larger one (src/kernels/weight_ranges.ts).
-  let id = ids[params.ids_offset + m] - i32(params.row0);
-  var v = 0.0;
-  if (id >= 0 && u32(id) < params.v) { v = weight_at(u32(id) * D + d, D); }
-  if (params.accumulate != 0u) { v += y[i]; }
-  y[i] = v;
+  var acc = 0.0;
+  if (params.accumulate != 0u) { acc = y[i]; }
+  for (var j = 0u; j < params.tables; j++) {
+    let id = ids[params.ids_offset + m * params.tables + j];
+    if (id >= 0 && u32(id) < params.stride) {
+      // Row of the whole (stacked) table, then of the bound range [row0, row0 + v).
+      let row = (params.table0 + j) * params.stride + u32(id);
+      if (row >= params.row0 && row - params.row0 < params.v) { acc += weight_at((row - params.row0) * D + d, D); }
+    }
+  }
+  y[i] = acc;
 }

@@ -1,6 +1,6 @@
 // finite_check: flags[0] |= params.bit when any element of x[0 .. n) is NaN or ±Infinity.
-//   A float is non-finite exactly when its 8 exponent bits are all ones: (bits & 0x7F800000) ==
-//   0x7F800000 (tested on the bit pattern, so no float comparison can be optimised away).
+//   A float is non-finite exactly when its 8 exponent bits are all ones (is_nonfinite, in
+//   shaders/nonfinite.wgsl, appended by src/kernels/finite.ts).
 // Layouts: x f32 [n] (any shape, flat); flags u32, element 0 is OR-ed (never cleared here: the
 //   caller clears it once per step, then several checks OR their own bits into it).
 // Dispatch: grid1d(ceil(n / PER), WG) workgroups of WG threads; thread t reads the PER elements
@@ -22,8 +22,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   for (var i = 0u; i < PER; i++) {
     let j = start + i;
     if (j < params.n) {
-      let b = bitcast<u32>(x[j]);
-      bad = bad | select(0u, 1u, (b & 0x7f800000u) == 0x7f800000u);
+      bad = bad | select(0u, 1u, is_nonfinite(x[j]));
     }
   }
   if (bad != 0u) {

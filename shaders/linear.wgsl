@@ -2,7 +2,8 @@
 // x [M,K] f32 · w [N,K] (PyTorch layout) in any format of shaders/weight_formats.wgsl (prepended by
 // src/kernels/linear.ts: f32, packed f16/bf16, q8, MLX affine; `wscale` / `wbias` hold the
 // quantization scales and biases) · b [N] f32 (read only when has_bias = 1; without a bias the TS
-// side binds x there) · y [M,N] f32. All contiguous, row-major.
+// side binds x there) · ln [2, K] f32 (LayerNorm weight; bias, read only when NORM = 1; else x is
+// bound there) · y [M,N] f32. All contiguous, row-major.
 //
 // Entry points (same bindings, each uses all of them):
 // - `matmul` (M > 1): register-blocked GEMM. A workgroup of 8×8 threads owns a 32×32 tile of y;
@@ -11,6 +12,13 @@
 //   memory (neighbouring threads share rows through the cache); a scalar loop covers K % 4. No
 //   workgroup memory or barriers: on SwiftShader this ran 10× faster than 16×16 threads with
 //   64×64 shared-memory tiles. Any M, N, K. Dispatch (ceil(N/32), ceil(M/32)).
+//   Fused prologue (override NORM; Mimi's norm1 / norm2 before in_proj / linear1):
+//     NORM 0: x as stored
+//     NORM 1: x' = LayerNorm(x) row by row (torch.nn.LayerNorm, biased variance, the arithmetic of
+//             shaders/norm.wgsl OP 0): mean = Σx/K (summed as deviations from the row's first
+//             value), var = Σ(x - mean)²/K (two passes over the row, not E[x²] - E[x]²), x' = (x - mean) · (1/sqrt(var + eps)) · ln[0, k] + ln[1, k].
+//             Each thread takes the statistics of its own 4 rows (no workgroup memory, no barriers:
+//             cheap for the few rows of a streaming step, K reads per row and pass).
 //   Fused epilogue (override OUT; the streaming transformer's multi-step forward, e.g. Mimi's two
 //   25 Hz steps per frame), v = the sum + bias:
 //     OUT 0: y[m,n] = v
@@ -26,9 +34,10 @@
 //   vectorized M = 1 path lives in shaders/matvec.wgsl.
 override WG: u32 = 64;    // matvec threads per workgroup, a power of two
 override OUT: u32 = 0;    // matmul epilogue (see above)
+override NORM: u32 = 0;   // matmul prologue (see above)
 const ROWS: u32 = 4u;     // matvec output rows per workgroup
 
-struct Params { m: u32, n: u32, k: u32, has_bias: u32, rope_rows: u32, head_dim: u32, offset: u32, has_scale: u32 }
+struct Params { m: u32, n: u32, k: u32, has_bias: u32, rope_rows: u32, head_dim: u32, offset: u32, has_scale: u32, eps: f32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
@@ -36,8 +45,9 @@ struct Params { m: u32, n: u32, k: u32, has_bias: u32, rope_rows: u32, head_dim:
 @group(0) @binding(3) var<storage, read> wbias: array<u32>;
 @group(0) @binding(4) var<storage, read> b: array<f32>;
 @group(0) @binding(5) var<storage, read> aux: array<f32>;
-@group(0) @binding(6) var<storage, read_write> y: array<f32>;
-@group(0) @binding(7) var<uniform> params: Params;
+@group(0) @binding(6) var<storage, read> ln: array<f32>;
+@group(0) @binding(7) var<storage, read_write> y: array<f32>;
+@group(0) @binding(8) var<uniform> params: Params;
 
 /** Weight element e (flat index into w [N,K]) as f32. */
 fn w_at(e: u32) -> f32 { return weight_at(e, params.k); }
@@ -50,6 +60,35 @@ fn bias_at(n: u32) -> f32 {
 // ---------------------------------------------------------------- matmul (M > 1)
 fn x4(e: u32) -> vec4<f32> { return vec4<f32>(x[e], x[e + 1u], x[e + 2u], x[e + 3u]); }
 fn w4(e: u32) -> vec4<f32> { return vec4<f32>(w_at(e), w_at(e + 1u), w_at(e + 2u), w_at(e + 3u)); }
+
+/** NORM 1: (mean, 1/sqrt(var + eps)) of the x row starting at `base` (two passes: mean, then Σ(x - mean)²). */
+fn ln_stats(base: u32) -> vec2<f32> {
+  let K = params.k;
+  // The mean as pivot + Σ(x - pivot)/K (pivot = the row's first value): a serial f32 sum of the
+  // raw values would lose a large common offset's low bits (norm.wgsl sums pairwise instead).
+  let pivot = x[base];
+  var s = 0.0;
+  for (var k = 0u; k < K; k++) { s += x[base + k] - pivot; }
+  let mean = pivot + s / f32(K);
+  var q = 0.0;
+  for (var k = 0u; k < K; k++) { let c = x[base + k] - mean; q += c * c; }
+  return vec2<f32>(mean, 1.0 / sqrt(q / f32(K) + params.eps));
+}
+
+/** x'[base + k .. + 4) after the prologue: as stored (NORM 0) or LayerNorm-ed with the row's `st`. */
+fn xn4(base: u32, k: u32, st: vec2<f32>) -> vec4<f32> {
+  let v = x4(base + k);
+  if (NORM == 0u) { return v; }
+  let K = params.k;
+  return (v - st.x) * st.y * vec4<f32>(ln[k], ln[k + 1u], ln[k + 2u], ln[k + 3u]) + vec4<f32>(ln[K + k], ln[K + k + 1u], ln[K + k + 2u], ln[K + k + 3u]);
+}
+
+/** One element x'[base + k] (the K % 4 tail). */
+fn xn1(base: u32, k: u32, st: vec2<f32>) -> f32 {
+  let v = x[base + k];
+  if (NORM == 0u) { return v; }
+  return (v - st.x) * st.y * ln[k] + ln[params.k + k];
+}
 
 @compute @workgroup_size(8, 8)
 fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -71,6 +110,17 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
   let wn1 = min(nb + 1u, N - 1u) * K;
   let wn2 = min(nb + 2u, N - 1u) * K;
   let wn3 = min(nb + 3u, N - 1u) * K;
+  // Row statistics of the LayerNorm prologue (unused with NORM 0).
+  var st0 = vec2<f32>(0.0, 1.0);
+  var st1 = st0;
+  var st2 = st0;
+  var st3 = st0;
+  if (NORM != 0u) {
+    st0 = ln_stats(xm0);
+    st1 = ln_stats(xm1);
+    st2 = ln_stats(xm2);
+    st3 = ln_stats(xm3);
+  }
   // c_i[j] = y[mb + i, nb + j] partial sums.
   var c0 = vec4<f32>(0.0);
   var c1 = vec4<f32>(0.0);
@@ -78,10 +128,10 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
   var c3 = vec4<f32>(0.0);
   let k4 = K & ~3u;
   for (var k = 0u; k < k4; k += 4u) {
-    let a0 = x4(xm0 + k);
-    let a1 = x4(xm1 + k);
-    let a2 = x4(xm2 + k);
-    let a3 = x4(xm3 + k);
+    let a0 = xn4(xm0, k, st0);
+    let a1 = xn4(xm1, k, st1);
+    let a2 = xn4(xm2, k, st2);
+    let a3 = xn4(xm3, k, st3);
     let b0 = w4(wn0 + k);
     let b1 = w4(wn1 + k);
     let b2 = w4(wn2 + k);
@@ -92,7 +142,7 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     c3 += vec4<f32>(dot(a3, b0), dot(a3, b1), dot(a3, b2), dot(a3, b3));
   }
   for (var k = k4; k < K; k++) {   // K % 4 tail
-    let a = vec4<f32>(x[xm0 + k], x[xm1 + k], x[xm2 + k], x[xm3 + k]);
+    let a = vec4<f32>(xn1(xm0, k, st0), xn1(xm1, k, st1), xn1(xm2, k, st2), xn1(xm3, k, st3));
     let bk = vec4<f32>(w_at(wn0 + k), w_at(wn1 + k), w_at(wn2 + k), w_at(wn3 + k));
     c0 += a.x * bk;
     c1 += a.y * bk;

@@ -10,7 +10,11 @@
 // Draws: `draws` tokens per row (1 for the model; many for statistical tests, which then pay the
 //   top-k threshold search once per row, not once per draw). Draw d of row r uses the random
 //   stream of draw index draw + d, and goes to out[out_offset + r * draws + d].
-// Layouts: logits f32, row r at logits[logits_offset + r * v .. + v); out i32 as above.
+// Finiteness (check_bit != 0; src/kernels/finite.ts's finite_check folded into the read of the
+//   logits that sampling does anyway): flags[0] |= check_bit when any logit of any row is NaN or
+//   ±Infinity (is_nonfinite, shaders/nonfinite.wgsl, appended by src/kernels/sample.ts). flags is
+//   never cleared here; with check_bit = 0 it is not touched (the caller binds any u32 word).
+// Layouts: logits f32, row r at logits[logits_offset + r * v .. + v); out i32 as above; flags u32.
 // Dispatch: one workgroup of WG threads per row (workgroups = [rows, 1, 1]); thread t owns the
 // contiguous chunk [t * ceil(V / WG), (t + 1) * ceil(V / WG)) of its row.
 // Top-k: the k-th largest value is found by a 32-round bitwise search over order-preserving u32 keys
@@ -21,11 +25,12 @@
 override WG: u32 = 256;
 const KMAX: u32 = 256u;
 
-struct Params { v: u32, rows: u32, top_k: u32, temp: f32, seed: u32, draw: u32, logits_offset: u32, out_offset: u32, draws: u32 }
+struct Params { v: u32, rows: u32, top_k: u32, temp: f32, seed: u32, draw: u32, logits_offset: u32, out_offset: u32, draws: u32, check_bit: u32 }
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<i32>;
-@group(0) @binding(2) var<uniform> params: Params;
+@group(0) @binding(2) var<storage, read_write> flags: array<atomic<u32>>;
+@group(0) @binding(3) var<uniform> params: Params;
 
 var<workgroup> counter: atomic<u32>;
 var<workgroup> scan: array<u32, WG>;
@@ -83,6 +88,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let compact = use_top_k && k <= KMAX;
   let draws = params.draws;
   let out_base = params.out_offset + r * draws;
+
+  // Finiteness of this thread's chunk (no barrier: only the flag word is shared).
+  if (params.check_bit != 0u) {
+    var bad = false;
+    for (var i = lo; i < hi; i++) {
+      bad = bad || is_nonfinite(logits[base + i]);
+    }
+    if (bad) { atomicOr(&flags[0], params.check_bit); }
+  }
 
   // Top-k threshold: thr = the k-th largest key of the row.
   var thr = 0u;

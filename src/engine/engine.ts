@@ -20,15 +20,16 @@
  * Finiteness (every step, reported in StepResult.faults and counted in metrics.nonFinite):
  * - input: samples that are NaN, infinite or beyond ±16 (src/protocol/samples.ts) are replaced by 0
  *   before Mimi encode, so they never reach the streaming state;
- * - logits (GpuLoop with recordChecks): the step's text and audio logits are checked on the GPU
- *   (kernel finite_check); the flag word travels in the step's existing token readback;
+ * - logits (GpuLoop with checksInLmStep or recordChecks): the step's text and audio logits are
+ *   checked on the GPU (LMGen: inside its sampling dispatches; otherwise kernel finite_check); the
+ *   flag word travels in the step's existing token readback;
  * - decoded PCM: a frame holding a NaN / infinite / absurd sample is replaced by silence.
  */
 import { countBadSamples, MAX_SAMPLE_ABS, zeroBadSamples } from '../protocol/samples.ts';
 import { type GpuContext, type Recorder, Tensor } from '../gpu/index.ts';
 import { FRAME_SAMPLES, LoopMetrics, type StepTimings } from './metrics.ts';
 
-/** Bits of the per-step check word (GpuLoop.recordChecks). */
+/** Bits of the per-step check word (GpuLoop.recordLmStep's flags, GpuLoop.recordChecks). */
 export const CHECK_BITS = {
   /** The text logits held a NaN or an infinity. */
   textLogits: 1,
@@ -74,14 +75,22 @@ export interface GpuLoop {
   prepare(): Promise<void>;
   /** pcm: f32 [1920] -> codes: i32 [codebooks, 1]. */
   recordEncode(rec: Recorder, pcm: Tensor, codes: Tensor): void;
-  /** codes -> out: i32 [1 + depQ] (text, audio...). Returns false (out untouched) while LMGen returns null. */
-  recordLmStep(rec: Recorder, codes: Tensor, out: Tensor): boolean;
+  /**
+   * codes -> out: i32 [1 + depQ] (text, audio...). Returns false (out untouched) while LMGen returns
+   * null. `flags` (u32 [1], cleared by the engine before) is given when `checksInLmStep`: the step
+   * ORs CHECK_BITS.textLogits / CHECK_BITS.audioLogits into flags[0] itself (LMGen.recordStep
+   * does it in its sampling dispatches).
+   */
+  recordLmStep(rec: Recorder, codes: Tensor, out: Tensor, flags?: Tensor): boolean;
+  /** True when recordLmStep checks the logits itself (it is then given the flag word). */
+  readonly checksInLmStep?: boolean;
   /** audio: i32 [depQ, 1] -> pcm: f32 [1920]. */
   recordDecode(rec: Recorder, audio: Tensor, pcm: Tensor): void;
   /**
-   * Optional: records, after recordLmStep, finiteness checks of the step's logits that OR
-   * CHECK_BITS.textLogits / CHECK_BITS.audioLogits into `flags[0]` (u32 [1], cleared by the
-   * engine before). src/kernels/finite.ts `finiteCheck` does one tensor.
+   * Optional (a loop whose recordLmStep does not check): records, after recordLmStep, finiteness
+   * checks of the step's logits that OR CHECK_BITS.textLogits / CHECK_BITS.audioLogits into
+   * `flags[0]` (u32 [1], cleared by the engine before the LM step). src/kernels/finite.ts
+   * `finiteCheck` does one tensor.
    */
   recordChecks?(rec: Recorder, flags: Tensor): void;
   reset(): void;
@@ -220,11 +229,12 @@ class GpuBackend implements StepBackend {
     const ts = this.ts;
     const recL = ctx.record(ts ? 'engine lm + decode' : 'engine lm');
     if (ts) recL.timestamp(ts.set, 0);
-    const produced = this.loop.recordLmStep(recL, this.codes, this.tokens);
-    const checked = this.loop.recordChecks !== undefined;
+    const inStep = this.loop.checksInLmStep === true;
+    const checked = inStep || this.loop.recordChecks !== undefined;
+    if (checked) recL.clear(this.flags);
+    const produced = this.loop.recordLmStep(recL, this.codes, this.tokens, inStep ? this.flags : undefined);
     if (checked) {
-      recL.clear(this.flags);
-      this.loop.recordChecks!(recL, this.flags);
+      this.loop.recordChecks?.(recL, this.flags);
       recL.copy(this.flags, new Tensor(this.tokens.buffer, [1], 'i32', 'engine.tokens[check]', this.tokens.byteOffset + 4 * (1 + depQ), false), 4);
     }
     const decode = produced && !skipDecode;

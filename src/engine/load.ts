@@ -37,9 +37,9 @@ export function mimiLmLoop(ctx: GpuContext, mimi: MimiModel, depQ: number, gen: 
     depQ,
     prepare: () => gen().ready,
     recordEncode: (rec, pcm, codes) => mimi.recordEncode(rec, pcm, codes),
-    recordLmStep: (rec, codes, out) => gen().recordStep(rec, codes, out),
+    checksInLmStep: true,
+    recordLmStep: (rec, codes, out, flags) => gen().recordStep(rec, codes, out, flags && { flags, bits: { text: CHECK_BITS.textLogits, audio: CHECK_BITS.audioLogits } }),
     recordDecode: (rec, audio, pcm) => mimi.recordDecode(rec, audio, pcm),
-    recordChecks: (rec, flags) => gen().recordChecks(rec, flags, { text: CHECK_BITS.textLogits, audio: CHECK_BITS.audioLogits }),
     reset: () => {
       mimi.reset();
       resetLm();

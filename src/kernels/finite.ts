@@ -1,9 +1,11 @@
-import source from '../../shaders/finite.wgsl?raw';
+import finiteSource from '../../shaders/finite.wgsl?raw';
+import nonfiniteSource from '../../shaders/nonfinite.wgsl?raw';
 import { type Recorder, Kernel, ParamsLayout, ShapeError, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 
 const WG = 64;
 const PER = 16;
-export const finiteKernel = new Kernel('finite_check', source, storageBindings({ x: 'read', flags: 'read_write' }), new ParamsLayout([['n', 'u32'], ['bit', 'u32']]));
+/** finite.wgsl with the shared is_nonfinite (shaders/nonfinite.wgsl) appended. */
+export const finiteKernel = new Kernel('finite_check', `${finiteSource}\n${nonfiniteSource}`, storageBindings({ x: 'read', flags: 'read_write' }), new ParamsLayout([['n', 'u32'], ['bit', 'u32']]));
 
 /**
  * Records a finiteness check of `x` (f32, any shape): when any element is NaN or ±Infinity,

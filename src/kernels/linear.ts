@@ -15,11 +15,11 @@ const DTYPE_CODE: Partial<Record<DType, number>> = { f32: 0, f16: 1, bf16: 2 };
 
 const BINDINGS = storageBindings({ x: 'read', w: 'read', b: 'read', alpha: 'read', aux: 'read', y: 'read_write' });
 /** shaders/linear.wgsl: any weight format (shaders/weight_formats.wgsl). */
-const FORMAT_BINDINGS = storageBindings({ x: 'read', w: 'read', wscale: 'read', wbias: 'read', b: 'read', aux: 'read', y: 'read_write' });
+const FORMAT_BINDINGS = storageBindings({ x: 'read', w: 'read', wscale: 'read', wbias: 'read', b: 'read', aux: 'read', ln: 'read', y: 'read_write' });
 /** shaders/matvec_quant.wgsl: the weight format's buffers, the fused RMSNorm's alpha and `aux` (RoPE freqs or LayerScale). */
 const QUANT_BINDINGS = storageBindings({ x: 'read', w: 'read', wscale: 'read', wbias: 'read', b: 'read', alpha: 'read', aux: 'read', y: 'read_write' });
 
-const linearParams = new ParamsLayout([['m', 'u32'], ['n', 'u32'], ['k', 'u32'], ['has_bias', 'u32'], ['rope_rows', 'u32'], ['head_dim', 'u32'], ['offset', 'u32'], ['has_scale', 'u32']]);
+const linearParams = new ParamsLayout([['m', 'u32'], ['n', 'u32'], ['k', 'u32'], ['has_bias', 'u32'], ['rope_rows', 'u32'], ['head_dim', 'u32'], ['offset', 'u32'], ['has_scale', 'u32'], ['eps', 'f32']]);
 const LINEAR_WGSL = `${WEIGHT_FORMATS_WGSL}\n${sincosSource}\n${geluSource}\n${linearSource}`;
 /** Tiled register-blocked GEMM (M > 1), shaders/linear.wgsl `matmul`. */
 export const matmulKernel = new Kernel('linear.matmul', LINEAR_WGSL, FORMAT_BINDINGS, linearParams, 'matmul');
@@ -138,8 +138,8 @@ export function linear(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | nu
     const gy = Math.ceil(m / TILE);
     if (!generic && (gx > 65535 || gy > 65535)) throw new ShapeError(`linear: M=${m}, N=${n} exceed the 65535×32 tile grid`);
     rec.dispatch(generic ? matvecGenericKernel : matmulKernel, {
-      buffers: [x, ...weightBuffers(w), bias, x, y],
-      params: { m, n, k, has_bias, ...NO_EPILOGUE },
+      buffers: [x, ...weightBuffers(w), bias, x, x, y],
+      params: { m, n, k, has_bias, ...NO_EPILOGUE, eps: 0 },
       constants: generic ? { ...weightConstants(w), WG: MATVEC_WG, OUT: 0 } : { ...weightConstants(w), OUT: 0 },
       workgroups: generic ? grid1d(n, GENERIC_ROWS) : [gx, gy],
       label: `linear.${generic ? 'matvec_generic' : 'matmul'}.${weightFormatTag(w)}`,
@@ -171,6 +171,12 @@ export interface LinearFusion {
   rope?: { freqs: Tensor; headDim: number; offset: number; rows: number } | null;
   /** For 'residual': LayerScale f32 [N] (moshi `layer_scale_{1,2}.scale`), or null. */
   scale?: Tensor | null;
+  /**
+   * Several rows (fusedMatmul) only: each input row is LayerNorm-ed first (torch.nn.LayerNorm,
+   * biased variance, two-pass; moshi `norm1` / `norm2` with norm 'layer_norm'): `params` f32 [2, K]
+   * = (weight; bias) (norm.ts `packedLayerNorm`), eps.
+   */
+  layerNorm?: { params: Tensor; eps: number } | null;
 }
 
 const OUT_CODE = { store: 0, residual: 1, gated_silu: 2, rope: 3, gelu: 4 } as const;
@@ -247,6 +253,7 @@ export function fusedMatvec(rec: Recorder, x: Tensor, w: WeightTensor, y: Tensor
   const outN = fusion.out === 'gated_silu' ? n / 2 : n;
   expectShape('fused matvec output', y, y.rank === 2 ? [1, outN] : [outN], ['f32']);
   if (x.buffer === y.buffer) throw new ShapeError(`fused matvec: input '${x.label}' and output '${y.label}' share a buffer; use distinct tensors`);
+  if (fusion.layerNorm) throw new ShapeError(`fused matvec: an input LayerNorm is fused into the matmul (several rows) only (weight '${w.label}')`);
   if (fusion.rmsNorm) {
     const a = fusion.rmsNorm.alpha;
     expectShape('fused matvec RMSNorm alpha', a, a.shape, ['f32']);
@@ -260,7 +267,8 @@ export function fusedMatvec(rec: Recorder, x: Tensor, w: WeightTensor, y: Tensor
 /**
  * One dispatch for a linear of several rows (shaders/linear.wgsl `matmul`) with its epilogue
  * fused: y = W·x + b, y += s ⊙ (W·x + b) (residual, optional LayerScale), RoPE on q and k of row m
- * at position offset + m, or gelu(W·x + b). No input norm (LayerNorm stays its own kernel).
+ * at position offset + m, or gelu(W·x + b); with `fusion.layerNorm` each x row is LayerNorm-ed first
+ * (the matmul's NORM prologue; no RMSNorm: that one is fused for one row, in the matvec).
  * - x: f32 [..., K] with M > 1 rows; w: [N, K] any format; b: f32 [N] | null; y: f32 [..., N]
  * @throws ShapeError for shapes that do not match, or a case canFuseMatmul refuses.
  */
@@ -272,15 +280,20 @@ export function fusedMatmul(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor
   if (x.buffer === y.buffer) throw new ShapeError(`fused matmul: input '${x.label}' and output '${y.label}' share a buffer; use distinct tensors`);
   if (fusion.rmsNorm) throw new ShapeError(`fused matmul: an input RMSNorm is fused for one row only (weight '${w.label}')`);
   const { rope, scale } = epilogueOf(w, fusion);
+  const ln = fusion.layerNorm ?? null;
+  if (ln) {
+    expectShape('fused matmul LayerNorm params', ln.params, [2, k], ['f32']);
+    if (!Number.isFinite(ln.eps) || ln.eps < 0) throw new ShapeError(`fused matmul: LayerNorm eps must be a finite number >= 0, got ${ln.eps}`);
+  }
   if (!canFuseMatmul(rec, x, w, fusion.out)) throw new ShapeError(`fused matmul: weight '${w.label}' [${n}, ${k}] cannot take the fused '${fusion.out}' matmul here (see canFuseMatmul); record the unfused kernels`);
   const m = x.numel / k;
   const ep = epilogueParams(x, rope, scale);
   rec.dispatch(matmulKernel, {
-    buffers: [x, ...weightBuffers(w), b ?? x, ep.aux, y],
-    params: { m, n, k, has_bias: b ? 1 : 0, ...ep.params },
-    constants: { ...weightConstants(w), OUT: OUT_CODE[fusion.out] },
+    buffers: [x, ...weightBuffers(w), b ?? x, ep.aux, ln?.params ?? x, y],
+    params: { m, n, k, has_bias: b ? 1 : 0, ...ep.params, eps: ln?.eps ?? 0 },
+    constants: { ...weightConstants(w), OUT: OUT_CODE[fusion.out], NORM: ln ? 1 : 0 },
     workgroups: [Math.ceil(n / TILE), Math.ceil(m / TILE)],
-    label: `linear.matmul.${weightFormatTag(w)}+${fusion.out}`,
+    label: `linear.matmul.${weightFormatTag(w)}${ln ? '+layer_norm' : ''}+${fusion.out}`,
   });
 }
 

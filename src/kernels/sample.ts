@@ -1,5 +1,6 @@
-import source from '../../shaders/sample.wgsl?raw';
-import { type Recorder, Kernel, ParamsLayout, ShapeError, type Tensor, expectShape, storageBindings } from '../gpu/index.ts';
+import sampleSource from '../../shaders/sample.wgsl?raw';
+import nonfiniteSource from '../../shaders/nonfinite.wgsl?raw';
+import { type GpuContext, type Recorder, Kernel, ParamsLayout, ShapeError, type Tensor, expectShape, storageBindings } from '../gpu/index.ts';
 
 /**
  * Threads per row: enough that each owns a few logits, at most 256 (32 for V = 64, 256 from
@@ -11,9 +12,24 @@ export function sampleWorkgroupSize(v: number): number {
   while (wg < 256 && wg * 8 < v) wg *= 2;
   return wg;
 }
-export const sampleKernel = new Kernel('sample', source, storageBindings({ logits: 'read', out: 'read_write' }), new ParamsLayout([
-  ['v', 'u32'], ['rows', 'u32'], ['top_k', 'u32'], ['temp', 'f32'], ['seed', 'u32'], ['draw', 'u32'], ['logits_offset', 'u32'], ['out_offset', 'u32'], ['draws', 'u32'],
+/** sample.wgsl with the shared is_nonfinite (shaders/nonfinite.wgsl) appended. */
+export const sampleKernel = new Kernel('sample', `${sampleSource}\n${nonfiniteSource}`, storageBindings({ logits: 'read', out: 'read_write', flags: 'read_write' }), new ParamsLayout([
+  ['v', 'u32'], ['rows', 'u32'], ['top_k', 'u32'], ['temp', 'f32'], ['seed', 'u32'], ['draw', 'u32'], ['logits_offset', 'u32'], ['out_offset', 'u32'], ['draws', 'u32'], ['check_bit', 'u32'],
 ]));
+
+/**
+ * The flag word bound when a sample call checks nothing (check_bit = 0: the kernel never touches
+ * it). One 16-byte buffer per context, outside `liveBytes` (not a model tensor), freed with the device.
+ */
+const unusedFlags = new WeakMap<GpuContext, GPUBuffer>();
+function unusedFlagWord(ctx: GpuContext): GPUBufferBinding {
+  let b = unusedFlags.get(ctx);
+  if (!b) {
+    b = ctx.device.createBuffer({ label: 'sample.unused_flags', size: 16, usage: GPUBufferUsage.STORAGE });
+    unusedFlags.set(ctx, b);
+  }
+  return { buffer: b, offset: 0, size: 16 };
+}
 
 /** Largest top-k whose admitted logits the kernel compacts into workgroup memory (shaders/sample.wgsl KMAX). */
 export const SAMPLE_KMAX = 256;
@@ -35,6 +51,12 @@ export interface SampleOptions {
    * measure the distribution while paying the top-k search once per row.
    */
   draws?: number;
+  /**
+   * Finiteness check folded into the sampling read (what src/kernels/finite.ts `finiteCheck`
+   * does in a dispatch of its own): `bit` (one bit of a u32) is OR-ed into `flags[0]` (u32/i32)
+   * when any logit is NaN or ±Infinity; flags is never cleared here. Tokens are unchanged by it.
+   */
+  check?: { flags: Tensor; bit: number };
 }
 
 /**
@@ -46,8 +68,11 @@ export interface SampleOptions {
  * counter-based hash of (seed, draw + d, row, index), not torch's: distributions match, the same
  * seed and draw repeat exactly. tests/kernels/sample.cases.ts checks the distribution against the
  * exact tempered top-k softmax (chi-square, ≥ 2^17 draws per case).
- * Throws ShapeError for a non-2D/non-f32 `logits`, a non-i32 `out`, an out-of-range outOffset or
- * a `draws` that is not a positive integer.
+ * With `opts.check`, the same dispatch also ORs a finiteness bit into a flag word (finite_check's
+ * work, no extra dispatch).
+ * Throws ShapeError for a non-2D/non-f32 `logits`, a non-i32 `out`, an out-of-range outOffset,
+ * a `draws` that is not a positive integer, or a check whose flags are not u32/i32 or whose bit is
+ * not a single bit.
  */
 export function sample(rec: Recorder, logits: Tensor, out: Tensor, opts: SampleOptions = {}): void {
   expectShape('sample logits', logits, [-1, -1], ['f32']);
@@ -64,8 +89,14 @@ export function sample(rec: Recorder, logits: Tensor, out: Tensor, opts: SampleO
   const topK = opts.topK ?? 0;
   if (!Number.isFinite(temp)) throw new ShapeError(`sample: temperature must be finite, got ${temp}`);
   if (!Number.isInteger(topK) || topK < 0) throw new ShapeError(`sample: topK must be a non-negative integer, got ${topK}`);
+  const check = opts.check;
+  if (check) {
+    expectShape('sample check flags', check.flags, check.flags.shape, ['u32', 'i32']);
+    const bit = check.bit;
+    if (!Number.isInteger(bit) || bit <= 0 || bit > 0x80000000 || (bit & (bit - 1)) !== 0) throw new ShapeError(`sample: check bit must be one bit of a u32 (1, 2, 4, ...), got ${bit}`);
+  }
   rec.dispatch(sampleKernel, {
-    buffers: [logits, out],
+    buffers: [logits, out, check ? check.flags : unusedFlagWord(rec.ctx)],
     params: {
       v,
       rows,
@@ -76,9 +107,10 @@ export function sample(rec: Recorder, logits: Tensor, out: Tensor, opts: SampleO
       logits_offset: 0,
       out_offset: outOffset,
       draws,
+      check_bit: check ? check.bit >>> 0 : 0,
     },
     constants: { WG: sampleWorkgroupSize(v) },
     workgroups: [rows, 1, 1],
-    label: temp > 0 ? 'sample.topk' : 'sample.argmax',
+    label: `${temp > 0 ? 'sample.topk' : 'sample.argmax'}${check ? '+finite' : ''}`,
   });
 }

@@ -15,7 +15,7 @@
  */
 import { type DType, type GpuContext, GpuLimitError, QuantizedTensor, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape, roundThrough } from '../gpu/index.ts';
 import { addInPlace } from '../kernels/elementwise.ts';
-import { embedding } from '../kernels/embedding.ts';
+import { embedding, stackTables } from '../kernels/embedding.ts';
 import { linear } from '../kernels/linear.ts';
 import { ConditionProvider } from '../conditioners/base.ts';
 import { type NormWeights, applyNorm, freeNorm, loadNorm } from '../modules/norm.ts';
@@ -116,7 +116,9 @@ export class LMModel {
     readonly cfg: LmConfig,
     /** The checkpoint's layout and weight format (detected from its tensors). */
     readonly format: LmCheckpointFormat,
-    private readonly emb: WeightTensor[], // n_q × [card + 1, D]
+    private readonly emb: WeightTensor[], // n_q × [card + 1, D]; empty when embStack holds them
+    /** emb.{k}.weight stacked row-wise [n_q · (card + 1), D] (stackTables), or null: one table each. */
+    private readonly embStack: Tensor | null,
     /** text_emb.weight [text_card + 1, D] as stored on the GPU (f32, packed f16/bf16, or quantized). */
     readonly textEmb: WeightTensor,
     private readonly textLinear: WeightTensor, // [text_card_out, D]
@@ -244,7 +246,11 @@ export class LMModel {
         await vb.uploadPending(opts.onUploadProgress);
         // Hibiki: an early EOS (2) is read as PAD (3) (loaders.py CheckpointInfo.get_moshi).
         if (cfg.modelType === 'hibiki') await copyTableRow(ctx, textEmb, 3, 2);
-        return new LMModel(ctx, cfg, format, emb, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions, policy === 'f32', extraHeads);
+        // The n_q audio tables in one tensor: forward_text sums their lookups in one dispatch
+        // (per binding range). Quantized or mismatched tables stay one tensor (one dispatch) each.
+        const embStack = await stackTables(ctx, emb, 'lm.emb (stacked)');
+        if (embStack) for (const t of emb) t.destroy();
+        return new LMModel(ctx, cfg, format, embStack ? [] : emb, embStack, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions, policy === 'f32', extraHeads);
       } catch (e) {
         transformer?.destroy();
         depformer?.destroy();
@@ -261,7 +267,7 @@ export class LMModel {
 
   /** Bytes of every weight on the GPU (embeddings, projections, norms, both transformers). */
   get weightBytes(): number {
-    const ts: (WeightTensor | null)[] = [...this.emb, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb, ...this.linears, ...this.linearBiases, ...this.extraHeads];
+    const ts: (WeightTensor | null)[] = [...this.emb, this.embStack, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb, ...this.linears, ...this.linearBiases, ...this.extraHeads];
     const norms = [this.outNorm, ...(this.depformerNorms ?? [])].flatMap((n) => [n.weight, n.bias]);
     return [...ts, ...norms].reduce((a, t) => a + (t?.byteLength ?? 0), 0) + this.transformer.weightBytes + (this.depformer?.weightBytes ?? 0);
   }
@@ -326,8 +332,15 @@ export class LMModel {
     if (tokens.numel < tokensOffset + this.numCodebooks) {
       throw new ShapeError(`forward_text tokens '${tokens.label}' must hold ${this.numCodebooks} tokens at offset ${tokensOffset}, has ${tokens.numel} elements`);
     }
-    for (let k = 0; k < this.cfg.nQ; k++) {
-      embedding(rec, this.emb[k], tokens, this.x, { accumulate: k > 0, idsOffset: tokensOffset + 1 + k, rows: 1 });
+    const nQ = this.cfg.nQ;
+    if (this.embStack && nQ > 0) {
+      // Σ_k emb[k](tok[1 + k]) in one dispatch (same f32 sums in the same order), or, with fusion
+      // off, one dispatch per table of the stack.
+      const tableRows = this.cfg.card + 1;
+      if (this.ctx.kernelChoice.fusion !== 'off') embedding(rec, this.embStack, tokens, this.x, { accumulate: false, idsOffset: tokensOffset + 1, rows: 1, stacked: { tables: nQ, tableRows } });
+      else for (let k = 0; k < nQ; k++) embedding(rec, this.embStack, tokens, this.x, { accumulate: k > 0, idsOffset: tokensOffset + 1 + k, rows: 1, stacked: { tables: 1, firstTable: k, tableRows } });
+    } else {
+      for (let k = 0; k < nQ; k++) embedding(rec, this.emb[k], tokens, this.x, { accumulate: k > 0, idsOffset: tokensOffset + 1 + k, rows: 1 });
     }
     embedding(rec, this.textEmb, tokens, this.x, { accumulate: this.cfg.nQ > 0, idsOffset: tokensOffset, rows: 1 });
     if (condSum) {
@@ -406,7 +419,7 @@ export class LMModel {
     if (this.destroyed) return;
     this.destroyed = true;
     const ts: (WeightTensor | null)[] = [
-      ...this.emb, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb,
+      ...this.emb, this.embStack, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb,
       ...this.linears, ...this.linearBiases, ...this.extraHeads, ...this.extraHeadRows, this.extraHeadLogits, this.x, this.h, this.transformerOut, this.textLogits, this.dIn, this.dOut, this.dNorm, ...this.depformerLogits,
     ];
     for (const t of ts) t?.destroy();

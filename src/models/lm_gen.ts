@@ -39,7 +39,7 @@ export interface LMGenOptions {
   trace?: (t: LMGenTrace) => void;
 }
 
-/** Bits of LMGen.recordChecks' flag word: non-finite text logits, non-finite audio (depformer) logits. */
+/** Default bits of LMGen.recordStep's check word: non-finite text logits, non-finite audio (depformer) logits. */
 export const LOGIT_CHECK = { text: 1, audio: 2 } as const;
 
 /** What one LMGen step fed and computed (debug hook). */
@@ -182,17 +182,6 @@ export class LMGen {
     return this.offset;
   }
 
-  /**
-   * Records, after recordStep, finiteness checks of that step's logits on the GPU
-   * (src/kernels/finite.ts): `bits.text` is OR-ed into `flags[0]` (u32 or i32) when the text logits
-   * hold a NaN or an infinity, `bits.audio` when any depformer (audio) logits do. `flags` is not
-   * cleared here. Default bits: LOGIT_CHECK.
-   */
-  recordChecks(rec: Recorder, flags: Tensor, bits: { text: number; audio: number } = LOGIT_CHECK): void {
-    finiteCheck(rec, this.lm.textLogits, flags, bits.text);
-    for (const t of this.lm.depformerLogits) finiteCheck(rec, t, flags, bits.audio);
-  }
-
   /** What the logits checks of the last `step()` found: NaN / infinite text or audio logits (the tokens of that step are not trustworthy). */
   get lastStepChecks(): { textLogits: boolean; audioLogits: boolean } {
     return { textLogits: (this.checks & LOGIT_CHECK.text) !== 0, audioLogits: (this.checks & LOGIT_CHECK.audio) !== 0 };
@@ -205,8 +194,12 @@ export class LMGen {
    * >= 1 + dep_q elements). Returns true when `out` was written, false while the delays fill.
    * Codes are not range-checked here (they never leave the GPU): a code outside [0, card) embeds
    * as zeros. Throws when the condition is not ready yet (await `ready`) or shapes do not fit.
+   * `checks`: finiteness of this step's logits: `bits.text` (default LOGIT_CHECK.text) is OR-ed into
+   * `flags[0]` (u32 or i32, not cleared here) when the text logits hold a NaN or an infinity,
+   * `bits.audio` when any depformer (audio) logits do. With kernelChoice.fusion 'on' the sampling
+   * dispatches do it (sample's `check`, no extra dispatch); 'off': one finite_check per logits tensor.
    */
-  recordStep(rec: Recorder, userCodes: Tensor, out: Tensor): boolean {
+  recordStep(rec: Recorder, userCodes: Tensor, out: Tensor, checks?: { flags: Tensor; bits?: { text: number; audio: number } }): boolean {
     if (!this.readyDone) throw new Error('LMGen.recordStep: the condition vector is not ready; await lmGen.ready first');
     if (userCodes.dtype !== 'i32' || userCodes.numel < this.userStreams) {
       throw new ShapeError(`LMGen user codes '${userCodes.label}' must be i32 with >= ${this.userStreams} elements, got ${userCodes.dtype}[${userCodes.shape.join(', ')}]`);
@@ -229,13 +222,23 @@ export class LMGen {
     }
     // 3. forward_text, text sampling, depformer.
     const draw0 = t * (1 + depQ);
+    const bits = checks?.bits ?? LOGIT_CHECK;
+    const fused = this.ctx.kernelChoice.fusion !== 'off';
+    // The finiteness check of `logits` with `bit`: in the sampling dispatch (fused) or one of its own.
+    const check = (bit: number) => (checks && fused ? { flags: checks.flags, bit } : undefined);
+    const checkAfter = (logits: Tensor, bit: number) => {
+      if (checks && !fused) finiteCheck(rec, logits, checks.flags, bit);
+    };
     this.lm.recordForwardText(rec, this.input, this.condSum);
-    sample(rec, this.lm.textLogits, this.sampled, { temp: this.tempText, topK: this.topKText, seed: this.seed, draw: draw0, outOffset: 0 });
+    sample(rec, this.lm.textLogits, this.sampled, { temp: this.tempText, topK: this.topKText, seed: this.seed, draw: draw0, outOffset: 0, check: check(bits.text) });
+    checkAfter(this.lm.textLogits, bits.text);
     if (depQ > 0) {
       this.lm.resetDepformer();
       for (let k = 0; k < depQ; k++) {
+        const logits = this.lm.depformerLogits[k];
         this.lm.recordForwardDepformer(rec, k, this.sampled, k);
-        sample(rec, this.lm.depformerLogits[k], this.sampled, { temp: this.temp, topK: this.topK, seed: this.seed, draw: draw0 + 1 + k, outOffset: 1 + k });
+        sample(rec, logits, this.sampled, { temp: this.temp, topK: this.topK, seed: this.seed, draw: draw0 + 1 + k, outOffset: 1 + k, check: check(bits.audio) });
+        checkAfter(logits, bits.audio);
       }
     }
     // 4. Generated tokens into the cache at row (t + 1) % CT.
@@ -292,12 +295,11 @@ export class LMGen {
     if (n > 0) this.ctx.write(this.userBuf, Int32Array.from({ length: n }, (_, j) => userCodes[j]));
     const step = this.offset;
     const rec = this.ctx.record(`lmgen step ${step}`);
-    const produced = this.recordStep(rec, this.userBuf, this.outBuf);
+    rec.clear(this.checkFlags);
+    const produced = this.recordStep(rec, this.userBuf, this.outBuf, { flags: this.checkFlags });
     // transformer_out of this step is still in lm.transformerOut (only forward_text writes it).
     if (extra && produced) this.lm.recordExtraHeads(rec);
     const extraP = extra && produced ? rec.readback(this.lm.extraHeadLogits!) : null;
-    rec.clear(this.checkFlags);
-    this.recordChecks(rec, this.checkFlags);
     const checksP = rec.readback(this.checkFlags);
     const outP = produced ? rec.readback(this.outBuf) : null;
     const tr = this.trace

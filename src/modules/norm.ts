@@ -4,7 +4,7 @@
  * their checkpoint keys and applied with the kernels of src/kernels/norm.ts. Used by the
  * transformer layers and by LMModel (`out_norm`, `depformer_norms`).
  */
-import type { Recorder, Tensor } from '../gpu/index.ts';
+import { type Recorder, Tensor } from '../gpu/index.ts';
 import { layerNorm, rmsNorm } from '../kernels/norm.ts';
 import type { VarBuilder } from '../weights/var_builder.ts';
 
@@ -21,6 +21,8 @@ export interface NormWeights {
   /** LayerNorm's bias [D]; null for RMSNorm. */
   bias: Tensor | null;
   eps: number;
+  /** LayerNorm's (weight; bias) as one f32 [2, D] tensor, made by packedLayerNorm on first use. */
+  packed?: Tensor | null;
 }
 
 /** Loads the norm module under `vb` (`weight` + `bias`, or `alpha`); throws WeightError naming a missing or misshapen key. */
@@ -40,4 +42,22 @@ export function applyNorm(rec: Recorder, n: NormWeights, x: Tensor, y: Tensor): 
 export function freeNorm(n: NormWeights): void {
   n.weight.destroy();
   n.bias?.destroy();
+  n.packed?.destroy();
+}
+
+/**
+ * LayerNorm's weight and bias [D] as one f32 [2, D] tensor (row 0 weight, row 1 bias), the
+ * `layerNorm.params` of the matmul's LayerNorm prologue (src/kernels/linear.ts LinearFusion).
+ * Made on first use: the two copies are recorded into `rec`, before the dispatch that reads it;
+ * kept in `n.packed`, freed by freeNorm. Null for RMSNorm (no bias).
+ */
+export function packedLayerNorm(rec: Recorder, n: NormWeights): Tensor | null {
+  if (!n.bias) return null;
+  if (n.packed) return n.packed;
+  const d = n.weight.numel;
+  const p = rec.ctx.tensor([2, d], 'f32', `${n.weight.label} + bias (packed)`);
+  rec.copy(n.weight, new Tensor(p.buffer, [d], 'f32', `${p.label}[0]`, p.byteOffset, false), 4 * d);
+  rec.copy(n.bias, new Tensor(p.buffer, [d], 'f32', `${p.label}[1]`, p.byteOffset + 4 * d, false), 4 * d);
+  n.packed = p;
+  return p;
 }

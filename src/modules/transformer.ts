@@ -22,7 +22,7 @@ import { addInPlace, addScaledInPlace, gatedSilu } from '../kernels/elementwise.
 import { type LinearFusion, canFuseMatmul, canFuseMatvec, fusedMatmul, fusedMatvec, linear } from '../kernels/linear.ts';
 import { unary } from '../kernels/unary.ts';
 import { gatingHidden } from './gating.ts';
-import { NORM_EPS, type NormWeights, type TransformerNorm, applyNorm, freeNorm, loadNorm } from './norm.ts';
+import { NORM_EPS, type NormWeights, type TransformerNorm, applyNorm, freeNorm, loadNorm, packedLayerNorm } from './norm.ts';
 import type { StoragePolicy, VarBuilder } from '../weights/var_builder.ts';
 
 export type { TransformerNorm };
@@ -349,9 +349,16 @@ export class StreamingTransformer {
         fusedMatvec(rec, y, inProj, sc.qkv, { ...qkvFusion, rmsNorm: { alpha: L.norm1.weight, eps: L.norm1.eps } }); // one dispatch
         fused = true;
       } else {
-        applyNorm(rec, L.norm1, y, sc.norm); // norm: [T, D]
-        fused = this.fusedLinear(rec, sc.norm, L.inProj, step, sc.qkv, qkvFusion);
-        if (!fused) this.linearSteps(rec, sc.norm, L.inProj, step, sc.qkv, sc); // qkv: [T, 3D]
+        const ln1 = this.layerNormPrologue(rec, L.norm1, y, L.inProj, qkvFusion.out);
+        if (ln1) {
+          // norm1 + in_proj + RoPE, one dispatch (layerNormPrologue checked that the fused matmul takes it).
+          fused = this.fusedLinear(rec, y, L.inProj, step, sc.qkv, { ...qkvFusion, layerNorm: ln1 });
+          if (!fused) throw new Error('transformer: the LayerNorm prologue was refused after layerNormPrologue accepted it');
+        } else {
+          applyNorm(rec, L.norm1, y, sc.norm); // norm: [T, D]
+          fused = this.fusedLinear(rec, sc.norm, L.inProj, step, sc.qkv, qkvFusion);
+          if (!fused) this.linearSteps(rec, sc.norm, L.inProj, step, sc.qkv, sc); // qkv: [T, 3D]
+        }
       }
       attention(rec, { qkv: sc.qkv, out: sc.attn, cache: L.cache, numHeads: this.cfg.numHeads, context: this.cfg.context, rope: fused ? null : rope }); // attn: [T, D]
       if (!this.fusedLinear(rec, sc.attn, L.outProj, step, y, { out: 'residual', scale: L.scale1 })) {
@@ -360,10 +367,26 @@ export class StreamingTransformer {
       }
       // Feed-forward block: y += ffn(norm2(y)).
       if (T === 1 && this.fusedFfn(rec, L, step, y, sc)) continue;
+      const ln2 = this.cfg.gating === 'none' ? this.layerNormPrologue(rec, L.norm2, y, L.ffn.map((f) => f.wIn), 'gelu') : null;
+      if (ln2) {
+        this.ffn(rec, L, step, sc, T, y, ln2); // norm2 + linear1 + GELU, one dispatch
+        continue;
+      }
       applyNorm(rec, L.norm2, y, sc.norm);
       this.ffn(rec, L, step, sc, T, y);
     }
     this.lastForwardDispatches = rec.dispatchCount - dispatches0;
+  }
+
+  /**
+   * The LayerNorm of the linear `ws` that follows it as the matmul's prologue (LinearFusion
+   * layerNorm): for a LayerNorm (with bias) before one weight set over several rows x [T, K] that
+   * the fused matmul takes with `out`; null (record applyNorm) otherwise (RMSNorm, one row, per-step
+   * weights, fusion off).
+   */
+  private layerNormPrologue(rec: Recorder, n: NormWeights, x: Tensor, ws: WeightTensor[], out: LinearFusion['out']): LinearFusion['layerNorm'] {
+    if (!n.bias || x.shape[0] < 2 || ws.length !== 1 || !canFuseMatmul(rec, x, ws[0], out)) return null;
+    return { params: packedLayerNorm(rec, n)!, eps: n.eps };
   }
 
   /** y += scale ⊙ upd (LayerScale) or y += upd. */
@@ -403,14 +426,21 @@ export class StreamingTransformer {
     return true;
   }
 
-  /** y += [scale2 ⊙] ffn(sc.norm) (sc.norm = norm2(y), [T, D]), fusing the GELU and the residual where fusedLinear allows. */
-  private ffn(rec: Recorder, L: Layer, step: number, sc: Scratch, T: number, y: Tensor): void {
+  /**
+   * y += [scale2 ⊙] ffn(sc.norm) (sc.norm = norm2(y), [T, D]), fusing the GELU and the residual
+   * where fusedLinear allows; with `ln2` (layerNormPrologue of norm2) linear1 reads y and applies
+   * norm2 itself (sc.norm is not used).
+   */
+  private ffn(rec: Recorder, L: Layer, step: number, sc: Scratch, T: number, y: Tensor, ln2: LinearFusion['layerNorm'] = null): void {
     const gelu = this.cfg.gating === 'none';
     if (L.ffn.length === 1 || T === 1) {
       const f = L.ffn[L.ffn.length === 1 ? 0 : this.weightIndex[step]];
       const h = new Tensor(sc.h.buffer, [T, f.wIn.shape[0]], 'f32', sc.h.label, sc.h.byteOffset, false); // h: [T, F | 2H]
       const act = new Tensor(sc.act.buffer, [T, f.hidden], 'f32', sc.act.label, sc.act.byteOffset, false); // act: [T, F | H]
-      if (!(gelu && this.fusedLinear(rec, sc.norm, [f.wIn], 0, act, { out: 'gelu' }))) {
+      if (ln2) {
+        // norm2 as linear1's prologue (layerNormPrologue checked that the fused matmul takes it): reads y itself.
+        if (!this.fusedLinear(rec, y, [f.wIn], 0, act, { out: 'gelu', layerNorm: ln2 })) throw new Error('transformer: the LayerNorm prologue was refused after layerNormPrologue accepted it');
+      } else if (!(gelu && this.fusedLinear(rec, sc.norm, [f.wIn], 0, act, { out: 'gelu' }))) {
         linear(rec, sc.norm, f.wIn, null, h);
         if (gelu) unary(rec, 'gelu', h, act);
         else gatedSilu(rec, h, act);

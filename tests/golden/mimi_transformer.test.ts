@@ -63,8 +63,9 @@ for (const set of ['ref', 'ref2b']) {
       for (const k of keep.splice(0)) k.destroy();
     });
 
-    for (const side of SIDES) {
-      it(`${side.module}: ${side.input} [C, T] -> ${side.output} (one forward, conv layout through transpose2d)`, async () => {
+    // fusion 'on': LayerNorm in the next matmul's prologue (norm1 + in_proj, norm2 + linear1); 'off': the norm kernel, then the matmul.
+    for (const side of SIDES) for (const fusion of ['on', 'off'] as const) {
+      it(`${side.module}: ${side.input} [C, T] -> ${side.output} (one forward, conv layout through transpose2d, fusion ${fusion})`, async () => {
         const vb = VarBuilder.fromSafetensors(ctx, [file]);
         const tr = StreamingTransformer.load(ctx, vb.pp(side.module).pp('transformer'), cfg);
         const unused = vb.unconsumed().filter((k) => k.startsWith(`${side.module}.`));
@@ -78,15 +79,27 @@ for (const set of ['ref', 'ref2b']) {
         const y = sentinelTensor(ctx, [T, D], 'y'); // [T, C]
         const yc = sentinelTensor(ctx, [D, T], 'y_conv'); // [C, T]
         keep.push(tr, xc, x, y, yc);
+        const prev = ctx.kernelChoice;
+        const tally = new Map<string, number>();
+        ctx.kernelChoice = { ...prev, fusion };
+        ctx.dispatchTally = tally;
         const rec = ctx.record(side.module);
-        transpose2d(rec, xc, x);
-        tr.forward(rec, x, y);
-        transpose2d(rec, y, yc);
+        try {
+          transpose2d(rec, xc, x);
+          tr.forward(rec, x, y);
+          transpose2d(rec, y, yc);
+        } finally {
+          ctx.kernelChoice = prev;
+          ctx.dispatchTally = null;
+        }
         const p = rec.readback(yc);
         await rec.submit();
+        const count = (re: RegExp) => [...tally].reduce((n, [l, c]) => n + (re.test(l) ? c : 0), 0);
+        // Per layer: norm1 and norm2 as prologues (fusion on) or as norm kernels (off).
+        expect([count(/\+layer_norm\+/), count(/^norm\.layer_norm$/)], `fusion ${fusion}: fused LayerNorm vs norm kernels`).toEqual(fusion === 'on' ? [2 * cfg.numLayers, 0] : [0, 2 * cfg.numLayers]);
         expect(tr.offset).toBe(T);
         const r = assertClose(`${set} ${side.module}`, await p, want, { scaleTol: 1e-4, shape: [D, T] });
-        console.log(`[${set}] ${r.message}`);
+        console.log(`[${set}, fusion ${fusion}] ${r.message}`);
       });
     }
 

@@ -6,6 +6,7 @@ import { CHECK_BITS, Engine, type GpuLoop, type LmFrame, type LoopCodec, type Lo
 import { FRAME_SAMPLES } from '../../src/engine/metrics.ts';
 import type { GpuContext, Recorder, Tensor } from '../../src/gpu/index.ts';
 import { finiteCheck } from '../../src/kernels/finite.ts';
+import { sample } from '../../src/kernels/sample.ts';
 import { nodeContext } from '../harness/node_gpu.ts';
 
 /** Encodes a frame to the sum of its samples (so a NaN would show), decodes to a constant or to what `decodeAs` says. */
@@ -135,5 +136,43 @@ describe('Engine finiteness (GPU backend: the check word rides in the token read
     const r = await engine.step(new Float32Array(FRAME_SAMPLES));
     expect(r.pcm.every((v) => v === 0)).toBe(true);
     expect(r.faults.map((f) => f.kind)).toEqual(['output']);
+  });
+
+  it('a loop that checks inside its LM step (checksInLmStep: the sampling kernel ORs the bits) reports the same faults', async () => {
+    const sampled = ctx.tensor([3], 'i32', 'fake.sampled');
+    const loop: GpuLoop = {
+      ctx,
+      codebooks: 2,
+      depQ: 2,
+      prepare: async () => {},
+      recordEncode: (rec: Recorder, _p: Tensor, codes: Tensor) => rec.clear(codes),
+      checksInLmStep: true,
+      recordLmStep: (rec: Recorder, _c: Tensor, out: Tensor, flags?: Tensor) => {
+        expect(flags).toBeDefined();
+        sample(rec, text, sampled, { check: { flags: flags!, bit: CHECK_BITS.textLogits } });
+        sample(rec, audio, sampled, { outOffset: 1, check: { flags: flags!, bit: CHECK_BITS.audioLogits } });
+        rec.copy(tok, out, 12);
+        return true;
+      },
+      recordDecode: (rec: Recorder, _a: Tensor, out: Tensor) => rec.copy(pcm, out),
+      reset: () => {},
+    };
+    const engine = new Engine({ gpu: loop }, null, { depQ: 2 });
+    ctx.write(pcm, new Float32Array(FRAME_SAMPLES).fill(0.125));
+    const kinds = [];
+    for (const [tb, ab] of [[false, false], [true, false], [false, true], [true, true], [false, false]] as const) {
+      const t = new Float32Array(300).fill(1);
+      if (tb) t[150] = Infinity;
+      const a = new Float32Array(70).fill(-2);
+      if (ab) a[69] = NaN;
+      ctx.write(text, t);
+      ctx.write(audio, a);
+      const r = await engine.step(new Float32Array(FRAME_SAMPLES));
+      expect(r.frame).toEqual({ text: 5, audio: new Int32Array([11, 12]) });
+      kinds.push(r.faults.map((f) => f.kind));
+    }
+    expect(kinds).toEqual([[], ['text_logits'], ['audio_logits'], ['text_logits', 'audio_logits'], []]);
+    expect(engine.metrics.snapshot().nonFinite).toMatchObject({ textLogitSteps: 2, audioLogitSteps: 2 });
+    sampled.destroy();
   });
 });

@@ -190,4 +190,51 @@ describe('LMGen (tiny ref LM)', () => {
     expect(f32ckpt.transformer.kvDtype).toBe('f32');
     for (const m of [half, full, f32ckpt]) m.destroy();
   }, 300_000);
+
+  it('flags non-finite text / audio logits in the sampling dispatches (fusion on) and with finite_check (fusion off)', async () => {
+    const ctx = await nodeContext();
+    const { cfg, st } = await loadTiny(ctx).then((x) => (x.lm.destroy(), x));
+    const user = await fixtureI32(read, 'ref/lm/user_input_codes.i32.bin');
+    // One NaN weight makes one logit NaN: text_linear row 7 (text logit 7), linears.5 (depformer step 5's logits).
+    // The loader refuses non-finite weights, so the NaN is written into the loaded GPU tensor (private fields).
+    const poison = (lm: LMModel, keys: readonly string[]) => {
+      const fields = lm as unknown as { textLinear: Tensor; linears: Tensor[] };
+      for (const k of keys) {
+        const e = st.tensors.get(k)!;
+        const v = entryToF32(e).slice();
+        v[7 * e.shape[1] + 3] = NaN;
+        ctx.write(k === 'text_linear.weight' ? fields.textLinear : fields.linears[Number(k.split('.')[1])], v);
+      }
+    };
+    const prev = ctx.kernelChoice;
+    try {
+      for (const fusion of ['on', 'off'] as const) {
+        ctx.kernelChoice = { ...prev, fusion };
+        for (const [keys, want] of [
+          [[], { textLogits: false, audioLogits: false }],
+          [['text_linear.weight'], { textLogits: true, audioLogits: false }],
+          [['linears.5.weight'], { textLogits: false, audioLogits: true }],
+        ] as const) {
+          const lm = await LMModel.load(ctx, VarBuilder.fromSafetensors(ctx, [st]), cfg);
+          poison(lm, keys);
+          const gen = new LMGen(lm, { temp: 0, tempText: 0 });
+          const tally = new Map<string, number>();
+          ctx.dispatchTally = tally;
+          for (let t = 0; t < 2; t++) {
+            await gen.step(user.subarray(t * 8, (t + 1) * 8));
+            expect(gen.lastStepChecks, `fusion ${fusion}, NaN in [${keys}], step ${t}`).toEqual(want);
+          }
+          ctx.dispatchTally = null;
+          const separate = tally.get('finite_check') ?? 0;
+          const folded = [...tally].reduce((n, [l, c]) => n + (l.endsWith('+finite') ? c : 0), 0);
+          expect([separate, folded], `fusion ${fusion}: finite_check vs sample+finite dispatches`).toEqual(fusion === 'on' ? [0, 2 * (1 + cfg.depQ)] : [2 * (1 + cfg.depQ), 0]);
+          gen.destroy();
+          lm.destroy();
+        }
+      }
+    } finally {
+      ctx.kernelChoice = prev;
+      ctx.dispatchTally = null;
+    }
+  }, 300_000);
 });

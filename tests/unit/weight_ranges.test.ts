@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { GpuLimitError, QuantizedTensor, type GpuContext, type WeightTensor } from '../../src/gpu/index.ts';
 import { createNodeGpuContext } from '../../src/gpu/node.ts';
-import { embedding } from '../../src/kernels/embedding.ts';
+import { embedding, stackTables } from '../../src/kernels/embedding.ts';
 import { linear } from '../../src/kernels/linear.ts';
 import { unary } from '../../src/kernels/unary.ts';
 import { weightRanges } from '../../src/kernels/weight_ranges.ts';
@@ -71,6 +71,45 @@ describe('weights bound in row ranges (low binding limit)', () => {
       free(w);
     });
   }
+
+  it('stacked embedding tables over several ranges: one dispatch per range that holds looked-up rows, the same sums as one dispatch per table', async () => {
+    const ctx = await lowLimitContext();
+    // 6 bf16 tables [33, 64] (4224 bytes each): the 25 KB stack spans 2 ranges of the 16 KiB limit.
+    const T = 6, R = 33, d = 64;
+    const rng = new Rng(11);
+    const tables = Array.from({ length: T }, (_, t) => weight(ctx, 'bf16', R, d, 40 + t));
+    const stack = (await stackTables(ctx, tables.map((t) => t.w), 'stack'))!;
+    expect(stack).not.toBeNull();
+    expect(weightRanges(ctx, stack).length).toBe(2);
+    const idv = Int32Array.from({ length: T }, (_, t) => (t === 2 ? R : rng.int(R)));
+    const ids = ctx.upload(idv, [T], 'i32', 'ids');
+    const y = ctx.tensor([1, d], 'f32', 'y');
+    const yLast = ctx.tensor([1, d], 'f32', 'y (last table only)');
+    const tally = new Map<string, number>();
+    ctx.dispatchTally = tally;
+    const rec = ctx.record('stacked ranges');
+    embedding(rec, stack, ids, y, { accumulate: false, stacked: { tables: T, tableRows: R } });
+    const afterAll = [...tally.values()].reduce((a, b) => a + b, 0);
+    embedding(rec, stack, ids, yLast, { accumulate: false, idsOffset: T - 1, stacked: { tables: 1, firstTable: T - 1, tableRows: R } });
+    const lastOnly = [...tally.values()].reduce((a, b) => a + b, 0) - afterAll;
+    ctx.dispatchTally = null;
+    await rec.submit();
+    expect([afterAll, lastOnly]).toEqual([2, 1]);
+    const want = new Float32Array(d);
+    for (let t = 0; t < T; t++) for (let j = 0; j < d; j++) if (idv[t] < R) want[j] = Math.fround(want[j] + tables[t].deq[idv[t] * d + j]);
+    assertClose('stacked embedding over ranges', await ctx.readF32(y), want, { atol: 0, rtol: 0 });
+    assertClose('last stacked table alone', await ctx.readF32(yLast), tables[T - 1].deq.subarray(idv[T - 1] * d, (idv[T - 1] + 1) * d), { atol: 0, rtol: 0 });
+    // What stackTables leaves to one dispatch per table: quantized, mismatched, odd-width halves, a single table.
+    const q = weight(ctx, 'q8', R, d, 50);
+    const f = ctx.upload(new Float32Array(R * d), [R, d], 'f32', 'f32 table');
+    const odd = [0, 1].map((i) => ctx.upload(new Float32Array(3 * 5), [3, 5], 'bf16', `odd ${i}`));
+    expect(await stackTables(ctx, [tables[0].w, q.w], 'q')).toBeNull();
+    expect(await stackTables(ctx, [tables[0].w, f], 'mixed')).toBeNull();
+    expect(await stackTables(ctx, odd, 'odd')).toBeNull();
+    expect(await stackTables(ctx, [tables[0].w], 'one')).toBeNull();
+    for (const t of [stack, ids, y, yLast, f, ...odd]) t.destroy();
+    for (const t of [...tables, q]) free(t.w);
+  });
 
   it('a kernel that binds whole refuses a tensor over the limit by name; M > 1 over ranges is refused', async () => {
     const ctx = await lowLimitContext();

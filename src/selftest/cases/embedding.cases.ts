@@ -1,7 +1,8 @@
 import { bf16BitsToF32, roundThrough } from '../../gpu/dtype.ts';
-import { embedding } from '../../kernels/embedding.ts';
+import { embedding, stackTables } from '../../kernels/embedding.ts';
 import { assertClose } from '../check.ts';
 import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
+import { Tensor } from '../../gpu/index.ts';
 import { Rng } from '../rng.ts';
 
 type TDType = 'f32' | 'f16' | 'bf16';
@@ -103,6 +104,66 @@ for (const [di, dtype] of DTYPES.entries()) {
 }
 // More than 65535 workgroups of 256: the flat grid folds into y.
 tests.push(embCase({ dtype: 'bf16', v: 3, d: 17, outRows: 1_000_003, accumulate: true, idsShape: [1_000_003] }, seed++));
+
+/**
+ * Stacked tables (stackTables + embedding's `stacked`): T tables [R, D] of `dtype` copied into one
+ * [T·R, D]; tables first .. first + n - 1 looked up for `rows` output rows in ONE dispatch (ids
+ * row-major [rows, n], odd ids mixed in: -1, negatives, R and beyond, which must give zeros, not
+ * the next table's rows). Compared exactly (atol 0) with the CPU's f32 sum in table order, and
+ * with the same lookups made one dispatch per original table (today's path): the same bits.
+ */
+function stackedCase(dtype: TDType, T: number, R: number, d: number, rows: number, first: number, n: number, accumulate: boolean, seed: number): KernelCase {
+  return {
+    name: `stacked ${dtype} ${T}×[${R}, ${d}] tables ${first}..${first + n - 1} rows=${rows}${accumulate ? ' accumulate' : ''}`,
+    async setup(ctx) {
+      const rng = new Rng(seed);
+      const tv = Array.from({ length: T }, () => roundThrough(rng.normals(R * d), dtype));
+      const tables = tv.map((v, t) => ctx.upload(v, [R, d], dtype, `table ${t}`));
+      const stack = await stackTables(ctx, tables, 'stack');
+      if (!stack) throw new Error(`stackTables refused ${T} ${dtype} tables [${R}, ${d}]`);
+      if (stack.shape[0] !== T * R || stack.shape[1] !== d) throw new Error(`stack shape [${stack.shape}]`);
+      const idv = makeIds(rng, rows * n, R);
+      const ids = ctx.upload(idv, [rows * n], 'i32', 'ids');
+      const y0 = accumulate ? rng.normals(rows * d) : new Float32Array(rows * d);
+      const y = ctx.upload(y0, [rows, d], 'f32', 'y');
+      const yRef = ctx.upload(y0, [rows, d], 'f32', 'y (one dispatch per table)');
+      return {
+        record(rec) {
+          embedding(rec, stack, ids, y, { accumulate, stacked: { tables: n, firstTable: first, tableRows: R } });
+          // Today's path: one accumulating dispatch per table and output row (row windows of yRef: rows > 1 need d·4 a multiple of 256).
+          for (let m = 0; m < rows; m++) {
+            for (let j = 0; j < n; j++) embedding(rec, tables[first + j], ids, new Tensor(yRef.buffer, [1, d], 'f32', `yRef[${m}]`, yRef.byteOffset + m * d * 4, false), { accumulate: accumulate || j > 0, idsOffset: m * n + j, rows: 1 });
+          }
+        },
+        async check(c) {
+          const got = await c.readF32(y);
+          const want = new Float32Array(rows * d);
+          for (let m = 0; m < rows; m++) {
+            for (let e = 0; e < d; e++) {
+              let acc = accumulate ? y0[m * d + e] : 0;
+              for (let j = 0; j < n; j++) {
+                const id = idv[m * n + j];
+                if (id >= 0 && id < R) acc = Math.fround(acc + tv[first + j][id * d + e]);
+              }
+              want[m * d + e] = acc;
+            }
+          }
+          assertClose(`stacked embedding ${dtype}`, got, want, { atol: 0, rtol: 0, shape: [rows, d] });
+          assertClose(`stacked vs per-table embedding ${dtype}`, got, await c.readF32(yRef), { atol: 0, rtol: 0, shape: [rows, d] });
+        },
+        flops: rows * n * d,
+        bytes: rows * n * d * (dtype === 'f32' ? 4 : 2) + rows * d * 8,
+        tensors: [...tables, stack, ids, y, yRef],
+      };
+    },
+  };
+}
+for (const [i, dtype] of DTYPES.entries()) {
+  tests.push(stackedCase(dtype, 3, 17, dtype === 'f32' ? 63 : 62, 1, 0, 3, false, 900 + i));
+  tests.push(stackedCase(dtype, 5, 65, 64, 3, 1, 3, true, 910 + i));
+  tests.push(stackedCase(dtype, 16, 2049, 17 + (dtype === 'f32' ? 0 : 1), 1, 0, 16, true, 920 + i));
+}
+tests.push(stackedCase('bf16', 2, 4, 315, 1, 0, 2, false, 930));
 
 /** A real-size lookup: `lookups` rows of one [V, D] bf16 table accumulated into y [1, D] (ids valid). */
 function benchCase(label: string, v: number, d: number, lookups: number): KernelCase {

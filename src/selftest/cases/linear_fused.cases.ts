@@ -12,7 +12,8 @@ type Weights = 'f32' | 'f16' | 'bf16' | QuantSpec;
 /**
  * CPU reference of fusedMatvec / fusedMatmul in f64 over the weights as the GPU holds them (`w`
  * [N, K], dequantized / rounded), for each of the M rows of x [M, K]: x' = x · alpha /
- * sqrt(eps + mean(x²)) under rmsNorm (moshi `_rms_norm`), h = W · x', then 'store' h, 'residual'
+ * sqrt(eps + mean(x²)) under rmsNorm (moshi `_rms_norm`), x' = LayerNorm(x) · weight + bias under
+ * layerNorm (torch.nn.LayerNorm, biased variance), h = W · x', then 'store' h, 'residual'
  * y0 + s ⊙ h (s = scale or 1), 'gated_silu' silu(h[:H]) · h[H:], 'gelu' gelu(h) (exact erf),
  * 'rope' h with its first `rope.rows` values of row m rotated at position offset + m (moshi
  * apply_rope, interleaved pairs).
@@ -21,11 +22,23 @@ export function fusedLinearRef(
   x: Float32Array, w: Float32Array, m: number, n: number, k: number,
   norm: { alpha: Float32Array; eps: number } | null, out: LinearFusion['out'], y0: Float32Array | null,
   rope: { headDim: number; maxPeriod: number; offset: number; rows: number } | null = null, scale: Float32Array | null = null,
+  layerNorm: { weight: Float32Array; bias: Float32Array; eps: number } | null = null,
 ): Float64Array {
   const outN = out === 'gated_silu' ? n / 2 : n;
   const y = new Float64Array(m * outN);
   for (let r = 0; r < m; r++) {
-    const xr = x.subarray(r * k, (r + 1) * k);
+    let xr: ArrayLike<number> = x.subarray(r * k, (r + 1) * k);
+    if (layerNorm) {
+      // torch.nn.LayerNorm: biased variance, in f64 here.
+      let mean = 0;
+      for (let i = 0; i < k; i++) mean += xr[i];
+      mean /= k;
+      let v = 0;
+      for (let i = 0; i < k; i++) v += (xr[i] - mean) ** 2;
+      const rstd = 1 / Math.sqrt(v / k + layerNorm.eps);
+      const src = xr;
+      xr = Float64Array.from({ length: k }, (_, i) => (src[i] - mean) * rstd * layerNorm.weight[i] + layerNorm.bias[i]);
+    }
     let inv = 1;
     if (norm) {
       let ss = 0;
@@ -86,21 +99,23 @@ function wName(w: Weights): string {
 
 /**
  * One fused linear case on M rows (fusedMatvec for M = 1, fusedMatmul for M > 1): random N(0, 1)
- * x, alpha in [0.5, 1.5), the residual y0, a LayerScale for 'residual' with `scaled`;
+ * x (plus `xOffset`, a common offset that E[x²] - E[x]² would lose in f32), alpha in [0.5, 1.5),
+ * the residual y0, a LayerScale for 'residual' with `scaled`, the LayerNorm prologue with `layerNorm`;
  * `subgroups` false forces the workgroup-memory reduction. Checks that the fused path takes the
  * case (canFuseMatvec / canFuseMatmul), then the values.
  */
-function fusedCase(wt: Weights, k: number, n: number, norm: boolean, out: LinearFusion['out'], seed: number, o: { subgroups?: boolean; m?: number; scaled?: boolean } = {}): KernelCase {
+function fusedCase(wt: Weights, k: number, n: number, norm: boolean, out: LinearFusion['out'], seed: number, o: { subgroups?: boolean; m?: number; scaled?: boolean; layerNorm?: boolean; xOffset?: number } = {}): KernelCase {
   const m = o.m ?? 1;
+  const lnOn = o.layerNorm ?? false;
   const subgroups = o.subgroups ?? true;
   // 'rope': N = 3·D rows (q | k | v) with heads of 4 (small) or 64 (bench), position 1234 (+ row).
   const headDim = n % 192 === 0 ? 64 : 4;
   const ropeSpec = out === 'rope' ? { headDim, maxPeriod: 10000, offset: 1234, rows: (2 * n) / 3 } : null;
   return {
-    name: `fused ${wName(wt)} M=${m} K=${k} N=${n}${norm ? ' rms_norm' : ''} ${out}${o.scaled ? ' (LayerScale)' : ''}${ropeSpec ? ` (head_dim ${headDim})` : ''}${subgroups ? '' : ' (no subgroups)'}`,
+    name: `fused ${wName(wt)} M=${m} K=${k} N=${n}${norm ? ' rms_norm' : ''}${lnOn ? ` layer_norm (x offset ${o.xOffset ?? 0})` : ''} ${out}${o.scaled ? ' (LayerScale)' : ''}${ropeSpec ? ` (head_dim ${headDim})` : ''}${subgroups ? '' : ' (no subgroups)'}`,
     setup(ctx) {
       const rng = new Rng(seed);
-      const xs = rng.normals(m * k);
+      const xs = rng.normals(m * k).map((v) => v + (o.xOffset ?? 0));
       let w: WeightTensor;
       let deq: Float32Array;
       if (typeof wt === 'string') {
@@ -112,6 +127,8 @@ function fusedCase(wt: Weights, k: number, n: number, norm: boolean, out: Linear
       const alphas = Float32Array.from({ length: k }, () => 0.5 + rng.next());
       const scales = o.scaled ? Float32Array.from({ length: n }, () => 0.1 + rng.next()) : null;
       const eps = 1e-5;
+      const lnHost = lnOn ? { weight: Float32Array.from({ length: k }, () => 0.5 + rng.next()), bias: rng.normals(k, 0.5), eps } : null;
+      const lnParams = lnHost ? ctx.upload(Float32Array.from([...lnHost.weight, ...lnHost.bias]), [2, k], 'f32', 'layer_norm params') : null;
       const outN = out === 'gated_silu' ? n / 2 : n;
       const y0 = out === 'residual' ? rng.normals(m * n) : null;
       const x = ctx.upload(xs, [m, k], 'f32', 'x');
@@ -126,7 +143,7 @@ function fusedCase(wt: Weights, k: number, n: number, norm: boolean, out: Linear
           ctx.kernelChoice = subgroups ? prevChoice : { ...prevChoice, subgroupMatvec: 'off' };
           try {
             const rope = ropeSpec && { ...ropeSpec, freqs: ropeFreqsTensor(ctx, ropeSpec.headDim, ropeSpec.maxPeriod) };
-            const fusion = { rmsNorm: norm ? { alpha, eps } : null, out, rope, scale };
+            const fusion = { rmsNorm: norm ? { alpha, eps } : null, out, rope, scale, layerNorm: lnParams && { params: lnParams, eps } };
             if (m === 1) fusedMatvec(rec, x, w, y, fusion);
             else fusedMatmul(rec, x, w, null, y, fusion);
           } finally {
@@ -135,12 +152,12 @@ function fusedCase(wt: Weights, k: number, n: number, norm: boolean, out: Linear
         },
         async check(c) {
           const got = await c.readF32(y);
-          const want = fusedLinearRef(xs, deq, m, n, k, norm ? { alpha: alphas, eps } : null, out, y0, ropeSpec, scales);
-          assertClose(`fused linear ${wName(wt)} M=${m} K=${k} N=${n} ${norm ? 'rms_norm ' : ''}${out}`, got, want, { ...TOL, shape: [m, outN] });
+          const want = fusedLinearRef(xs, deq, m, n, k, norm ? { alpha: alphas, eps } : null, out, y0, ropeSpec, scales, lnHost);
+          assertClose(`fused linear ${wName(wt)} M=${m} K=${k} N=${n} ${norm ? 'rms_norm ' : ''}${lnOn ? 'layer_norm ' : ''}${out}`, got, want, { ...TOL, shape: [m, outN] });
         },
         flops: 2 * m * n * k,
         bytes: 4 * m * k + w.byteLength + 4 * m * outN,
-        tensors: [x, alpha, y, w as Tensor, ...(scale ? [scale] : [])],
+        tensors: [x, alpha, y, w as Tensor, ...(scale ? [scale] : []), ...(lnParams ? [lnParams] : [])],
       };
     },
   };
@@ -175,6 +192,10 @@ function grid(): KernelCase[] {
       cases.push(fusedCase(wt, 96, 37, false, 'residual', seed++, { m, scaled: true }));
       cases.push(fusedCase(wt, 96, 36, false, 'rope', seed++, { m }));
       cases.push(fusedCase(wt, 96, 45, false, 'gelu', seed++, { m }));
+      // The LayerNorm prologue (Mimi's norm1 + in_proj + RoPE, norm2 + linear1 + GELU), a K % 4 tail, a large common offset.
+      cases.push(fusedCase(wt, 96, 36, false, 'rope', seed++, { m, layerNorm: true }));
+      cases.push(fusedCase(wt, 96, 45, false, 'gelu', seed++, { m, layerNorm: true, xOffset: 300 }));
+      if (wt === 'f32') cases.push(fusedCase(wt, 97, 37, false, 'store', seed++, { m, layerNorm: true, xOffset: -1000 }));
     }
   }
   return cases;
@@ -190,6 +211,8 @@ function bench(): KernelCase[] {
     fusedCase('bf16', 1024, 2 * 2816, true, 'gated_silu', 5),
     fusedCase('f32', 512, 3 * 512, false, 'rope', 6, { m: 2 }),
     fusedCase('f32', 512, 2048, false, 'gelu', 7, { m: 2 }),
+    fusedCase('f32', 512, 3 * 512, false, 'rope', 8, { m: 2, layerNorm: true }),
+    fusedCase('f32', 512, 2048, false, 'gelu', 9, { m: 2, layerNorm: true }),
   ];
 }
 

@@ -288,6 +288,46 @@ function repeatCase(v: number, k: number): KernelCase {
   };
 }
 
+/**
+ * The finiteness check folded into sampling (opts.check): rows of tied logits, one element
+ * `bad` (NaN / ±Infinity) at flat index `badAt` (null: all finite). The flag word is pre-set to
+ * 4 (must survive) with a sentinel in element 1: expect 4 | 2 with a bad value, 4 without. The
+ * same sample without the check, into a second buffer, must give the same tokens (the check does
+ * not change sampling), and greedy tokens of a clean case must be the argmax.
+ */
+function checkedCase(rows: number, v: number, temp: number, topK: number, badAt: number | null, bad: number, seed: number): KernelCase {
+  const what = badAt === null ? 'clean' : `${bad} at ${badAt}`;
+  return {
+    name: `finiteness check rows=${rows} V=${v} temp=${temp} k=${topK} ${what}`,
+    setup(ctx) {
+      const data = tiedLogits(new Rng(seed), rows * v);
+      if (badAt !== null) data[badAt] = bad;
+      const logits = ctx.upload(data, [rows, v], 'f32', 'logits');
+      const out = sentinelInts(ctx, rows, 'tokens');
+      const ref = sentinelInts(ctx, rows, 'tokens (unchecked)');
+      const flags = ctx.upload(new Uint32Array([4, 0xdead]), [2], 'u32', 'flags');
+      return {
+        record(rec) {
+          sample(rec, logits, out, { temp, topK, seed, draw: 9, check: { flags, bit: 2 } });
+          sample(rec, logits, ref, { temp, topK, seed, draw: 9 });
+        },
+        async check(c) {
+          const f = new Uint32Array(((await c.read(flags)) as Uint32Array).buffer.slice(0));
+          const want = badAt === null ? 4 : 4 | 2;
+          if (f[0] !== want || f[1] !== 0xdead) throw new Error(`flags [${f[0]}, ${f[1]}], expected [${want}, ${0xdead}] (${what}, rows ${rows} × V ${v})`);
+          if (badAt !== null) return;
+          const got = (await c.read(out)) as Int32Array;
+          assertEqualInts(`checked vs unchecked tokens [${rows},${v}]`, got, (await c.read(ref)) as Int32Array);
+          if (temp <= 0) assertEqualInts(`checked argmax [${rows},${v}]`, got, Array.from({ length: rows }, (_, r) => argmaxRef(data.subarray(r * v, (r + 1) * v))));
+        },
+        flops: 2 * rows * v,
+        bytes: 2 * rows * v * 4,
+        tensors: [logits, out, ref, flags],
+      };
+    },
+  };
+}
+
 export const sampleSuite: KernelSuite = {
   name: 'sample',
   tests: [
@@ -304,6 +344,15 @@ export const sampleSuite: KernelSuite = {
     // (k > KMAX runs the slower chunked race per draw: fewer draws, which prove temperature and top-k + 1 but not top-k - 1.)
     exactDistributionCase('k > KMAX', 300, 260, 0.7, [1.0], 64, 512, { proveKMinus1: false }),
     repeatCase(315, 25),
+    // Finiteness folded in: every path (greedy, compacted top-k, whole row, k > KMAX), first / last / middle rows.
+    ...ODD_SIZES.map((v, i) => checkedCase(2, v, 0, 0, i % 2 ? 2 * v - 1 : 0, [NaN, Infinity, -Infinity][i % 3], 50 + i)),
+    checkedCase(3, 2179, 0, 0, null, 0, 60),
+    checkedCase(3, 2179, 0.8, 25, 2179 + 1000, NaN, 61),
+    checkedCase(3, 2179, 0.8, 25, null, 0, 62),
+    checkedCase(1, 315, 1.1, 0, 200, -Infinity, 63),
+    checkedCase(1, 315, 1.1, 0, null, 0, 64),
+    checkedCase(2, 300, 0.7, 260, 599, Infinity, 65),
+    checkedCase(2, 300, 0.7, 260, null, 0, 66),
   ],
   bench: [greedyCase(1, 32000, 1, 0), topKMembershipCase(1, 32000, 25, 0.7, 2), topKMembershipCase(8, 2048, 250, 0.8, 3)],
 };
