@@ -24,8 +24,9 @@ export class ModelMismatchError extends Error {
 }
 
 /**
- * The Engine's GPU stages over one Mimi and one LMGen: Mimi encode (codes i32 [num_codebooks, 1]),
- * one LMGen step (i32 [1 + depQ]) and Mimi decode, each recorded into the Engine's one
+ * The Engine's GPU stages over one Mimi and one LMGen: Mimi encode (codes i32 [num_codebooks, 1];
+ * the LM reads the first n_q - dep_q), one LMGen step (i32 [1 + depQ]) and Mimi decode of the dep_q
+ * audio tokens through the Mimi's first dep_q codebooks (num_codebooks ≥ dep_q), each recorded into the Engine's one
  * recording per step. `gen()` is asked at every call, so the caller may swap the LMGen between
  * conversations (new sampling settings); `reset()` resets Mimi's streaming state, then calls
  * `resetLm` (which resets or swaps the LMGen).
@@ -38,7 +39,7 @@ export function mimiLmLoop(ctx: GpuContext, mimi: MimiModel, depQ: number, gen: 
     prepare: () => gen().ready,
     recordEncode: (rec, pcm, codes) => mimi.recordEncode(rec, pcm, codes),
     recordLmStep: (rec, codes, out) => gen().recordStep(rec, codes, out),
-    recordDecode: (rec, audio, pcm) => mimi.recordDecode(rec, audio, pcm),
+    recordDecode: (rec, audio, pcm) => mimi.recordDecode(rec, audio, pcm, null, depQ), // the first dep_q codebooks
     recordChecks: (rec, flags) => gen().recordChecks(rec, flags, { text: CHECK_BITS.textLogits, audio: CHECK_BITS.audioLogits }),
     reset: () => {
       mimi.reset();
@@ -101,8 +102,11 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadO
   const mimiConfig = bytes.mimiConfig === null ? MIMI_RELEASED_CONFIG : parseMimiConfig(bytes.mimiConfig, `${(bytes.names.mimiWeights ?? 'mimi')} config`);
   const lmConfig = bytes.lmConfig === null ? MOSHI_7B_CONFIG : parseLmConfig(bytes.lmConfig, `${(bytes.names.lmWeights ?? 'lm')} config`);
   const userCodebooks = lmConfig.nQ - lmConfig.depQ;
-  if (mimiConfig.num_codebooks < userCodebooks || mimiConfig.num_codebooks !== lmConfig.depQ) {
-    throw new ModelMismatchError(`Mimi uses ${mimiConfig.num_codebooks} codebooks, the LM reads ${userCodebooks} user codebooks and writes ${lmConfig.depQ} audio tokens per frame (Mimi needs num_codebooks = dep_q = ${lmConfig.depQ}): the two models do not belong together`);
+  // Mimi encodes num_codebooks codes per frame (the LM reads the first n_q - dep_q) and decodes the
+  // LM's dep_q audio tokens through its first dep_q codebooks (residual quantization: a prefix).
+  const needed = Math.max(userCodebooks, lmConfig.depQ);
+  if (mimiConfig.num_codebooks < needed) {
+    throw new ModelMismatchError(`Mimi uses ${mimiConfig.num_codebooks} codebooks, the LM reads ${userCodebooks} user codebooks and writes ${lmConfig.depQ} audio tokens per frame (Mimi needs num_codebooks ≥ max(n_q - dep_q, dep_q) = ${needed}): the two models do not belong together`);
   }
   if (lmConfig.card !== mimiConfig.quantizer.bins) {
     throw new ModelMismatchError(`the LM's audio card is ${lmConfig.card}, Mimi's codebooks have ${mimiConfig.quantizer.bins} bins: the two models do not belong together`);
