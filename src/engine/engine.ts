@@ -28,6 +28,8 @@
 import { countBadSamples, MAX_SAMPLE_ABS, zeroBadSamples } from '../protocol/samples.ts';
 import { type GpuContext, type Recorder, Tensor } from '../gpu/index.ts';
 import { FRAME_SAMPLES, LoopMetrics, type StepTimings } from './metrics.ts';
+import { extraHeadProbs, type LMGen } from '../models/lm_gen.ts';
+import { type SttProcedure, type SttStep, sttPadding } from '../models/stt.ts';
 
 /** Bits of the per-step check word (GpuLoop.recordLmStep's flags, GpuLoop.recordChecks). */
 export const CHECK_BITS = {
@@ -93,7 +95,22 @@ export interface GpuLoop {
    * `finiteCheck` does one tensor.
    */
   recordChecks?(rec: Recorder, flags: Tensor): void;
+  /**
+   * Optional speech-to-text model beside the LM (one Mimi encode serves both): its LMGen reads the
+   * first n_q rows of the same codes tensor (the Mimi's num_codebooks ≥ n_q) and steps after the
+   * LM's token copies, in the same submit, following `procedure` (src/models/stt.ts SttProcedure:
+   * the first frame stepped twice, its first result dropped). reset() must reset this LMGen too.
+   */
+  readonly stt?: GpuStt;
   reset(): void;
+}
+
+/** The STT model of a GpuLoop (GpuLoop.stt). */
+export interface GpuStt {
+  /** The STT model's generator (dep_q = 0; greedy for the released configs). */
+  readonly gen: LMGen;
+  /** The procedure's frame bookkeeping; reset by the engine with the conversation. */
+  readonly procedure: SttProcedure;
 }
 
 /** Detokenizer (src/text/tokenizer.ts TextTokenizer). */
@@ -113,6 +130,8 @@ interface BackendStep {
   checks: number;
   /** The GPU work the step recorded (recording-level backend only). */
   gpuWork?: GpuWork;
+  /** The STT model's counted step of this frame (GpuLoop.stt), or null (none loaded / delays filling). */
+  stt?: SttStep | null;
 }
 
 /** GPU work of one step (deltas of GpuContext.counters): deterministic on any adapter. */
@@ -120,8 +139,8 @@ export interface GpuWork {
   dispatches: number;
   submits: number;
   readbacks: number;
-  /** `dispatches` by stage: Mimi encode, the LM step (with the logit checks), Mimi decode. */
-  stages: { encode: number; lm: number; decode: number };
+  /** `dispatches` by stage: Mimi encode, the LM step (with the logit checks), the STT model's step(s) (0 without one), Mimi decode. */
+  stages: { encode: number; lm: number; stt: number; decode: number };
 }
 
 /** One problem found by a step's finiteness checks. */
@@ -175,6 +194,8 @@ class HostBackend implements StepBackend {
 const OUT_PCM = 0; // f32 [1920]
 const OUT_TOKENS = FRAME_SAMPLES * 4; // i32 [1 + depQ + 1] (a multiple of 256: a binding may start here)
 const OUT_TS = OUT_TOKENS + 256; // u64 [3]: GPU time at LM start, LM end = decode start, decode end
+const OUT_STT = OUT_TS + 256; // i32 [2]: the STT model's dropped first text token, its text token (GpuLoop.stt)
+const OUT_STT_HEADS = OUT_STT + 8; // f32 [H · Dh]: the STT model's extra-head logits (before the softmax)
 
 /**
  * Recording-level backend: the step's input is written once; encode is one submit, the LM step
@@ -197,12 +218,32 @@ class GpuBackend implements StepBackend {
   private readonly audio: Tensor; // [depQ, 1] i32
   private readonly staging: GPUBuffer; // MAP_READ copy of stepOut, reused every step
   private readonly ts: { set: GPUQuerySet; resolve: GPUBuffer } | null;
+  private readonly stt: { gen: LMGen; procedure: SttProcedure; dropped: Tensor; text: Tensor; heads: Tensor | null } | null;
   constructor(private readonly loop: GpuLoop, private readonly now: () => number) {
     const ctx = loop.ctx;
     if (4 * (loop.depQ + 2) > OUT_TS - OUT_TOKENS) throw new EngineError(`dep_q ${loop.depQ} is too large for the step's readback layout`);
     this.pcmIn = ctx.tensor([FRAME_SAMPLES], 'f32', 'engine.pcm_in');
     this.codes = ctx.tensor([loop.codebooks, 1], 'i32', 'engine.codes');
-    this.stepOut = ctx.tensor([(OUT_TS + 24) / 4], 'u32', 'engine.step_out');
+    let outBytes = OUT_TS + 24;
+    this.stt = null;
+    if (loop.stt) {
+      const { gen, procedure } = loop.stt;
+      if (gen.lm.cfg.depQ !== 0) throw new EngineError(`the STT model beside the LM has dep_q = ${gen.lm.cfg.depQ}: not a speech-to-text model`);
+      if (procedure.nQ > loop.codebooks) throw new EngineError(`the STT model reads n_q = ${procedure.nQ} codebooks, the Mimi encodes ${loop.codebooks}: load the Mimi with num_codebooks ≥ ${procedure.nQ}`);
+      if (procedure.stt.audioSilencePrefixSeconds !== 0) {
+        throw new EngineError(`the STT model's audio_silence_prefix_seconds is ${procedure.stt.audioSilencePrefixSeconds}: beside Moshi the one Mimi encoder cannot take a silence prefix that Moshi does not hear (only 0 is supported)`);
+      }
+      const H = procedure.numHeads * procedure.headDim;
+      outBytes = OUT_STT_HEADS + 4 * H;
+      this.stt = { gen, procedure, dropped: null!, text: null!, heads: null };
+    }
+    this.stepOut = ctx.tensor([outBytes / 4], 'u32', 'engine.step_out');
+    if (this.stt) {
+      const H = this.stt.procedure.numHeads * this.stt.procedure.headDim;
+      this.stt.dropped = new Tensor(this.stepOut.buffer, [1], 'i32', 'engine.stt_dropped', this.stepOut.byteOffset + OUT_STT, false);
+      this.stt.text = new Tensor(this.stepOut.buffer, [1], 'i32', 'engine.stt_text', this.stepOut.byteOffset + OUT_STT + 4, false);
+      this.stt.heads = H ? new Tensor(this.stepOut.buffer, [H], 'f32', 'engine.stt_heads', this.stepOut.byteOffset + OUT_STT_HEADS, false) : null;
+    }
     this.pcmOut = new Tensor(this.stepOut.buffer, [FRAME_SAMPLES], 'f32', 'engine.pcm_out', this.stepOut.byteOffset + OUT_PCM, false);
     this.tokens = new Tensor(this.stepOut.buffer, [1 + loop.depQ + 1], 'i32', 'engine.tokens', this.stepOut.byteOffset + OUT_TOKENS, false);
     this.flags = ctx.tensor([1], 'u32', 'engine.check_flags');
@@ -212,8 +253,60 @@ class GpuBackend implements StepBackend {
       ? { set: ctx.device.createQuerySet({ label: 'engine stage timestamps', type: 'timestamp', count: 3 }), resolve: ctx.device.createBuffer({ label: 'engine stage timestamps', size: 256, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) }
       : null;
   }
+  /** The STT model's procedure (GpuLoop.stt), or null. */
+  get sttProcedure(): SttProcedure | null {
+    return this.stt?.procedure ?? null;
+  }
+
+  /**
+   * Records the STT model's LMGen step(s) of this frame (SttProcedure: 2 for the first frame, the
+   * first into OUT_STT, the counted one into OUT_STT + 4) and its extra-head logits (OUT_STT_HEADS).
+   * Returns whether each produced output.
+   */
+  private recordStt(rec: Recorder): { dropped: boolean; counted: boolean } | null {
+    const stt = this.stt;
+    if (!stt) return null;
+    const dropped = stt.procedure.lmStepsForNextFrame === 2 ? stt.gen.recordStep(rec, this.codes, stt.dropped) : false;
+    const counted = stt.gen.recordStep(rec, this.codes, stt.text);
+    if (counted && stt.heads) {
+      // transformer_out of the counted step is in lm.transformerOut (step_with_extra_heads).
+      stt.gen.lm.recordExtraHeads(rec);
+      rec.copy(stt.gen.lm.extraHeadLogits!, stt.heads, stt.heads.byteLength);
+    }
+    return { dropped, counted };
+  }
+
+  /** Books the STT step(s) of this frame from the readback words (null: nothing was read back). */
+  private bookStt(words: Uint32Array | null, r: { dropped: boolean; counted: boolean } | null): SttStep | null {
+    const stt = this.stt;
+    if (!stt || !r) return null;
+    const at = (off: number) => new Int32Array(words!.buffer, words!.byteOffset + off, 1)[0];
+    const p = stt.procedure;
+    const heads = r.counted && stt.heads ? extraHeadProbs(new Float32Array(words!.buffer, words!.byteOffset + OUT_STT_HEADS, p.numHeads * p.headDim), p.numHeads, p.headDim) : null;
+    return p.bookFrame(r.dropped ? { text: at(OUT_STT) } : null, r.counted ? { text: at(OUT_STT + 4), extraHeads: heads } : null);
+  }
+
+  /**
+   * The STT model alone on one frame (the right padding on Stop): Mimi encode and the STT step(s) in
+   * one submit, one readback. The LM and the decoder do not run (their state does not move; the
+   * encoder's does: the conversation is over).
+   */
+  async runSttOnly(pcm: Float32Array): Promise<SttStep | null> {
+    if (!this.stt) throw new EngineError('no STT model is loaded beside the LM');
+    await this.loop.prepare();
+    const ctx = this.loop.ctx;
+    ctx.write(this.pcmIn, pcm);
+    const rec = ctx.record('engine encode + stt');
+    this.loop.recordEncode(rec, this.pcmIn, this.codes);
+    const r = this.recordStt(rec);
+    const outP = r && (r.dropped || r.counted) ? rec.readback(this.stepOut, this.staging) : null;
+    await ctx.waitFor(() => rec.submit());
+    return this.bookStt(outP ? ((await outP) as Uint32Array) : null, r);
+  }
+
   async run(pcm: Float32Array, skipDecode: boolean): Promise<BackendStep> {
     await this.loop.prepare();
+    if (this.stt) await this.stt.gen.ready;
     const ctx = this.loop.ctx;
     const queue = ctx.device.queue;
     const depQ = this.loop.depQ;
@@ -240,6 +333,10 @@ class GpuBackend implements StepBackend {
     const decode = produced && !skipDecode;
     // Decode takes the audio tokens only (tokens[1:]).
     if (decode) recL.copy(new Tensor(this.tokens.buffer, [depQ], 'i32', 'engine.tokens[1:]', this.tokens.byteOffset + 4, false), this.audio, 4 * depQ);
+    // The STT model reads the same encoded codes, after the LM's token copies, in the same submit.
+    const nLm = ctx.counters.dispatches;
+    const sttRun = this.recordStt(recL);
+    const nS = ctx.counters.dispatches;
     let recD = recL;
     let pL: Promise<void> | null = null;
     let dL: Promise<number> | null = null;
@@ -256,7 +353,8 @@ class GpuBackend implements StepBackend {
       recD.timestamp(ts.set, 2);
       recD.resolveTimestamps(ts.set, 3, ts.resolve, this.stepOut, OUT_TS);
     }
-    const outP = produced || checked ? recD.readback(this.stepOut, this.staging) : null;
+    const sttOut = sttRun !== null && (sttRun.dropped || sttRun.counted);
+    const outP = produced || checked || sttOut ? recD.readback(this.stepOut, this.staging) : null;
     const pD = recD.submit();
     const dD = stamp();
     await ctx.waitFor(() => Promise.all([pE, pL, pD]));
@@ -290,12 +388,14 @@ class GpuBackend implements StepBackend {
       }
     }
     const c = ctx.counters;
-    const stages = { encode: nE - c0.dispatches, lm: nL - nE, decode: nD - nL };
+    const stages = { encode: nE - c0.dispatches, lm: nLm - nE + (nL - nS), stt: nS - nLm, decode: nD - nL };
     const gpuWork = { dispatches: c.dispatches - c0.dispatches, submits: c.submits - c0.submits, readbacks: c.readbacks - c0.readbacks, stages };
-    return { frame, pcm: out, encodeMs: tE - t0, lmMs, decodeMs, checks, gpuWork };
+    const stt = this.bookStt(sttOut ? words : null, sttRun);
+    return { frame, pcm: out, encodeMs: tE - t0, lmMs, decodeMs, checks, gpuWork, stt };
   }
   reset(): void {
     this.loop.reset();
+    this.stt?.procedure.reset();
   }
   destroy(): void {
     for (const t of [this.pcmIn, this.codes, this.flags, this.audio, this.stepOut]) t.destroy();
@@ -324,6 +424,8 @@ export interface StepResult {
   gpuWork: GpuWork | null;
   /** The capture stamp of the input frame (StepOptions.stamp), kept with the reply computed from it; null when none was given. */
   stamp: number | null;
+  /** The STT model's counted step of this frame (the user's words; GpuLoop.stt), null without one or while its delays fill. */
+  stt: SttStep | null;
 }
 
 /** Per-step choices of the caller (the driver's backpressure policy). */
@@ -366,6 +468,7 @@ export class Engine {
   tokenizer: LoopTokenizer | null;
   private stepIndex = 0;
   private busy = false;
+  private sttFlushed = false;
   private readonly silent: Set<number>;
   private readonly now: () => number;
   private readonly backend: StepBackend;
@@ -454,7 +557,7 @@ export class Engine {
       const timings: StepTimings = { encodeMs: r.encodeMs, lmMs: r.lmMs, decodeMs: r.decodeMs, totalMs: this.now() - t0 };
       this.metrics.record(timings, r.frame !== null, text === null ? 0 : 1, decodeSkipped);
       for (const f of faults) this.metrics.recordFault(f.kind, f.samples);
-      return { index: this.stepIndex++, pcm: out, frame: r.frame, text, decodeSkipped, faults, timings, gpuWork: r.gpuWork ?? null, stamp: opts.stamp ?? null };
+      return { index: this.stepIndex++, pcm: out, frame: r.frame, text, decodeSkipped, faults, timings, gpuWork: r.gpuWork ?? null, stamp: opts.stamp ?? null, stt: r.stt ?? null };
     } finally {
       this.busy = false;
     }
@@ -468,9 +571,44 @@ export class Engine {
     return t === null ? null : t.replace(/\u2581/g, ' ');
   }
 
+  /** The STT model's procedure when one runs beside the LM (GpuLoop.stt), else null. */
+  get sttProcedure(): SttProcedure | null {
+    return this.backend instanceof GpuBackend ? this.backend.sttProcedure : null;
+  }
+
+  /**
+   * Ends the STT model's input on Stop (SttStream.flush): the right padding, int((audio_delay_seconds
+   * + 1) · 24000) samples of zeros in whole frames, goes through the shared Mimi encoder and the STT
+   * model only (the LM and the decoder do not step), which brings out the user's last words.
+   * Call once per conversation, after the last step; reset() starts the next one.
+   * @returns the counted STT steps of the padding frames
+   * @throws EngineError without an STT model, during a step, or when called twice
+   */
+  async flushStt(): Promise<SttStep[]> {
+    const p = this.sttProcedure;
+    if (!p || !(this.backend instanceof GpuBackend)) throw new EngineError('Engine.flushStt: no STT model is loaded beside the LM');
+    if (this.busy) throw new EngineError('Engine.flushStt called while a step is still running; await each step');
+    if (this.sttFlushed) throw new EngineError('Engine.flushStt called twice: the STT input has ended; reset() to start a new conversation');
+    this.busy = true;
+    try {
+      this.sttFlushed = true;
+      const frames = Math.floor(sttPadding(p.stt, p.sampleRate).right / FRAME_SAMPLES);
+      const zeros = new Float32Array(FRAME_SAMPLES);
+      const out: SttStep[] = [];
+      for (let i = 0; i < frames; i++) {
+        const s = await this.backend.runSttOnly(zeros);
+        if (s) out.push(s);
+      }
+      return out;
+    } finally {
+      this.busy = false;
+    }
+  }
+
   /** Clears Mimi and LMGen streaming state and the metrics: the next step is step 0 of a new conversation. */
   reset(): void {
     this.backend.reset();
+    this.sttFlushed = false;
     this.metrics.reset();
     this.stepIndex = 0;
   }

@@ -70,15 +70,19 @@ export function rvqEncode(rec: Recorder, x: Tensor, cb: Tensor, codes: Tensor, y
 }
 
 /**
- * Residual VQ decode (core_vq.py ResidualVectorQuantization.decode: Σ_q embedding lookup,
+ * Residual VQ decode (core_vq.py ResidualVectorQuantization.decode: Σ_q embedding lookup over the
+ * layers the codes give, `for i, layer_codes in enumerate(codes): layer = self.layers[i]`,
  * starting from zero, or from `init` when given).
- * - codes: i32 [rows, cols], reads codes[row0 + q, col0 + f] for q < L, f < F (values clamped to [0, bins))
+ * - codes: i32 [rows, cols], reads codes[row0 + q, col0 + f] for q < layers, f < F (values clamped to [0, bins))
  * - cb: f32 [L, bins, D]; init: f32 [F, D] | null; y: f32 [F, D]
- * Throws ShapeError for mismatched shapes or a codes block out of range.
+ * - layers: how many codebooks to sum, 1 ≤ layers ≤ L (default L): the first `layers` of cb
+ * Throws ShapeError for mismatched shapes, a layer count outside [1, L] or a codes block out of range.
  */
-export function rvqDecode(rec: Recorder, codes: Tensor, cb: Tensor, init: Tensor | null, y: Tensor, frames: number, at: CodePlacement = {}): void {
+export function rvqDecode(rec: Recorder, codes: Tensor, cb: Tensor, init: Tensor | null, y: Tensor, frames: number, at: CodePlacement = {}, layers?: number): void {
   expectShape('rvq codebooks', cb, [-1, -1, -1], ['f32']);
-  const [L, bins, D] = cb.shape;
+  const [L0, bins, D] = cb.shape;
+  const L = layers ?? L0;
+  if (!Number.isInteger(L) || L < 1 || L > L0) throw new ShapeError(`rvq decode: ${L} codebooks asked of '${cb.label}', which holds ${L0}`);
   expectShape('rvq decode output', y, [frames, D], ['f32']);
   if (init) expectShape('rvq decode initial sum', init, [frames, D], ['f32']);
   const p = checkPlacement('rvq decode codes', codes, L, frames, at);

@@ -60,6 +60,17 @@ export interface LMGenTrace {
   sampled: Int32Array;
 }
 
+/**
+ * The extra heads' probabilities of one step (official `LMGen.step_with_extra_heads`:
+ * `F.softmax(extra_head(transformer_out), dim=-1)` per head) from their logits f32 [H · Dh]
+ * (head-major, as LMModel.extraHeadLogits): H arrays f32 [Dh], softmax in float64 rounded to f32.
+ * Throws RangeError when the logits are not H · Dh values.
+ */
+export function extraHeadProbs(logits: Float32Array, numHeads: number, headDim: number): Float32Array[] {
+  if (logits.length !== numHeads * headDim) throw new RangeError(`extra head logits: ${logits.length} values, expected ${numHeads} heads × ${headDim}`);
+  return Array.from({ length: numHeads }, (_, h) => softmax(logits.subarray(h * headDim, (h + 1) * headDim)));
+}
+
 /** softmax(x) over all of x (torch.nn.functional.softmax, dim=-1), in float64 with the maximum subtracted, rounded to f32. */
 function softmax(x: Float32Array): Float32Array {
   let m = -Infinity;
@@ -279,8 +290,7 @@ export class LMGen {
     if (!r) return null;
     const Dh = this.lm.cfg.extraHeadsDim;
     const logits = r.extraLogits!;
-    const extraHeads = Array.from({ length: this.lm.numExtraHeads }, (_, h) => softmax(logits.subarray(h * Dh, (h + 1) * Dh)));
-    return { text: r.text, audio: r.audio, extraHeads };
+    return { text: r.text, audio: r.audio, extraHeads: extraHeadProbs(logits, this.lm.numExtraHeads, Dh) };
   }
 
   private async runStep(userCodes: Int32Array | readonly number[], extra: boolean): Promise<{ text: number; audio: Int32Array; extraLogits: Float32Array | null } | null> {

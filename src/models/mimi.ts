@@ -191,10 +191,10 @@ export class MimiModel {
   }
 
   /** Records one chunk: codes columns [col0, col0 + F) -> pcm samples [1920·col0, 1920·(col0 + F)). */
-  private recordDecodeChunk(rec: Recorder, codes: Tensor, pcm: Tensor, col0: number, F: number, tap: MimiTap | null, chunk: number): void {
+  private recordDecodeChunk(rec: Recorder, codes: Tensor, pcm: Tensor, col0: number, F: number, tap: MimiTap | null, chunk: number, K: number): void {
     const ws = this.decWs;
     const D = this.config.seanet.dimension;
-    const q = this.quantizer.decode(rec, ws, codes, F, col0); // q: [F, D]
+    const q = this.quantizer.decode(rec, ws, codes, F, col0, K); // q: [F, D]
     tap?.(rec, 'latent_quantized', q, chunk);
     const up = this.upsample.forward(rec, ws, q); // up: [2F, D]
     tap?.(rec, 'upsampled', up, chunk);
@@ -228,17 +228,28 @@ export class MimiModel {
   }
 
   /**
-   * Streaming decode at the recording level (no readback): codes i32 [rows ≥ numCodebooks, F]
-   * (values in [0, cardinality); out-of-range values are clamped on the GPU) -> pcm f32 [1920·F].
-   * Advances the decoder-side streaming state.
+   * Streaming decode at the recording level (no readback): codes i32 [rows ≥ K, F] (values in
+   * [0, cardinality); out-of-range values are clamped on the GPU) -> pcm f32 [1920·F], from the
+   * first K = `codebooks` rows (default numCodebooks; 1 ≤ K ≤ numCodebooks). As the official
+   * `MimiModel.decode`, the codes given decide the codebooks summed, so a Mimi loaded with 32 (or 8)
+   * codebooks decodes Moshi's dep_q audio tokens (moshi/quantization/vq.py
+   * SplitResidualVectorQuantizer.decode). Advances the decoder-side streaming state.
+   * Throws ShapeError for too few rows, K outside [1, numCodebooks] or a wrong pcm shape.
    */
-  recordDecode(rec: Recorder, codes: Tensor, pcm: Tensor, tap: MimiTap | null = null): void {
+  recordDecode(rec: Recorder, codes: Tensor, pcm: Tensor, tap: MimiTap | null = null, codebooks = this.numCodebooks): void {
     this.checkAlive();
+    this.checkDecodeCodebooks(codebooks);
     expectShape('Mimi decode codes', codes, [-1, -1], ['i32']);
     const F = codes.shape[1];
-    if (codes.shape[0] < this.numCodebooks || F < 1) throw new ShapeError(`Mimi decode codes '${codes.label}' is [${codes.shape.join(', ')}], expected [${this.numCodebooks}, frames ≥ 1]`);
+    if (codes.shape[0] < codebooks || F < 1) throw new ShapeError(`Mimi decode codes '${codes.label}' is [${codes.shape.join(', ')}], expected [${codebooks}, frames ≥ 1]`);
     expectShape('Mimi decode output', pcm, pcm.rank === 2 ? [F * this.frameSize, 1] : [F * this.frameSize], ['f32']);
-    this.forChunks(F, (col0, f, chunk) => this.recordDecodeChunk(rec, codes, pcm, col0, f, tap, chunk));
+    this.forChunks(F, (col0, f, chunk) => this.recordDecodeChunk(rec, codes, pcm, col0, f, tap, chunk, codebooks));
+  }
+
+  private checkDecodeCodebooks(k: number): void {
+    if (!Number.isInteger(k) || k < 1 || k > this.numCodebooks) {
+      throw new MimiInputError(`decode: ${k} codebooks asked, this Mimi was loaded with num_codebooks = ${this.numCodebooks} (decode takes 1 to ${this.numCodebooks})`);
+    }
   }
 
   private lengthError(n: number): MimiInputError {
@@ -248,10 +259,10 @@ export class MimiModel {
   }
 
   /** Host codes -> a codes tensor in the decode workspace, after checking shape and range. */
-  private uploadCodes(codes: Int32Array, frames: number): Tensor {
-    const K = this.numCodebooks;
+  private uploadCodes(codes: Int32Array, frames: number, K: number): Tensor {
+    this.checkDecodeCodebooks(K);
     if (!Number.isInteger(frames) || frames < 1) throw new MimiInputError(`decode: frames must be a positive integer, got ${frames}`);
-    if (codes.length !== K * frames) throw new MimiInputError(`decode: codes has ${codes.length} values, expected numCodebooks × frames = ${K} × ${frames} = ${K * frames} (row-major [${K}, ${frames}])`);
+    if (codes.length !== K * frames) throw new MimiInputError(`decode: codes has ${codes.length} values, expected codebooks × frames = ${K} × ${frames} = ${K * frames} (row-major [${K}, ${frames}])`);
     const card = this.cardinality;
     for (let i = 0; i < codes.length; i++) {
       const c = codes[i];
@@ -286,16 +297,18 @@ export class MimiModel {
   }
 
   /**
-   * Streaming decode (MimiModel.decode inside `streaming(1)`): codes [numCodebooks, frames]
-   * row-major -> 1920·frames samples, from the first call. Throws MimiInputError for a wrong
-   * length or a code outside [0, cardinality).
+   * Streaming decode (MimiModel.decode inside `streaming(1)`): codes [K, frames] row-major ->
+   * 1920·frames samples, from the first call; K = `codebooks` (default numCodebooks, at most that:
+   * fewer codes decode through the first K codebooks, as the official decode of codes [B, K, T]).
+   * Throws MimiInputError for a wrong length, K outside [1, numCodebooks] or a code outside
+   * [0, cardinality).
    */
-  async decode(codes: Int32Array, frames: number): Promise<Float32Array> {
+  async decode(codes: Int32Array, frames: number, codebooks = this.numCodebooks): Promise<Float32Array> {
     this.checkAlive();
-    const c = this.uploadCodes(codes, frames);
+    const c = this.uploadCodes(codes, frames, codebooks);
     const pcm = this.decWs.get('pcm_out', [frames * this.frameSize]);
     const rec = this.ctx.record('mimi.decode');
-    this.recordDecode(rec, c, pcm);
+    this.recordDecode(rec, c, pcm, null, codebooks);
     const out = rec.readback(pcm);
     await rec.submit();
     return (await out) as Float32Array;
@@ -338,7 +351,7 @@ export class MimiModel {
    */
   async decodeAll(codes: Int32Array, frames: number, tap: MimiTap | null = null): Promise<Float32Array> {
     this.checkAlive();
-    const c = this.uploadCodes(codes, frames);
+    const c = this.uploadCodes(codes, frames, this.numCodebooks);
     const pcm = this.decWs.get('pcm_out', [frames * this.frameSize]);
     this.resetDecoder();
     const rec = this.ctx.record('mimi.decodeAll');

@@ -87,24 +87,21 @@ export interface SttStep {
   extraHeads: Float32Array;
 }
 
+/** The Mimi properties the procedure needs (MimiModel provides them). */
+export interface SttMimi {
+  readonly numCodebooks: number;
+  readonly frameSize: number;
+  readonly config: { readonly sample_rate: number; readonly quantizer: { readonly n_q: number } };
+}
+
 /**
- * The STT procedure (module doc, moshi/run_inference.py `InferenceState.run` for model_type "stt")
- * as a stream, for a live microphone: `push()` takes 24 kHz mono f32 samples in any amounts (one
- * 1920-sample frame at a time from a microphone), prepends `audio_silence_prefix_seconds` of zeros
- * before the first sample, encodes each whole 1920-sample frame with the streaming Mimi, gives the
- * first frame's codes to LMGen twice (the first result dropped) and every later frame's once, and
- * returns the counted steps (text token + extra-head probabilities) of the frames it completed.
- * The text lags the audio by `audio_delay_seconds` (the model's training delay): the token of a
- * word comes that long after the word was heard, so `flush()` on Stop feeds the right padding,
- * `audio_delay_seconds + 1` s of zeros (int((delay + 1) · 24000) samples, whole frames only, the
- * remainder dropped as run_inference.py drops it), which brings out the last words.
- *
- * `push(pcm)` followed by `flush()` yields exactly what `transcribe(pcm)` does, whatever the chunk
- * sizes. The stream owns the streaming state of `mimi` and `gen` (one stream per model pair at a
- * time): construction and `reset()` reset both (a fresh `mimi.streaming(1)` / `lm_gen.streaming(1)`).
- * Greedy sampling (the STT configs' lm_gen_config, temp 0) is the caller's choice of `gen`.
+ * The bookkeeping of the STT procedure (module doc, steps 3 and 4) apart from where the codes and
+ * the LMGen steps are computed: how many LMGen steps an input frame takes (2 for the first, whose
+ * first result is dropped, then 1), and the counted step (token, frame, time, extra heads) a
+ * frame's result makes. Shared by {@link SttStream} (host arrays) and the Moshi engine's STT step
+ * (src/engine/engine.ts: one Mimi encode for both LMs), so both follow one implementation.
  */
-export class SttStream {
+export class SttProcedure {
   readonly stt: SttConfig;
   /** Samples per frame (Mimi: 1920) and the sample rate (24000). */
   readonly frameSize: number;
@@ -119,28 +116,18 @@ export class SttStream {
   readonly offsetSeconds: number;
   /** Input frames a counted step lags behind (max_delay − delays[0]; 0 for the STT models). */
   readonly shift: number;
+  /** Whether each step computes the extra heads (LMGen.step_with_extra_heads). */
+  readonly extra: boolean;
   /** The dropped first step's text token (null before the first frame, or when it returned nothing). */
   droppedFirst: number | null = null;
-  /**
-   * Called after every padded input frame (silence included) with its index, its Mimi codes i32
-   * [n_q] (the model's input) and the counted step it produced (null while the delays fill).
-   */
-  onFrame: ((inputFrame: number, codes: Int32Array, step: SttStep | null) => void) | null = null;
-  /** Wall-clock milliseconds of the last frame: Mimi encode and the LMGen step(s) (performance.now()). */
-  readonly lastTimings = { encodeMs: 0, lmMs: 0 };
-  private readonly extra: boolean;
-  private readonly pending: Float32Array;
-  private pendingLen = 0;
   private inputFrames = 0;
   private steps = 0;
-  private started = false;
-  private flushed = false;
 
   /**
-   * @throws SttError for a model with a depformer (dep_q > 0: not an STT model) or a Mimi with fewer
-   *   codebooks than the LM's n_q
+   * @throws SttError for a model with a depformer (dep_q > 0: not an STT model), a Mimi with fewer
+   *   codebooks than the LM's n_q, extra heads asked of a model without them, or a bad stt_config
    */
-  constructor(readonly mimi: MimiModel, readonly gen: LMGen, opts: SttStreamOptions = {}) {
+  constructor(gen: Pick<LMGen, 'lm'>, mimi: SttMimi, opts: SttStreamOptions = {}) {
     const cfg = gen.lm.cfg;
     if (cfg.depQ > 0) throw new SttError(`the LM has dep_q = ${cfg.depQ} (a depformer that generates audio): not a speech-to-text model (STT models have dep_q = 0)`);
     this.nQ = cfg.nQ;
@@ -158,18 +145,128 @@ export class SttStream {
     this.frameSeconds = this.frameSize / this.sampleRate;
     this.offsetSeconds = this.stt.audioSilencePrefixSeconds + this.stt.audioDelaySeconds;
     this.shift = maxDelay(cfg) - cfg.delays[0];
-    this.pending = new Float32Array(this.frameSize);
-    this.reset();
   }
 
-  /** Padded input frames encoded so far. */
+  /** Padded input frames booked so far. */
   get framesIn(): number {
     return this.inputFrames;
   }
 
-  /** Counted steps returned so far. */
+  /** Counted steps made so far. */
   get stepsOut(): number {
     return this.steps;
+  }
+
+  /** LMGen steps the next input frame takes: 2 for the first frame (the first result is dropped), else 1. */
+  get lmStepsForNextFrame(): 1 | 2 {
+    return this.inputFrames === 0 ? 2 : 1;
+  }
+
+  /**
+   * Books one input frame. `dropped`: the first frame's extra, dropped step (its text, or null when it
+   * returned nothing; ignored for later frames); `r`: the frame's counted LMGen step (null while the
+   * delays fill) with its extra-head probabilities (one f32 [Dh] per head, or null without them).
+   * @returns the counted step, or null
+   */
+  bookFrame(dropped: { text: number } | null, r: { text: number; extraHeads: Float32Array[] | null } | null): SttStep | null {
+    const t = this.inputFrames++;
+    if (t === 0) this.droppedFirst = dropped ? dropped.text : null;
+    if (!r) return null;
+    const heads = new Float32Array(this.numHeads * this.headDim);
+    r.extraHeads?.forEach((p, h) => heads.set(p, h * this.headDim));
+    const frameAt = t - this.shift;
+    return { step: this.steps++, inputFrame: t, frame: frameAt, token: r.text, time: Math.max(0, frameAt * this.frameSeconds - this.offsetSeconds), extraHeads: heads };
+  }
+
+  /** Starts over (a new transcription). */
+  reset(): void {
+    this.inputFrames = 0;
+    this.steps = 0;
+    this.droppedFirst = null;
+  }
+}
+
+/**
+ * The STT procedure (module doc, moshi/run_inference.py `InferenceState.run` for model_type "stt")
+ * as a stream, for a live microphone: `push()` takes 24 kHz mono f32 samples in any amounts (one
+ * 1920-sample frame at a time from a microphone), prepends `audio_silence_prefix_seconds` of zeros
+ * before the first sample, encodes each whole 1920-sample frame with the streaming Mimi, gives the
+ * first frame's codes to LMGen twice (the first result dropped) and every later frame's once, and
+ * returns the counted steps (text token + extra-head probabilities) of the frames it completed.
+ * The text lags the audio by `audio_delay_seconds` (the model's training delay): the token of a
+ * word comes that long after the word was heard, so `flush()` on Stop feeds the right padding,
+ * `audio_delay_seconds + 1` s of zeros (int((delay + 1) · 24000) samples, whole frames only, the
+ * remainder dropped as run_inference.py drops it), which brings out the last words.
+ *
+ * `push(pcm)` followed by `flush()` yields exactly what `transcribe(pcm)` does, whatever the chunk
+ * sizes. The stream owns the streaming state of `mimi` and `gen` (one stream per model pair at a
+ * time): construction and `reset()` reset both (a fresh `mimi.streaming(1)` / `lm_gen.streaming(1)`).
+ * Greedy sampling (the STT configs' lm_gen_config, temp 0) is the caller's choice of `gen`.
+ * The frame bookkeeping is {@link SttProcedure}'s.
+ */
+export class SttStream {
+  readonly stt: SttConfig;
+  /** Samples per frame (Mimi: 1920) and the sample rate (24000). */
+  readonly frameSize: number;
+  readonly sampleRate: number;
+  /** Codebooks the LM reads (n_q) of the Mimi's numCodebooks. */
+  readonly nQ: number;
+  /** Extra heads H and outputs per head Dh of each step's `extraHeads` (0 and 0 without them). */
+  readonly numHeads: number;
+  readonly headDim: number;
+  /** Seconds per frame (0.08) and the offset subtracted from frame times (prefix + delay). */
+  readonly frameSeconds: number;
+  readonly offsetSeconds: number;
+  /** Input frames a counted step lags behind (max_delay − delays[0]; 0 for the STT models). */
+  readonly shift: number;
+  /**
+   * Called after every padded input frame (silence included) with its index, its Mimi codes i32
+   * [n_q] (the model's input) and the counted step it produced (null while the delays fill).
+   */
+  onFrame: ((inputFrame: number, codes: Int32Array, step: SttStep | null) => void) | null = null;
+  /** Wall-clock milliseconds of the last frame: Mimi encode and the LMGen step(s) (performance.now()). */
+  readonly lastTimings = { encodeMs: 0, lmMs: 0 };
+  readonly procedure: SttProcedure;
+  private readonly extra: boolean;
+  private readonly pending: Float32Array;
+  private pendingLen = 0;
+  private started = false;
+  private flushed = false;
+
+  /**
+   * @throws SttError for a model with a depformer (dep_q > 0: not an STT model) or a Mimi with fewer
+   *   codebooks than the LM's n_q
+   */
+  constructor(readonly mimi: MimiModel, readonly gen: LMGen, opts: SttStreamOptions = {}) {
+    const p = new SttProcedure(gen, mimi, opts);
+    this.procedure = p;
+    this.stt = p.stt;
+    this.nQ = p.nQ;
+    this.sampleRate = p.sampleRate;
+    this.frameSize = p.frameSize;
+    this.extra = p.extra;
+    this.numHeads = p.numHeads;
+    this.headDim = p.headDim;
+    this.frameSeconds = p.frameSeconds;
+    this.offsetSeconds = p.offsetSeconds;
+    this.shift = p.shift;
+    this.pending = new Float32Array(this.frameSize);
+    this.reset();
+  }
+
+  /** The dropped first step's text token (null before the first frame, or when it returned nothing). */
+  get droppedFirst(): number | null {
+    return this.procedure.droppedFirst;
+  }
+
+  /** Padded input frames encoded so far. */
+  get framesIn(): number {
+    return this.procedure.framesIn;
+  }
+
+  /** Counted steps returned so far. */
+  get stepsOut(): number {
+    return this.procedure.stepsOut;
   }
 
   /** True after `flush()` (until `reset()`). */
@@ -182,9 +279,7 @@ export class SttStream {
     this.mimi.reset();
     this.gen.reset();
     this.pendingLen = 0;
-    this.inputFrames = 0;
-    this.steps = 0;
-    this.droppedFirst = null;
+    this.procedure.reset();
     this.started = false;
     this.flushed = false;
   }
@@ -225,7 +320,7 @@ export class SttStream {
     await this.feedZeros(sttPadding(this.stt, this.sampleRate).right, out);
     this.flushed = true;
     this.pendingLen = 0;
-    if (this.inputFrames === 0) throw new SttError(`the input and ${this.stt.audioSilencePrefixSeconds} s + ${this.stt.audioDelaySeconds + 1} s of padding make no whole ${this.frameSize}-sample frame`);
+    if (this.procedure.framesIn === 0) throw new SttError(`the input and ${this.stt.audioSilencePrefixSeconds} s + ${this.stt.audioDelaySeconds + 1} s of padding make no whole ${this.frameSize}-sample frame`);
     return out;
   }
 
@@ -252,28 +347,17 @@ export class SttStream {
 
   /** One padded frame: Mimi encode, LMGen step(s); the counted step, or null while the delays fill. */
   private async runFrame(frame: Float32Array): Promise<SttStep | null> {
-    const t = this.inputFrames;
+    const t = this.procedure.framesIn;
     const t0 = performance.now();
     const c = await this.mimi.encode(frame); // [K, 1]
     const t1 = performance.now();
     this.lastTimings.encodeMs = t1 - t0;
     if (c.length !== this.mimi.numCodebooks) throw new Error(`MimiModel.encode returned ${c.length} codes for one frame, expected ${this.mimi.numCodebooks}`);
     const codes = c.subarray(0, this.nQ);
-    this.inputFrames = t + 1;
-    if (t === 0) {
-      const first = await this.lmStep(codes);
-      this.droppedFirst = first ? first.text : null;
-    }
+    const dropped = this.procedure.lmStepsForNextFrame === 2 ? await this.lmStep(codes) : null;
     const r = await this.lmStep(codes);
     this.lastTimings.lmMs = performance.now() - t1;
-    if (!r) {
-      this.onFrame?.(t, codes, null);
-      return null;
-    }
-    const heads = new Float32Array(this.numHeads * this.headDim);
-    r.extraHeads?.forEach((p, h) => heads.set(p, h * this.headDim));
-    const frameAt = t - this.shift;
-    const step: SttStep = { step: this.steps++, inputFrame: t, frame: frameAt, token: r.text, time: Math.max(0, frameAt * this.frameSeconds - this.offsetSeconds), extraHeads: heads };
+    const step = this.procedure.bookFrame(dropped, r);
     this.onFrame?.(t, codes, step);
     return step;
   }

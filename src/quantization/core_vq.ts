@@ -58,9 +58,12 @@ export class ResidualVectorQuantization {
     rvqEncode(rec, x, this.codebooks, codes, quantized, at);
   }
 
-  /** codes rows [row0, row0 + layers), columns [col0, col0 + F) -> y: [F, dim]. */
-  decode(rec: Recorder, codes: Tensor, y: Tensor, frames: number, at: CodePlacement): void {
-    rvqDecode(rec, codes, this.codebooks, null, y, frames, at);
+  /**
+   * codes rows [row0, row0 + n), columns [col0, col0 + F) -> y: [F, dim], summing the first
+   * n = `layers` (default: all active) codebooks. Throws ShapeError for n outside [1, layers].
+   */
+  decode(rec: Recorder, codes: Tensor, y: Tensor, frames: number, at: CodePlacement, layers = this.layers): void {
+    rvqDecode(rec, codes, this.codebooks, null, y, frames, at, layers);
   }
 
   destroy(): void {

@@ -5,7 +5,7 @@
  * codebooks, each with its own projections; codes concatenated, latents summed). Time-major:
  * latents [F, D], codes i32 [K, frames] (codebook-major, as Mimi's [B, K, T]).
  */
-import type { GpuContext, Recorder, Tensor } from '../gpu/index.ts';
+import { type GpuContext, type Recorder, ShapeError, type Tensor } from '../gpu/index.ts';
 import { addInPlace } from '../kernels/elementwise.ts';
 import { linear } from '../kernels/linear.ts';
 import type { CodePlacement } from '../kernels/rvq.ts';
@@ -65,10 +65,10 @@ export class ResidualVectorQuantizer {
     return p;
   }
 
-  /** codes -> y: [F, out_dim] = output_proj(Σ centroids). */
-  decode(rec: Recorder, ws: Workspace, codes: Tensor, frames: number, y: Tensor, at: CodePlacement): void {
+  /** codes -> y: [F, out_dim] = output_proj(Σ centroids of the first `layers` codebooks, default all active). */
+  decode(rec: Recorder, ws: Workspace, codes: Tensor, frames: number, y: Tensor, at: CodePlacement, layers = this.activeLayers): void {
     const q = ws.get(`${this.name}.decoded`, [frames, this.vq.dim]); // q: [F, dim]
-    this.vq.decode(rec, codes, q, frames, at);
+    this.vq.decode(rec, codes, q, frames, at, layers);
     linear(rec, q, this.outputProj, null, y);
   }
 
@@ -108,13 +108,22 @@ export class SplitResidualVectorQuantizer {
     return { first, rest };
   }
 
-  /** codes rows [0, numCodebooks) at columns [col0, col0 + frames) -> latent f32 [frames, out_dim] (a workspace buffer). */
-  decode(rec: Recorder, ws: Workspace, codes: Tensor, frames: number, col0 = 0): Tensor {
+  /**
+   * codes rows [0, n) at columns [col0, col0 + frames) -> latent f32 [frames, out_dim] (a workspace
+   * buffer), n = `codebooks` (default numCodebooks). As the official decode, the number of codes
+   * given decides the codebooks summed: rvq_first takes row 0, rvq_rest rows 1..n-1 when n > 1
+   * (`if codes.shape[1] > self.n_q_semantic`), so Moshi's dep_q codes decode through a Mimi loaded
+   * with more codebooks. Throws ShapeError for n outside [1, numCodebooks].
+   */
+  decode(rec: Recorder, ws: Workspace, codes: Tensor, frames: number, col0 = 0, codebooks = this.numCodebooks): Tensor {
+    if (!Number.isInteger(codebooks) || codebooks < 1 || codebooks > this.numCodebooks) {
+      throw new ShapeError(`quantizer decode: ${codebooks} codebooks asked, this quantizer was loaded with ${this.numCodebooks} (1 ≤ codebooks ≤ num_codebooks)`);
+    }
     const y = ws.get('quantizer.decoded', [frames, this.cfg.output_dimension]);
     this.rvqFirst.decode(rec, ws, codes, frames, y, { row0: 0, col0 });
-    if (this.numCodebooks > 1) {
+    if (codebooks > 1) {
       const r = ws.get('quantizer.decoded_rest', [frames, this.cfg.output_dimension]);
-      this.rvqRest.decode(rec, ws, codes, frames, r, { row0: 1, col0 });
+      this.rvqRest.decode(rec, ws, codes, frames, r, { row0: 1, col0 }, codebooks - 1);
       addInPlace(rec, y, r); // quantized += rvq_rest.decode(...)
     }
     return y;

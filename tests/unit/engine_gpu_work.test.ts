@@ -60,7 +60,8 @@ it('one readback and at most two submits per step; fused steps dispatch less and
     expect(w.readbacks, `step ${i} readbacks`).toBe(1);
     const decoded = r.frame !== null;
     expect(w.submits, `step ${i} submits`).toBe(ctx.hasTimestamps ? 2 : decoded ? 3 : 2);
-    expect(w.stages.encode + w.stages.lm + w.stages.decode, `step ${i} stage dispatches`).toBe(w.dispatches);
+    expect(w.stages.encode + w.stages.lm + w.stages.stt + w.stages.decode, `step ${i} stage dispatches`).toBe(w.dispatches);
+    expect(w.stages.stt, `step ${i}: no STT model, no STT dispatches`).toBe(0);
     expect(w.stages.decode > 0, `step ${i} decode dispatches`).toBe(decoded);
     expect(unfused[i].gpuWork!.dispatches, `step ${i}: fused ${w.dispatches} vs unfused dispatches`).toBeGreaterThan(w.dispatches);
     expect(unfused[i].frame?.text).toBe(r.frame?.text);
