@@ -239,7 +239,7 @@ describe.skipIf(NODE_ADAPTER_MISSING)(`MimiModel errors (node ${NODE_ADAPTER})`,
     try {
       await expect(model.encode(new Float32Array(960))).rejects.toThrow(/Invalid input x of length 960\. The length must be a positive multiple of the frame size 1920/);
       await expect(model.encode(new Float32Array(0))).rejects.toThrow(MimiInputError);
-      await expect(model.decode(new Int32Array(7), 1)).rejects.toThrow(/expected numCodebooks × frames = 8 × 1/);
+      await expect(model.decode(new Int32Array(7), 1)).rejects.toThrow(/expected codebooks × frames = 8 × 1 = 8/);
       const bad = new Int32Array(8);
       bad[3] = 64;
       await expect(model.decode(bad, 1)).rejects.toThrow(/code 64 at \[codebook 3, frame 0\] is outside \[0, 64\)/);
