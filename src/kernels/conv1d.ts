@@ -1,11 +1,8 @@
 import convSource from '../../shaders/conv1d.wgsl?raw';
-import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
-import { type Conv1dPath, type ConvAct, convTileFor, convUsesDirect, withConvGemm } from './conv_gemm.ts';
+import { ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, storageBindings } from '../gpu/index.ts';
+import { type Conv1dPath, type ConvAct, convKernels, dispatchConv } from './conv_gemm.ts';
 
 export type { Conv1dPath, ConvAct };
-
-/** shaders/conv1d.wgsl with the shared shaders/conv_gemm.wgsl appended. */
-const source = withConvGemm(convSource);
 
 const BINDINGS = storageBindings({ x: 'read', prev: 'read', wt: 'read', bias: 'read', res: 'read', y: 'read_write' });
 
@@ -24,12 +21,8 @@ const PARAMS = new ParamsLayout([
   ['has_res', 'u32'],
 ]);
 
-/** Tiled implicit-GEMM causal conv (groups = 1), shaders/conv_gemm.wgsl `main` over conv1d.wgsl's hooks. */
-export const conv1dKernel = new Kernel('conv1d', source, BINDINGS, PARAMS, 'main');
-/** 4×4 outputs per thread straight from storage (groups = 1), shaders/conv1d.wgsl `direct`. */
-export const conv1dDirectKernel = new Kernel('conv1d.direct', source, BINDINGS, PARAMS, 'direct');
-/** One thread per output, any groups (depthwise included), shaders/conv1d.wgsl `grouped`. */
-export const conv1dGroupedKernel = new Kernel('conv1d.grouped', source, BINDINGS, PARAMS, 'grouped');
+/** conv1d, conv1d.direct, conv1d.grouped over shaders/conv1d.wgsl + conv_gemm.wgsl (see ConvKernels). */
+const KERNELS = convKernels('conv1d', convSource, BINDINGS, PARAMS);
 
 export interface Conv1dOptions {
   kernelSize: number;
@@ -121,30 +114,10 @@ export function conv1d(rec: Recorder, x: Tensor, prev: Tensor | null, wt: Tensor
   const buffers = [x, prev ?? x, wt, bias ?? x, res ?? x, y];
   const ACT = opts.act === 'elu' ? 1 : 0;
   const REPLICATE = replicate ? 1 : 0;
-  if (G === 1 && convUsesDirect(rec, opts.path ?? 'auto', cOut)) {
-    rec.dispatch(conv1dDirectKernel, {
-      buffers,
-      params,
-      constants: { ACT, REPLICATE },
-      workgroups: grid1d(Math.ceil(tOut / 4) * Math.ceil(cOut / 4), 64),
-      label: 'conv1d.direct',
-    });
-  } else if (G === 1) {
-    const tile = convTileFor(cOut);
-    rec.dispatch(conv1dKernel, {
-      buffers,
-      params,
-      constants: { ...tile, ACT, REPLICATE },
-      workgroups: [Math.ceil(cOut / tile.TN), Math.ceil(tOut / tile.TM)],
-      label: 'conv1d',
-    });
-  } else {
-    rec.dispatch(conv1dGroupedKernel, {
-      buffers,
-      params,
-      constants: { ACT, REPLICATE },
-      workgroups: grid1d(tOut * cOut, 64),
-      label: 'conv1d.grouped',
-    });
-  }
+  dispatchConv(rec, KERNELS, {
+    groups: G, cOut, path: opts.path ?? 'auto', buffers, params, constants: { ACT, REPLICATE },
+    directThreads: Math.ceil(tOut / 4) * Math.ceil(cOut / 4),
+    tiledWorkgroups: (tile) => [Math.ceil(cOut / tile.TN), Math.ceil(tOut / tile.TM)],
+    groupedThreads: tOut * cOut,
+  });
 }

@@ -5,7 +5,7 @@
  * direct groups = 1 paths.
  */
 import gemmSource from '../../shaders/conv_gemm.wgsl?raw';
-import type { Recorder } from '../gpu/index.ts';
+import { type BindingDecl, Kernel, type ParamsLayout, type Recorder, type Tensor, grid1d } from '../gpu/index.ts';
 
 /**
  * groups = 1 paths: 'tiled' stages x and w slices in workgroup memory (best on GPUs for wide
@@ -33,4 +33,54 @@ export function convTileFor(cOut: number): { TM: number; TN: number; TK: number 
 /** Whether a groups = 1 conv with `cOut` output channels takes the direct path (see Conv1dPath). */
 export function convUsesDirect(rec: Recorder, path: Conv1dPath, cOut: number): boolean {
   return path === 'direct' || (path === 'auto' && (rec.ctx.adapter.isFallbackAdapter || cOut < 48));
+}
+
+/** A conv family's three entry points over one WGSL source (conv1d.wgsl or conv_transpose1d.wgsl, with conv_gemm.wgsl appended). */
+export interface ConvKernels<K extends string = string> {
+  /** Tiled implicit GEMM (groups = 1), shaders/conv_gemm.wgsl `main` over the family's hooks. */
+  tiled: Kernel<K>;
+  /** 4×4 outputs per thread straight from storage (groups = 1), the family's `direct`. */
+  direct: Kernel<K>;
+  /** One thread per output, any groups, the family's `grouped`. */
+  grouped: Kernel<K>;
+}
+
+/** The three kernels of a conv family, labelled `name`, `name.direct`, `name.grouped`. */
+export function convKernels<K extends string>(name: string, familySource: string, bindings: readonly BindingDecl[], params: ParamsLayout<K>): ConvKernels<K> {
+  const source = withConvGemm(familySource);
+  return {
+    tiled: new Kernel(name, source, bindings, params, 'main'),
+    direct: new Kernel(`${name}.direct`, source, bindings, params, 'direct'),
+    grouped: new Kernel(`${name}.grouped`, source, bindings, params, 'grouped'),
+  };
+}
+
+/** One conv dispatch: which entry point runs, and its grid for each. */
+export interface ConvDispatch<K extends string> {
+  groups: number;
+  cOut: number;
+  path: Conv1dPath;
+  buffers: Tensor[];
+  params: Record<K, number>;
+  /** Override constants common to the three entry points (ACT, REPLICATE…); `main` also gets TM/TN/TK. */
+  constants: Record<string, number>;
+  /** Threads of `direct` (one per 4×4 output block). */
+  directThreads: number;
+  /** Workgroups of `main` for its tile. */
+  tiledWorkgroups: (tile: { TM: number; TN: number; TK: number }) => readonly [number, number, number?];
+  /** Threads of `grouped` (one per output). */
+  groupedThreads: number;
+}
+
+/** Records `d` on the entry point its groups, width and path call for (see Conv1dPath). */
+export function dispatchConv<K extends string>(rec: Recorder, kernels: ConvKernels<K>, d: ConvDispatch<K>): void {
+  const { buffers, params, constants } = d;
+  if (d.groups === 1 && convUsesDirect(rec, d.path, d.cOut)) {
+    rec.dispatch(kernels.direct, { buffers, params, constants, workgroups: grid1d(d.directThreads, 64) });
+  } else if (d.groups === 1) {
+    const tile = convTileFor(d.cOut);
+    rec.dispatch(kernels.tiled, { buffers, params, constants: { ...tile, ...constants }, workgroups: d.tiledWorkgroups(tile) });
+  } else {
+    rec.dispatch(kernels.grouped, { buffers, params, constants, workgroups: grid1d(d.groupedThreads, 64) });
+  }
 }

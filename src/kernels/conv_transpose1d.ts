@@ -1,9 +1,6 @@
 import convTrSource from '../../shaders/conv_transpose1d.wgsl?raw';
-import { Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
-import { type Conv1dPath, type ConvAct, convTileFor, convUsesDirect, withConvGemm } from './conv_gemm.ts';
-
-/** shaders/conv_transpose1d.wgsl with the shared shaders/conv_gemm.wgsl appended. */
-const source = withConvGemm(convTrSource);
+import { ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, storageBindings } from '../gpu/index.ts';
+import { type Conv1dPath, type ConvAct, convKernels, dispatchConv } from './conv_gemm.ts';
 
 const BINDINGS = storageBindings({ x: 'read', partial: 'read', wt: 'read', bias: 'read', y: 'read_write' });
 
@@ -20,12 +17,8 @@ const PARAMS = new ParamsLayout([
   ['has_bias', 'u32'],
 ]);
 
-/** Per-phase tiled implicit GEMM (groups = 1), shaders/conv_gemm.wgsl `main` over conv_transpose1d.wgsl's hooks. */
-export const convTr1dKernel = new Kernel('conv_transpose1d', source, BINDINGS, PARAMS, 'main');
-/** 4×4 outputs per thread straight from storage (groups = 1), shaders/conv_transpose1d.wgsl `direct`. */
-export const convTr1dDirectKernel = new Kernel('conv_transpose1d.direct', source, BINDINGS, PARAMS, 'direct');
-/** One thread per output, any groups (channel-wise included), shaders/conv_transpose1d.wgsl `grouped`. */
-export const convTr1dGroupedKernel = new Kernel('conv_transpose1d.grouped', source, BINDINGS, PARAMS, 'grouped');
+/** conv_transpose1d, .direct, .grouped over shaders/conv_transpose1d.wgsl + conv_gemm.wgsl (see ConvKernels); `main` runs per phase. */
+const KERNELS = convKernels('conv_transpose1d', convTrSource, BINDINGS, PARAMS);
 
 export interface ConvTr1dOptions {
   kernelSize: number;
@@ -108,30 +101,10 @@ export function convTranspose1d(rec: Recorder, x: Tensor, partial: Tensor | null
   const params = { t_in: T, t_ext: tExt, c_in: cIn, c_out: cOut, k: K, stride: S, groups: G, taps, pt: PT, has_bias: bias ? 1 : 0 };
   const buffers = [x, partial ?? x, wt, bias ?? x, y];
   const ACT = opts.act === 'elu' ? 1 : 0;
-  if (G === 1 && convUsesDirect(rec, opts.path ?? 'auto', cOut)) {
-    rec.dispatch(convTr1dDirectKernel, {
-      buffers,
-      params,
-      constants: { ACT },
-      workgroups: grid1d(S * Math.ceil(Math.ceil(tExt / S) / 4) * Math.ceil(cOut / 4), 64),
-      label: 'conv_transpose1d.direct',
-    });
-  } else if (G === 1) {
-    const tile = convTileFor(cOut);
-    rec.dispatch(convTr1dKernel, {
-      buffers,
-      params,
-      constants: { ...tile, ACT },
-      workgroups: [Math.ceil(cOut / tile.TN), Math.ceil(Math.ceil(tExt / S) / tile.TM), S],
-      label: 'conv_transpose1d',
-    });
-  } else {
-    rec.dispatch(convTr1dGroupedKernel, {
-      buffers,
-      params,
-      constants: { ACT },
-      workgroups: grid1d(tExt * cOut, 64),
-      label: 'conv_transpose1d.grouped',
-    });
-  }
+  dispatchConv(rec, KERNELS, {
+    groups: G, cOut, path: opts.path ?? 'auto', buffers, params, constants: { ACT },
+    directThreads: S * Math.ceil(Math.ceil(tExt / S) / 4) * Math.ceil(cOut / 4),
+    tiledWorkgroups: (tile) => [Math.ceil(cOut / tile.TN), Math.ceil(Math.ceil(tExt / S) / tile.TM), S],
+    groupedThreads: tExt * cOut,
+  });
 }
