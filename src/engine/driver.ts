@@ -28,6 +28,21 @@ export interface FrameSource {
   queued(): number;
 }
 
+/**
+ * Waits for the next whole frame of `source` in `out`: true when one was pulled, false once the
+ * source has ended or `stopped()` turns true (checked before every pull). Between pulls it calls
+ * `onIdle` and waits up to `pollMs` on the source. The input loop of EngineDriver and SttLoop.
+ */
+export async function nextFrame(source: FrameSource, out: Float32Array, pollMs: number, stopped: () => boolean, onIdle?: () => void): Promise<boolean> {
+  while (!stopped()) {
+    if (source.pull(out)) return true;
+    if (source.ended) return false;
+    onIdle?.();
+    await source.wait(pollMs);
+  }
+  return false;
+}
+
 /** Where the driver writes each step's output. */
 export interface FrameSink {
   /**
@@ -161,13 +176,7 @@ export class EngineDriver {
     this.running = true;
     this.stopRequested = false;
     try {
-      while (!this.stopRequested) {
-        if (!this.source.pull(this.frame)) {
-          if (this.source.ended) break;
-          this.callbacks.onIdle?.();
-          await this.source.wait(this.pollMs);
-          continue;
-        }
+      while (await nextFrame(this.source, this.frame, this.pollMs, () => this.stopRequested, () => this.callbacks.onIdle?.())) {
         const stamp = this.source.stamp?.() ?? null;
         const r = await this.engine.step(this.frame, { skipDecode: this.shouldSkipDecode(), stamp });
         if (!this.sink.push(r.pcm, r.stamp)) this.sinkDrops++;

@@ -12,7 +12,7 @@
  */
 import type { SttStep, SttStream } from '../models/stt.ts';
 import { zeroBadSamples } from '../protocol/samples.ts';
-import type { FrameSource } from './driver.ts';
+import { type FrameSource, nextFrame } from './driver.ts';
 import { FRAME_SAMPLES, type LoopMetrics } from './metrics.ts';
 
 export interface SttLoopCallbacks {
@@ -73,12 +73,7 @@ export class SttLoop {
       }
     };
     try {
-      while (!this.stopRequested && remaining > 0) {
-        if (!this.source.pull(this.frame)) {
-          if (this.source.ended) break;
-          await this.source.wait(this.pollMs);
-          continue;
-        }
+      while (remaining > 0 && (await nextFrame(this.source, this.frame, this.pollMs, () => this.stopRequested))) {
         const bad = zeroBadSamples(this.frame);
         if (bad) {
           metrics.recordFault('input', bad);
