@@ -43,6 +43,43 @@ export async function nextFrame(source: FrameSource, out: Float32Array, pollMs: 
   return false;
 }
 
+/**
+ * What EngineDriver and SttLoop share: one run at a time over 1920-sample input frames, `stop()`
+ * after the current frame, and a failed run that calls `onError` before it rejects.
+ */
+export abstract class FrameLoop {
+  private running = false;
+  protected stopRequested = false;
+  protected readonly frame = new Float32Array(FRAME_SAMPLES);
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** Asks the loop to stop after the current frame (SttLoop then flushes its last words). */
+  stop(): void {
+    this.stopRequested = true;
+  }
+
+  /**
+   * Runs `body` as the loop's run.
+   * @throws Error `${name}.run: already running` while a run is in progress; whatever `body` throws, after `onError`
+   */
+  protected async runOnce(name: string, onError: ((e: unknown) => void) | undefined, body: () => Promise<void>): Promise<void> {
+    if (this.running) throw new Error(`${name}.run: already running`);
+    this.running = true;
+    this.stopRequested = false;
+    try {
+      await body();
+    } catch (e) {
+      onError?.(e);
+      throw e;
+    } finally {
+      this.running = false;
+    }
+  }
+}
+
 /** Where the driver writes each step's output. */
 export interface FrameSink {
   /**
@@ -136,10 +173,7 @@ export interface CatchUpOptions {
  * packet channel to the page is over its budget) or while the input backlog says the loop is
  * behind real time (`CatchUpOptions.skipDecodeBacklog`).
  */
-export class EngineDriver {
-  private running = false;
-  private stopRequested = false;
-  private readonly frame = new Float32Array(FRAME_SAMPLES);
+export class EngineDriver extends FrameLoop {
   private catchingUp = false;
   /** Output frames the sink refused (counted as overruns). */
   sinkDrops = 0;
@@ -154,7 +188,9 @@ export class EngineDriver {
     /** Longest wait for input before checking `stop()` again, ms. */
     private readonly pollMs = 10,
     private readonly catchUp: CatchUpOptions = {},
-  ) {}
+  ) {
+    super();
+  }
 
   /** Whether the next step skips its decode (pressure, or behind real time). Updates the lag state. */
   private shouldSkipDecode(): boolean {
@@ -167,15 +203,8 @@ export class EngineDriver {
     return this.pressure || this.catchingUp;
   }
 
-  get isRunning(): boolean {
-    return this.running;
-  }
-
   async run(): Promise<void> {
-    if (this.running) throw new Error('EngineDriver.run: already running');
-    this.running = true;
-    this.stopRequested = false;
-    try {
+    await this.runOnce('EngineDriver', this.callbacks.onError, async () => {
       while (await nextFrame(this.source, this.frame, this.pollMs, () => this.stopRequested, () => this.callbacks.onIdle?.())) {
         const stamp = this.source.stamp?.() ?? null;
         const r = await this.engine.step(this.frame, { skipDecode: this.shouldSkipDecode(), stamp });
@@ -183,16 +212,6 @@ export class EngineDriver {
         this.engine.metrics.setTransport({ inputQueueSamples: this.source.queued(), outputQueueSamples: this.sink.queued() });
         this.callbacks.onStep?.(r);
       }
-    } catch (e) {
-      this.callbacks.onError?.(e);
-      throw e;
-    } finally {
-      this.running = false;
-    }
-  }
-
-  /** Asks the loop to stop after the current step. */
-  stop(): void {
-    this.stopRequested = true;
+    });
   }
 }

@@ -12,7 +12,7 @@
  */
 import type { SttStep, SttStream } from '../models/stt.ts';
 import { zeroBadSamples } from '../protocol/samples.ts';
-import { type FrameSource, nextFrame } from './driver.ts';
+import { FrameLoop, type FrameSource, nextFrame } from './driver.ts';
 import { FRAME_SAMPLES, type LoopMetrics } from './metrics.ts';
 
 export interface SttLoopCallbacks {
@@ -26,10 +26,7 @@ export interface SttLoopCallbacks {
   onBadInput?: (samples: number) => void;
 }
 
-export class SttLoop {
-  private running = false;
-  private stopRequested = false;
-  private readonly frame = new Float32Array(FRAME_SAMPLES);
+export class SttLoop extends FrameLoop {
 
   constructor(
     readonly stream: SttStream,
@@ -41,11 +38,8 @@ export class SttLoop {
     /** Longest wait for input before checking `stop()` again, ms. */
     private readonly pollMs = 10,
   ) {
+    super();
     if (stream.frameSize !== FRAME_SAMPLES) throw new RangeError(`SttLoop: the Mimi's frames are ${stream.frameSize} samples, the audio transport carries ${FRAME_SAMPLES}`);
-  }
-
-  get isRunning(): boolean {
-    return this.running;
   }
 
   /**
@@ -55,24 +49,21 @@ export class SttLoop {
    * @throws RangeError for an endAfterSamples that is not an integer >= 0
    */
   async run(endAfterSamples?: number): Promise<void> {
-    if (this.running) throw new Error('SttLoop.run: already running');
     if (endAfterSamples !== undefined && !(Number.isSafeInteger(endAfterSamples) && endAfterSamples >= 0)) {
       throw new RangeError(`SttLoop: endAfterSamples must be an integer >= 0 (samples of the played file), got ${endAfterSamples}`);
     }
-    this.running = true;
-    this.stopRequested = false;
-    const { stream, metrics } = this;
-    stream.reset();
-    metrics.reset();
-    let remaining = endAfterSamples ?? Infinity;
-    const emit = (steps: SttStep[], t0: number) => {
-      const total = performance.now() - t0;
-      for (const s of steps) {
-        metrics.record({ encodeMs: stream.lastTimings.encodeMs, lmMs: stream.lastTimings.lmMs, decodeMs: 0, totalMs: total / Math.max(1, steps.length) }, true, this.silentIds.includes(s.token) ? 0 : 1);
-        this.callbacks.onStep?.(s);
-      }
-    };
-    try {
+    await this.runOnce('SttLoop', this.callbacks.onError, async () => {
+      const { stream, metrics } = this;
+      stream.reset();
+      metrics.reset();
+      let remaining = endAfterSamples ?? Infinity;
+      const emit = (steps: SttStep[], t0: number) => {
+        const total = performance.now() - t0;
+        for (const s of steps) {
+          metrics.record({ encodeMs: stream.lastTimings.encodeMs, lmMs: stream.lastTimings.lmMs, decodeMs: 0, totalMs: total / Math.max(1, steps.length) }, true, this.silentIds.includes(s.token) ? 0 : 1);
+          this.callbacks.onStep?.(s);
+        }
+      };
       while (remaining > 0 && (await nextFrame(this.source, this.frame, this.pollMs, () => this.stopRequested))) {
         const bad = zeroBadSamples(this.frame);
         if (bad) {
@@ -88,16 +79,6 @@ export class SttLoop {
       const t0 = performance.now();
       emit(await stream.flush(), t0);
       this.callbacks.onEnd?.(remaining <= 0 && endAfterSamples !== undefined ? 'file-ended' : 'stopped', stream.stepsOut);
-    } catch (e) {
-      this.callbacks.onError?.(e);
-      throw e;
-    } finally {
-      this.running = false;
-    }
-  }
-
-  /** Asks the loop to stop after the current frame; it then flushes (the last words) and ends. */
-  stop(): void {
-    this.stopRequested = true;
+    });
   }
 }

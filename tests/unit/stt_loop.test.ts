@@ -110,8 +110,11 @@ describe('SttLoop', () => {
     const loop = new SttLoop(stt.stream, src, stt.metrics, { onStep: (s) => steps.push(s), onEnd: (r, n) => (end = [r, n]) });
     const run = loop.run();
     while (steps.length < 10) await new Promise((r) => setTimeout(r, 5));
+    expect(loop.isRunning).toBe(true);
+    await expect(loop.run()).rejects.toThrow(/SttLoop\.run: already running/);
     loop.stop();
     await run;
+    expect(loop.isRunning).toBe(false);
     const live = src.pulled;
     expect(live).toBeGreaterThanOrEqual(10);
     expect(end).toEqual(['stopped', live + 18]);
