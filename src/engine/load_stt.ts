@@ -108,16 +108,16 @@ export async function loadStt(ctx: GpuContext, bytes: ModelFiles, opts: SttLoadO
     const d = lmConfig.lmGen;
     const gen = new LMGen(lm, { temp: d.temp ?? LMGEN_DEFAULTS.temp, tempText: d.tempText ?? LMGEN_DEFAULTS.tempText, topK: d.topK ?? LMGEN_DEFAULTS.topK, topKText: d.topKText ?? LMGEN_DEFAULTS.topKText, seed: 0 });
     const stream = new SttStream(mimi, gen, { stt: lmConfig.stt ?? STT_CONFIG_DEFAULTS });
-    const stt = stream.stt;
+    const stt = stream.procedure.stt;
     const info: ModelInfo = {
-      summary: `speech-to-text: Mimi (${mimi.numCodebooks} codebooks) + STT model dim ${lmConfig.dim} × ${lmConfig.numLayers} layers, text lags ${stt.audioDelaySeconds} s${stream.numHeads ? `, ${stream.numHeads} extra heads` : ''}${tokenizer ? ', tokenizer' : ', no tokenizer (text as ids)'}; ${gen.tempText === 0 ? 'greedy' : `text temp ${gen.tempText}`}`,
+      summary: `speech-to-text: Mimi (${mimi.numCodebooks} codebooks) + STT model dim ${lmConfig.dim} × ${lmConfig.numLayers} layers, text lags ${stt.audioDelaySeconds} s${stream.procedure.numHeads ? `, ${stream.procedure.numHeads} extra heads` : ''}${tokenizer ? ', tokenizer' : ', no tokenizer (text as ids)'}; ${gen.tempText === 0 ? 'greedy' : `text temp ${gen.tempText}`}`,
       depQ: 0,
       userCodebooks: lmConfig.nQ,
       hasTokenizer: tokenizer !== null,
       gpuBytes: ctx.liveBytes,
       // The captions trail the speech by audio_delay_seconds (the STT model's inherent delay).
       modelDelayMs: stt.audioDelaySeconds * 1000,
-      stt: { numHeads: stream.numHeads, headDim: stream.headDim, audioDelaySeconds: stt.audioDelaySeconds, audioSilencePrefixSeconds: stt.audioSilencePrefixSeconds, frameSeconds: stream.frameSeconds, endOfPaddingId: lmConfig.existingTextEndPaddingId },
+      stt: { numHeads: stream.procedure.numHeads, headDim: stream.procedure.headDim, audioDelaySeconds: stt.audioDelaySeconds, audioSilencePrefixSeconds: stt.audioSilencePrefixSeconds, frameSeconds: stream.procedure.frameSeconds, endOfPaddingId: lmConfig.existingTextEndPaddingId },
     };
     const model = lm;
     return {

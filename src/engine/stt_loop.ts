@@ -39,7 +39,7 @@ export class SttLoop extends FrameLoop {
     private readonly pollMs = 10,
   ) {
     super();
-    if (stream.frameSize !== FRAME_SAMPLES) throw new RangeError(`SttLoop: the Mimi's frames are ${stream.frameSize} samples, the audio transport carries ${FRAME_SAMPLES}`);
+    if (stream.procedure.frameSize !== FRAME_SAMPLES) throw new RangeError(`SttLoop: the Mimi's frames are ${stream.procedure.frameSize} samples, the audio transport carries ${FRAME_SAMPLES}`);
   }
 
   /**

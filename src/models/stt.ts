@@ -205,20 +205,6 @@ export class SttProcedure {
  * The frame bookkeeping is {@link SttProcedure}'s.
  */
 export class SttStream {
-  readonly stt: SttConfig;
-  /** Samples per frame (Mimi: 1920) and the sample rate (24000). */
-  readonly frameSize: number;
-  readonly sampleRate: number;
-  /** Codebooks the LM reads (n_q) of the Mimi's numCodebooks. */
-  readonly nQ: number;
-  /** Extra heads H and outputs per head Dh of each step's `extraHeads` (0 and 0 without them). */
-  readonly numHeads: number;
-  readonly headDim: number;
-  /** Seconds per frame (0.08) and the offset subtracted from frame times (prefix + delay). */
-  readonly frameSeconds: number;
-  readonly offsetSeconds: number;
-  /** Input frames a counted step lags behind (max_delay − delays[0]; 0 for the STT models). */
-  readonly shift: number;
   /**
    * Called after every padded input frame (silence included) with its index, its Mimi codes i32
    * [n_q] (the model's input) and the counted step it produced (null while the delays fill).
@@ -226,6 +212,7 @@ export class SttStream {
   onFrame: ((inputFrame: number, codes: Int32Array, step: SttStep | null) => void) | null = null;
   /** Wall-clock milliseconds of the last frame: Mimi encode and the LMGen step(s) (performance.now()). */
   readonly lastTimings = { encodeMs: 0, lmMs: 0 };
+  /** The frame bookkeeping, and the stream's constants: stt config, frameSize, sampleRate, nQ, numHeads × headDim, frameSeconds, offsetSeconds, shift. */
   readonly procedure: SttProcedure;
   private readonly extra: boolean;
   private readonly pending: Float32Array;
@@ -240,17 +227,8 @@ export class SttStream {
   constructor(readonly mimi: MimiModel, readonly gen: LMGen, opts: SttStreamOptions = {}) {
     const p = new SttProcedure(gen, mimi, opts);
     this.procedure = p;
-    this.stt = p.stt;
-    this.nQ = p.nQ;
-    this.sampleRate = p.sampleRate;
-    this.frameSize = p.frameSize;
     this.extra = p.extra;
-    this.numHeads = p.numHeads;
-    this.headDim = p.headDim;
-    this.frameSeconds = p.frameSeconds;
-    this.offsetSeconds = p.offsetSeconds;
-    this.shift = p.shift;
-    this.pending = new Float32Array(this.frameSize);
+    this.pending = new Float32Array(this.procedure.frameSize);
     this.reset();
   }
 
@@ -298,7 +276,7 @@ export class SttStream {
     const out: SttStep[] = [];
     if (!this.started) {
       this.started = true;
-      await this.feedZeros(sttPadding(this.stt, this.sampleRate).left, out);
+      await this.feedZeros(sttPadding(this.procedure.stt, this.procedure.sampleRate).left, out);
     }
     await this.feed(pcm, out);
     return out;
@@ -315,22 +293,22 @@ export class SttStream {
     const out: SttStep[] = [];
     if (!this.started) {
       this.started = true;
-      await this.feedZeros(sttPadding(this.stt, this.sampleRate).left, out);
+      await this.feedZeros(sttPadding(this.procedure.stt, this.procedure.sampleRate).left, out);
     }
-    await this.feedZeros(sttPadding(this.stt, this.sampleRate).right, out);
+    await this.feedZeros(sttPadding(this.procedure.stt, this.procedure.sampleRate).right, out);
     this.flushed = true;
     this.pendingLen = 0;
-    if (this.procedure.framesIn === 0) throw new SttError(`the input and ${this.stt.audioSilencePrefixSeconds} s + ${this.stt.audioDelaySeconds + 1} s of padding make no whole ${this.frameSize}-sample frame`);
+    if (this.procedure.framesIn === 0) throw new SttError(`the input and ${this.procedure.stt.audioSilencePrefixSeconds} s + ${this.procedure.stt.audioDelaySeconds + 1} s of padding make no whole ${this.procedure.frameSize}-sample frame`);
     return out;
   }
 
   private async feedZeros(n: number, out: SttStep[]): Promise<void> {
-    const z = new Float32Array(Math.min(n, this.frameSize));
+    const z = new Float32Array(Math.min(n, this.procedure.frameSize));
     for (let left = n; left > 0; left -= z.length) await this.feed(z.subarray(0, Math.min(left, z.length)), out);
   }
 
   private async feed(pcm: Float32Array, out: SttStep[]): Promise<void> {
-    const fs = this.frameSize;
+    const fs = this.procedure.frameSize;
     let i = 0;
     while (i < pcm.length) {
       const take = Math.min(fs - this.pendingLen, pcm.length - i);
@@ -353,7 +331,7 @@ export class SttStream {
     const t1 = performance.now();
     this.lastTimings.encodeMs = t1 - t0;
     if (c.length !== this.mimi.numCodebooks) throw new Error(`MimiModel.encode returned ${c.length} codes for one frame, expected ${this.mimi.numCodebooks}`);
-    const codes = c.subarray(0, this.nQ);
+    const codes = c.subarray(0, this.procedure.nQ);
     const dropped = this.procedure.lmStepsForNextFrame === 2 ? await this.lmStep(codes) : null;
     const r = await this.lmStep(codes);
     this.lastTimings.lmMs = performance.now() - t1;
@@ -411,9 +389,10 @@ export interface Transcription {
  */
 export async function transcribe(mimi: MimiModel, gen: LMGen, pcm: Float32Array, opts: TranscribeOptions = {}): Promise<Transcription> {
   const stream = new SttStream(mimi, gen, opts);
-  const frames = sttFrameCount(pcm.length, stream.stt, stream.sampleRate, stream.frameSize);
-  if (frames < 1) throw new SttError(`${pcm.length} samples with ${stream.stt.audioSilencePrefixSeconds} s + ${stream.stt.audioDelaySeconds + 1} s of padding make no whole ${stream.frameSize}-sample frame`);
-  const nQ = stream.nQ;
+  const p = stream.procedure;
+  const frames = sttFrameCount(pcm.length, p.stt, p.sampleRate, p.frameSize);
+  if (frames < 1) throw new SttError(`${pcm.length} samples with ${p.stt.audioSilencePrefixSeconds} s + ${p.stt.audioDelaySeconds + 1} s of padding make no whole ${p.frameSize}-sample frame`);
+  const nQ = p.nQ;
   const codes = new Int32Array(frames * nQ);
   stream.onFrame = (t, c, step) => {
     codes.set(c, t * nQ);
@@ -421,8 +400,8 @@ export async function transcribe(mimi: MimiModel, gen: LMGen, pcm: Float32Array,
   };
   const steps = (await stream.push(pcm)).concat(await stream.flush()); // (no spread: hours of audio are many steps)
   if (stream.framesIn !== frames) throw new Error(`SttStream ran ${stream.framesIn} frames, the padding makes ${frames}`);
-  const H = stream.numHeads;
-  const Dh = stream.headDim;
+  const H = p.numHeads;
+  const Dh = p.headDim;
   const extraHeads = new Float32Array(steps.length * H * Dh);
   steps.forEach((s, i) => extraHeads.set(s.extraHeads, i * H * Dh));
   return {
@@ -434,8 +413,8 @@ export async function transcribe(mimi: MimiModel, gen: LMGen, pcm: Float32Array,
     numHeads: H,
     headDim: Dh,
     droppedFirst: stream.droppedFirst,
-    frameSeconds: stream.frameSeconds,
-    offsetSeconds: stream.offsetSeconds,
+    frameSeconds: p.frameSeconds,
+    offsetSeconds: p.offsetSeconds,
   };
 }
 

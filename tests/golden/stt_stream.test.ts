@@ -59,7 +59,7 @@ describe('SttStream (live STT) == the official procedure', () => {
   it('one 1920-sample frame at a time, then flush(): the golden token at every frame, extra heads within 1e-4', async () => {
     expect(gen.tempText).toBe(0);
     const stream = new SttStream(mimi, gen);
-    expect(stream.numHeads * stream.headDim).toBe(HD);
+    expect(stream.procedure.numHeads * stream.procedure.headDim).toBe(HD);
     const F = goldTokens.length; // 54 = 36 speech frames + 18 frames of the right padding
     const speechFrames = pcm.length / 1920;
     expect(speechFrames).toBe(36);
@@ -115,7 +115,7 @@ describe('SttStream (live STT) == the official procedure', () => {
     const stream = new SttStream(mimi, gen, { stt });
     const got = await stream.push(new Float32Array(1000));
     expect(got.length).toBe(2); // 2880 + 1000 = 3880 samples: two whole frames
-    expect(stream.offsetSeconds).toBeCloseTo(0.62, 9);
+    expect(stream.procedure.offsetSeconds).toBeCloseTo(0.62, 9);
     const rest = await stream.flush();
     expect(stream.framesIn).toBe(Math.floor((2880 + 1000 + 36000) / 1920));
     expect(got.length + rest.length).toBe(stream.framesIn);
