@@ -48,6 +48,29 @@ import { PacketType } from '../src/protocol/packet.ts';
  * skipping decodes, so the queue stays short; the cap (60 s of audio) only bounds memory if the
  * engine cannot run at all, and frames beyond it are counted as dropped AUDIO_CHUNK packets.
  */
+/**
+ * Runs one step of silence on a freshly loaded model (it compiles every pipeline before the
+ * microphone starts), then resets its state. A failed or cancelled warm-up disposes the model.
+ */
+async function warmUp<T extends { dispose(): void }>(
+  loaded: T,
+  signal: AbortSignal,
+  onStage: (message: string) => void,
+  step: () => Promise<unknown>,
+  reset: () => void,
+): Promise<T> {
+  try {
+    signal.throwIfAborted();
+    onStage('compiling kernels (warm-up step)');
+    await step();
+    reset();
+    return loaded;
+  } catch (e) {
+    loaded.dispose();
+    throw e;
+  }
+}
+
 class PacketFrameSource implements FrameSource {
   readonly ended = false;
   private readonly frames: { pcm: Float32Array; stamp: number | null }[] = [];
@@ -183,32 +206,15 @@ class EngineWorker implements EngineWorkerApi {
         // The tokenizer is parsed by the real SentencePiece loader before it is cached.
         verifyTokenizer: (b, name) => TextTokenizer.fromBytes(b, { source: name }),
       });
+      const onStage = (message: string) => onProgress({ type: 'stage', message });
       if (isSttModelConfig(bytes.lmConfig)) {
-        const s = await loadStt(ctx, bytes, { signal, onStage: (message) => onProgress({ type: 'stage', message }) });
-        try {
-          signal.throwIfAborted();
-          onProgress({ type: 'stage', message: 'compiling kernels (warm-up step)' });
-          // One frame of silence compiles every pipeline before the microphone starts; then a fresh state.
-          await s.stream.push(new Float32Array(FRAME_SAMPLES));
-          s.stream.reset();
-        } catch (e) {
-          s.dispose();
-          throw e;
-        }
-        return s;
+        const s = await loadStt(ctx, bytes, { signal, onStage });
+        // One frame of silence compiles every pipeline before the microphone starts; then a fresh state.
+        return warmUp(s, signal, onStage, () => s.stream.push(new Float32Array(FRAME_SAMPLES)), () => s.stream.reset());
       }
-      const l = await loadEngine(ctx, bytes, { sampling, condition, signal, onStage: (message) => onProgress({ type: 'stage', message }) });
-      try {
-        signal.throwIfAborted();
-        onProgress({ type: 'stage', message: 'compiling kernels (warm-up step)' });
-        // One step of silence compiles every pipeline before the microphone starts; then a fresh state.
-        await l.engine.step(new Float32Array(FRAME_SAMPLES));
-        l.engine.reset();
-      } catch (e) {
-        l.dispose();
-        throw e;
-      }
-      return l;
+      const l = await loadEngine(ctx, bytes, { sampling, condition, signal, onStage });
+      // One step of silence compiles every pipeline before the microphone starts; then a fresh state.
+      return warmUp(l, signal, onStage, () => l.engine.step(new Float32Array(FRAME_SAMPLES)), () => l.engine.reset());
     });
     return { ...loaded.info, gpuBytes: ctx.liveBytes };
   }
