@@ -31,7 +31,8 @@ import { type LoadedEngine, loadEngine, parseCondition } from '../src/engine/loa
 import { LoadSlot } from '../src/engine/load_slot.ts';
 import type { MetricsSnapshot } from '../src/engine/metrics.ts';
 import { FRAME_SAMPLES } from '../src/engine/metrics.ts';
-import { loadModelFiles } from '../src/weights/sources.ts';
+import { loadLmFiles, loadModelFiles } from '../src/weights/sources.ts';
+import type { SttStep } from '../src/models/stt.ts';
 import { RingFrameSink, RingFrameSource } from '../src/engine/ring_io.ts';
 import type { AudioTransport, EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo, ModelSpec, SamplingSettings } from '../src/engine/worker_api.ts';
 import { GpuContext } from '../src/gpu/index.ts';
@@ -48,6 +49,17 @@ import { PacketType } from '../src/protocol/packet.ts';
  * skipping decodes, so the queue stays short; the cap (60 s of audio) only bounds memory if the
  * engine cannot run at all, and frames beyond it are counted as dropped AUDIO_CHUNK packets.
  */
+/** The 'caption' METADATA packet of one counted STT step (its piece and text when there is a tokenizer). */
+function captionMeta(s: SttStep, tok: TextTokenizer | null): CaptionMeta {
+  const known = tok !== null && s.token < tok.vocabSize;
+  return {
+    kind: 'caption', step: s.step, frame: s.frame, token: s.token,
+    piece: known ? tok.piece(s.token) : null,
+    text: known ? tok.decodePiece(s.token) : null,
+    time: s.time, heads: Array.from(s.extraHeads),
+  };
+}
+
 /**
  * Runs one step of silence on a freshly loaded model (it compiles every pipeline before the
  * microphone starts), then resets its state. A failed or cancelled warm-up disposes the model.
@@ -194,7 +206,7 @@ class EngineWorker implements EngineWorkerApi {
     if (!this.ctx) await this.init();
     const ctx = this.ctx!;
     await this.stop();
-    const { condition: _c, ...source } = spec;
+    const { condition: _c, stt: sttSource, ...source } = spec;
     const condition = spec.condition ? parseCondition(spec.condition.split(/[,;]\s*/).filter(Boolean)) : null;
     // The slot cancels a load still running, disposes the previous engine, and disposes this one
     // if it is cancelled before it is done.
@@ -208,11 +220,23 @@ class EngineWorker implements EngineWorkerApi {
       });
       const onStage = (message: string) => onProgress({ type: 'stage', message });
       if (isSttModelConfig(bytes.lmConfig)) {
+        if (sttSource) throw new Error(`${bytes.names.lmConfig ?? 'the model config'} is a speech-to-text model: a second speech-to-text model runs only beside Moshi`);
         const s = await loadStt(ctx, bytes, { signal, onStage });
         // One frame of silence compiles every pipeline before the microphone starts; then a fresh state.
         return warmUp(s, signal, onStage, () => s.stream.push(new Float32Array(FRAME_SAMPLES)), () => s.stream.reset());
       }
-      const l = await loadEngine(ctx, bytes, { sampling, condition, signal, onStage });
+      // The user's words beside Moshi's: the STT model's own files (its Mimi is Moshi's).
+      let stt;
+      if (sttSource) {
+        onStage('speech-to-text model files');
+        stt = await loadLmFiles(sttSource, {
+          signal,
+          onProgress: (e) => onProgress({ type: 'progress', ...e }),
+          probeSizes: true,
+          verifyTokenizer: (b, name) => TextTokenizer.fromBytes(b, { source: name }),
+        });
+      }
+      const l = await loadEngine(ctx, bytes, { sampling, condition, signal, onStage, ...(stt ? { stt } : {}) });
       // One step of silence compiles every pipeline before the microphone starts; then a fresh state.
       return warmUp(l, signal, onStage, () => l.engine.step(new Float32Array(FRAME_SAMPLES)), () => l.engine.reset());
     });
@@ -233,9 +257,11 @@ class EngineWorker implements EngineWorkerApi {
     this.segmenter = new TextSegmenter();
     // Input captured before start belongs to no conversation: discard it (not a drop).
     if (this.source instanceof RingFrameSource) this.source.ring.skip(this.source.ring.availableRead());
+    if (this.source instanceof PacketFrameSource) this.source.clear();
     const channel = this.channel;
     const engine = loaded.engine;
     const segmenter = this.segmenter;
+    const sttTok = loaded.stt?.tokenizer ?? null;
     const warned = new Set<string>(); // first fault of each kind per conversation goes to the page
     this.driver = new EngineDriver(engine, this.source, this.sink, {
       onStep: (r) => {
@@ -247,6 +273,8 @@ class EngineWorker implements EngineWorkerApi {
         const t = segmenter.step(r.text);
         if (t.final !== null) channel.sendText(t.final, true);
         if (t.partial !== null) channel.sendText(t.partial, false);
+        // The user's words (an STT model beside Moshi), acknowledged like the STT-only captions.
+        if (r.stt) channel.sendMetadata(captionMeta(r.stt, sttTok), true);
       },
       onError: (e) => {
         const err = e instanceof Error ? e : new Error(String(e));
@@ -270,15 +298,7 @@ class EngineWorker implements EngineWorkerApi {
     const tok = loaded.tokenizer;
     let warnedInput = false;
     const loop = new SttLoop(loaded.stream, source, loaded.metrics, {
-      onStep: (s) => {
-        const meta: CaptionMeta = {
-          kind: 'caption', step: s.step, frame: s.frame, token: s.token,
-          piece: tok && s.token < tok.vocabSize ? tok.piece(s.token) : null,
-          text: tok && s.token < tok.vocabSize ? tok.decodePiece(s.token) : null,
-          time: s.time, heads: Array.from(s.extraHeads),
-        };
-        channel.sendMetadata(meta, true);
-      },
+      onStep: (s) => channel.sendMetadata(captionMeta(s, tok), true),
       onEnd: (reason, steps) => {
         channel.sendMetadata({ kind: 'caption-end', reason, steps }, true);
         this.meta({ kind: 'state', state: 'stopped' });
@@ -315,9 +335,29 @@ class EngineWorker implements EngineWorkerApi {
     this.loop = null;
     const rest = this.segmenter.flush();
     if (rest !== null) this.channel?.sendText(rest, true);
+    await this.flushCaptions();
     if (this.metricsTimer !== null) clearInterval(this.metricsTimer);
     this.metricsTimer = null;
     if (this.driver) this.meta({ kind: 'state', state: 'stopped' });
+  }
+
+  /**
+   * After a conversation with an STT model beside Moshi: feeds the right padding through the
+   * shared encoder and the STT model (Engine.flushStt) so the user's last words arrive, then
+   * 'caption-end'. Nothing when no STT model runs beside Moshi or the conversation never started.
+   */
+  private async flushCaptions(): Promise<void> {
+    const cur = this.slot.current;
+    const channel = this.channel;
+    if (!cur || isStt(cur) || !cur.stt || !channel || !this.driver) return;
+    try {
+      const rest = await cur.engine.flushStt();
+      for (const s of rest) channel.sendMetadata(captionMeta(s, cur.stt.tokenizer), true);
+      channel.sendMetadata({ kind: 'caption-end', reason: 'stopped', steps: cur.engine.sttProcedure?.stepsOut ?? rest.length }, true);
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.meta({ kind: 'error', name: err.name, message: err.message });
+    }
   }
 
   async setSampling(s: SamplingSettings) {

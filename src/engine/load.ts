@@ -74,7 +74,7 @@ export interface LoadOptions {
 }
 
 /** The STT model's files for LoadOptions.stt (its Mimi is the Moshi engine's). */
-export type SttModelFiles = Pick<ModelFiles, 'lmWeights' | 'lmConfig' | 'tokenizer' | 'names'>;
+export type SttModelFiles = Pick<ModelFiles, 'lmWeights' | 'lmConfig' | 'tokenizer' | 'names'>; // LmFiles (src/weights/sources.ts) is one
 
 /** The STT model loaded beside the LM (LoadedEngine.stt). */
 export interface LoadedSttBeside {
@@ -248,6 +248,7 @@ export async function loadEngine(ctx: GpuContext, bytes: ModelFiles, opts: LoadO
     hasTokenizer: tokenizer !== null,
     gpuBytes: ctx.liveBytes,
     modelDelayMs: Math.max(0, ...lmConfig.delays) * STEP_BUDGET_MS,
+    ...(stt ? { captions: stt.info } : {}),
   };
   return {
     engine,

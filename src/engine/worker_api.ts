@@ -4,15 +4,18 @@
  * separately as packets over a MessageChannel (src/protocol/channel.ts).
  */
 import type { AdapterSummary } from '../gpu/context.ts';
-import type { ModelSource, ProgressInfo } from '../weights/sources.ts';
+import type { LmSource, ModelSource, ProgressInfo } from '../weights/sources.ts';
 import type { MetricsSnapshot } from './metrics.ts';
 
 /**
  * Where the models come from (src/weights/sources.ts: hub, URLs or picked files; config JSONs
  * are optional, the released Mimi / Moshi 7B configs are used without them) and the
- * conditioner values (`NAME=VALUE[,NAME=VALUE]`) for conditioned LMs.
+ * conditioner values (`NAME=VALUE[,NAME=VALUE]`) for conditioned LMs. `stt`: a Kyutai
+ * speech-to-text model to run beside Moshi on the same Mimi encode (the user's words as 'caption'
+ * packets during the conversation): its config.json (model_type "stt"), weights and tokenizer,
+ * from the hub, URLs or picked files (src/weights/sources.ts LmSource; no Mimi of its own).
  */
-export type ModelSpec = ModelSource & { condition: string | null };
+export type ModelSpec = ModelSource & { condition: string | null; stt?: LmSource | null };
 
 /** LMGen sampling settings (moshi/models/lm.py LMGen defaults: temp 0.8, temp_text 0.7, top_k 250, top_k_text 25). */
 export interface SamplingSettings {
@@ -39,6 +42,11 @@ export interface ModelInfo {
   modelDelayMs: number;
   /** Present when a speech-to-text model was loaded (config model_type "stt" / dep_q 0): no audio output, captions instead. */
   stt?: SttModelInfo;
+  /**
+   * Present when a speech-to-text model runs beside Moshi (ModelSpec.stt): the user's words
+   * arrive as 'caption' packets during the conversation, the last ones after Stop, then 'caption-end'.
+   */
+  captions?: SttModelInfo;
 }
 
 /** What the page needs to show an STT model's captions (src/models/stt.ts SttStream). */

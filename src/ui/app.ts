@@ -14,7 +14,7 @@ import { type ClientEvent, EngineClient, HUB_DEFAULTS } from './engine_client.ts
 import { type ModelPickerState, mountModelPicker } from './model_picker.ts';
 import { STT_MODELS, releasedModel, sttModel } from '../models/catalog.ts';
 import { type TranscribeHook, mountTranscribeView } from './transcribe_view.ts';
-import { DEFAULT_SAMPLING, type ModelSpec, type SamplingSettings } from '../engine/worker_api.ts';
+import { DEFAULT_SAMPLING, type ModelInfo, type ModelSpec, type SamplingSettings } from '../engine/worker_api.ts';
 import type { MetricsSnapshot } from '../engine/metrics.ts';
 import { APP_MARKUP, EMPTY_METRICS, countersHtml, fmt, metricsRowsHtml } from './app_markup.ts';
 import { registerPwa } from './pwa.ts';
@@ -22,6 +22,8 @@ import { decodeWav } from '../audio/wav.ts';
 import { mountCacheManager } from './cache_manager.ts';
 import { LoadProgress } from './load_progress.ts';
 import { resample } from '../audio/resample.ts';
+import { mountSttBeside } from './stt_beside.ts';
+import { CaptionTrack } from './captions.ts';
 
 /** What the page exposes for automation on `window.__solacelive`. */
 export interface TestHook {
@@ -46,6 +48,11 @@ export interface TestHook {
   modelPicker?: ModelPickerState;
   /** The Transcribe mode (src/ui/transcribe_view.ts). */
   transcribe?: TranscribeHook;
+  /**
+   * The user's words from a speech-to-text model beside Moshi ("Your words too"): the text and
+   * tokens of the conversation's complete captions, and whether its 'caption-end' arrived.
+   */
+  user: { text: string; tokens: number[]; ended: boolean; hint: string };
 }
 
 declare global {
@@ -67,6 +74,7 @@ export function mountApp(root: HTMLElement): void {
   const hook: TestHook = {
     state: 'idle', error: null, banners: [], adapter: null, text: '', textPackets: 0, metrics: null,
     played: { samples: 0, rms: 0, underruns: 0 }, captured: { samples: 0, overruns: 0 }, protocolErrors: 0, transport: '', runStartedAt: null, screen: '',
+    user: { text: '', tokens: [], ended: false, hint: '' },
   };
   window.__solacelive = hook;
   const bannerList = el(root, '.banners');
@@ -122,6 +130,16 @@ export function mountApp(root: HTMLElement): void {
   const modelPicker = mountModelPicker(root, hubModel, input('hubRepo'), q.get('hubRepo'));
   hook.modelPicker = modelPicker;
   const transcribeView = mountTranscribeView(root, { picker: modelPicker, hook, client: () => ensureClient(), banner });
+  const sttBeside = mountSttBeside(root, modelPicker, hubModel);
+  const besideBox = el(root, '.stt-beside');
+  /** "Your words too" belongs to Talk (Transcribe runs an STT model alone). */
+  const syncBeside = () => {
+    besideBox.hidden = transcribeView.mode === 'transcribe';
+    hook.user.hint = sttBeside.hint;
+  };
+  root.addEventListener('change', syncBeside);
+  void modelPicker.ready.then(syncBeside);
+  syncBeside();
   for (const k of ['mimiConfig', 'mimiWeights', 'lmConfig', 'lmWeights', 'tokenizer'] as const) {
     const v = q.get(k);
     if (v) input(k).value = new URL(v, location.href).href;
@@ -150,6 +168,23 @@ export function mountApp(root: HTMLElement): void {
   const loadStatus = el(root, '.load-status');
   const runStatus = el(root, '.run-status');
   const transcript = el(root, '.transcript');
+  const youSaid = el(root, '.you-said');
+  const userTranscript = el(root, '.user-transcript');
+  /** The loaded Moshi's STT model beside it (ModelInfo.captions), and this conversation's captions. */
+  let userInfo: ModelInfo['captions'] | null = null;
+  let userTrack: CaptionTrack | null = null;
+  /** A new conversation: a new track for the user's words (the previous one's text is replaced). */
+  const newUserTrack = () => {
+    userTrack = userInfo ? new CaptionTrack(userInfo) : null;
+    hook.user = { ...hook.user, text: '', tokens: [], ended: false };
+    userTranscript.textContent = '';
+  };
+  const showUserWords = () => {
+    if (!userTrack) return;
+    hook.user = { ...hook.user, text: userTrack.text(), tokens: Array.from(userTrack.tokens), ended: userTrack.ended };
+    userTranscript.textContent = hook.user.text;
+    userTranscript.scrollTop = userTranscript.scrollHeight;
+  };
   const setLoad = (state: string, text: string) => {
     loadStatus.dataset.state = state;
     loadStatus.textContent = text;
@@ -251,7 +286,20 @@ export function mountApp(root: HTMLElement): void {
         break;
       case 'caption':
       case 'caption-end':
-        transcribeView.onEvent(ev);
+        if (transcribeView.mode === 'transcribe' || !userTrack) {
+          transcribeView.onEvent(ev);
+          break;
+        }
+        // The user's words, from the STT model beside Moshi.
+        if (ev.type === 'caption') {
+          try {
+            userTrack.add(ev.caption);
+          } catch (e) {
+            banner('Bad caption from the engine.', ` ${(e as Error).message}`, { warn: true, group: 'run' });
+            break;
+          }
+        } else userTrack.ended = true;
+        showUserWords();
         break;
       case 'warning':
         // The engine keeps running (bad samples zeroed, a bad frame silenced); the metrics count the rest.
@@ -266,7 +314,13 @@ export function mountApp(root: HTMLElement): void {
     return client;
   };
 
+  /** The model card's source, with the STT model beside Moshi when one is chosen (Talk mode). */
   const spec = (): ModelSpec => {
+    const s = mainSpec();
+    const stt = transcribeView.mode === 'talk' ? sttBeside.source(input('hubBase').value.trim()) : null;
+    return stt ? { ...s, stt } : s;
+  };
+  const mainSpec = (): ModelSpec => {
     const src = el<HTMLInputElement>(root, 'input[name="src"]:checked').value;
     const condition = input('condition').value.trim() || null;
     if (src === 'hub') {
@@ -307,6 +361,10 @@ export function mountApp(root: HTMLElement): void {
       clearBanners('load');
       setLoad('ready', `Ready: ${info.summary}`);
       transcribeView.onLoaded(info);
+      userInfo = info.captions ?? null;
+      youSaid.hidden = !userInfo;
+      newUserTrack();
+      syncBeside();
       // A loaded model is worth keeping: ask the browser not to evict this site's storage (it may say no).
       void (navigator.storage?.persist?.() ?? Promise.resolve(false)).catch(() => false).then(() => showStorage()).catch(() => undefined);
       hook.state = 'ready';
@@ -351,6 +409,7 @@ export function mountApp(root: HTMLElement): void {
       if (running) await client.stop();
       const wav = decodeWav(new Uint8Array(await f.arrayBuffer()), f.name, { downmix: true });
       const pcm = wav.sampleRate === 24000 ? wav.samples : resample(wav.samples, wav.sampleRate, 24000);
+      newUserTrack();
       await client.start({ kind: 'file', pcm });
       running = true;
       hook.runStartedAt = performance.now();
@@ -374,6 +433,7 @@ export function mountApp(root: HTMLElement): void {
     try {
       if (!running) {
         runStatus.textContent = 'starting microphone…';
+        newUserTrack();
         await client.start();
         running = true;
         hook.runStartedAt = performance.now();

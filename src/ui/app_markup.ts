@@ -4,6 +4,7 @@
  * (no user text goes through these templates).
  */
 import type { MetricsSnapshot, StepTimings } from '../engine/metrics.ts';
+import { STT_BESIDE_MARKUP } from './stt_beside.ts';
 
 /** A duration in ms with 3 significant-ish digits: 123, 12.3, 1.23. */
 export const fmt = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -52,6 +53,7 @@ export const APP_MARKUP = `
       <label>LM weights URL <input type="url" name="lmWeights"></label>
       <label>Tokenizer URL <input type="url" name="tokenizer" placeholder="(optional: text shows token ids)"></label>
     </div>
+    ${STT_BESIDE_MARKUP}
     <div class="row"><button class="primary load">Load model</button><button class="cancel" hidden>Cancel</button></div>
     <progress class="progress" max="1" value="0" hidden></progress>
     <div class="status load-status" data-state="idle">No model loaded.</div>
@@ -64,6 +66,10 @@ export const APP_MARKUP = `
     <div class="row"><label>…or play a recording to Moshi <input type="file" name="talkFile" accept=".wav,audio/wav"></label><button class="file" disabled>Play file</button></div>
     <div class="meter"><span>input</span><div class="bar"><div class="fill in"></div></div><span class="in-db">–∞ dB</span></div>
     <div class="meter"><span>output</span><div class="bar"><div class="fill out"></div></div><span class="out-db">–∞ dB</span></div>
+    <section class="you-said" hidden>
+      <h2>You said</h2>
+      <div class="user-transcript" aria-live="polite"></div>
+    </section>
     <h2>Moshi says</h2>
     <div class="transcript" aria-live="polite"></div>
   </section>

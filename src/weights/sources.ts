@@ -42,6 +42,15 @@ export interface FilesSource {
 
 export type ModelSource = HubSource | UrlSource | FilesSource;
 
+/**
+ * Where an LM that runs on another model's Mimi comes from (a speech-to-text model beside Moshi):
+ * as ModelSource without the Mimi files (a hub source's Mimi file is not fetched).
+ */
+export type LmSource = HubSource | (Omit<UrlSource, 'mimiWeights' | 'mimiConfig'> & { kind: 'urls' }) | FilesSource;
+
+/** The files of an LmSource: the LM's config, weights and tokenizer (ModelFiles without the Mimi). */
+export type LmFiles = Pick<ModelFiles, 'lmWeights' | 'lmConfig' | 'tokenizer' | 'names' | 'origins'>;
+
 /** Everything the loaders need; configs null = the released preset. */
 export interface ModelFiles {
   /** In memory, or a Blob (a picked File: read when the model is loaded). */
@@ -158,6 +167,27 @@ export function classifyFiles(files: readonly File[]): Partial<Record<FileRole, 
   return out;
 }
 
+/**
+ * Assigns picked files of an LM without its Mimi (LmSource) to roles: the one `.safetensors` →
+ * LM weights, the one `.json` → LM config, the optional `.model` → tokenizer.
+ * @throws ModelSourceError when the weights are missing or a role has several files.
+ */
+export function classifyLmFiles(files: readonly File[]): Partial<Record<FileRole, File>> & { lmWeights: File } {
+  const by = (ext: string) => files.filter((f) => f.name.toLowerCase().endsWith(ext));
+  const all = files.map((f) => f.name).join(', ') || 'none';
+  const one = (list: File[], what: string, required: boolean): File | undefined => {
+    if (list.length > 1) throw new ModelSourceError(list.map((f) => f.name).join(', '), `several ${what} files were picked; keep one`, undefined, 'source');
+    if (!list.length && required) throw new ModelSourceError(`<${what}>`, `no ${what} file among the picked files (${all})`, undefined, 'source');
+    return list[0];
+  };
+  const out: Partial<Record<FileRole, File>> & { lmWeights: File } = { lmWeights: one(by('.safetensors'), 'LM weights (.safetensors)', true)! };
+  const lc = one(by('.json'), 'LM config (.json)', false);
+  const tk = one(by('.model'), 'tokenizer (.model)', false);
+  if (lc) out.lmConfig = lc;
+  if (tk) out.tokenizer = tk;
+  return out;
+}
+
 const ORDER: FileRole[] = ['mimiConfig', 'lmConfig', 'tokenizer', 'mimiWeights', 'lmWeights'];
 
 /**
@@ -166,6 +196,20 @@ const ORDER: FileRole[] = ['mimiConfig', 'lmConfig', 'tokenizer', 'mimiWeights',
  * @throws ModelSourceError naming the failing file (after an 'error' event).
  */
 export async function loadModelFiles(source: ModelSource, opts: LoadOptions = {}): Promise<ModelFiles> {
+  return loadFiles(source, opts, false);
+}
+
+/**
+ * Loads the files of an LM that runs on another model's Mimi (LmSource: a speech-to-text model
+ * beside Moshi) as loadModelFiles does, without any Mimi file.
+ * @throws ModelSourceError naming the failing file (after an 'error' event).
+ */
+export async function loadLmFiles(source: LmSource, opts: LoadOptions = {}): Promise<LmFiles> {
+  const { mimiWeights: _m, mimiConfig: _c, ...lm } = await loadFiles(source as ModelSource, opts, true);
+  return lm;
+}
+
+async function loadFiles(source: ModelSource, opts: LoadOptions, lmOnly: boolean): Promise<ModelFiles> {
   const emit = opts.onProgress ?? (() => {});
   const out: ModelFiles = { mimiWeights: new Uint8Array(0), lmWeights: new Uint8Array(0), mimiConfig: null, lmConfig: null, tokenizer: null, names: {}, origins: {} };
   const cache = opts.cache === undefined ? defaultWeightCache() : opts.cache;
@@ -177,7 +221,7 @@ export async function loadModelFiles(source: ModelSource, opts: LoadOptions = {}
     else out[role] = bytes;
   };
   if (source.kind === 'files') {
-    const picked = classifyFiles(source.files);
+    const picked: Partial<Record<FileRole, File>> = lmOnly ? classifyLmFiles(source.files) : classifyFiles(source.files);
     const roles = ORDER.filter((r) => picked[r]);
     for (const [i, role] of roles.entries()) {
       const f = picked[role]!;
@@ -193,12 +237,12 @@ export async function loadModelFiles(source: ModelSource, opts: LoadOptions = {}
       }
     }
   } else {
-    if (source.kind === 'urls' && (!source.mimiWeights || !source.lmWeights)) {
-      throw new ModelSourceError(!source.mimiWeights ? '<Mimi weights URL>' : '<LM weights URL>', 'the URL source needs the Mimi weights URL and the LM weights URL', undefined, 'source');
+    if (source.kind === 'urls' && ((!lmOnly && !source.mimiWeights) || !source.lmWeights)) {
+      throw new ModelSourceError(!source.lmWeights ? '<LM weights URL>' : '<Mimi weights URL>', lmOnly ? 'the URL source needs the LM weights URL' : 'the URL source needs the Mimi weights URL and the LM weights URL', undefined, 'source');
     }
     const urls = sourceUrls(source);
     const shas = source.kind === 'urls' ? (source.sha256 ?? {}) : {};
-    const roles = ORDER.filter((r) => urls[r]);
+    const roles = ORDER.filter((r) => urls[r] && !(lmOnly && (r === 'mimiWeights' || r === 'mimiConfig')));
     if (opts.probeSizes) {
       // The whole load's size up front: the cache's metas, the server's HEAD answers for the rest.
       const plan: PlannedFile[] = await Promise.all(
