@@ -297,11 +297,17 @@ class EngineWorker implements EngineWorkerApi {
     if (source instanceof PacketFrameSource) source.clear();
     const tok = loaded.tokenizer;
     let warnedInput = false;
+    let warnedLogits = false;
     const loop = new SttLoop(loaded.stream, source, loaded.metrics, {
       onStep: (s) => channel.sendMetadata(captionMeta(s, tok), true),
       onEnd: (reason, steps) => {
         channel.sendMetadata({ kind: 'caption-end', reason, steps }, true);
         this.meta({ kind: 'state', state: 'stopped' });
+      },
+      onBadLogits: (s) => {
+        if (warnedLogits) return;
+        warnedLogits = true;
+        this.meta({ kind: 'warning', message: `step ${s.step}: the speech-to-text model's text logits or extra heads hold NaN or infinite values (that word is not trustworthy; further ones are counted in the metrics)` });
       },
       onBadInput: (n) => {
         if (warnedInput) return;

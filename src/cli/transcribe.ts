@@ -177,6 +177,10 @@ export const transcribeCommand: CliCommand = {
       gen.destroy();
       lm.destroy();
       mimi.destroy();
+      if (r.nonFiniteSteps.length) {
+        const n = r.nonFiniteSteps;
+        throw new Error(`${n.length} of ${r.tokens.length} step(s) had non-finite text logits or extra-head probabilities (first: step ${n[0]}${n.length > 1 ? `, then ${n.slice(1, 5).join(', ')}${n.length > 5 ? ', …' : ''}` : ''}); ${outPath} was written but its tokens are not trustworthy`);
+      }
     } finally {
       ctx.destroy();
     }

@@ -194,8 +194,8 @@ class HostBackend implements StepBackend {
 const OUT_PCM = 0; // f32 [1920]
 const OUT_TOKENS = FRAME_SAMPLES * 4; // i32 [1 + depQ + 1] (a multiple of 256: a binding may start here)
 const OUT_TS = OUT_TOKENS + 256; // u64 [3]: GPU time at LM start, LM end = decode start, decode end
-const OUT_STT = OUT_TS + 256; // i32 [2]: the STT model's dropped first text token, its text token (GpuLoop.stt)
-const OUT_STT_HEADS = OUT_STT + 8; // f32 [H · Dh]: the STT model's extra-head logits (before the softmax)
+const OUT_STT = OUT_TS + 256; // i32 [3]: the STT model's dropped first text token, its text token, its check word (GpuLoop.stt)
+const OUT_STT_HEADS = OUT_STT + 16; // f32 [H · Dh]: the STT model's extra-head logits (before the softmax)
 
 /**
  * Recording-level backend: the step's input is written once; encode is one submit, the LM step
@@ -218,7 +218,7 @@ class GpuBackend implements StepBackend {
   private readonly audio: Tensor; // [depQ, 1] i32
   private readonly staging: GPUBuffer; // MAP_READ copy of stepOut, reused every step
   private readonly ts: { set: GPUQuerySet; resolve: GPUBuffer } | null;
-  private readonly stt: { gen: LMGen; procedure: SttProcedure; dropped: Tensor; text: Tensor; heads: Tensor | null } | null;
+  private readonly stt: { gen: LMGen; procedure: SttProcedure; dropped: Tensor; text: Tensor; heads: Tensor | null; flags: Tensor; flagsOut: Tensor } | null;
   constructor(private readonly loop: GpuLoop, private readonly now: () => number) {
     const ctx = loop.ctx;
     if (4 * (loop.depQ + 2) > OUT_TS - OUT_TOKENS) throw new EngineError(`dep_q ${loop.depQ} is too large for the step's readback layout`);
@@ -235,13 +235,15 @@ class GpuBackend implements StepBackend {
       }
       const H = procedure.numHeads * procedure.headDim;
       outBytes = OUT_STT_HEADS + 4 * H;
-      this.stt = { gen, procedure, dropped: null!, text: null!, heads: null };
+      // The STT steps' own check word (CHECK_BITS.textLogits): a buffer of its own (the sampling kernel binds it), copied into the readback.
+      this.stt = { gen, procedure, dropped: null!, text: null!, heads: null, flags: ctx.tensor([1], 'u32', 'engine.stt_check_flags'), flagsOut: null! };
     }
     this.stepOut = ctx.tensor([outBytes / 4], 'u32', 'engine.step_out');
     if (this.stt) {
       const H = this.stt.procedure.numHeads * this.stt.procedure.headDim;
       this.stt.dropped = new Tensor(this.stepOut.buffer, [1], 'i32', 'engine.stt_dropped', this.stepOut.byteOffset + OUT_STT, false);
       this.stt.text = new Tensor(this.stepOut.buffer, [1], 'i32', 'engine.stt_text', this.stepOut.byteOffset + OUT_STT + 4, false);
+      this.stt.flagsOut = new Tensor(this.stepOut.buffer, [1], 'u32', 'engine.stt_check', this.stepOut.byteOffset + OUT_STT + 8, false);
       this.stt.heads = H ? new Tensor(this.stepOut.buffer, [H], 'f32', 'engine.stt_heads', this.stepOut.byteOffset + OUT_STT_HEADS, false) : null;
     }
     this.pcmOut = new Tensor(this.stepOut.buffer, [FRAME_SAMPLES], 'f32', 'engine.pcm_out', this.stepOut.byteOffset + OUT_PCM, false);
@@ -260,14 +262,17 @@ class GpuBackend implements StepBackend {
 
   /**
    * Records the STT model's LMGen step(s) of this frame (SttProcedure: 2 for the first frame, the
-   * first into OUT_STT, the counted one into OUT_STT + 4) and its extra-head logits (OUT_STT_HEADS).
+   * first into OUT_STT, the counted one into OUT_STT + 4), the finiteness of the counted step's text
+   * logits (CHECK_BITS.textLogits at OUT_STT + 8) and its extra-head logits (OUT_STT_HEADS).
    * Returns whether each produced output.
    */
   private recordStt(rec: Recorder): { dropped: boolean; counted: boolean } | null {
     const stt = this.stt;
     if (!stt) return null;
     const dropped = stt.procedure.lmStepsForNextFrame === 2 ? stt.gen.recordStep(rec, this.codes, stt.dropped) : false;
-    const counted = stt.gen.recordStep(rec, this.codes, stt.text);
+    rec.clear(stt.flags);
+    const counted = stt.gen.recordStep(rec, this.codes, stt.text, { flags: stt.flags, bits: { text: CHECK_BITS.textLogits, audio: CHECK_BITS.audioLogits } });
+    rec.copy(stt.flags, stt.flagsOut, 4);
     if (counted && stt.heads) {
       // transformer_out of the counted step is in lm.transformerOut (step_with_extra_heads).
       stt.gen.lm.recordExtraHeads(rec);
@@ -283,7 +288,8 @@ class GpuBackend implements StepBackend {
     const at = (off: number) => new Int32Array(words!.buffer, words!.byteOffset + off, 1)[0];
     const p = stt.procedure;
     const heads = r.counted && stt.heads ? extraHeadProbs(new Float32Array(words!.buffer, words!.byteOffset + OUT_STT_HEADS, p.numHeads * p.headDim), p.numHeads, p.headDim) : null;
-    return p.bookFrame(r.dropped ? { text: at(OUT_STT) } : null, r.counted ? { text: at(OUT_STT + 4), extraHeads: heads } : null);
+    const nonFinite = ((at(OUT_STT + 8) >>> 0) & CHECK_BITS.textLogits) !== 0;
+    return p.bookFrame(r.dropped ? { text: at(OUT_STT) } : null, r.counted ? { text: at(OUT_STT + 4), extraHeads: heads, nonFinite } : null);
   }
 
   /**
@@ -533,6 +539,7 @@ export class Engine {
       const r = await this.backend.run(pcm, opts.skipDecode === true);
       if (r.checks & CHECK_BITS.textLogits) faults.push({ kind: 'text_logits', samples: 0, message: `step ${index}: the text logits hold NaN or infinite values (the text token is not trustworthy)` });
       if (r.checks & CHECK_BITS.audioLogits) faults.push({ kind: 'audio_logits', samples: 0, message: `step ${index}: the audio (depformer) logits hold NaN or infinite values (the audio tokens are not trustworthy)` });
+      if (r.stt?.nonFinite) faults.push({ kind: 'text_logits', samples: 0, message: `step ${index}: the speech-to-text model's text logits or extra heads hold NaN or infinite values (the user's word of caption step ${r.stt.step} is not trustworthy)` });
       let out: Float32Array;
       let text: string | null = null;
       const decodeSkipped = r.frame !== null && opts.skipDecode === true;

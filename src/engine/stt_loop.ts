@@ -23,6 +23,8 @@ export interface SttLoopCallbacks {
   /** The loop stopped because of an error (it does not continue after one). */
   onError?: (e: unknown) => void;
   /** A frame held bad samples (zeroed). */
+  /** A counted step's text logits or extra heads held NaN / infinite values (counted as metrics text_logits; its caption still goes out, marked by SttStep.nonFinite). */
+  onBadLogits?: (step: SttStep) => void;
   onBadInput?: (samples: number) => void;
 }
 
@@ -61,6 +63,10 @@ export class SttLoop extends FrameLoop {
         const total = performance.now() - t0;
         for (const s of steps) {
           metrics.record({ encodeMs: stream.lastTimings.encodeMs, lmMs: stream.lastTimings.lmMs, decodeMs: 0, totalMs: total / Math.max(1, steps.length) }, true, this.silentIds.includes(s.token) ? 0 : 1);
+          if (s.nonFinite) {
+            metrics.recordFault('text_logits');
+            this.callbacks.onBadLogits?.(s);
+          }
           this.callbacks.onStep?.(s);
         }
       };

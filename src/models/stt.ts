@@ -85,6 +85,8 @@ export interface SttStep {
   time: number;
   /** Extra-head probabilities, f32 [H · Dh] (head-major; empty without extra heads). */
   extraHeads: Float32Array;
+  /** The step's text logits or extra-head probabilities held NaN or infinite values: `token` is not trustworthy. */
+  nonFinite: boolean;
 }
 
 /** The Mimi properties the procedure needs (MimiModel provides them). */
@@ -165,17 +167,19 @@ export class SttProcedure {
   /**
    * Books one input frame. `dropped`: the first frame's extra, dropped step (its text, or null when it
    * returned nothing; ignored for later frames); `r`: the frame's counted LMGen step (null while the
-   * delays fill) with its extra-head probabilities (one f32 [Dh] per head, or null without them).
+   * delays fill) with its extra-head probabilities (one f32 [Dh] per head, or null without them) and
+   * whether its text logits held NaN / infinite values (`nonFinite`; non-finite probabilities are found here).
    * @returns the counted step, or null
    */
-  bookFrame(dropped: { text: number } | null, r: { text: number; extraHeads: Float32Array[] | null } | null): SttStep | null {
+  bookFrame(dropped: { text: number } | null, r: { text: number; extraHeads: Float32Array[] | null; nonFinite?: boolean } | null): SttStep | null {
     const t = this.inputFrames++;
     if (t === 0) this.droppedFirst = dropped ? dropped.text : null;
     if (!r) return null;
     const heads = new Float32Array(this.numHeads * this.headDim);
     r.extraHeads?.forEach((p, h) => heads.set(p, h * this.headDim));
     const frameAt = t - this.shift;
-    return { step: this.steps++, inputFrame: t, frame: frameAt, token: r.text, time: Math.max(0, frameAt * this.frameSeconds - this.offsetSeconds), extraHeads: heads };
+    const nonFinite = r.nonFinite === true || heads.some((v) => !Number.isFinite(v));
+    return { step: this.steps++, inputFrame: t, frame: frameAt, token: r.text, time: Math.max(0, frameAt * this.frameSeconds - this.offsetSeconds), extraHeads: heads, nonFinite };
   }
 
   /** Starts over (a new transcription). */
@@ -340,12 +344,9 @@ export class SttStream {
     return step;
   }
 
-  private async lmStep(codes: Int32Array): Promise<{ text: number; extraHeads: Float32Array[] | null } | null> {
-    if (!this.extra) {
-      const r = await this.gen.step(codes);
-      return r && { text: r.text, extraHeads: null };
-    }
-    return this.gen.stepWithExtraHeads(codes);
+  private async lmStep(codes: Int32Array): Promise<{ text: number; extraHeads: Float32Array[] | null; nonFinite: boolean } | null> {
+    const r: { text: number; extraHeads?: Float32Array[] } | null = this.extra ? await this.gen.stepWithExtraHeads(codes) : await this.gen.step(codes);
+    return r && { text: r.text, extraHeads: r.extraHeads ?? null, nonFinite: this.gen.lastStepChecks.textLogits };
   }
 }
 
@@ -375,6 +376,8 @@ export interface Transcription {
   /** Seconds per frame (1920 / 24000 = 0.08) and the time offset subtracted from frame times (prefix + delay). */
   frameSeconds: number;
   offsetSeconds: number;
+  /** Counted steps whose text logits or extra-head probabilities held NaN or infinite values (SttStep.nonFinite): their tokens are not trustworthy. */
+  nonFiniteSteps: number[];
 }
 
 /**
@@ -415,6 +418,7 @@ export async function transcribe(mimi: MimiModel, gen: LMGen, pcm: Float32Array,
     droppedFirst: stream.droppedFirst,
     frameSeconds: p.frameSeconds,
     offsetSeconds: p.offsetSeconds,
+    nonFiniteSteps: steps.filter((s) => s.nonFinite).map((s) => s.step),
   };
 }
 

@@ -126,6 +126,20 @@ describe('cli transcribe', () => {
     expect(r.err).toMatch(/the STT config .*stt\/config\.json does not fit the weights .*moshi_tiny\.safetensors/);
   }, 600_000);
 
+  it('text logits that overflow (finite weights of 3e38) fail the command (exit 1, steps named) after writing the file', async () => {
+    const w = new Uint8Array(readFileSync(join(FIX, 'stt/stt_tiny.safetensors')));
+    const n = Number(new DataView(w.buffer, w.byteOffset).getBigUint64(0, true));
+    const [a, b] = (JSON.parse(new TextDecoder().decode(w.subarray(8, 8 + n))) as Record<string, { data_offsets: [number, number] }>)['text_linear.weight'].data_offsets;
+    new Float32Array(w.buffer, w.byteOffset + 8 + n + a, (b - a) / 4).fill(3e38);
+    const weights = join(dir, 'overflow.safetensors');
+    writeFileSync(weights, w);
+    const outPath = join(dir, 'overflow.json');
+    const r = await cli(['transcribe', ...BASE.slice(0, 2), '--weights', weights, ...BASE.slice(4), '--in', WAV, '--out', outPath]);
+    expect(r.code, r.err).toBe(1);
+    expect(r.err).toMatch(/54 of 54 step\(s\) had non-finite text logits or extra-head probabilities \(first: step 0, then 1, 2, 3, 4, …\); .*overflow\.json was written but its tokens are not trustworthy/);
+    expect((JSON.parse(readFileSync(outPath, 'utf8')) as Out).frames).toBe(54);
+  }, 300_000);
+
   it('usage errors exit 2: missing flags, subtitles without a tokenizer', async () => {
     let r = await cli(['transcribe', '--config', 'c.json']);
     expect(r.code).toBe(2);

@@ -101,6 +101,7 @@ it('Moshi + STT on one Mimi encode: Moshi as alone, STT as the official golden a
     expect(s.step).toBe(i);
     expect(s.inputFrame).toBe(i);
     expect(s.token, `STT frame ${i} token`).toBe(gold[i]);
+    expect(s.nonFinite, `STT frame ${i} finite`).toBe(false);
     expect(s.extraHeads.length).toBe(12);
     for (let j = 0; j < 12; j++) worst = Math.max(worst, Math.abs(s.extraHeads[j] - goldHeads[i * 12 + j]));
   }
@@ -117,3 +118,24 @@ it('refuses an STT model that cannot share the Mimi, naming what is wrong', asyn
   moshi.lmConfig = json(join(REF, 'moshi_tiny_config.json'));
   await expect(loadEngine(ctx, moshiFiles(), { sampling, condition: null, stt: moshi })).rejects.toThrow(/dep_q = 8: not a speech-to-text model/);
 }, 120_000);
+
+it('an STT model whose text logits overflow (finite weights of 3e38): every step reports it as a named fault beside Moshi\'s clean steps', async () => {
+  const files = sttFiles();
+  const w = files.lmWeights;
+  const n = Number(new DataView(w.buffer, w.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(w.subarray(8, 8 + n))) as Record<string, { data_offsets: [number, number] }>;
+  const [a, b] = header['text_linear.weight'].data_offsets;
+  new Float32Array(w.buffer, w.byteOffset + 8 + n + a, (b - a) / 4).fill(3e38);
+  const loaded = await loadEngine(ctx, moshiFiles(), { sampling, condition: null, kvCache: 'f32', sttKvCache: 'f32', stt: files });
+  try {
+    const pcm = f32(join(REF, 'mimi/input_pcm_f32.f32.bin'));
+    for (let t = 0; t < 4; t++) {
+      const r = await loaded.engine.step(pcm.slice(t * 1920, (t + 1) * 1920));
+      expect(r.stt?.nonFinite, `step ${t}`).toBe(true);
+      expect(r.faults.map((f) => f.message), `step ${t}`).toEqual([expect.stringMatching(new RegExp(`^step ${t}: the speech-to-text model's text logits .* caption step ${t} is not trustworthy`))]);
+    }
+    expect(loaded.engine.metrics.snapshot().nonFinite.textLogitSteps).toBe(4);
+  } finally {
+    loaded.dispose();
+  }
+}, 300_000);

@@ -135,3 +135,30 @@ describe('SttStream (live STT) == the official procedure', () => {
     expect(() => new SttStream(mimi, wide)).toThrow(/the Mimi emits 8 codebooks, the STT model reads n_q = 32/);
   }, 300_000);
 });
+
+/** The STT fixture's weights with every value of `key` (F32) set to `value`: finite, so the loader accepts it. */
+async function withTensorFilled(key: string, value: number): Promise<Uint8Array> {
+  const bytes = new Uint8Array(await read('stt/stt_tiny.safetensors'));
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const t = header[key];
+  if (t?.dtype !== 'F32') throw new Error(`stt_tiny.safetensors: ${key} is not an F32 tensor`);
+  new Float32Array(bytes.buffer, bytes.byteOffset + 8 + n + t.data_offsets[0], (t.data_offsets[1] - t.data_offsets[0]) / 4).fill(value);
+  return bytes;
+}
+
+describe('SttStream finiteness', () => {
+  it('finite but overflowing weights (text logits ±inf / NaN) mark every step nonFinite; transcribe() lists them; the fixture model marks none', async () => {
+    const clean = await transcribe(mimi, gen, pcm);
+    expect(clean.nonFiniteSteps).toEqual([]);
+    const bad = await LMModel.load(ctx, VarBuilder.fromSafetensors(ctx, [SafetensorsFile.parse(await withTensorFilled('text_linear.weight', 3e38), 'stt-overflow')]), cfg, { kvCache: 'f32' });
+    const badGen = new LMGen(bad, { seed: 1 });
+    try {
+      const r = await transcribe(mimi, badGen, pcm);
+      expect(r.nonFiniteSteps).toEqual(Array.from(r.tokens, (_, i) => i));
+    } finally {
+      badGen.destroy();
+      bad.destroy();
+    }
+  }, 300_000);
+});
