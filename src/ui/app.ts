@@ -23,6 +23,7 @@ import { mountCacheManager } from './cache_manager.ts';
 import { LoadProgress } from './load_progress.ts';
 import { resample } from '../audio/resample.ts';
 import { mountSttBeside } from './stt_beside.ts';
+import { mountFileChooser } from './file_chooser.ts';
 import { CaptionTrack } from './captions.ts';
 
 /** What the page exposes for automation on `window.__solacelive`. */
@@ -131,6 +132,7 @@ export function mountApp(root: HTMLElement): void {
   hook.modelPicker = modelPicker;
   const transcribeView = mountTranscribeView(root, { picker: modelPicker, hook, client: () => ensureClient(), banner });
   const sttBeside = mountSttBeside(root, modelPicker, hubModel);
+  const fileChooser = mountFileChooser(el(root, '.file-choosers'), [input('folder'), input('files')]);
   const besideBox = el(root, '.stt-beside');
   /** "Your words too" belongs to Talk (Transcribe runs an STT model alone). */
   const syncBeside = () => {
@@ -332,8 +334,7 @@ export function mountApp(root: HTMLElement): void {
       return { kind: 'hub', baseUrl: input('hubBase').value.trim(), repo, condition, ...(released ? { files: { lmWeights: released.lmFile } } : {}) };
     }
     if (src === 'files') {
-      const files = [...(input('folder').files ?? []), ...(input('files').files ?? [])];
-      return { kind: 'files', files, condition };
+      return { kind: 'files', files: fileChooser.files(), condition };
     }
     const opt = (k: string) => input(k).value.trim() || null;
     return { kind: 'urls', mimiConfig: opt('mimiConfig'), mimiWeights: input('mimiWeights').value.trim(), lmConfig: opt('lmConfig'), lmWeights: input('lmWeights').value.trim(), tokenizer: opt('tokenizer'), condition };

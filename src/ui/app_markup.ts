@@ -44,6 +44,7 @@ export const APP_MARKUP = `
     <div class="source" data-src="files" hidden>
       <label>Folder <input type="file" name="folder" webkitdirectory multiple></label>
       <label>…or files <input type="file" name="files" multiple accept=".json,.safetensors,.model"></label>
+      <div class="file-choosers" hidden></div>
       <p class="hint">Needs a Mimi and a Moshi <code>.safetensors</code>, optionally their config <code>.json</code> files and the SentencePiece <code>.model</code>. Files are matched by name (mimi/tokenizer-… = Mimi, model/moshi = LM).</p>
     </div>
     <div class="source" data-src="urls" hidden>

@@ -134,33 +134,47 @@ export async function readLocalFile(file: File, role: FileRole, opts: LoadOption
 }
 
 /**
- * Assigns picked files to roles by name: `*.model` → tokenizer; a `.safetensors` named like the
- * release Mimi file (starts with "tokenizer") or containing "mimi" → Mimi weights, any other
- * `.safetensors` → LM weights; `.json` containing "mimi" → Mimi config, another `.json` → LM config.
- * @throws ModelSourceError when weights are missing or a role is ambiguous.
+ * The picked files that could fill each role, by name: `*.model` → tokenizer; a `.safetensors`
+ * named like the release Mimi file (starts with "tokenizer") or containing "mimi" → Mimi weights,
+ * any other `.safetensors` → LM weights; `.json` containing "mimi" → Mimi config, another `.json`
+ * → LM config. A role with several candidates needs a choice (the page shows a chooser).
  */
-export function classifyFiles(files: readonly File[]): Partial<Record<FileRole, File>> & { mimiWeights: File; lmWeights: File } {
+export function fileCandidates(files: readonly File[]): Record<FileRole, File[]> {
   const lower = (f: File) => f.name.toLowerCase();
   const st = files.filter((f) => lower(f).endsWith('.safetensors'));
   const mimi = st.filter((f) => lower(f).includes('mimi') || lower(f).startsWith('tokenizer'));
-  const lm = st.filter((f) => !mimi.includes(f));
   const jsons = files.filter((f) => lower(f).endsWith('.json'));
   const mimiCfg = jsons.filter((f) => lower(f).includes('mimi'));
-  const lmCfg = jsons.filter((f) => !mimiCfg.includes(f));
-  const tok = files.filter((f) => lower(f).endsWith('.model'));
-  const all = files.map((f) => f.name).join(', ') || 'none';
-  const one = (list: File[], what: string, required: boolean): File | undefined => {
-    if (list.length > 1) throw new ModelSourceError(list.map((f) => f.name).join(', '), `several ${what} files were picked; keep one`, undefined, 'source');
-    if (!list.length && required) throw new ModelSourceError(`<${what}>`, `no ${what} file among the picked files (${all})`, undefined, 'source');
-    return list[0];
+  return {
+    mimiWeights: mimi,
+    lmWeights: st.filter((f) => !mimi.includes(f)),
+    mimiConfig: mimiCfg,
+    lmConfig: jsons.filter((f) => !mimiCfg.includes(f)),
+    tokenizer: files.filter((f) => lower(f).endsWith('.model')),
   };
+}
+
+/** The one file of `list` for a role named `what`. @throws ModelSourceError for several, or for none when `required` */
+function onePicked(list: File[], what: string, required: boolean, files: readonly File[]): File | undefined {
+  if (list.length > 1) throw new ModelSourceError(list.map((f) => f.name).join(', '), `several ${what} files were picked; keep one`, undefined, 'source');
+  if (!list.length && required) throw new ModelSourceError(`<${what}>`, `no ${what} file among the picked files (${files.map((f) => f.name).join(', ') || 'none'})`, undefined, 'source');
+  return list[0];
+}
+
+/**
+ * Assigns picked files to roles by name (fileCandidates).
+ * @throws ModelSourceError when weights are missing or a role is ambiguous.
+ */
+export function classifyFiles(files: readonly File[]): Partial<Record<FileRole, File>> & { mimiWeights: File; lmWeights: File } {
+  const c = fileCandidates(files);
+  const one = (list: File[], what: string, required: boolean) => onePicked(list, what, required, files);
   const out = {
-    mimiWeights: one(mimi, 'Mimi weights (.safetensors starting with "tokenizer" or containing "mimi")', true)!,
-    lmWeights: one(lm, 'LM weights (.safetensors)', true)!,
+    mimiWeights: one(c.mimiWeights, 'Mimi weights (.safetensors starting with "tokenizer" or containing "mimi")', true)!,
+    lmWeights: one(c.lmWeights, 'LM weights (.safetensors)', true)!,
   } as Partial<Record<FileRole, File>> & { mimiWeights: File; lmWeights: File };
-  const mc = one(mimiCfg, 'Mimi config (.json containing "mimi")', false);
-  const lc = one(lmCfg, 'LM config (.json)', false);
-  const tk = one(tok, 'tokenizer (.model)', false);
+  const mc = one(c.mimiConfig, 'Mimi config (.json containing "mimi")', false);
+  const lc = one(c.lmConfig, 'LM config (.json)', false);
+  const tk = one(c.tokenizer, 'tokenizer (.model)', false);
   if (mc) out.mimiConfig = mc;
   if (lc) out.lmConfig = lc;
   if (tk) out.tokenizer = tk;
@@ -174,12 +188,7 @@ export function classifyFiles(files: readonly File[]): Partial<Record<FileRole, 
  */
 export function classifyLmFiles(files: readonly File[]): Partial<Record<FileRole, File>> & { lmWeights: File } {
   const by = (ext: string) => files.filter((f) => f.name.toLowerCase().endsWith(ext));
-  const all = files.map((f) => f.name).join(', ') || 'none';
-  const one = (list: File[], what: string, required: boolean): File | undefined => {
-    if (list.length > 1) throw new ModelSourceError(list.map((f) => f.name).join(', '), `several ${what} files were picked; keep one`, undefined, 'source');
-    if (!list.length && required) throw new ModelSourceError(`<${what}>`, `no ${what} file among the picked files (${all})`, undefined, 'source');
-    return list[0];
-  };
+  const one = (list: File[], what: string, required: boolean) => onePicked(list, what, required, files);
   const out: Partial<Record<FileRole, File>> & { lmWeights: File } = { lmWeights: one(by('.safetensors'), 'LM weights (.safetensors)', true)! };
   const lc = one(by('.json'), 'LM config (.json)', false);
   const tk = one(by('.model'), 'tokenizer (.model)', false);

@@ -1,6 +1,8 @@
 // The hub source's model picker on the voice-assistant page, in headless Chromium: the eight
 // released repositories with download size and GPU memory, marked against this adapter, the
 // largest that fits preselected; ?hubRepo= wins; Load fetches the chosen repository's LM file.
+// Screenshots: docs/screenshots/picker.png (the list open as a listbox), downloading.png (a Load
+// waiting on the hub mirror's Mimi file).
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { expect, it } from 'vitest';
@@ -47,6 +49,9 @@ it('lists the released models with sizes and fit, preselects the largest that fi
   // bf16 (17 GB) never fits the assumed budget (navigator.deviceMemory, at most 8 GB in Chrome).
   expect(moshiko[0].fits).toBe(false);
   expect(p.hint).toMatch(/WebGPU does not report GPU memory/);
+  // The list shown whole (a listbox: headless Chromium draws no open dropdown).
+  await page.evaluate(() => document.querySelector<HTMLSelectElement>('select[name="hubModel"]')!.setAttribute('size', '9'));
+  await page.locator('.card.model').screenshot({ path: resolve(ROOT, 'docs/screenshots/picker.png') });
 }, 120_000);
 
 it('?hubRepo= selects that repository; an unknown one shows the repository field', async () => {
@@ -69,9 +74,13 @@ it('Load fetches the chosen repository and its LM file name (model.q4.safetensor
     'tokenizer_spm_32k_3.model': readFileSync(resolve(ROOT, 'tests/fixtures/spm/tiny_unigram.model')),
     'tokenizer-e351c8d8-checkpoint125.safetensors': readFileSync(resolve(FIXTURES_DIR, 'ref/mimi_tiny.safetensors')),
   };
-  await page.route('**/hubmock/**', (route) => {
+  let release: () => void = () => {};
+  const mimiHeld = new Promise<void>((r) => (release = r));
+  await page.route('**/hubmock/**', async (route) => {
     const path = new URL(route.request().url()).pathname;
     requested.push(path);
+    // The Mimi download waits until the "downloading" screenshot is taken.
+    if (path.endsWith('.safetensors') && path.includes('tokenizer-') && route.request().method() === 'GET') await mimiHeld;
     const body = files[path.split('/').pop()!];
     return body ? route.fulfill({ status: 200, body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) } }) : route.fulfill({ status: 404, body: 'not found' });
   });
@@ -79,6 +88,9 @@ it('Load fetches the chosen repository and its LM file name (model.q4.safetensor
   await picker(page);
   await page.selectOption('select[name="hubModel"]', 'kyutai/moshika-mlx-q4');
   await page.click('button.load');
+  await page.waitForFunction(() => /file \d of \d/.test(document.querySelector('.load-status')?.textContent ?? ''), undefined, { timeout: 60_000, polling: 100 });
+  await page.locator('.card.model').screenshot({ path: resolve(ROOT, 'docs/screenshots/downloading.png') });
+  release();
   await page.waitForFunction(() => ['error', 'idle'].includes(window.__solacelive?.state ?? '') && (window.__solacelive?.error ?? '') !== '', undefined, { timeout: 120_000, polling: 200 });
   expect(requested, requested.join(' ')).toContain('/hubmock/kyutai/moshika-mlx-q4/resolve/main/model.q4.safetensors');
   expect(requested.every((u) => u.includes('/kyutai/moshika-mlx-q4/'))).toBe(true);
