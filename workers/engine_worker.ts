@@ -24,6 +24,7 @@
  *   padding so the last words arrive, then a 'caption-end' packet.
  */
 import * as Comlink from 'comlink';
+import { installErrorTransfer } from '../src/engine/worker_errors.ts';
 import { RingBuffer } from '../src/audio/ring_buffer.ts';
 import { StampQueue } from '../src/audio/frame_stamps.ts';
 import { EngineDriver, type FrameSink, type FrameSource } from '../src/engine/driver.ts';
@@ -400,4 +401,5 @@ class EngineWorker implements EngineWorkerApi {
   }
 }
 
+installErrorTransfer(); // errors reach the page with their fields (ModelSourceError's code, status, file)
 Comlink.expose(new EngineWorker());

@@ -555,6 +555,17 @@ export function loadErrorTitle(e: unknown): { title: string; advice: string } | 
   if (name === 'StorageQuotaError') return { title: 'Storage full.', advice: 'What this site stores is listed under “Stored models”.' };
   if (name === 'DownloadStalledError') return { title: 'Download stalled.', advice: 'Check the connection and load again.' };
   if (name === 'ModelSourceError') {
+    // The error's code (kept across the Worker boundary by src/engine/worker_errors.ts) says what failed.
+    const code = (e as { code?: unknown }).code;
+    const status = (e as { status?: unknown }).status;
+    if (code === 'network') return { title: 'Network error.', advice: 'Check the connection (or the base URL) and load again.' };
+    if (code === 'http' && status === 404) return { title: 'Model file not found.', advice: 'Check the URL or the repository.' };
+    if (code === 'http' && (status === 401 || status === 403)) return { title: 'Access denied.', advice: 'The server refused the file (a gated repository needs a login).' };
+    if (code === 'http') return { title: 'Server error.', advice: 'Load again later.' };
+    if (code === 'truncated' || code === 'oversize') return { title: 'Download incomplete.', advice: 'Nothing was cached; load again.' };
+    if (code === 'content-type') return /partial response/.test(message) ? { title: 'Wrong answer from the server.', advice: '' } : { title: 'Model file not found.', advice: 'Check the URL.' };
+    if (code === 'local') return { title: 'Could not read the file.', advice: '' };
+    // Without a code (an error made elsewhere): the message says it.
     if (/could not fetch|download interrupted/.test(message)) return { title: 'Network error.', advice: 'Check the connection (or the base URL) and load again.' };
     if (/HTTP 404\b|not found/i.test(message)) return { title: 'Model file not found.', advice: 'Check the URL or the repository.' };
     if (/HTTP (401|403)\b/.test(message)) return { title: 'Access denied.', advice: 'The server refused the file (a gated repository needs a login).' };

@@ -6,6 +6,7 @@
  * playback output.
  */
 import * as Comlink from 'comlink';
+import { installErrorTransfer } from '../engine/worker_errors.ts';
 import type { MetricsSnapshot } from '../engine/metrics.ts';
 import type { CaptionEndMeta, CaptionMeta, EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo, ModelSpec, SamplingSettings } from '../engine/worker_api.ts';
 import type { AdapterSummary } from '../gpu/context.ts';
@@ -61,6 +62,7 @@ export class EngineClient {
    */
   static async create(emit: (e: ClientEvent) => void, opts: { micProcessing?: boolean; forcePackets?: boolean } = {}): Promise<EngineClient> {
     const worker = new Worker(new URL('../../workers/engine_worker.ts', import.meta.url), { type: 'module', name: 'solacelive-engine' });
+    installErrorTransfer(); // the worker's errors arrive with their fields (ModelSourceError's code, status, file)
     const api = Comlink.wrap<EngineWorkerApi>(worker);
     try {
       const adapter = await api.init(Comlink.proxy((message: string) => emit({ type: 'device-lost', message })));
