@@ -19,16 +19,16 @@ class Odd extends Error {
   readonly count = 3;
 }
 const api = {
-  fail404: () => {
+  fail404: (): void => {
     throw new ModelSourceError('model.safetensors', 'HTTP 404 Not Found', 404);
   },
-  failNetwork: () => {
+  failNetwork: (): void => {
     throw new ModelSourceError('mimi.safetensors', 'could not fetch', undefined, 'network');
   },
-  failValue: () => {
+  failValue: (): void => {
     throw 'plain string';
   },
-  failOdd: () => {
+  failOdd: (): void => {
     throw new Odd('odd');
   },
 };
