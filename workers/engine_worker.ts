@@ -34,6 +34,7 @@ import type { MetricsSnapshot } from '../src/engine/metrics.ts';
 import { FRAME_SAMPLES } from '../src/engine/metrics.ts';
 import { loadLmFiles, loadModelFiles } from '../src/weights/sources.ts';
 import type { SttStep } from '../src/models/stt.ts';
+import { ConversationRecord } from '../src/engine/conversation_record.ts';
 import { RingFrameSink, RingFrameSource } from '../src/engine/ring_io.ts';
 import type { AudioTransport, EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo, ModelSpec, SamplingSettings } from '../src/engine/worker_api.ts';
 import { GpuContext } from '../src/gpu/index.ts';
@@ -41,7 +42,7 @@ import { Channel } from '../src/protocol/channel.ts';
 import { TextSegmenter } from '../src/engine/transcript.ts';
 import { isSttModelConfig, type LoadedStt, loadStt } from '../src/engine/load_stt.ts';
 import { SttLoop } from '../src/engine/stt_loop.ts';
-import type { CaptionMeta, StartOptions } from '../src/engine/worker_api.ts';
+import type { CaptionMeta, ConversationRecording, StartOptions } from '../src/engine/worker_api.ts';
 import { TextTokenizer } from '../src/text/tokenizer.ts';
 import { PacketType } from '../src/protocol/packet.ts';
 
@@ -156,6 +157,8 @@ class EngineWorker implements EngineWorkerApi {
   /** The loaded model: one load at a time, the previous one disposed (src/engine/load_slot.ts). */
   private readonly slot = new LoadSlot<LoadedEngine | LoadedStt>();
   private sttLoop: SttLoop | null = null;
+  /** The conversation being (or last) recorded (StartOptions.record), or null. */
+  private record: ConversationRecord | null = null;
   private channel: Channel | null = null;
   private transport: AudioTransport | null = null;
   private source: FrameSource | null = null;
@@ -263,9 +266,16 @@ class EngineWorker implements EngineWorkerApi {
     const engine = loaded.engine;
     const segmenter = this.segmenter;
     const sttTok = loaded.stt?.tokenizer ?? null;
+    const record = opts.record ? new ConversationRecord() : null;
+    this.record = record;
     const warned = new Set<string>(); // first fault of each kind per conversation goes to the page
     this.driver = new EngineDriver(engine, this.source, this.sink, {
-      onStep: (r) => {
+      onStep: (r, input) => {
+        if (record) {
+          record.addFrame(input, r.pcm);
+          if (r.text) record.addMoshiText(r.index, r.text);
+          if (r.stt?.token !== undefined) record.addUserText(r.stt.time, captionMeta(r.stt, sttTok).text ?? '');
+        }
         for (const f of r.faults) {
           if (warned.has(f.kind)) continue;
           warned.add(f.kind);
@@ -359,12 +369,24 @@ class EngineWorker implements EngineWorkerApi {
     if (!cur || isStt(cur) || !cur.stt || !channel || !this.driver) return;
     try {
       const rest = await cur.engine.flushStt();
-      for (const s of rest) channel.sendMetadata(captionMeta(s, cur.stt.tokenizer), true);
+      for (const s of rest) {
+        const meta = captionMeta(s, cur.stt.tokenizer);
+        this.record?.addUserText(s.time, meta.text ?? '');
+        channel.sendMetadata(meta, true);
+      }
       channel.sendMetadata({ kind: 'caption-end', reason: 'stopped', steps: cur.engine.sttProcedure?.stepsOut ?? rest.length }, true);
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       this.meta({ kind: 'error', name: err.name, message: err.message });
     }
+  }
+
+  async recording(): Promise<ConversationRecording | null> {
+    const r = this.record;
+    if (!r) return null;
+    if (this.driver?.isRunning) throw new Error('the conversation is still running: stop it before downloading its recording');
+    const wav = r.wav();
+    return Comlink.transfer({ wav, transcript: r.transcript(), seconds: r.seconds, droppedFrames: r.droppedFrames }, [wav.buffer]);
   }
 
   async setSampling(s: SamplingSettings) {

@@ -204,10 +204,11 @@ export function encodeWavF32(samples: Float32Array, sampleRate: number): Uint8Ar
 }
 
 /**
- * Encodes mono samples as 16-bit PCM WAV (values clipped to [-1, 1), scaled by 32768 and rounded).
- * For tests and tools that need the integer format; the CLI writes float32.
+ * Encodes samples (interleaved when `channels` > 1) as 16-bit PCM WAV: f32 values clipped to
+ * [-1, 1), scaled by 32768 and rounded; an Int16Array is written as it is (the page's conversation
+ * recording). The CLI writes float32.
  */
-export function encodeWavPcm16(samples: Float32Array, sampleRate: number, channels = 1): Uint8Array {
+export function encodeWavPcm16(samples: Float32Array | Int16Array, sampleRate: number, channels = 1): Uint8Array {
   if (!Number.isInteger(sampleRate) || sampleRate < 1) throw new RangeError(`sample rate must be a positive integer, got ${sampleRate}`);
   if (samples.length % channels !== 0) throw new RangeError(`${samples.length} interleaved samples are not a whole number of ${channels}-channel frames`);
   const dataBytes = samples.length * 2;
@@ -229,6 +230,10 @@ export function encodeWavPcm16(samples: Float32Array, sampleRate: number, channe
   dv.setUint16(34, 16, true);
   ascii(36, 'data');
   dv.setUint32(40, dataBytes, true);
+  if (samples instanceof Int16Array) {
+    for (let i = 0; i < samples.length; i++) dv.setInt16(44 + 2 * i, samples[i], true);
+    return out;
+  }
   for (let i = 0; i < samples.length; i++) {
     const v = Math.round(Math.max(-1, Math.min(32767 / 32768, samples[i])) * 32768);
     dv.setInt16(44 + 2 * i, v, true);

@@ -145,8 +145,8 @@ export class ArrayFrameSink implements FrameSink {
 }
 
 export interface DriverCallbacks {
-  /** Called after every step, after its PCM went to the sink. */
-  onStep?: (r: StepResult) => void;
+  /** Called after every step, after its PCM went to the sink, with the step's input frame (f32 [1920], reused: copy what you keep). */
+  onStep?: (r: StepResult, input: Float32Array) => void;
   /** Called when the loop stops because of an error (the loop does not continue after one). */
   onError?: (e: unknown) => void;
   /** Called once per loop iteration that found no frame, before waiting (to pump heartbeats, stats). */
@@ -210,7 +210,7 @@ export class EngineDriver extends FrameLoop {
         const r = await this.engine.step(this.frame, { skipDecode: this.shouldSkipDecode(), stamp });
         if (!this.sink.push(r.pcm, r.stamp)) this.sinkDrops++;
         this.engine.metrics.setTransport({ inputQueueSamples: this.source.queued(), outputQueueSamples: this.sink.queued() });
-        this.callbacks.onStep?.(r);
+        this.callbacks.onStep?.(r, this.frame);
       }
     });
   }

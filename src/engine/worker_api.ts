@@ -122,6 +122,22 @@ export interface StartOptions {
    * padding and ends by itself (a 'caption-end' 'file-ended'). Ignored by Moshi (it keeps talking).
    */
   endAfterSamples?: number;
+  /**
+   * Moshi: keep this conversation as a record (src/engine/conversation_record.ts: both voices in
+   * the model's time, both transcripts as turns; at most 10 minutes), for `recording()` after Stop.
+   */
+  record?: boolean;
+}
+
+/** A recorded conversation (EngineWorkerApi.recording). */
+export interface ConversationRecording {
+  /** 24 kHz 16-bit stereo WAV: the user left, Moshi right, aligned step by step. */
+  wav: Uint8Array;
+  /** One line per turn: `[m:ss.s] You: …` / `[m:ss.s] Moshi: …`. */
+  transcript: string;
+  /** Seconds of audio in `wav`, and 80 ms frames past the 10-minute limit that were not kept. */
+  seconds: number;
+  droppedFrames: number;
 }
 
 /** The Worker's API (comlink). Every method rejects with a named Error the page can show. */
@@ -151,4 +167,6 @@ export interface EngineWorkerApi {
   stop(): Promise<void>;
   setSampling(s: SamplingSettings): Promise<void>;
   stats(): Promise<MetricsSnapshot>;
+  /** The last conversation started with `record: true` (the WAV's buffer is transferred), or null. */
+  recording(): Promise<ConversationRecording | null>;
 }

@@ -24,6 +24,7 @@ import { LoadProgress } from './load_progress.ts';
 import { resample } from '../audio/resample.ts';
 import { mountSttBeside } from './stt_beside.ts';
 import { mountFileChooser } from './file_chooser.ts';
+import { saveFile } from './save_file.ts';
 import { CaptionTrack } from './captions.ts';
 
 /** What the page exposes for automation on `window.__solacelive`. */
@@ -54,6 +55,8 @@ export interface TestHook {
    * tokens of the conversation's complete captions, and whether its 'caption-end' arrived.
    */
   user: { text: string; tokens: number[]; ended: boolean; hint: string };
+  /** The last recorded conversation (Record), once fetched after Stop: its seconds and transcript. */
+  recording: { seconds: number; transcript: string; droppedFrames: number } | null;
 }
 
 declare global {
@@ -76,6 +79,7 @@ export function mountApp(root: HTMLElement): void {
     state: 'idle', error: null, banners: [], adapter: null, text: '', textPackets: 0, metrics: null,
     played: { samples: 0, rms: 0, underruns: 0 }, captured: { samples: 0, overruns: 0 }, protocolErrors: 0, transport: '', runStartedAt: null, screen: '',
     user: { text: '', tokens: [], ended: false, hint: '' },
+    recording: null,
   };
   window.__solacelive = hook;
   const bannerList = el(root, '.banners');
@@ -397,6 +401,30 @@ export function mountApp(root: HTMLElement): void {
   cancelBtn.onclick = () => abort?.abort();
 
   let running = false;
+  // Record: the Worker keeps the conversation; after Stop the page fetches it once and offers the files.
+  const recordBox = input('record');
+  const saveWav = el<HTMLButtonElement>(root, 'button.save-wav');
+  const saveTranscript = el<HTMLButtonElement>(root, 'button.save-transcript');
+  const recordStatus = el(root, '.record-status');
+  let recorded: { wav: Uint8Array; transcript: string } | null = null;
+  const clearRecording = () => {
+    recorded = null;
+    hook.recording = null;
+    saveWav.hidden = saveTranscript.hidden = true;
+    recordStatus.textContent = recordBox.checked ? 'recording this conversation' : '';
+  };
+  const fetchRecording = async () => {
+    if (!client || !recordBox.checked) return;
+    const r = await client.recording();
+    if (!r) return;
+    recorded = { wav: r.wav, transcript: r.transcript };
+    hook.recording = { seconds: r.seconds, transcript: r.transcript, droppedFrames: r.droppedFrames };
+    saveWav.hidden = saveTranscript.hidden = false;
+    recordStatus.textContent = `${r.seconds.toFixed(1)} s recorded${r.droppedFrames ? ' (the first 10 minutes)' : ''}`;
+  };
+  const stamp = () => new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-');
+  saveWav.onclick = () => recorded && saveFile(root, `conversation-${stamp()}.wav`, recorded.wav as Uint8Array<ArrayBuffer>, 'audio/wav');
+  saveTranscript.onclick = () => recorded && saveFile(root, `conversation-${stamp()}.txt`, recorded.transcript, 'text/plain');
   /** File-input mode: the picked WAV (any rate, PCM16 or float) resampled to 24 kHz, sent as AUDIO_CHUNK packets in real time. */
   const playFile = async () => {
     if (!client) return;
@@ -411,7 +439,8 @@ export function mountApp(root: HTMLElement): void {
       const wav = decodeWav(new Uint8Array(await f.arrayBuffer()), f.name, { downmix: true });
       const pcm = wav.sampleRate === 24000 ? wav.samples : resample(wav.samples, wav.sampleRate, 24000);
       newUserTrack();
-      await client.start({ kind: 'file', pcm });
+      clearRecording();
+      await client.start({ kind: 'file', pcm, record: recordBox.checked });
       running = true;
       hook.runStartedAt = performance.now();
       hook.transport = client.transport;
@@ -435,7 +464,8 @@ export function mountApp(root: HTMLElement): void {
       if (!running) {
         runStatus.textContent = 'starting microphone…';
         newUserTrack();
-        await client.start();
+        clearRecording();
+        await client.start({ kind: 'mic', record: recordBox.checked });
         running = true;
         hook.runStartedAt = performance.now();
         hook.transport = client.transport;
@@ -446,6 +476,7 @@ export function mountApp(root: HTMLElement): void {
       } else {
         await client.stop();
         running = false;
+        await fetchRecording().catch((e: unknown) => banner('Could not keep the recording.', ` ${(e as Error).message}`, { warn: true, group: 'run' }));
         hook.state = 'ready';
         micBtn.textContent = 'Start microphone';
         runStatus.textContent = 'stopped';

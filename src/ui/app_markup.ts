@@ -65,6 +65,8 @@ export const APP_MARKUP = `
     <h2>2 · Talk</h2>
     <div class="row"><button class="primary mic" disabled>Start microphone</button><span class="status run-status"></span></div>
     <div class="row"><label>…or play a recording to Moshi <input type="file" name="talkFile" accept=".wav,audio/wav"></label><button class="file" disabled>Play file</button></div>
+    <div class="row record-row"><label title="Keeps both voices (you left, Moshi right, 24 kHz) and both transcripts of the next conversation, at most 10 minutes, in this tab only"><input type="checkbox" name="record"> Record the conversation</label>
+      <button class="save-wav" hidden>Download recording (.wav)</button><button class="save-transcript" hidden>Download transcript (.txt)</button><span class="hint record-status"></span></div>
     <div class="meter"><span>input</span><div class="bar"><div class="fill in"></div></div><span class="in-db">–∞ dB</span></div>
     <div class="meter"><span>output</span><div class="bar"><div class="fill out"></div></div><span class="out-db">–∞ dB</span></div>
     <section class="you-said" hidden>

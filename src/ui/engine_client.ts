@@ -8,7 +8,7 @@
 import * as Comlink from 'comlink';
 import { installErrorTransfer } from '../engine/worker_errors.ts';
 import type { MetricsSnapshot } from '../engine/metrics.ts';
-import type { CaptionEndMeta, CaptionMeta, EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo, ModelSpec, SamplingSettings } from '../engine/worker_api.ts';
+import type { CaptionEndMeta, CaptionMeta, ConversationRecording, EngineMeta, EngineWorkerApi, LoadEvent, ModelInfo, ModelSpec, SamplingSettings } from '../engine/worker_api.ts';
 import type { AdapterSummary } from '../gpu/context.ts';
 import { Channel } from '../protocol/channel.ts';
 import { DEFAULT_HUB_BASE, DEFAULT_REPO } from '../weights/sources.ts';
@@ -132,7 +132,7 @@ export class EngineClient {
    * zero-filled) and the engine is told its length: a speech-to-text model reads exactly those
    * samples, feeds its right padding and ends the run by itself ('caption-end').
    */
-  async start(input: { kind: 'mic' } | { kind: 'file'; pcm: Float32Array; endAtFileEnd?: boolean } = { kind: 'mic' }): Promise<void> {
+  async start(input: { kind: 'mic'; record?: boolean } | { kind: 'file'; pcm: Float32Array; endAtFileEnd?: boolean; record?: boolean } = { kind: 'mic' }): Promise<void> {
     if (this.audio && this.inputKind !== input.kind) {
       // Another input: rebuild the audio graph and the engine's transport.
       this.audio.close();
@@ -184,7 +184,7 @@ export class EngineClient {
     this.emit({ type: 'text', transcript: this.transcript.text, newSection: true });
     await this.audio.start();
     const endAtFileEnd = input.kind === 'file' && input.endAtFileEnd === true;
-    await this.api.start(endAtFileEnd ? { endAfterSamples: input.pcm.length } : {});
+    await this.api.start({ ...(endAtFileEnd ? { endAfterSamples: input.pcm.length } : {}), ...(input.record ? { record: true } : {}) });
     this.running = true;
     if (input.kind === 'file') this.feedFile(input.pcm, endAtFileEnd);
   }
@@ -223,6 +223,11 @@ export class EngineClient {
     await this.api.stop();
     await this.audio?.stop();
     this.running = false;
+  }
+
+  /** The last conversation started with `record` (src/engine/conversation_record.ts), or null; after Stop. */
+  recording(): Promise<ConversationRecording | null> {
+    return this.api.recording();
   }
 
   setSampling(s: SamplingSettings): Promise<void> {

@@ -19,6 +19,7 @@ import { decodeWav } from '../audio/wav.ts';
 import type { CaptionMeta, ModelInfo, SttModelInfo } from '../engine/worker_api.ts';
 import type { TimedWord } from '../models/stt.ts';
 import { CaptionTrack } from './captions.ts';
+import { saveFile } from './save_file.ts';
 import type { ClientEvent, EngineClient } from './engine_client.ts';
 import type { ModelPickerState, PickerMode } from './model_picker.ts';
 
@@ -307,17 +308,7 @@ export function mountTranscribeView(root: HTMLElement, deps: TranscribeDeps): Tr
   };
 
   // Copy and downloads (a run's transcript; also while it runs: what has arrived so far).
-  const download = (name: string, text: string, type: string) => {
-    const url = URL.createObjectURL(new Blob([text], { type }));
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = name;
-    a.hidden = true;
-    card.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  };
+  const download = (name: string, text: string, type: string) => saveFile(card, name, text, type);
   const [copyBtn, txtBtn, srtBtn, vttBtn] = exportBtns;
   copyBtn.onclick = async () => {
     if (!track) return;

@@ -5,9 +5,12 @@
 // right padding goes through the shared encoder and the STT model only). "You said" must show the
 // official transcription procedure's tokens (stt/stt/text_tokens: run_inference.py over the speech
 // and its padding) while Moshi talks; a second conversation starts a new "You said" that again
-// equals the golden (the STT model's state is reset with Moshi's).
+// equals the golden (the STT model's state is reset with Moshi's). With Record on, the first
+// conversation downloads as a 24 kHz stereo WAV whose left channel is the played speech sample for
+// sample and whose right channel is Moshi's voice, and a transcript with both speakers' turns.
 // Writes docs/screenshots/you_said.png.
 import { mkdirSync, readFileSync } from 'node:fs';
+import { decodeWav } from '../../src/audio/wav.ts';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
@@ -36,7 +39,7 @@ beforeAll(async () => {
   server = s.server;
   url = s.url;
   browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
+  page = await browser.newPage({ viewport: { width: 1200, height: 1000 }, acceptDownloads: true });
   mkdirSync(SHOTS, { recursive: true });
 });
 afterAll(async () => {
@@ -82,6 +85,7 @@ it('Talk with "Your words too": the STT model beside Moshi shows the golden toke
   expect(await page.textContent('.load-status')).toMatch(/speech-to-text beside it/);
   expect(await page.isVisible('.you-said')).toBe(true);
 
+  await page.check('input[name="record"]');
   const first = await converse();
   // Every counted step of the official procedure: the speech, then zeros (the page's silence after
   // the file, then the right padding Stop feeds) — the golden's 54 steps are the first ones.
@@ -93,6 +97,31 @@ it('Talk with "Your words too": the STT model beside Moshi shows the golden toke
   expect(moshi.textPackets).toBeGreaterThan(0);
   expect(moshi.played).toBeGreaterThan(0);
   await page.screenshot({ path: resolve(SHOTS, 'you_said.png'), fullPage: true });
+
+  // The recording: the transcript has both speakers, the WAV both voices step by step.
+  const rec = (await page.evaluate(() => window.__solacelive!.recording))!;
+  expect(rec.seconds).toBeGreaterThanOrEqual((SPEECH_FRAMES + 4) * 0.08);
+  expect(rec.droppedFrames).toBe(0);
+  expect(rec.transcript).toMatch(/^\[0:0\d\.\d\] (You|Moshi): /m);
+  expect(rec.transcript).toMatch(/\] You: /);
+  expect(rec.transcript).toMatch(/\] Moshi: /);
+  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 10_000 }), page.click('button.save-wav')]);
+  expect(dl.suggestedFilename()).toMatch(/^conversation-.*\.wav$/);
+  const wav = new Uint8Array(readFileSync(await dl.path()));
+  const dv = new DataView(wav.buffer, wav.byteOffset);
+  expect({ channels: dv.getUint16(22, true), rate: dv.getUint32(24, true), bits: dv.getUint16(34, true) }).toEqual({ channels: 2, rate: 24000, bits: 16 });
+  const stereo = new Int16Array(wav.slice(44).buffer);
+  expect(stereo.length).toBe(Math.round(rec.seconds / 0.08) * 1920 * 2);
+  const speech = decodeWav(readFileSync(SPEECH), SPEECH).samples; // PCM16: exact through the page and back
+  let leftDiff = 0;
+  for (let i = 0; i < speech.length; i++) leftDiff = Math.max(leftDiff, Math.abs(stereo[2 * i] - Math.round(speech[i] * 32768)));
+  expect(leftDiff, 'left channel = the played speech').toBe(0);
+  let right = 0;
+  for (let i = 1; i < stereo.length; i += 2) right = Math.max(right, Math.abs(stereo[i]));
+  expect(right, "right channel = Moshi's voice").toBeGreaterThan(0);
+  const [dt] = await Promise.all([page.waitForEvent('download', { timeout: 10_000 }), page.click('button.save-transcript')]);
+  expect(readFileSync(await dt.path(), 'utf8')).toBe(rec.transcript);
+  await page.uncheck('input[name="record"]');
 
   // A second conversation: a new "You said", from the STT model's first step again.
   const second = await converse();
