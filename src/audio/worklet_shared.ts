@@ -334,6 +334,7 @@ export class PlaybackCore {
     this.resOut = new Float32Array(this.resampler.maxOutput(this.pull.length));
     this.stage = new Float32Array(MAX_BLOCK + this.resOut.length);
     this.lookahead = this.resampler.latencySeconds * MODEL_RATE;
+    this.primeResampler();
     this.stamps = opts.stamps ? new StampQueue(opts.stamps) : StampQueue.create(LOCAL_STAMPS, false);
     this.ownReports = !opts.reports;
     this.reports = opts.reports ? new StampQueue(opts.reports) : StampQueue.create(LOCAL_STAMPS, false);
@@ -372,9 +373,26 @@ export class PlaybackCore {
       // Only the consumer may move the read index: this handler runs on the audio thread, like process().
       this.ring.skip(this.ring.capacity);
       this.stageLen = 0;
+      this.primeResampler(); // the old stream's lookahead is not played at the next start
       this.playing = false;
       this.started = false;
       Atomics.store(this.stats, STAT.PLAY_STATE, 0);
+    }
+  }
+
+  /**
+   * Starts the resampler's stream with its lookahead of silence (halfTaps zeros at 24 kHz, ~1 ms):
+   * then every popped sample yields its device samples at once, so one buffered frame plays for
+   * exactly 80 ms. Without it the first frame ran dry `lookahead` samples early at 48 kHz, an
+   * underrun that raised the jitter target by half a frame for good. The dating of reply frames
+   * is unchanged: a popped sample still sounds `lookahead` after the stage's end.
+   */
+  private primeResampler(): void {
+    this.resampler.reset();
+    const z = this.pull.fill(0);
+    for (let left = Math.round(this.lookahead); left > 0; left -= z.length) {
+      // Zeros in: no output yet (an output needs its lookahead of input beyond it).
+      this.resampler.process(z, this.resOut, Math.min(left, z.length));
     }
   }
 

@@ -189,14 +189,12 @@ describe('mic → speaker latency through the rings, the driver and the worklet 
     const slow = await runShared(48000, () => 1280, 30 * 30); // 1280 device samples = 640 at 24 kHz = 26.7 ms
     for (const r of [base, slow]) {
       expect(r.latencies.length).toBeGreaterThanOrEqual(27);
-      // The playback resampler reads its lookahead ahead of what it plays, so a one-frame jitter
-      // buffer runs dry once at the first frame boundary; the re-buffering (target 1920 + 960)
-      // then holds one more frame for good. The measure must show exactly that: one underrun,
-      // the first frame's latency, then one frame more, constant (±1 sample of rounding).
-      expect(Atomics.load(r.stats, STAT.PLAY_UNDERRUNS)).toBe(1);
-      const steady = r.latencies.slice(1);
-      expect(Math.max(...steady) - Math.min(...steady)).toBeLessThanOrEqual(1);
-      expect(Math.abs(steady[0] - r.latencies[0] - FRAME_SAMPLES)).toBeLessThanOrEqual(1);
+      // The playback resampler starts primed with its lookahead of silence, so one buffered frame
+      // plays for exactly 80 ms: no underrun at the first frame boundary, and the latency is the
+      // same for every frame from the first (±1 sample of rounding).
+      expect(Atomics.load(r.stats, STAT.PLAY_UNDERRUNS)).toBe(0);
+      expect(Atomics.load(r.stats, STAT.PLAY_STARVED_SAMPLES)).toBe(0);
+      expect(Math.max(...r.latencies) - Math.min(...r.latencies)).toBeLessThanOrEqual(1);
     }
     // First frame: 80 ms + the two resamplers' lookaheads (a few ms).
     expect(base.latencies[0]).toBeGreaterThan(FRAME_SAMPLES);
@@ -204,6 +202,52 @@ describe('mic → speaker latency through the rings, the driver and the worklet 
     // The engine delay adds exactly itself, first frame and steady state.
     expect(Math.abs(slow.latencies[0] - base.latencies[0] - 640)).toBeLessThanOrEqual(1);
     expect(Math.abs(slow.latencies.at(-1)! - base.latencies.at(-1)! - 640)).toBeLessThanOrEqual(1);
+  });
+
+  it('48 kHz playback: the reported play stamp is when the frame sounds (an impulse found in the output), also after a flush', () => {
+    for (const flushFirst of [false, true]) {
+      let now = 0;
+      const ring = RingBuffer.create(32768);
+      const stamps = StampQueue.create(64);
+      const reports = StampQueue.create(64);
+      const sink: unknown[] = [];
+      const p = port(sink);
+      const core = new PlaybackCore({ ring: ring.buffer as SharedArrayBuffer, stamps: stamps.buffer as SharedArrayBuffer, reports: reports.buffer as SharedArrayBuffer, deviceRate: 48000 }, p, () => now);
+      const out = [new Float32Array(128)];
+      const played: number[] = [];
+      const render = (quanta: number) => {
+        for (let q = 0; q < quanta; q++) {
+          core.process(out);
+          played.push(...out[0]);
+          now += 128;
+        }
+      };
+      if (flushFirst) {
+        // A previous stream's audio, then Stop (flush): none of it may sound at the next start.
+        ring.push(new Float32Array(1920).fill(0.5));
+        render(20);
+        p.onmessage!({ data: { type: 'flush' } } as MessageEvent);
+      }
+      const start = played.length;
+      // Two frames, 80 ms apart as an on-time engine writes them; an impulse at sample 300 of the second.
+      const f = new Float32Array(1920);
+      stamps.push(ring.writeIndex(), 0);
+      ring.push(f);
+      render(30); // 3840 device samples = 80 ms
+      f[300] = 1;
+      stamps.push(ring.writeIndex(), 1920);
+      ring.push(f);
+      render(29); // not past the end of the second frame: no underrun is due
+      const got: [number, number][] = [];
+      reports.drain((l, play) => got.push([l, play]));
+      expect(got.length, `flush first: ${flushFirst}`).toBe(2);
+      const peak = start + played.slice(start).reduce((best, v, i, a) => (Math.abs(v) > Math.abs(a[best]) ? i : best), 0);
+      // The impulse sounds at (play stamp of its frame + 300) 24 kHz samples = twice that in device samples.
+      expect(Math.abs(peak / 2 - (got[1][1] + 300)), `flush first: ${flushFirst}`).toBeLessThanOrEqual(1);
+      expect(Atomics.load(core.stats, STAT.PLAY_UNDERRUNS)).toBe(0);
+      // Nothing of the flushed stream sounds after the flush.
+      expect(Math.max(...played.slice(start, peak - 100).map(Math.abs))).toBeLessThan(1e-3);
+    }
   });
 
   it('an engine slower than real time: latency grows frame by frame and the starved playback time is counted', async () => {

@@ -3,7 +3,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { resample } from '../../src/audio/resample.ts';
+import { StreamingResampler, resample } from '../../src/audio/resample.ts';
 import { RingBuffer } from '../../src/audio/ring_buffer.ts';
 import { CAPTURE_PROCESSOR, PLAYBACK_PROCESSOR, type PlaybackCore, createAudioStats, readAudioStats } from '../../src/audio/worklet_shared.ts';
 
@@ -221,14 +221,23 @@ describe('playback worklet', () => {
     expect(s.PLAY_SAMPLES).toBe(1920 + 64 + 1920 + 960 + 3840);
   });
 
-  it('48 kHz device: the played stream equals offline 24 → 48 kHz resampling', () => {
+  /** `x` after the playback resampler's lookahead of silence (PlaybackCore primes its resampler with it). */
+  const primed = (x: Float32Array, deviceRate: number) => {
+    const H = new StreamingResampler(24000, deviceRate).design.halfTaps;
+    const out = new Float32Array(H + x.length);
+    out.set(x, H);
+    return out;
+  };
+
+  it('48 kHz device: the played stream equals offline 24 → 48 kHz resampling (after the primed lookahead)', () => {
     const ring = RingBuffer.create(65536);
     const stats = createAudioStats();
     const proc = make(PLAYBACK_PROCESSOR, { ring: ring.buffer, stats: stats.buffer, deviceRate: 48000, jitter: { initial: 1920, maxExcess: 1e6 } });
     const x = sine(24000, 24000, 1000, 0.4);
     ring.push(x);
     const played = runPlayback(proc, 300); // 38400 samples at 48 kHz = 0.8 s
-    const ref = resample(x, 24000, 48000);
+    // The playback resampler starts with its lookahead of silence (halfTaps zeros: no underrun at the first frame boundary).
+    const ref = resample(primed(x, 48000), 24000, 48000);
     expect(maxDiff(played, ref, played.length)).toBeLessThan(1e-6);
     expect(readAudioStats(stats).PLAY_UNDERRUNS).toBe(0);
   });
@@ -239,7 +248,7 @@ describe('playback worklet', () => {
     const proc = make(PLAYBACK_PROCESSOR, { ring: ring.buffer, stats: stats.buffer, deviceRate: 44100, jitter: { maxExcess: 1e6 } });
     ring.push(sine(24000, 24000, 500));
     const played = runPlayback(proc, 300); // 0.87 s at 44.1 kHz
-    const ref = resample(sine(24000, 24000, 500), 24000, 44100);
+    const ref = resample(primed(sine(24000, 24000, 500), 44100), 24000, 44100);
     expect(maxDiff(played, ref, played.length)).toBeLessThan(1e-6);
     const used = readAudioStats(stats).PLAY_SAMPLES;
     expect(used).toBeGreaterThanOrEqual(Math.floor((300 * 128 * 24000) / 44100));
