@@ -26,6 +26,7 @@ import { mountSttBeside } from './stt_beside.ts';
 import { mountFileChooser } from './file_chooser.ts';
 import { saveFile } from './save_file.ts';
 import { CaptionTrack } from './captions.ts';
+import { type Turn, turnsOf } from '../engine/conversation_record.ts';
 
 /** What the page exposes for automation on `window.__solacelive`. */
 export interface TestHook {
@@ -55,6 +56,8 @@ export interface TestHook {
    * tokens of the conversation's complete captions, and whether its 'caption-end' arrived.
    */
   user: { text: string; tokens: number[]; ended: boolean; hint: string };
+  /** The conversation as turns (with a speech-to-text model beside Moshi): the user's words by their caption times, Moshi's by arrival. */
+  turns: Turn[];
   /** The last recorded conversation (Record), once fetched after Stop: its seconds and transcript. */
   recording: { seconds: number; transcript: string; droppedFrames: number } | null;
 }
@@ -79,6 +82,7 @@ export function mountApp(root: HTMLElement): void {
     state: 'idle', error: null, banners: [], adapter: null, text: '', textPackets: 0, metrics: null,
     played: { samples: 0, rms: 0, underruns: 0 }, captured: { samples: 0, overruns: 0 }, protocolErrors: 0, transport: '', runStartedAt: null, screen: '',
     user: { text: '', tokens: [], ended: false, hint: '' },
+    turns: [],
     recording: null,
   };
   window.__solacelive = hook;
@@ -179,17 +183,42 @@ export function mountApp(root: HTMLElement): void {
   /** The loaded Moshi's STT model beside it (ModelInfo.captions), and this conversation's captions. */
   let userInfo: ModelInfo['captions'] | null = null;
   let userTrack: CaptionTrack | null = null;
-  /** A new conversation: a new track for the user's words (the previous one's text is replaced). */
+  const conversation = el(root, '.conversation');
+  /** Moshi's text pieces of this conversation, timed by their arrival (seconds since its start). */
+  let moshiPieces: { speaker: 'moshi'; time: number; text: string }[] = [];
+  let lastTranscript = '';
+  let conversationStart = 0;
+  /** The turns of both speakers (turnsOf), as chat bubbles. */
+  const showTurns = () => {
+    if (!userTrack) return;
+    const user = userTrack.complete.map((c) => ({ speaker: 'user' as const, time: c.time, text: c.text ?? (c.piece === null ? `[${c.token}]` : '') }));
+    hook.turns = turnsOf([...moshiPieces, ...user]);
+    conversation.replaceChildren(...hook.turns.map((t) => {
+      const p = document.createElement('p');
+      p.className = `turn ${t.speaker}`;
+      const who = document.createElement('b');
+      who.textContent = `${t.speaker === 'user' ? 'You' : 'Moshi'} · ${t.start.toFixed(1)} s`;
+      p.append(who, t.text);
+      return p;
+    }));
+    conversation.scrollTop = conversation.scrollHeight;
+  };
+  /** A new conversation: a new track for the user's words (the previous one's text is replaced), new turns. */
   const newUserTrack = () => {
     userTrack = userInfo ? new CaptionTrack(userInfo) : null;
     hook.user = { ...hook.user, text: '', tokens: [], ended: false };
     userTranscript.textContent = '';
+    moshiPieces = [];
+    hook.turns = [];
+    conversation.replaceChildren();
+    conversationStart = performance.now();
   };
   const showUserWords = () => {
     if (!userTrack) return;
     hook.user = { ...hook.user, text: userTrack.text(), tokens: Array.from(userTrack.tokens), ended: userTrack.ended };
     userTranscript.textContent = hook.user.text;
     userTranscript.scrollTop = userTranscript.scrollHeight;
+    showTurns();
   };
   const setLoad = (state: string, text: string) => {
     loadStatus.dataset.state = state;
@@ -266,6 +295,12 @@ export function mountApp(root: HTMLElement): void {
         setLoad('loading', ev.message);
         break;
       case 'text':
+        // What this event appended is a piece of Moshi's current turn (a TEXT_FINAL that rewrote the text adds nothing).
+        if (!ev.newSection && userTrack && ev.transcript.startsWith(lastTranscript) && ev.transcript.length > lastTranscript.length) {
+          moshiPieces.push({ speaker: 'moshi', time: (performance.now() - conversationStart) / 1000, text: ev.transcript.slice(lastTranscript.length) });
+          showTurns();
+        }
+        lastTranscript = ev.transcript;
         hook.text = ev.transcript;
         if (!ev.newSection) hook.textPackets++;
         transcript.textContent = ev.transcript;

@@ -70,8 +70,10 @@ export const APP_MARKUP = `
     <div class="meter"><span>input</span><div class="bar"><div class="fill in"></div></div><span class="in-db">–∞ dB</span></div>
     <div class="meter"><span>output</span><div class="bar"><div class="fill out"></div></div><span class="out-db">–∞ dB</span></div>
     <section class="you-said" hidden>
+      <h2>Conversation</h2>
+      <div class="conversation" aria-live="polite"></div>
       <h2>You said</h2>
-      <div class="user-transcript" aria-live="polite"></div>
+      <div class="user-transcript"></div>
     </section>
     <h2>Moshi says</h2>
     <div class="transcript" aria-live="polite"></div>

@@ -92,6 +92,16 @@ it('Talk with "Your words too": the STT model beside Moshi shows the golden toke
   expect(first.tokens.slice(0, GOLD_STEPS)).toEqual(gold);
   expect(first.text.startsWith(goldText), JSON.stringify({ text: first.text, goldText })).toBe(true);
   expect(await page.textContent('.user-transcript')).toBe(first.text);
+  // The conversation as turns: both speakers, the user's turns together are the user's words.
+  const turns = await page.evaluate(() => window.__solacelive!.turns);
+  expect(new Set(turns.map((t) => t.speaker))).toEqual(new Set(['user', 'moshi']));
+  const squash = (t: string) => t.replace(/\s+/g, '');
+  expect(squash(turns.filter((t) => t.speaker === 'user').map((t) => t.text).join(''))).toBe(squash(first.text));
+  for (let i = 1; i < turns.length; i++) {
+    expect(turns[i].speaker).not.toBe(turns[i - 1].speaker);
+    expect(turns[i].start).toBeGreaterThanOrEqual(turns[i - 1].start);
+  }
+  expect(await page.locator('.conversation .turn').count()).toBe(turns.length);
   // Moshi talked meanwhile (its words and audio came through the same loop).
   const moshi = await page.evaluate(() => ({ textPackets: window.__solacelive!.textPackets, played: window.__solacelive!.played.samples }));
   expect(moshi.textPackets).toBeGreaterThan(0);
