@@ -45,6 +45,12 @@ export interface KernelChoice {
   /** Cached slots per flash-decoding split (attention.ts SPLIT_SLOTS = 256 when unset). Read when a
    *  KVCache is created; a small value makes the tiny test models' short caches split too. */
   attentionSplitSlots?: number;
+  /** groups = 1 conv1d / conv-transpose entry point (src/kernels/conv_gemm.ts Conv1dPath): 'auto' (direct on
+   *  a fallback adapter or below 48 output channels, tiled otherwise), or forced for every such conv. */
+  convPath?: 'auto' | 'tiled' | 'direct';
+  /** SEANet's ELU before a conv (src/modules/conv.ts placeAct): 'auto' (a separate pass on a fallback
+   *  adapter, fused into the conv's input read otherwise), or forced. */
+  convAct?: 'auto' | 'fused' | 'separate';
 }
 
 export const DEFAULT_KERNEL_CHOICE: Readonly<KernelChoice> = { subgroupMatvec: 'auto', fusion: 'on', attentionSplit: 'auto' };

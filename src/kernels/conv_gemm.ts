@@ -32,7 +32,8 @@ export function convTileFor(cOut: number): { TM: number; TN: number; TK: number 
 
 /** Whether a groups = 1 conv with `cOut` output channels takes the direct path (see Conv1dPath). */
 export function convUsesDirect(rec: Recorder, path: Conv1dPath, cOut: number): boolean {
-  return path === 'direct' || (path === 'auto' && (rec.ctx.adapter.isFallbackAdapter || cOut < 48));
+  const p = path === 'auto' ? (rec.ctx.kernelChoice.convPath ?? 'auto') : path; // GpuContext.kernelChoice may force 'auto' convs
+  return p === 'direct' || (p === 'auto' && (rec.ctx.adapter.isFallbackAdapter || cOut < 48));
 }
 
 /** A conv family's three entry points over one WGSL source (conv1d.wgsl or conv_transpose1d.wgsl, with conv_gemm.wgsl appended). */

@@ -35,7 +35,8 @@ export function rowsView(t: Tensor, row0: number, rows: number, label = `${t.lab
  */
 function placeAct(rec: Recorder, act: ConvAct | undefined, x: Tensor, buffers: Map<string, Tensor>, label: string): { input: Tensor; act: ConvAct } {
   if (act !== 'elu') return { input: x, act: 'none' };
-  if (!rec.ctx.adapter.isFallbackAdapter) return { input: x, act: 'elu' };
+  const mode = rec.ctx.kernelChoice.convAct ?? 'auto'; // GpuContext.kernelChoice may force it
+  if (mode === 'fused' || (mode === 'auto' && !rec.ctx.adapter.isFallbackAdapter)) return { input: x, act: 'elu' };
   const key = x.shape.join('x');
   let a = buffers.get(key);
   if (!a) {
