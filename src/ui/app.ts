@@ -58,6 +58,8 @@ export interface TestHook {
   user: { text: string; tokens: number[]; ended: boolean; hint: string };
   /** The conversation as turns (with a speech-to-text model beside Moshi): the user's words by their caption times, Moshi's by arrival. */
   turns: Turn[];
+  /** Waveform frames drawn while running, and the lanes' peak |sample| of the last one (user, Moshi). */
+  waveform: { frames: number; peaks: [number, number] };
   /** The last recorded conversation (Record), once fetched after Stop: its seconds and transcript. */
   recording: { seconds: number; transcript: string; droppedFrames: number } | null;
 }
@@ -84,6 +86,7 @@ export function mountApp(root: HTMLElement): void {
     user: { text: '', tokens: [], ended: false, hint: '' },
     turns: [],
     recording: null,
+    waveform: { frames: 0, peaks: [0, 0] },
   };
   window.__solacelive = hook;
   const bannerList = el(root, '.banners');
@@ -571,6 +574,43 @@ export function mountApp(root: HTMLElement): void {
     counters.innerHTML = countersHtml(m);
   };
   render(EMPTY_METRICS);
+
+  // The waveform of both voices: the user's (top lane) and Moshi's (bottom lane), every animation frame while running.
+  const wave = el<HTMLCanvasElement>(root, 'canvas.waveform');
+  const waveCtx = wave.getContext('2d');
+  const waveIn = new Float32Array(2048);
+  const waveOut = new Float32Array(2048);
+  const drawLane = (g: CanvasRenderingContext2D, data: Float32Array, top: number, h: number, color: string): number => {
+    const w = wave.width;
+    const step = data.length / w;
+    let peak = 0;
+    g.fillStyle = color;
+    for (let x = 0; x < w; x++) {
+      let lo = 0;
+      let hi = 0;
+      for (let i = Math.floor(x * step); i < Math.floor((x + 1) * step); i++) {
+        lo = Math.min(lo, data[i]);
+        hi = Math.max(hi, data[i]);
+      }
+      peak = Math.max(peak, -lo, hi);
+      const mid = top + h / 2;
+      const a = Math.max(-1, lo) * (h / 2);
+      const b = Math.min(1, hi) * (h / 2);
+      g.fillRect(x, mid - b, 1, Math.max(1, b - a));
+    }
+    return peak;
+  };
+  const drawWaves = () => {
+    if (running && client && waveCtx && client.waveforms(waveIn, waveOut)) {
+      const h = wave.height / 2;
+      waveCtx.clearRect(0, 0, wave.width, wave.height);
+      const pu = drawLane(waveCtx, waveIn, 0, h, '#2a9d8f');
+      const pm = drawLane(waveCtx, waveOut, h, h, '#666');
+      hook.waveform = { frames: hook.waveform.frames + 1, peaks: [pu, pm] };
+    }
+    requestAnimationFrame(drawWaves);
+  };
+  requestAnimationFrame(drawWaves);
   const tick = async () => {
     if (client) {
       // Stopped: the meters rest at silence (the analysers would keep their last reading).

@@ -69,6 +69,7 @@ export const APP_MARKUP = `
       <button class="save-wav" hidden>Download recording (.wav)</button><button class="save-transcript" hidden>Download transcript (.txt)</button><span class="hint record-status"></span></div>
     <div class="meter"><span>input</span><div class="bar"><div class="fill in"></div></div><span class="in-db">–∞ dB</span></div>
     <div class="meter"><span>output</span><div class="bar"><div class="fill out"></div></div><span class="out-db">–∞ dB</span></div>
+    <canvas class="waveform" width="600" height="96" aria-label="waveforms: your voice (top), Moshi's voice (bottom)" title="your voice (top, teal), Moshi's voice (bottom, grey)"></canvas>
     <section class="you-said" hidden>
       <h2>Conversation</h2>
       <div class="conversation" aria-live="polite"></div>

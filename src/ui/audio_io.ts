@@ -170,6 +170,16 @@ export class AudioIO {
     return { input: rms(this.inBuf), output: out };
   }
 
+  /**
+   * The latest time-domain window (the analysers' fftSize = 2048 device samples, ~43 ms at 48 kHz)
+   * of the microphone and of the playback output, copied into `input` / `output` (any length; the
+   * first min(length, 2048) samples are written). For the page's waveform of both voices.
+   */
+  waveforms(input: Float32Array<ArrayBuffer>, output: Float32Array<ArrayBuffer>): void {
+    this.inAnalyser.getFloatTimeDomainData(input);
+    this.outAnalyser.getFloatTimeDomainData(output);
+  }
+
   /** The AudioContext clock now as a capture stamp (24 kHz samples, Int32): file-input frames are stamped with it. */
   clockStamp(): number {
     return Math.round(this.context.currentTime * 24000) | 0;

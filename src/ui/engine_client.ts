@@ -263,6 +263,13 @@ export class EngineClient {
     return this.audio?.levels() ?? { input: 0, output: 0 };
   }
 
+  /** The latest waveform windows of the microphone and of Moshi's voice (AudioIO.waveforms); false before audio started. */
+  waveforms(input: Float32Array<ArrayBuffer>, output: Float32Array<ArrayBuffer>): boolean {
+    if (!this.audio) return false;
+    this.audio.waveforms(input, output);
+    return true;
+  }
+
   /** Samples the playback worklet consumed from the engine, their RMS, and underruns. */
   played(): { samples: number; rms: number; underruns: number } {
     const c = this.audio?.counters();

@@ -97,6 +97,8 @@ it('talking: one Stop label, meters at silence after Stop, a transcript section 
   await page.click('button.mic');
   await page.waitForFunction(() => (window.__solacelive?.metrics?.steps ?? 0) >= 40 && (window.__solacelive?.textPackets ?? 0) > 0, undefined, { timeout: 120_000, polling: 250 });
   expect(await page.textContent('button.mic')).toBe('Stop');
+  // The waveform is drawn while running; the top lane is the (fake) microphone's signal.
+  await page.waitForFunction(() => (window.__solacelive?.waveform.frames ?? 0) > 3 && (window.__solacelive?.waveform.peaks[0] ?? 0) > 1e-3, undefined, { timeout: 30_000, polling: 100 });
   await page.screenshot({ path: resolve(SHOTS, 'talking.png'), fullPage: true });
   await page.click('button.mic');
   await page.waitForFunction(() => window.__solacelive?.state === 'ready', undefined, { timeout: 30_000 });
