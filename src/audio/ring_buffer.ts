@@ -52,6 +52,11 @@ function checkSpan(method: string, length: number, offset: number, len: number):
   if (!Number.isInteger(len) || len < 0) throw new RingBufferError(`RingBuffer.${method}: length must be a non-negative integer, got ${len}`);
 }
 
+/** @throws RingBufferError unless timeoutMs is a number >= 0 (Infinity allowed; NaN would be no timeout at all for Atomics.wait). */
+function checkTimeout(method: string, timeoutMs: number): void {
+  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw new RingBufferError(`RingBuffer.${method}: timeout must be a number of milliseconds >= 0, got ${timeoutMs}`);
+}
+
 function isPow2(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
@@ -258,10 +263,11 @@ export class RingBuffer {
    * Consumer, blocking (dedicated Workers and Node worker_threads only; never the main thread or an
    * AudioWorklet): waits until at least `n` samples are readable or `timeoutMs` passes.
    * Needs a SharedArrayBuffer. @returns true when `n` samples are available.
-   * @throws RingBufferError when n is not an integer in [0, capacity]
+   * @throws RingBufferError when n is not an integer in [0, capacity] or timeoutMs not a number >= 0
    */
   waitForRead(n: number, timeoutMs: number): boolean {
     checkSpan('waitForRead', 0, 0, n);
+    checkTimeout('waitForRead', timeoutMs);
     if (n > this.capacity) throw new RingBufferError(`waitForRead(${n}) exceeds the ring capacity ${this.capacity}`);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -279,10 +285,11 @@ export class RingBuffer {
    * While it waits it holds a timer: Node does not keep a worker_thread's event loop alive for a
    * pending Atomics.waitAsync alone, so a Node worker whose only work is this wait would
    * otherwise exit (code 0) before the producer writes.
-   * @throws RingBufferError when n is not an integer in [0, capacity]
+   * @throws RingBufferError when n is not an integer in [0, capacity] or timeoutMs not a number >= 0
    */
   async waitForReadAsync(n: number, timeoutMs: number): Promise<boolean> {
     checkSpan('waitForReadAsync', 0, 0, n);
+    checkTimeout('waitForReadAsync', timeoutMs);
     if (n > this.capacity) throw new RingBufferError(`waitForReadAsync(${n}) exceeds the ring capacity ${this.capacity}`);
     const deadline = Date.now() + timeoutMs;
     const waitAsync = (Atomics as unknown as {

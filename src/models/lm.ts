@@ -22,7 +22,7 @@ import { type NormWeights, applyNorm, freeNorm, loadNorm } from '../modules/norm
 import { StreamingTransformer, type TransformerConfig } from '../modules/transformer.ts';
 import type { StoragePolicy, VarBuilder } from '../weights/var_builder.ts';
 import { type LmCheckpointFormat, detectLmFormat, mlxToOfficialNames } from './lm_checkpoint.ts';
-import { formatBytes, lmMemory } from './lm_memory.ts';
+import { formatBytes, lmKvTensorBytes, lmMemory } from './lm_memory.ts';
 import { type LmConfig, mainDimFeedforward } from './lm_config.ts';
 
 
@@ -293,6 +293,12 @@ export class LMModel {
     const limit = ctx.device.limits.maxBufferSize;
     if (mem.largestTensor.bytes > limit) {
       throw new GpuLimitError(`${need}; its largest tensor ${mem.largestTensor.name} takes ${formatBytes(mem.largestTensor.bytes)}, over this adapter's maxBufferSize of ${formatBytes(limit)}; ${smaller}`);
+    }
+    // A KV cache tensor is bound whole: it must fit one buffer and one binding.
+    const kvTensor = lmKvTensorBytes(cfg, kv, context);
+    if (kvTensor > limit || kvTensor > ctx.bindingLimit) {
+      const over = kvTensor > limit ? `this adapter's maxBufferSize of ${formatBytes(limit)}` : `the ${formatBytes(ctx.bindingLimit)} one binding may cover (maxStorageBufferBindingSize)`;
+      throw new GpuLimitError(`${need}; one layer's key (or value) cache takes ${formatBytes(kvTensor)}, over ${over}; a shorter context (the config's 'context', load option context, --context) takes less`);
     }
     if (budget !== undefined && mem.total > budget) throw new GpuLimitError(`${need}, over the budget of ${formatBytes(budget)}; ${smaller}`);
   }

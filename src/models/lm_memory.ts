@@ -105,13 +105,27 @@ export function lmWeightBytes(cfg: LmConfig, s: LmStorage): number {
 export function lmKvCacheBytes(cfg: LmConfig, kv: 'f32' | 'f16', context = cfg.context): number {
   const layer = (d: number, h: number, cap: number) => {
     const dh = d / h;
-    const kvBytes = kv === 'f16' ? word4(2 * h * cap * (dh + (dh & 1))) : 4 * h * cap * dh;
+    const kvBytes = kvTensorBytes(d, h, cap, kv);
     const splits = Math.ceil(cap / 256);
     return 2 * kvBytes + (splits > 1 ? 4 * h * splits * (dh + 2) : 4);
   };
   const main = cfg.numLayers * layer(cfg.dim, cfg.numHeads, context);
   const dep = cfg.depQ > 0 ? cfg.depformer.numLayers * layer(cfg.depformer.dim, cfg.depformer.numHeads, cfg.depQ) : 0;
   return main + dep;
+}
+
+/** Bytes of one layer's keys (or values) [H, cap, Dh] in a `kv` cache: one GPU buffer, bound whole. */
+function kvTensorBytes(d: number, h: number, cap: number, kv: 'f32' | 'f16'): number {
+  const dh = d / h;
+  return kv === 'f16' ? word4(2 * h * cap * (dh + (dh & 1))) : 4 * h * cap * dh;
+}
+
+/**
+ * The largest KV-cache tensor: one temporal-transformer layer's keys (or values) over `context`
+ * steps (the depformer's caches hold dep_q steps). It must fit one buffer and one binding.
+ */
+export function lmKvTensorBytes(cfg: LmConfig, kv: 'f32' | 'f16', context = cfg.context): number {
+  return kvTensorBytes(cfg.dim, cfg.numHeads, context, kv);
 }
 
 /** Activations and scratch of one step (inputs, qkv, FFN hidden, logits; a few MB for the 7B). */

@@ -6,7 +6,9 @@ import type { SafeDType } from './safetensors.ts';
 
 /**
  * Index of the first NaN or ±Inf element of little-endian `bytes` holding `dtype` values
- * (F32, F16, BF16, F64), or -1 when all are finite (and for non-float dtypes).
+ * (F32, F16, BF16, F64), or -1 when all are finite (and for non-float dtypes). F64 values are
+ * narrowed to f32 on upload, so an F64 value beyond the f32 range (|x| > 3.4e38, e.g. 1e300:
+ * finite as F64, ±Inf as f32) counts as non-finite too.
  */
 export function firstNonFinite(bytes: Uint8Array, dtype: SafeDType): number {
   if (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16') {
@@ -25,7 +27,7 @@ export function firstNonFinite(bytes: Uint8Array, dtype: SafeDType): number {
   }
   if (dtype === 'F64') {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let i = 0; i < bytes.byteLength / 8; i++) if (!Number.isFinite(dv.getFloat64(8 * i, true))) return i;
+    for (let i = 0; i < bytes.byteLength / 8; i++) if (!Number.isFinite(Math.fround(dv.getFloat64(8 * i, true)))) return i;
   }
   return -1;
 }

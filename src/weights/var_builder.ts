@@ -136,7 +136,7 @@ export class VarBuilder {
     const e = this.checked(name, shape);
     if (e.lazy) throw new WeightError(`key '${this.key(name)}' in ${this.root.source} (${e.lazy.byteLength} bytes) is read lazily and cannot be read on the host during load; open the file with a larger eagerBytes`);
     const bad = firstNonFinite(e.data, e.dtype);
-    if (bad >= 0) throw new NonFiniteWeightError(`key '${this.key(name)}' in ${this.root.source} holds a non-finite value (NaN or Inf) at element ${bad}: the checkpoint is corrupt`);
+    if (bad >= 0) throw new NonFiniteWeightError(`key '${this.key(name)}' in ${this.root.source} holds a non-finite value (${nonFiniteWhat(e.dtype)}) at element ${bad}: the checkpoint is corrupt`);
     return entryToF32(e, this.root.source);
   }
 
@@ -305,6 +305,11 @@ export class VarBuilder {
   }
 }
 
+/** What firstNonFinite refuses in `dtype`: F64 is narrowed to f32, so also values beyond the f32 range. */
+function nonFiniteWhat(dtype: string): string {
+  return dtype === 'F64' ? 'NaN or Inf, or beyond the f32 range' : 'NaN or Inf';
+}
+
 /** Dtypes of entries read as float values. */
 const FLOAT_DTYPES: readonly string[] = ['F32', 'F16', 'BF16', 'F64'];
 const ELEM_BYTES: Record<string, number> = { I8: 1, U8: 1, U32: 4, I32: 4 };
@@ -317,7 +322,7 @@ function storedValues(e: TensorEntry, start: number, n: number, dtype: DType, so
   if (FLOAT_DTYPES.includes(e.dtype)) {
     const eb = e.dtype === 'F32' ? 4 : e.dtype === 'F64' ? 8 : 2;
     const bad = firstNonFinite(e.data.subarray(start * eb, (start + n) * eb), e.dtype);
-    if (bad >= 0) throw new NonFiniteWeightError(`key '${e.name}' in ${source} holds a non-finite value (NaN or Inf) at element ${start + bad}: the checkpoint is corrupt`);
+    if (bad >= 0) throw new NonFiniteWeightError(`key '${e.name}' in ${source} holds a non-finite value (${nonFiniteWhat(e.dtype)}) at element ${start + bad}: the checkpoint is corrupt`);
   }
   if (dtype === 'u32') {
     const eb = ELEM_BYTES[e.dtype];

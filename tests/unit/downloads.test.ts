@@ -115,6 +115,12 @@ beforeAll(async () => {
         res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'X-Linked-Etag': `"${sha(body)}"`, 'X-Linked-Size': String(body.length) });
         return void res.end(body.subarray(0, body.length >> 1));
       }
+      if (mode === 'mirror-long') {
+        // A mirror whose X-Linked-Size says half the file (no Content-Length) and that sends it all.
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'X-Linked-Size': String(body.length >> 1) });
+        return void res.end(body);
+      }
+      if (mode === 'mirror-size') return serve(req, res, body, { 'Content-Type': 'application/octet-stream', 'X-Linked-Size': String(body.length + 1) });
       if (mode === 'mirror-flip') {
         const bad = body.slice();
         bad[bad.length - 3] ^= 0x10;
@@ -253,6 +259,17 @@ describe('downloads against a hub-like server', () => {
     expect(t2.code).toBe('truncated');
     const t3 = await rejection(fetchFile(url('mirror-short', RELEASE_FILES.tokenizer), 'tokenizer', { cache, ...fast }));
     expect(t3.message).toMatch(new RegExp(`truncated download: received ${TOK.length >> 1} of ${TOK.length} bytes \\(X-Linked-Size\\)`));
+    expect(await cache.keys()).toEqual([]);
+  }, 30_000);
+
+  it('oversize bodies: more bytes than X-Linked-Size announced, and a Content-Length that differs from it', async () => {
+    const cache = new MemoryWeightCache();
+    const o1 = await rejection(fetchWeights(url('mirror-long', RELEASE_FILES.lmWeights), 'lmWeights', { cache, ...fast }));
+    expect(o1.code).toBe('oversize');
+    expect(o1.message).toMatch(new RegExp(`^model\\.safetensors: server sent more than the announced ${LM.length >> 1} bytes; nothing was cached`));
+    const o2 = await rejection(fetchFile(url('mirror-size', RELEASE_FILES.tokenizer), 'tokenizer', { cache, ...fast }));
+    expect(o2.code).toBe('oversize');
+    expect(o2.message).toMatch(new RegExp(`Content-Length ${TOK.length} differs from the hub's X-Linked-Size ${TOK.length + 1} .*; nothing was cached`));
     expect(await cache.keys()).toEqual([]);
   }, 30_000);
 

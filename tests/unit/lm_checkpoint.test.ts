@@ -2,7 +2,7 @@
 // misshapen scale, an unsupported MLX bit width, mixed layouts, per-slice norms that differ, NaN.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { LMModel } from '../../src/models/lm.ts';
 import { detectLmFormat } from '../../src/models/lm_checkpoint.ts';
 import { parseLmConfig } from '../../src/models/lm_config.ts';
@@ -91,6 +91,26 @@ describe('LM checkpoint formats', () => {
     expect(lm.transformer.capacity).toBe(100);
     lm.destroy();
     await expect(LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries('model.q8.safetensors'), 'q8'), cfg, { context: 0 })).rejects.toThrow(/context must be a positive integer/);
+  });
+
+  it('a context whose KV cache tensor cannot be one GPU buffer is refused before any upload, naming the context', async () => {
+    const ctx = await nodeContext();
+    const live = ctx.liveBytes;
+    // Counts the tensors made: none may be (the refusal comes before the upload).
+    const tensor = ctx.tensor;
+    let made = 0;
+    ctx.tensor = (...a: Parameters<typeof tensor>) => (made++, tensor.apply(ctx, a));
+    onTestFinished(() => void (ctx.tensor = tensor));
+    const huge = { ...cfg, context: 1e9 };
+    await expect(LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries('model.q8.safetensors'), 'q8.safetensors'), huge)).rejects.toThrow(
+      /the LM in q8\.safetensors \(q8 \(PyTorch int8\)\) needs .* for a context of 1000000000 steps\); one layer's key \(or value\) cache takes [0-9.]+ GB, over this adapter's maxBufferSize of .*; a shorter context .* takes less/,
+    );
+    const long = Math.ceil((ctx.bindingLimit + 1) / (2 * cfg.dim)); // f16 keys of one layer: 2·dim bytes a step
+    await expect(LMModel.load(ctx, VarBuilder.fromEntries(ctx, entries('model.q8.safetensors'), 'q8.safetensors'), cfg, { context: long })).rejects.toThrow(
+      new RegExp(`for a context of ${long} steps\\); one layer's key \\(or value\\) cache takes .*, over (this adapter's maxBufferSize|the .* one binding may cover)`),
+    );
+    expect(ctx.liveBytes).toBe(live);
+    expect(made).toBe(0);
   });
 
   it('a NaN weight is an error naming the tensor', async () => {

@@ -115,6 +115,16 @@ describe('RingBuffer (single thread)', () => {
     expect(Array.from(out)).toEqual([0, 2, 3, 0]);
     expect(r.availableRead()).toBe(1);
   });
+
+  it('a timeout must be a number >= 0 (NaN used to wait forever: Atomics.wait takes NaN as no timeout)', async () => {
+    const r = RingBuffer.create(16);
+    for (const bad of [NaN, -1]) {
+      expect(() => r.waitForRead(1, bad)).toThrow(new RegExp(`RingBuffer\\.waitForRead: timeout must be a number of milliseconds >= 0, got ${bad}`));
+      await expect(r.waitForReadAsync(1, bad)).rejects.toThrow(/RingBuffer\.waitForReadAsync: timeout must be a number of milliseconds >= 0/);
+    }
+    expect(r.waitForRead(1, 0)).toBe(false);
+    expect(await r.waitForReadAsync(1, 0)).toBe(false);
+  });
 });
 
 function runWorker(data: Record<string, unknown>): Promise<Record<string, number | string>> {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SafetensorsFile, serializeSafetensors } from '../../src/weights/safetensors.ts';
-import { hostToEntry, VarBuilder, WeightError } from '../../src/weights/var_builder.ts';
+import { firstNonFinite } from '../../src/weights/finite.ts';
+import { hostToEntry, NonFiniteWeightError, VarBuilder, WeightError } from '../../src/weights/var_builder.ts';
 import { nodeContext } from '../harness/node_gpu.ts';
 
 function file() {
@@ -45,5 +46,25 @@ describe('VarBuilder', () => {
 
   it('rejects duplicate keys across files', () => {
     expect(() => VarBuilder.fromSafetensors(null, [file(), file()])).toThrow(/appears in more than one file/);
+  });
+
+  it('reads F64 as f32 and refuses an F64 value that is not finite as f32 (1e300 would be Inf on the GPU)', async () => {
+    const f64 = (values: number[]) => new Uint8Array(Float64Array.from(values).buffer);
+    const entry = (name: string, values: number[]) => ({ name, dtype: 'F64' as const, shape: [values.length], data: f64(values) });
+    const parse = () =>
+      SafetensorsFile.parse(serializeSafetensors([entry('a.weight', [0.5, -2, 3e38]), entry('b.weight', [1, 1e300, 2]), entry('c.weight', [1, 2, -1e39]), entry('d.weight', [Number.NaN, 1, 2])]), 'f64.safetensors');
+    expect(firstNonFinite(f64([0.5, -2, 3e38]), 'F64')).toBe(-1);
+    expect(firstNonFinite(f64([1, 1e300, 2]), 'F64')).toBe(1);
+    expect(firstNonFinite(f64([1, 2, -1e39]), 'F64')).toBe(2);
+    const ctx = await nodeContext();
+    const vb = VarBuilder.fromSafetensors(ctx, [parse()]);
+    expect([...(await ctx.readF32(vb.tensor('a.weight', [3])))]).toEqual([0.5, -2, Math.fround(3e38)]);
+    expect([...vb.host('a.weight', [3])]).toEqual([0.5, -2, Math.fround(3e38)]);
+    for (const [key, at] of [['b.weight', 1], ['c.weight', 2], ['d.weight', 0]] as const) {
+      const re = new RegExp(`key '${key}' in f64\\.safetensors holds a non-finite value \\(NaN or Inf, or beyond the f32 range\\) at element ${at}: the checkpoint is corrupt`);
+      expect(() => vb.tensor(key, [3])).toThrow(NonFiniteWeightError);
+      expect(() => vb.tensor(key, [3])).toThrow(re);
+      expect(() => vb.host(key, [3])).toThrow(re);
+    }
   });
 });
