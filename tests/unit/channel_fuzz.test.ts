@@ -5,8 +5,8 @@
 // reason, matching an independent decode), memory stays bounded, and once the link is clean
 // again the channels still deliver (no wedge).
 // Detached buffers go to the channels always, to decodePacket directly once it classifies them.
-// Cases: FUZZ_CASES (default 100 000: half codec, half channel operations); `npm run fuzz` runs
-// 1 000 000. Seed: FUZZ_SEED (default 20261202).
+// Cases: FUZZ_CASES (default 200 000: 10^5 codec cases and 10^5 channel operations); `npm run fuzz` runs
+// 2 000 000 (10^6 of each). Seed: FUZZ_SEED (default 20261202).
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/selftest/rng.ts';
 import { FakePort } from '../harness/fake_port.ts';
@@ -25,7 +25,7 @@ import {
   peekHeader,
 } from '../../src/protocol/index.ts';
 
-const CASES = Number(process.env.FUZZ_CASES ?? 100_000);
+const CASES = Number(process.env.FUZZ_CASES ?? 200_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261202);
 const TYPES = [PacketType.HEARTBEAT, PacketType.ACK, PacketType.AUDIO_CHUNK, PacketType.TEXT_PARTIAL, PacketType.TEXT_FINAL, PacketType.METADATA];
 
