@@ -229,6 +229,8 @@ export const lmCommand: CliCommand = {
       }
       const ms = performance.now() - t1;
       await writeFile(outPath, lmOutputJson(cfg.depQ, steps, tokenizer ? text : undefined));
+      const maxDelay = Math.max(0, ...cfg.delays);
+      if (steps.length && steps.every((x) => x === null)) io.stderr(`warning: ${codes.frames.length} frame(s) are not more than the LM's largest delay (${maxDelay} steps): no step returned tokens; give more than ${maxDelay} frames`);
       io.stderr(`${steps.length} steps (${steps.filter((s) => s).length} with tokens) in ${(ms / 1000).toFixed(2)} s, ${(ms / Math.max(1, steps.length)).toFixed(1)} ms/step; wrote ${outPath}`);
       if (tokenizer) io.stdout(text);
       gen.destroy();

@@ -107,6 +107,15 @@ describe('cli lm generate', () => {
     expect(r.err).toMatch(/codes row 2 must have frames = 36 values, got 35/);
   });
 
+  it('warns when the codes are not longer than the largest delay (no step returns tokens)', async () => {
+    const { rows } = await writeUserCodes('ref', 8);
+    const one = join(dir, 'one.json');
+    writeFileSync(one, JSON.stringify({ n_q: 8, frames: 1, codes: rows.map((row) => row.slice(0, 1)) }));
+    const r = await cli(['lm', 'generate', '--config', join(FIX, 'ref', 'moshi_tiny_config.json'), '--weights', join(FIX, 'ref', 'moshi_tiny.safetensors'), '--user-codes', one, '--out', join(dir, 'one_out.json')]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/warning: 1 frame\(s\) are not more than the LM's largest delay \(\d+ steps\): no step returned tokens/);
+  });
+
   it('rejects unknown condition names and values, and a missing condition', async () => {
     const { path } = await writeUserCodes('ref2b', 16);
     const base = ['lm', 'generate', '--config', join(FIX, 'ref2b', 'moshi_tiny_config.json'), '--weights', join(FIX, 'ref2b', 'moshi_tiny.safetensors'), '--user-codes', path, '--out', join(dir, 'x.json')];
