@@ -22,6 +22,10 @@
  *   same audio input, and each counted step leaves as an acknowledged 'caption' METADATA packet
  *   (token, its piece and text, frame time, extra-head probabilities); stop() feeds the right
  *   padding so the last words arrive, then a 'caption-end' packet.
+ * - Beside Moshi (ModelSpec.stt) an STT model steps on Moshi's own Mimi encode; its counted steps
+ *   leave as the same 'caption' packets during the conversation, and stop() flushes its padding.
+ * - Recording (StartOptions.record): the conversation's frames and texts are kept
+ *   (src/engine/conversation_record.ts) for recording() after Stop.
  */
 import * as Comlink from 'comlink';
 import { installErrorTransfer } from '../src/engine/worker_errors.ts';
@@ -46,11 +50,6 @@ import type { CaptionMeta, ConversationRecording, StartOptions } from '../src/en
 import { TextTokenizer } from '../src/text/tokenizer.ts';
 import { PacketType } from '../src/protocol/packet.ts';
 
-/**
- * Frames arriving as AUDIO_CHUNK packets (no SharedArrayBuffer). The engine catches up by
- * skipping decodes, so the queue stays short; the cap (60 s of audio) only bounds memory if the
- * engine cannot run at all, and frames beyond it are counted as dropped AUDIO_CHUNK packets.
- */
 /** The 'caption' METADATA packet of one counted STT step (its piece and text when there is a tokenizer). */
 function captionMeta(s: SttStep, tok: TextTokenizer | null): CaptionMeta {
   const known = tok !== null && s.token < tok.vocabSize;
@@ -85,6 +84,11 @@ async function warmUp<T extends { dispose(): void }>(
   }
 }
 
+/**
+ * Frames arriving as AUDIO_CHUNK packets (no SharedArrayBuffer). The engine catches up by
+ * skipping decodes, so the queue stays short; the cap (60 s of audio) only bounds memory if the
+ * engine cannot run at all, and frames beyond it are counted as dropped AUDIO_CHUNK packets.
+ */
 class PacketFrameSource implements FrameSource {
   readonly ended = false;
   private readonly frames: { pcm: Float32Array; stamp: number | null }[] = [];
