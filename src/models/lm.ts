@@ -109,6 +109,9 @@ export class LMModel {
   private readonly dIn: Tensor; // [1, Dd] depformer input
   private readonly dOut: Tensor; // [1, Dd] depformer output
   private readonly dNorm: Tensor | null; // [1, Dd] after depformer_norms[k]
+  private readonly dInAll: Tensor | null; // [1, nIn · Dd] depformer_in of every weight set (with depformerInStack)
+  /** dInAll holds this step's depformer_in outputs (computed by the step-0 call that took the stacked matvec). */
+  private dInAllFresh = false;
   private destroyed = false;
 
   private constructor(
@@ -125,7 +128,9 @@ export class LMModel {
     private readonly textLinearBias: Tensor | null, // [text_card_out]
     private readonly outNorm: NormWeights,
     readonly transformer: StreamingTransformer,
-    private readonly depformerIn: WeightTensor[], // dep_q (multi-linear) or 1 × [Dd, D]
+    private readonly depformerIn: WeightTensor[], // dep_q (multi-linear) or 1 × [Dd, D]; views into depformerInStack when it is set
+    /** depformer_in.{k}.weight stacked row-wise [nIn · Dd, D] (stackTables), or null: one tensor each. */
+    private readonly depformerInStack: Tensor | null,
     private readonly depformerEmb: WeightTensor[], // (dep_q - 1) × [card + 1, Dd]
     private readonly depformerTextEmb: WeightTensor | null, // [text_card + 1, Dd]
     readonly depformer: StreamingTransformer | null,
@@ -148,6 +153,7 @@ export class LMModel {
     this.dIn = ctx.tensor([1, Dd], 'f32', 'lm.depformer_in');
     this.dOut = ctx.tensor([1, Dd], 'f32', 'lm.depformer_out');
     this.dNorm = depformerNorms ? ctx.tensor([1, Dd], 'f32', 'lm.depformer_norm') : null;
+    this.dInAll = depformerInStack ? ctx.tensor([1, depformerInStack.shape[0]], 'f32', 'lm.depformer_in_all') : null;
     this.depformerLogits = Array.from({ length: cfg.depQ }, (_, k) => ctx.tensor([1, cfg.card], 'f32', `lm.depformer_logits.${k}`));
     const H = extraHeads.length;
     this.extraHeadRows = Array.from({ length: H }, (_, h) => ctx.tensor([1, cfg.extraHeadsDim], 'f32', `lm.extra_heads.${h}`));
@@ -250,7 +256,17 @@ export class LMModel {
         // (per binding range). Quantized or mismatched tables stay one tensor (one dispatch) each.
         const embStack = await stackTables(ctx, emb, 'lm.emb (stacked)');
         if (embStack) for (const t of emb) t.destroy();
-        return new LMModel(ctx, cfg, format, embStack ? [] : emb, embStack, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions, policy === 'f32', extraHeads);
+        // The depformer_in.{k} blocks in one tensor [nIn · Dd, D]: one matvec computes every
+        // codebook's depformer input at step 0 (they all read the same transformer_out). Each
+        // block stays usable on its own as a view (fusion off), so only blocks at 256-byte offsets stack.
+        const blockBytes = depformerIn[0] instanceof Tensor ? (depformerIn[0] as Tensor).byteLength : 1;
+        const dinStack = cfg.depQ > 1 && depformerIn.length > 1 && blockBytes % 256 === 0 ? await stackTables(ctx, depformerIn, 'lm.depformer_in (stacked)') : null;
+        let dinWeights = depformerIn;
+        if (dinStack) {
+          dinWeights = depformerIn.map((t, i) => new Tensor(dinStack.buffer, t.shape, dinStack.dtype, `lm.depformer_in.${i} (in the stack)`, dinStack.byteOffset + i * blockBytes, false));
+          for (const t of depformerIn) t.destroy();
+        }
+        return new LMModel(ctx, cfg, format, embStack ? [] : emb, embStack, textEmb, textLinear, textLinearBias, outNorm, transformer, dinWeights, dinStack, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions, policy === 'f32', extraHeads);
       } catch (e) {
         transformer?.destroy();
         depformer?.destroy();
@@ -267,7 +283,7 @@ export class LMModel {
 
   /** Bytes of every weight on the GPU (embeddings, projections, norms, both transformers). */
   get weightBytes(): number {
-    const ts: (WeightTensor | null)[] = [...this.emb, this.embStack, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb, ...this.linears, ...this.linearBiases, ...this.extraHeads];
+    const ts: (WeightTensor | null)[] = [...this.emb, this.embStack, this.textEmb, this.textLinear, this.textLinearBias, ...(this.depformerInStack ? [this.depformerInStack] : this.depformerIn), ...this.depformerEmb, this.depformerTextEmb, ...this.linears, ...this.linearBiases, ...this.extraHeads];
     const norms = [this.outNorm, ...(this.depformerNorms ?? [])].flatMap((n) => [n.weight, n.bias]);
     return [...ts, ...norms].reduce((a, t) => a + (t?.byteLength ?? 0), 0) + this.transformer.weightBytes + (this.depformer?.weightBytes ?? 0);
   }
@@ -391,8 +407,17 @@ export class LMModel {
     expectShape('depformer tokens', tokens, tokens.shape, ['i32']);
     if (tokenIndex < 0 || tokenIndex >= tokens.numel) throw new ShapeError(`depformer token index ${tokenIndex} outside '${tokens.label}' (${tokens.numel} elements)`);
     const schedule = this.cfg.depformer.weightsPerStepSchedule;
-    const inW = this.depformerIn[this.cfg.depformer.multiLinear ? (schedule ? schedule[k] : k) : 0];
-    linear(rec, this.transformerOut, inW, null, this.dIn);
+    const wi = this.cfg.depformer.multiLinear ? (schedule ? schedule[k] : k) : 0;
+    const Dd = this.cfg.depformer.dim;
+    if (this.depformerInStack && this.dInAll && this.ctx.kernelChoice.fusion !== 'off') {
+      // Every codebook's depformer_in(transformer_out) in one matvec at step 0 (the same row sums as one linear each), then this codebook's block.
+      if (k === 0 || !this.dInAllFresh) linear(rec, this.transformerOut, this.depformerInStack, null, this.dInAll);
+      this.dInAllFresh = true;
+      rec.copy(new Tensor(this.dInAll.buffer, [1, Dd], 'f32', `lm.depformer_in_all[${wi}]`, this.dInAll.byteOffset + 4 * wi * Dd, false), this.dIn, 4 * Dd);
+    } else {
+      linear(rec, this.transformerOut, this.depformerIn[wi], null, this.dIn);
+      if (k === 0) this.dInAllFresh = false;
+    }
     const table = k === 0 ? this.depformerTextEmb! : this.depformerEmb[k - 1];
     embedding(rec, table, tokens, this.dIn, { accumulate: true, idsOffset: tokenIndex, rows: 1 });
     this.depformer.forward(rec, this.dIn, this.dOut, { step: k });
@@ -419,7 +444,7 @@ export class LMModel {
     if (this.destroyed) return;
     this.destroyed = true;
     const ts: (WeightTensor | null)[] = [
-      ...this.emb, this.embStack, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb,
+      ...this.emb, this.embStack, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, this.depformerInStack, this.dInAll, ...this.depformerEmb, this.depformerTextEmb,
       ...this.linears, ...this.linearBiases, ...this.extraHeads, ...this.extraHeadRows, this.extraHeadLogits, this.x, this.h, this.transformerOut, this.textLogits, this.dIn, this.dOut, this.dNorm, ...this.depformerLogits,
     ];
     for (const t of ts) t?.destroy();

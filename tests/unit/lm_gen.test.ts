@@ -238,3 +238,48 @@ describe('LMGen (tiny ref LM)', () => {
     }
   }, 300_000);
 });
+
+describe('LMModel depformer_in (tiny ref LM)', () => {
+  it('fusion on: every codebook\'s depformer_in in one matvec at step 0 (the stacked blocks); off: one per codebook; the same logits', async () => {
+    const ctx = await nodeContext();
+    const { lm, cfg } = await loadTiny(ctx);
+    const prev = ctx.kernelChoice;
+    const tokens = ctx.upload(Int32Array.from({ length: cfg.nQ + 1 }, (_, i) => (i * 7) % cfg.card), [cfg.nQ + 1], 'i32', 'tokens');
+    const perK: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    const logits: Record<'on' | 'off', Float32Array[]> = { on: [], off: [] };
+    try {
+      for (const fusion of ['on', 'off'] as const) {
+        ctx.kernelChoice = { ...prev, fusion };
+        lm.reset();
+        const rec = ctx.record(`depformer_in ${fusion}`);
+        lm.recordForwardText(rec, tokens, null);
+        lm.resetDepformer();
+        const reads: Promise<unknown>[] = [];
+        for (let k = 0; k < cfg.depQ; k++) {
+          const d0 = rec.dispatchCount;
+          lm.recordForwardDepformer(rec, k, tokens, k);
+          perK[fusion].push(rec.dispatchCount - d0);
+          reads.push(rec.readback(lm.depformerLogits[k]));
+        }
+        await rec.submit();
+        for (const p of reads) logits[fusion].push((await p) as Float32Array);
+      }
+    } finally {
+      ctx.kernelChoice = prev;
+      tokens.destroy();
+      lm.destroy();
+    }
+    // Step 0 records the stacked matvec, steps 1.. none: one dispatch fewer than the unfused step each.
+    const [first, ...rest] = perK.on;
+    expect(rest.every((n) => n === rest[0])).toBe(true);
+    expect(first).toBe(rest[0] + 1);
+    expect(new Set(perK.off).size).toBe(1);
+    expect(cfg.depQ).toBeGreaterThan(1);
+    for (let k = 0; k < cfg.depQ; k++) {
+      const a = logits.on[k];
+      const b = logits.off[k];
+      const worst = a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+      expect(worst, `codebook ${k} logits, fused vs unfused`).toBeLessThan(1e-4);
+    }
+  });
+});
