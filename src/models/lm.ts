@@ -17,6 +17,7 @@ import { type DType, type GpuContext, GpuLimitError, QuantizedTensor, type Recor
 import { addInPlace } from '../kernels/elementwise.ts';
 import { embedding, stackTables } from '../kernels/embedding.ts';
 import { linear } from '../kernels/linear.ts';
+import { canFuseSampleEmbedding } from '../kernels/sample.ts';
 import { ConditionProvider } from '../conditioners/base.ts';
 import { type NormWeights, applyNorm, freeNorm, loadNorm } from '../modules/norm.ts';
 import { StreamingTransformer, type TransformerConfig } from '../modules/transformer.ts';
@@ -112,6 +113,8 @@ export class LMModel {
   private readonly dInAll: Tensor | null; // [1, nIn · Dd] depformer_in of every weight set (with depformerInStack)
   /** dInAll holds this step's depformer_in outputs (computed by the step-0 call that took the stacked matvec). */
   private dInAllFresh = false;
+  /** embPending[k]: the sampling of codebook k - 1 adds depformer_emb[k-1](token) to dInAll's block k (fuseDepformerEmbedding). */
+  private readonly embPending: boolean[] = [];
   private destroyed = false;
 
   private constructor(
@@ -411,15 +414,24 @@ export class LMModel {
     const Dd = this.cfg.depformer.dim;
     if (this.depformerInStack && this.dInAll && this.ctx.kernelChoice.fusion !== 'off') {
       // Every codebook's depformer_in(transformer_out) in one matvec at step 0 (the same row sums as one linear each), then this codebook's block.
-      if (k === 0 || !this.dInAllFresh) linear(rec, this.transformerOut, this.depformerInStack, null, this.dInAll);
+      if (k === 0 || !this.dInAllFresh) {
+        linear(rec, this.transformerOut, this.depformerInStack, null, this.dInAll);
+        this.embPending.fill(false);
+      }
       this.dInAllFresh = true;
       rec.copy(new Tensor(this.dInAll.buffer, [1, Dd], 'f32', `lm.depformer_in_all[${wi}]`, this.dInAll.byteOffset + 4 * wi * Dd, false), this.dIn, 4 * Dd);
     } else {
       linear(rec, this.transformerOut, this.depformerIn[wi], null, this.dIn);
       if (k === 0) this.dInAllFresh = false;
+      this.embPending[k] = false; // dIn is fresh: look the embedding up below
     }
-    const table = k === 0 ? this.depformerTextEmb! : this.depformerEmb[k - 1];
-    embedding(rec, table, tokens, this.dIn, { accumulate: true, idsOffset: tokenIndex, rows: 1 });
+    if (this.embPending[k]) {
+      // The sampling of codebook k - 1 added depformer_emb[k-1](token) to this block (fuseDepformerEmbedding).
+      this.embPending[k] = false;
+    } else {
+      const table = k === 0 ? this.depformerTextEmb! : this.depformerEmb[k - 1];
+      embedding(rec, table, tokens, this.dIn, { accumulate: true, idsOffset: tokenIndex, rows: 1 });
+    }
     this.depformer.forward(rec, this.dIn, this.dOut, { step: k });
     let y = this.dOut;
     if (this.depformerNorms) {
@@ -427,6 +439,24 @@ export class LMModel {
       y = this.dNorm!;
     }
     linear(rec, y, this.linears[k], this.linearBiases[k], this.depformerLogits[k]);
+  }
+
+  /**
+   * Where the sampling of codebook k - 1 can add depformer step k's input embedding itself
+   * (src/kernels/sample.ts `embed`: depformer_emb[k-1](token) into this step's depformer_in output,
+   * dInAll's block k): returns the target and then recordForwardDepformer(k) records no embedding
+   * lookup; null (nothing changes) without the stacked depformer_in, with a weights-per-step schedule
+   * (blocks shared by steps), with fusion off, or a table bound in row ranges. Call after
+   * recordForwardDepformer(k - 1), for 1 ≤ k < dep_q, and pass the result to that sample.
+   */
+  fuseDepformerEmbedding(rec: Recorder, k: number): { table: WeightTensor; y: Tensor; yOffset: number } | null {
+    this.checkAlive();
+    if (!Number.isInteger(k) || k < 1 || k >= this.cfg.depQ) throw new RangeError(`depformer embedding step ${k} out of range [1, ${this.cfg.depQ})`);
+    if (!this.dInAll || !this.dInAllFresh || this.cfg.depformer.weightsPerStepSchedule || !this.cfg.depformer.multiLinear || rec.ctx.kernelChoice.fusion === 'off') return null;
+    const table = this.depformerEmb[k - 1];
+    if (!canFuseSampleEmbedding(rec, table)) return null;
+    this.embPending[k] = true;
+    return { table, y: this.dInAll, yOffset: k * this.cfg.depformer.dim };
   }
 
   /** Resets all streaming state (temporal transformer KV cache and position, depformer). */

@@ -248,7 +248,9 @@ export class LMGen {
       for (let k = 0; k < depQ; k++) {
         const logits = this.lm.depformerLogits[k];
         this.lm.recordForwardDepformer(rec, k, this.sampled, k);
-        sample(rec, logits, this.sampled, { temp: this.temp, topK: this.topK, seed: this.seed, draw: draw0 + 1 + k, outOffset: 1 + k, check: check(bits.audio) });
+        // The next codebook's embedding of this token, in the sampling dispatch where the model allows it (else recordForwardDepformer looks it up).
+        const embed = k + 1 < depQ ? this.lm.fuseDepformerEmbedding(rec, k + 1) ?? undefined : undefined;
+        sample(rec, logits, this.sampled, { temp: this.temp, topK: this.topK, seed: this.seed, draw: draw0 + 1 + k, outOffset: 1 + k, check: check(bits.audio), embed });
         checkAfter(logits, bits.audio);
       }
     }

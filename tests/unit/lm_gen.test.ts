@@ -226,8 +226,11 @@ describe('LMGen (tiny ref LM)', () => {
           }
           ctx.dispatchTally = null;
           const separate = tally.get('finite_check') ?? 0;
-          const folded = [...tally].reduce((n, [l, c]) => n + (l.endsWith('+finite') ? c : 0), 0);
+          const folded = [...tally].reduce((n, [l, c]) => n + (/\+finite(\+|$)/.test(l) ? c : 0), 0); // sample.*+finite[+embedding.*]
           expect([separate, folded], `fusion ${fusion}: finite_check vs sample+finite dispatches`).toEqual(fusion === 'on' ? [0, 2 * (1 + cfg.depQ)] : [2 * (1 + cfg.depQ), 0]);
+          // Fusion on: the audio samplings of codebooks 0 .. dep_q - 2 add the next codebook's embedding (LMModel.fuseDepformerEmbedding).
+          const embedded = [...tally].reduce((n, [l, c]) => n + (l.includes('+embedding.') ? c : 0), 0);
+          expect(embedded, `fusion ${fusion}: samplings with the embedding`).toBe(fusion === 'on' ? 2 * (cfg.depQ - 1) : 0);
           gen.destroy();
           lm.destroy();
         }
