@@ -10,6 +10,9 @@
  *   d = depformer_in[k](h) + (k == 0 ? depformer_text_emb(text) : depformer_emb[k-1](audio[k-1]))
  *   logits[k] = linears[k](depformer_norms[k](depformer(d, step k)))          // [1, card]
  * Embeddings follow `ScaledEmbedding` (lm_utils.py): the zero token -1 embeds to exactly 0.
+ * With fusion on (plain multi-linear checkpoints), recordForwardText computes depformer_in[k](h) of
+ * every k in one matvec over the stacked blocks, and LMGen's sampling of the token step k reads adds
+ * its embedding there (fuseDepformerEmbedding): the same sums, fewer dispatches.
  * Extra heads (STT models: `extra_heads_num_heads` bias-free linears `extra_heads.{h}` on h, e.g. the
  * voice-activity heads of kyutai/stt-1b-en_fr): extra_logits[h] = extra_heads[h](h)  // [1, extra_heads_dim]
  */
@@ -111,7 +114,7 @@ export class LMModel {
   private readonly dOut: Tensor; // [1, Dd] depformer output
   private readonly dNorm: Tensor | null; // [1, Dd] after depformer_norms[k]
   private readonly dInAll: Tensor | null; // [1, nIn · Dd] depformer_in of every weight set (with depformerInStack)
-  /** dInAll holds this step's depformer_in outputs (computed by the step-0 call that took the stacked matvec). */
+  /** dInAll holds this step's depformer_in outputs (recordForwardText, or the first depformer step that needed them). */
   private dInAllFresh = false;
   /** embPending[k]: the sampling of codebook k - 1 adds depformer_emb[k-1](token) to dInAll's block k (fuseDepformerEmbedding). */
   private readonly embPending: boolean[] = [];
@@ -369,6 +372,14 @@ export class LMModel {
     this.transformer.forward(rec, this.x, this.h);
     applyNorm(rec, this.outNorm, this.h, this.transformerOut);
     linear(rec, this.transformerOut, this.textLinear, this.textLinearBias, this.textLogits);
+    // Every depformer codebook's depformer_in(transformer_out) in one matvec over the stacked blocks
+    // (the same row sums as one linear each), before the text sampling so that it can add codebook 0's embedding.
+    this.dInAllFresh = false;
+    if (this.depformerInStack && this.dInAll && this.ctx.kernelChoice.fusion !== 'off') {
+      linear(rec, this.transformerOut, this.depformerInStack, null, this.dInAll);
+      this.embPending.fill(false);
+      this.dInAllFresh = true;
+    }
   }
 
   /** Number of extra heads (`extra_heads_num_heads`; 0 for Moshi). */
@@ -413,8 +424,8 @@ export class LMModel {
     const wi = this.cfg.depformer.multiLinear ? (schedule ? schedule[k] : k) : 0;
     const Dd = this.cfg.depformer.dim;
     if (this.depformerInStack && this.dInAll && this.ctx.kernelChoice.fusion !== 'off') {
-      // Every codebook's depformer_in(transformer_out) in one matvec at step 0 (the same row sums as one linear each), then this codebook's block.
-      if (k === 0 || !this.dInAllFresh) {
+      // This codebook's block of the stacked depformer_in output (recordForwardText computed it; again here if it did not).
+      if (!this.dInAllFresh) {
         linear(rec, this.transformerOut, this.depformerInStack, null, this.dInAll);
         this.embPending.fill(false);
       }
@@ -442,18 +453,19 @@ export class LMModel {
   }
 
   /**
-   * Where the sampling of codebook k - 1 can add depformer step k's input embedding itself
-   * (src/kernels/sample.ts `embed`: depformer_emb[k-1](token) into this step's depformer_in output,
+   * Where the sampling of the token that depformer step k reads (the text token for k = 0, audio
+   * codebook k - 1 after) can add that step's input embedding itself (src/kernels/sample.ts
+   * `embed`: depformer_text_emb / depformer_emb[k-1](token) into this step's depformer_in output,
    * dInAll's block k): returns the target and then recordForwardDepformer(k) records no embedding
    * lookup; null (nothing changes) without the stacked depformer_in, with a weights-per-step schedule
    * (blocks shared by steps), with fusion off, or a table bound in row ranges. Call after
-   * recordForwardDepformer(k - 1), for 1 ≤ k < dep_q, and pass the result to that sample.
+   * recordForwardText (k = 0) or recordForwardDepformer(k - 1), and pass the result to that sample.
    */
   fuseDepformerEmbedding(rec: Recorder, k: number): { table: WeightTensor; y: Tensor; yOffset: number } | null {
     this.checkAlive();
-    if (!Number.isInteger(k) || k < 1 || k >= this.cfg.depQ) throw new RangeError(`depformer embedding step ${k} out of range [1, ${this.cfg.depQ})`);
+    if (!Number.isInteger(k) || k < 0 || k >= this.cfg.depQ) throw new RangeError(`depformer embedding step ${k} out of range [0, ${this.cfg.depQ})`);
     if (!this.dInAll || !this.dInAllFresh || this.cfg.depformer.weightsPerStepSchedule || !this.cfg.depformer.multiLinear || rec.ctx.kernelChoice.fusion === 'off') return null;
-    const table = this.depformerEmb[k - 1];
+    const table = k === 0 ? this.depformerTextEmb! : this.depformerEmb[k - 1];
     if (!canFuseSampleEmbedding(rec, table)) return null;
     this.embPending[k] = true;
     return { table, y: this.dInAll, yOffset: k * this.cfg.depformer.dim };

@@ -241,7 +241,8 @@ export class LMGen {
       if (checks && !fused) finiteCheck(rec, logits, checks.flags, bit);
     };
     this.lm.recordForwardText(rec, this.input, this.condSum);
-    sample(rec, this.lm.textLogits, this.sampled, { temp: this.tempText, topK: this.topKText, seed: this.seed, draw: draw0, outOffset: 0, check: check(bits.text) });
+    const textEmbed = depQ > 0 ? this.lm.fuseDepformerEmbedding(rec, 0) ?? undefined : undefined; // depformer step 0's input embedding, where the model allows it
+    sample(rec, this.lm.textLogits, this.sampled, { temp: this.tempText, topK: this.topKText, seed: this.seed, draw: draw0, outOffset: 0, check: check(bits.text), embed: textEmbed });
     checkAfter(this.lm.textLogits, bits.text);
     if (depQ > 0) {
       this.lm.resetDepformer();
