@@ -16,7 +16,7 @@
 // consecutive words: coalesced), each keeps a vec4 of partial sums (one per row).
 override DTYPE: u32 = 2;
 
-struct Params { n: u32, k: u32, kw: u32, has_bias: u32, eps: f32, rope_rows: u32, head_dim: u32, offset: u32, has_scale: u32 }
+struct Params { n: u32, k: u32, kw: u32, has_bias: u32, eps: f32, rope_rows: u32, head_dim: u32, offset: u32, has_scale: u32, cap: u32, context: u32, scale: f32, stride: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;

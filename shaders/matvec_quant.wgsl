@@ -16,7 +16,7 @@
 // (grid1d). Threads stride over a row's vec4 words (16-byte loads, consecutive threads read
 // consecutive words: coalesced); each x vec4 is loaded once for the 4 rows. Partial sums of the
 // 4 rows in a vec4.
-struct Params { n: u32, k: u32, kw: u32, has_bias: u32, eps: f32, rope_rows: u32, head_dim: u32, offset: u32, has_scale: u32 }
+struct Params { n: u32, k: u32, kw: u32, has_bias: u32, eps: f32, rope_rows: u32, head_dim: u32, offset: u32, has_scale: u32, cap: u32, context: u32, scale: f32, stride: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;

@@ -1,7 +1,7 @@
 // matvec_reduce: the workgroup-memory reduction of the matvec kernels, appended by
 // src/kernels/linear.ts after a matvec body (shaders/matvec.wgsl, shaders/matvec_quant.wgsl) and
 // shaders/matvec_fuse.wgsl, which provide `row_partials(t, stride, rows) -> vec4<f32>` (the
-// partial sums of 4 weight rows over thread t's share), `rows_of(g)`, `finish(g, t, sums, Σx²)`,
+// partial sums of 4 weight rows over thread t's share), `attend_prologue(t, threads)`, `rows_of(g)`, `finish(g, t, sums, Σx²)`,
 // `sumsq`, `params.n` and NORM.
 // Entry `main`: a workgroup of WG threads per 4 weight rows; the threads' vec4 partial sums (and
 // Σx² under NORM 1) are reduced as a tree in workgroup memory. Dispatch ceil(N/4) workgroups
@@ -19,6 +19,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let t = lid.x;
   let g = wid.x + wid.y * nwg.x;
   if (g * ROWS >= params.n) { return; }   // uniform: whole workgroup past the end of a folded grid
+  attend_prologue(t, WG);
   red[t] = row_partials(t, WG, rows_of(g));
   if (NORM != 0u) { red_ss[t] = sumsq; }
   workgroupBarrier();

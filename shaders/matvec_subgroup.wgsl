@@ -5,7 +5,8 @@
 // Used only when the device has the `subgroups` feature and the adapter reports one fixed
 // subgroup size (GPUAdapterInfo subgroupMinSize == subgroupMaxSize, e.g. 32 on NVIDIA/Apple, 4 on
 // SwiftShader): then a workgroup of SG = that size threads is exactly one subgroup, and the
-// 4 row sums (and Σx² under NORM 1) reduce with subgroupAdd: no workgroup memory, no barrier.
+// 4 row sums (and Σx² under NORM 1) reduce with subgroupAdd: no workgroup memory, no barrier
+// (except the fused attention prologue's, ATTN 1).
 // Dispatch: ceil(N/4) workgroups folded over x/y (grid1d), as `main`.
 override SG: u32 = 32;
 
@@ -15,6 +16,7 @@ fn main_subgroup(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgrou
   let t = lid.x;
   let g = wid.x + wid.y * nwg.x;
   if (g * ROWS >= params.n) { return; }   // uniform: whole workgroup past the end of a folded grid
+  attend_prologue(t, SG);                  // ATTN only: its barriers are the only ones here
   let sum = subgroupAdd(row_partials(t, SG, rows_of(g)));
   var ss = 0.0;
   if (NORM != 0u) { ss = subgroupAdd(sumsq); }

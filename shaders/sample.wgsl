@@ -25,12 +25,37 @@
 override WG: u32 = 256;
 const KMAX: u32 = 256u;
 
-struct Params { v: u32, rows: u32, top_k: u32, temp: f32, seed: u32, draw: u32, logits_offset: u32, out_offset: u32, draws: u32, check_bit: u32 }
+// Embedding (EMB 1, one row, one draw; the depformer's next input, moshi/models/lm.py
+//   `forward_depformer`: depformer_in(h) + depformer_emb[k](token)): after the draw, the
+//   workgroup adds row `token` of the table w [emb_v, emb_d] (any format of
+//   shaders/weight_formats.wgsl, prepended by src/kernels/sample.ts) to
+//   emb_y[emb_offset .. + emb_d): emb_y[emb_offset + d] += w[token, d] (a token outside
+//   [0, emb_v) adds nothing, as shaders/embedding.wgsl). EMB 0 binds any buffers there, never read.
+override EMB: u32 = 0;
+
+struct Params { v: u32, rows: u32, top_k: u32, temp: f32, seed: u32, draw: u32, logits_offset: u32, out_offset: u32, draws: u32, check_bit: u32, emb_d: u32, emb_v: u32, emb_offset: u32 }
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<i32>;
 @group(0) @binding(2) var<storage, read_write> flags: array<atomic<u32>>;
-@group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> w: array<u32>;
+@group(0) @binding(4) var<storage, read> wscale: array<u32>;
+@group(0) @binding(5) var<storage, read> wbias: array<u32>;
+@group(0) @binding(6) var<storage, read_write> emb_y: array<f32>;
+@group(0) @binding(7) var<uniform> params: Params;
+
+var<workgroup> emb_tok: u32;
+
+/** EMB 1: emb_y[emb_offset + d] += w[emb_tok, d] by the WG threads (t); call in uniform control flow after emb_tok is set. */
+fn add_embedding(t: u32) {
+  if (EMB == 0u) { return; }
+  workgroupBarrier();
+  let tok = emb_tok;
+  let dd = params.emb_d;
+  if (tok < params.emb_v) {
+    for (var d = t; d < dd; d += WG) { emb_y[params.emb_offset + d] += weight_at(tok * dd + d, dd); }
+  }
+}
 
 var<workgroup> counter: atomic<u32>;
 var<workgroup> scan: array<u32, WG>;
@@ -198,7 +223,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         }
       }
       if (r < params.rows) { out[out_base + d] = i32(bi); }
+      if (d == 0u) { emb_tok = bi; }
     }
+    add_embedding(t);
     return;
   }
 
@@ -246,5 +273,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (t == 0u && r < params.rows) {
       out[out_base + d] = i32(best_idx[0]);
     }
+  }
+  if (EMB != 0u) {
+    if (t == 0u) { emb_tok = best_idx[0]; }
+    add_embedding(t);
   }
 }

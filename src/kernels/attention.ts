@@ -1,5 +1,5 @@
 import source from '../../shaders/attention.wgsl?raw';
-import { type GpuContext, Kernel, ParamsLayout, type Recorder, ShapeError, type Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
+import { type GpuContext, Kernel, ParamsLayout, type Recorder, ShapeError, Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 import { rope, ropeFreqsTensor } from './rope.ts';
 
 const WG = 64;
@@ -13,6 +13,23 @@ const NO_CONTEXT = 0xffffffff;
  * long context (Moshi's 3000 steps) spreads over many workgroups instead of one per head.
  */
 export const SPLIT_SLOTS = 256;
+/**
+ * Caches of at most this many slots (the depformer's dep_q steps) also keep each step's in_proj
+ * output in `KVCache.rows`, from which the fused attention + out_proj matvec
+ * (src/kernels/linear.ts fusedAttendMatvec) recomputes the attention in every workgroup: one
+ * dispatch instead of attend + out_proj.
+ */
+export const ROWS_MAX_SLOTS = 16;
+
+/** f32 elements per row of `KVCache.rows`: 3·D rounded up to 64 (rows start at 256-byte offsets, bindable). */
+export function kvRowStride(numHeads: number, headDim: number): number {
+  return Math.ceil((3 * numHeads * headDim) / 64) * 64;
+}
+
+/** Bytes of `KVCache.rows` for a cache of these sizes (0 when it keeps none). */
+export function kvRowsBytes(numHeads: number, headDim: number, capacity: number): number {
+  return capacity <= ROWS_MAX_SLOTS ? 4 * capacity * kvRowStride(numHeads, headDim) : 0;
+}
 
 export const attentionKernel = new Kernel('attention', source, storageBindings({ qkv: 'read', kc: 'read_write', vc: 'read_write', out: 'read_write', part: 'read_write' }), new ParamsLayout([
   ['t_len', 'u32'], ['heads', 'u32'], ['head_dim', 'u32'], ['cap', 'u32'],
@@ -46,6 +63,18 @@ export class KVCache {
   /** Cached slots per flash-decoding split: SPLIT_SLOTS, or the context's forced
    *  `kernelChoice.attentionSplitSlots` when this cache was created. */
   readonly splitSlots: number;
+  /**
+   * Short caches only (kvRowsBytes > 0, else null): the qkv rows [capacity, kvRowStride] f32 of the
+   * cached steps, row = slot, its first 3·D elements q | k | v (q and k rotated), written by every
+   * step (the fused in_proj into `rowAt(slot)`, `attention()` by a copy); fusedAttendMatvec attends
+   * over them.
+   */
+  readonly rows: Tensor | null;
+  /**
+   * True when steps recorded by fusedAttendMatvec (which writes no k / v) are missing from `k` and
+   * `v`: the next `attention()` first writes them from `rows`.
+   */
+  kvStale = false;
   offset = 0;
 
   constructor(readonly ctx: GpuContext, o: { numHeads: number; headDim: number; capacity: number; label: string; dtype?: 'f32' | 'f16' }) {
@@ -65,22 +94,33 @@ export class KVCache {
     this.splitSlots = forced ?? SPLIT_SLOTS;
     const splits = Math.ceil(o.capacity / this.splitSlots);
     this.part = ctx.tensor(splits > 1 ? [o.numHeads, splits, o.headDim + 2] : [1], 'f32', `${o.label}.part`);
+    this.rows = kvRowsBytes(o.numHeads, o.headDim, o.capacity) > 0 ? ctx.tensor([o.capacity, kvRowStride(o.numHeads, o.headDim)], 'f32', `${o.label}.rows`) : null;
   }
 
-  /** Bytes of keys, values and flash-decoding partials on the GPU. */
+  /** Row `slot` of `rows` as a [1, 3·D] window (at a 256-byte offset). */
+  rowAt(slot: number): Tensor {
+    if (!this.rows) throw new ShapeError(`KVCache '${this.k.label}': this cache keeps no qkv rows (capacity ${this.capacity} > ${ROWS_MAX_SLOTS})`);
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.capacity) throw new ShapeError(`KVCache '${this.k.label}': slot ${slot} outside [0, ${this.capacity})`);
+    const stride = this.rows.shape[1];
+    return new Tensor(this.rows.buffer, [1, 3 * this.numHeads * this.headDim], 'f32', `${this.rows.label}[${slot}]`, this.rows.byteOffset + 4 * slot * stride, false);
+  }
+
+  /** Bytes of keys, values, flash-decoding partials and qkv rows on the GPU. */
   get byteLength(): number {
-    return this.k.byteLength + this.v.byteLength + this.part.byteLength;
+    return this.k.byteLength + this.v.byteLength + this.part.byteLength + (this.rows?.byteLength ?? 0);
   }
 
   /** Forgets every cached step (`RingKVCache.reset` + the MHA offset): the next step has position 0. */
   reset(): void {
     this.offset = 0;
+    this.kvStale = false;
   }
 
   destroy(): void {
     this.k.destroy();
     this.v.destroy();
     this.part.destroy();
+    this.rows?.destroy();
   }
 }
 
@@ -106,7 +146,9 @@ export function attendWorkgroupSize(capacity: number, headDim: number): number {
  * attends each query to the cached keys with pos_k ≤ pos_q and pos_q - pos_k < context (the
  * official mask, also when the ring wraps; context null = no limit), softmax scale 1/sqrt(Dh),
  * then advances cache.offset by T. Records 2 to 4 dispatches (RoPE, KV write, attend; one new step
- * over more than SPLIT_SLOTS cached slots attends in slot ranges plus a combine: flash-decoding).
+ * over more than SPLIT_SLOTS cached slots attends in slot ranges plus a combine: flash-decoding),
+ * plus, after steps of fusedAttendMatvec (cache.kvStale), one KV write per filled slot from
+ * `cache.rows`; a cache with `rows` gets the T rows copied there too.
  * A non-streaming official call over T ≤ capacity steps from a fresh cache gives the same result.
  * Throws ShapeError on bad shapes or when T exceeds the cache capacity (the official cache would
  * overwrite slots it still needs: feed such inputs in chunks of at most `capacity` steps).
@@ -159,6 +201,15 @@ export function attention(
   const buffers = [qkv, cache.k, cache.v, out, cache.part];
   const attendWg = attendWorkgroupSize(cache.capacity, dh);
   const KV_HALF = cache.dtype === 'f16' ? 1 : 0;
+  if (cache.kvStale && cache.rows) {
+    // Steps of fusedAttendMatvec are only in `rows` (row = slot): write their k and v first, one
+    // op-0 write per filled slot (only after the kernel path changed within a stream).
+    const writes = KV_HALF ? numHeads * Math.ceil(dh / 2) : d;
+    for (let j = 0; j < Math.min(offset, cache.capacity); j++) {
+      rec.dispatch(attentionKernel, { buffers: [cache.rowAt(j), cache.k, cache.v, out, cache.part], params: { ...common, t_len: 1, offset: j }, constants: { OP: 0, WG, KV_HALF }, workgroups: grid1d(writes, WG), label: 'attention.write_kv_rows' });
+    }
+    cache.kvStale = false;
+  }
   // One step (decode): the attend pass writes its head's k and v itself (WRITE = 1), no write dispatch.
   const WRITE = t === 1 && rec.ctx.kernelChoice.fusion !== 'off' ? 1 : 0;
   const fused = WRITE ? '+write_kv' : '';
@@ -172,6 +223,12 @@ export function attention(
     rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 3, WG: attendWg, KV_HALF }, workgroups: grid1d(numHeads, 1), label: 'attention.combine' });
   } else {
     rec.dispatch(attentionKernel, { buffers, params: common, constants: { OP: 1, WG: attendWg, KV_HALF, WRITE }, workgroups: grid1d(t * numHeads, 1), label: `attention.attend${fused}` });
+  }
+  if (cache.rows) {
+    // Keep the rows complete (a later step may take fusedAttendMatvec): q, k (rotated) and v of step t in row (offset + t) % cap.
+    for (let i = 0; i < t; i++) {
+      rec.copy(new Tensor(qkv.buffer, [1, 3 * d], 'f32', `${qkv.label}[${i}]`, qkv.byteOffset + 4 * i * 3 * d, false), cache.rowAt((offset + i) % cache.capacity), 3 * d * 4);
+    }
   }
   cache.offset = offset + t;
 }

@@ -9,6 +9,7 @@ import geluSource from '../../shaders/gelu.wgsl?raw';
 import { type DType, type GpuContext, Kernel, ParamsLayout, QuantizedTensor, type Recorder, ShapeError, Tensor, type WeightTensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
 import { WEIGHT_FORMATS_WGSL, expectWeight, weightBuffers, weightConstants, weightFormatTag } from './weight_format.ts';
 import { weightRanges } from './weight_ranges.ts';
+import type { KVCache } from './attention.ts';
 
 /** Override constant DTYPE of shaders/matvec.wgsl. */
 const DTYPE_CODE: Partial<Record<DType, number>> = { f32: 0, f16: 1, bf16: 2 };
@@ -35,7 +36,7 @@ export const matvecGenericKernel = new Kernel('linear.matvec', LINEAR_WGSL, FORM
  * with `subgroups`).
  */
 function matvecKernels(name: string, body: string, bindings: typeof BINDINGS | typeof QUANT_BINDINGS): { reduce: Kernel; subgroup: Kernel } {
-  const params = new ParamsLayout([['n', 'u32'], ['k', 'u32'], ['kw', 'u32'], ['has_bias', 'u32'], ['eps', 'f32'], ['rope_rows', 'u32'], ['head_dim', 'u32'], ['offset', 'u32'], ['has_scale', 'u32']]);
+  const params = new ParamsLayout([['n', 'u32'], ['k', 'u32'], ['kw', 'u32'], ['has_bias', 'u32'], ['eps', 'f32'], ['rope_rows', 'u32'], ['head_dim', 'u32'], ['offset', 'u32'], ['has_scale', 'u32'], ['cap', 'u32'], ['context', 'u32'], ['scale', 'f32'], ['stride', 'u32']]);
   const fuse = `${sincosSource}\n${matvecFuseSource}`;
   return {
     reduce: new Kernel(name, `${body}\n${fuse}\n${matvecReduceSource}`, bindings, params),
@@ -297,18 +298,85 @@ export function fusedMatmul(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor
   });
 }
 
-/** The vectorized / quantized matvec dispatch with its fusion overrides (NORM, OUT). */
-function dispatchMatvec(rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | null, y: Tensor, norm: { alpha: Tensor; eps: number } | null, out: LinearFusion['out'], opts: LinearOptions, rope: LinearFusion['rope'] = null, scale: Tensor | null = null): void {
+/** Params.context of the fused attention without a context limit (the official `context=None`). */
+const NO_CONTEXT = 0xffffffff;
+
+/** Workgroup bytes of the fused attention prologue (att [D], att_p [heads·(cap+1)]) plus the reduction's (64 threads: 16 + 4 bytes each). */
+function attendWorkgroupBytes(cache: KVCache): number {
+  return 4 * cache.numHeads * cache.headDim + 4 * cache.numHeads * (cache.capacity + 1) + 20 * MATVEC_WG;
+}
+
+/**
+ * Whether {@link fusedAttendMatvec} takes (cache, w): a cache that keeps its qkv rows
+ * (KVCache.rows: capacity ≤ ROWS_MAX_SLOTS) with head_dim % 4 == 0, w [N, D] that the vectorized or quantized
+ * matvec reads bound whole, the prologue's workgroup memory within the device limit, and fusion
+ * not forced off. The caller (src/modules/transformer.ts) records attention() + out_proj otherwise.
+ */
+export function canFuseAttendMatvec(rec: Recorder, cache: KVCache, w: WeightTensor): boolean {
+  if (rec.ctx.kernelChoice.fusion === 'off' || !cache.rows) return false;
+  const [, k] = w.shape;
+  if (k !== cache.numHeads * cache.headDim || cache.headDim % 4 !== 0) return false;
+  if (attendWorkgroupBytes(cache) > rec.ctx.device.limits.maxComputeWorkgroupStorageSize) return false;
+  const path = pathOf(1, w);
+  return (path === 'matvec' || path === 'matvec-quant') && weightRanges(rec.ctx, w, 64).length === 1;
+}
+
+/**
+ * One dispatch for the attention of one new step and the linear after it (shaders/matvec_fuse.wgsl
+ * ATTN: each workgroup recomputes the short attention in its prologue):
+ *   y = [y + s ⊙] W · attention(q, K, V)
+ * the `StreamingMultiheadAttention.forward` of moshi/modules/transformer.py for T = 1 (batch 1,
+ * kv_repeat 1, scale 1/sqrt(head_dim), the causal mask with `context`, also once the ring wraps) with
+ * its out_proj, then StreamingTransformerLayer's `x = x + layer_scale_1(update)` for 'residual'.
+ * - cache: its `rows` [cap, ≥ 3·D] f32 hold the cached steps (row = slot) and, in row
+ *   cache.offset % cap, the new step's q | k | v (heads (h d), q and k already rotated: the fused
+ *   in_proj wrote it into `cache.rowAt`); k and v are read as the cache stores them (f32, or rounded
+ *   through f16 for dtype 'f16').
+ * - w: out_proj [N, D] as {@link linear} (vectorized / quantized matvec formats), no bias
+ * - y: f32 [N] / [1, N]: the residual stream for 'residual' (+= s ⊙ ...; s = `scale` [N] or 1), else overwritten
+ * - context: attention window in steps, null = none
+ * Advances cache.offset by 1 and marks k / v stale (attention() writes them from the rows when it next runs).
+ * @throws ShapeError for shapes that do not match, or for a case canFuseAttendMatvec refuses.
+ */
+export function fusedAttendMatvec(rec: Recorder, a: { cache: KVCache; w: WeightTensor; y: Tensor; context: number | null; out: 'store' | 'residual'; scale?: Tensor | null }): void {
+  const { cache, w, y } = a;
+  const [n, k] = expectWeight('fused attend matvec weight', w);
+  expectShape('fused attend matvec output', y, y.rank === 2 ? [1, n] : [n], ['f32']);
+  const d = cache.numHeads * cache.headDim;
+  if (k !== d) throw new ShapeError(`fused attend matvec: weight '${w.label}' [${n}, ${k}] does not take the attention output of ${cache.numHeads} heads of ${cache.headDim} (D = ${d})`);
+  const context = a.context ?? NO_CONTEXT;
+  if (!Number.isInteger(context) || context <= 0) throw new ShapeError(`fused attend matvec: context must be a positive integer or null, got ${a.context}`);
+  const scale = a.out === 'residual' ? a.scale ?? null : null;
+  if (scale) expectShape('fused attend matvec LayerScale', scale, [n], ['f32']);
+  if (!canFuseAttendMatvec(rec, cache, w)) throw new ShapeError(`fused attend matvec: cache '${cache.k.label}' with weight '${w.label}' [${n}, ${k}] cannot take the fused attention here (see canFuseAttendMatvec); record attention() and the out_proj`);
+  const rows = cache.rows as Tensor;
+  if (rows.buffer === y.buffer) throw new ShapeError(`fused attend matvec: the qkv rows and output '${y.label}' share a buffer`);
+  dispatchMatvec(rec, rows, w, null, y, null, a.out, {}, null, scale, {
+    cache, params: { head_dim: cache.headDim, offset: cache.offset, cap: cache.capacity, context: Math.min(context, NO_CONTEXT), scale: 1 / Math.sqrt(cache.headDim), stride: rows.shape[1] },
+  });
+  cache.offset += 1;
+  cache.kvStale = true;
+}
+
+/** The vectorized / quantized matvec dispatch with its fusion overrides (NORM, OUT, ATTN). */
+function dispatchMatvec(
+  rec: Recorder, x: Tensor, w: WeightTensor, b: Tensor | null, y: Tensor, norm: { alpha: Tensor; eps: number } | null, out: LinearFusion['out'], opts: LinearOptions,
+  rope: LinearFusion['rope'] = null, scale: Tensor | null = null,
+  attend: { cache: KVCache; params: { head_dim: number; offset: number; cap: number; context: number; scale: number; stride: number } } | null = null,
+): void {
   const [n, k] = w.shape;
   const has_bias = b ? 1 : 0;
   const bias = b ?? x; // bound but never read when has_bias = 0
   const alpha = norm?.alpha ?? x; // bound but never read when NORM = 0
-  const tag = weightFormatTag(w) + (norm ? '+rms_norm' : '') + (out === 'store' ? '' : `+${out}`);
+  const tag = (attend ? 'attend+' : '') + weightFormatTag(w) + (norm ? '+rms_norm' : '') + (out === 'store' ? '' : `+${out}`);
   const sg = opts.subgroups === false || rec.ctx.kernelChoice.subgroupMatvec === 'off' ? 0 : fixedSubgroupSizeOf(rec.ctx);
-  const fuse = { NORM: norm ? 1 : 0, OUT: OUT_CODE[out] };
+  const c = attend?.cache;
+  const fuse: Record<string, number> = c
+    ? { NORM: 0, OUT: OUT_CODE[out], ATTN: 1, KV_HALF: c.dtype === 'f16' ? 1 : 0, ATT_V: k / 4, ATT_P: c.numHeads * (c.capacity + 1) }
+    : { NORM: norm ? 1 : 0, OUT: OUT_CODE[out] };
   const reduction: Record<string, number> = sg ? { SG: sg } : { WG: MATVEC_WG };
   const ep = epilogueParams(x, rope, scale);
-  const fp = { eps: norm?.eps ?? 0, ...ep.params };
+  const fp = { eps: norm?.eps ?? 0, ...ep.params, cap: 1, context: 0, scale: 0, stride: 0, ...attend?.params };
   if (w instanceof QuantizedTensor) {
     rec.dispatch(sg ? matvecQuantSubgroupKernel : matvecQuantKernel, {
       buffers: [x, ...weightBuffers(w), bias, alpha, ep.aux, y],

@@ -1,6 +1,8 @@
 import sampleSource from '../../shaders/sample.wgsl?raw';
 import nonfiniteSource from '../../shaders/nonfinite.wgsl?raw';
-import { type GpuContext, type Recorder, Kernel, ParamsLayout, ShapeError, type Tensor, expectShape, storageBindings } from '../gpu/index.ts';
+import { type GpuContext, type Recorder, Kernel, ParamsLayout, ShapeError, type Tensor, type WeightTensor, expectShape, storageBindings } from '../gpu/index.ts';
+import { WEIGHT_FORMATS_WGSL, expectWeight, weightBuffers, weightConstants, weightFormatTag } from './weight_format.ts';
+import { weightRanges } from './weight_ranges.ts';
 
 /**
  * Threads per row: enough that each owns a few logits, at most 256 (32 for V = 64, 256 from
@@ -12,9 +14,10 @@ export function sampleWorkgroupSize(v: number): number {
   while (wg < 256 && wg * 8 < v) wg *= 2;
   return wg;
 }
-/** sample.wgsl with the shared is_nonfinite (shaders/nonfinite.wgsl) appended. */
-export const sampleKernel = new Kernel('sample', `${sampleSource}\n${nonfiniteSource}`, storageBindings({ logits: 'read', out: 'read_write', flags: 'read_write' }), new ParamsLayout([
+/** sample.wgsl with the weight readers (shaders/weight_formats.wgsl, for the fused embedding) prepended and the shared is_nonfinite (shaders/nonfinite.wgsl) appended. */
+export const sampleKernel = new Kernel('sample', `${WEIGHT_FORMATS_WGSL}\n${sampleSource}\n${nonfiniteSource}`, storageBindings({ logits: 'read', out: 'read_write', flags: 'read_write', w: 'read', wscale: 'read', wbias: 'read', emb_y: 'read_write' }), new ParamsLayout([
   ['v', 'u32'], ['rows', 'u32'], ['top_k', 'u32'], ['temp', 'f32'], ['seed', 'u32'], ['draw', 'u32'], ['logits_offset', 'u32'], ['out_offset', 'u32'], ['draws', 'u32'], ['check_bit', 'u32'],
+  ['emb_d', 'u32'], ['emb_v', 'u32'], ['emb_offset', 'u32'],
 ]));
 
 /**
@@ -29,6 +32,22 @@ function unusedFlagWord(ctx: GpuContext): GPUBufferBinding {
     unusedFlags.set(ctx, b);
   }
   return { buffer: b, offset: 0, size: 16 };
+}
+
+/** The `emb_y` word bound when a sample call embeds nothing (EMB 0: never touched); one per context, as unusedFlagWord. */
+const unusedEmbY = new WeakMap<GpuContext, GPUBuffer>();
+function unusedEmbWord(ctx: GpuContext): GPUBufferBinding {
+  let b = unusedEmbY.get(ctx);
+  if (!b) {
+    b = ctx.device.createBuffer({ label: 'sample.unused_emb_y', size: 16, usage: GPUBufferUsage.STORAGE });
+    unusedEmbY.set(ctx, b);
+  }
+  return { buffer: b, offset: 0, size: 16 };
+}
+
+/** Whether `sample` can take `embed` with this table: bound whole (no row ranges). */
+export function canFuseSampleEmbedding(rec: Recorder, table: WeightTensor): boolean {
+  return rec.ctx.kernelChoice.fusion !== 'off' && weightRanges(rec.ctx, table).length === 1;
 }
 
 /** Largest top-k whose admitted logits the kernel compacts into workgroup memory (shaders/sample.wgsl KMAX). */
@@ -57,6 +76,13 @@ export interface SampleOptions {
    * when any logit is NaN or ±Infinity; flags is never cleared here. Tokens are unchanged by it.
    */
   check?: { flags: Tensor; bit: number };
+  /**
+   * The embedding of the drawn token fused after the draw (one row, one draw only; see
+   * canFuseSampleEmbedding): y[yOffset + d] += table[token, d] for d < D, table [V, D] in any
+   * weight format (nn.Embedding; an id outside [0, V) adds nothing, as `embedding`), y f32 with at
+   * least yOffset + D elements. The depformer's `depformer_emb[k](token)` added to its next input.
+   */
+  embed?: { table: WeightTensor; y: Tensor; yOffset: number };
 }
 
 /**
@@ -95,8 +121,18 @@ export function sample(rec: Recorder, logits: Tensor, out: Tensor, opts: SampleO
     const bit = check.bit;
     if (!Number.isInteger(bit) || bit <= 0 || bit > 0x80000000 || (bit & (bit - 1)) !== 0) throw new ShapeError(`sample: check bit must be one bit of a u32 (1, 2, 4, ...), got ${bit}`);
   }
+  const embed = opts.embed;
+  let embParams = { emb_d: 0, emb_v: 0, emb_offset: 0 };
+  if (embed) {
+    const [ev, ed] = expectWeight('sample embedding table', embed.table);
+    expectShape('sample embedding output', embed.y, embed.y.shape, ['f32']);
+    if (rows !== 1 || draws !== 1) throw new ShapeError(`sample: a fused embedding takes one row and one draw, got ${rows} rows × ${draws} draws`);
+    if (!Number.isInteger(embed.yOffset) || embed.yOffset < 0 || embed.yOffset + ed > embed.y.numel) throw new ShapeError(`sample embedding output '${embed.y.label}' has ${embed.y.numel} elements; ${ed} at offset ${embed.yOffset} do not fit`);
+    if (!canFuseSampleEmbedding(rec, embed.table)) throw new ShapeError(`sample: embedding table '${embed.table.label}' cannot be fused here (see canFuseSampleEmbedding); record embedding() after sampling`);
+    embParams = { emb_d: ed, emb_v: ev, emb_offset: embed.yOffset };
+  }
   rec.dispatch(sampleKernel, {
-    buffers: [logits, out, check ? check.flags : unusedFlagWord(rec.ctx)],
+    buffers: [logits, out, check ? check.flags : unusedFlagWord(rec.ctx), ...(embed ? weightBuffers(embed.table) : [logits, logits, logits]), embed ? embed.y : unusedEmbWord(rec.ctx)],
     params: {
       v,
       rows,
@@ -108,9 +144,10 @@ export function sample(rec: Recorder, logits: Tensor, out: Tensor, opts: SampleO
       out_offset: outOffset,
       draws,
       check_bit: check ? check.bit >>> 0 : 0,
+      ...embParams,
     },
-    constants: { WG: sampleWorkgroupSize(v) },
+    constants: { WG: sampleWorkgroupSize(v), EMB: embed ? 1 : 0, ...(embed ? weightConstants(embed.table) : {}) },
     workgroups: [rows, 1, 1],
-    label: `${temp > 0 ? 'sample.topk' : 'sample.argmax'}${check ? '+finite' : ''}`,
+    label: `${temp > 0 ? 'sample.topk' : 'sample.argmax'}${check ? '+finite' : ''}${embed ? `+embedding.${weightFormatTag(embed.table)}` : ''}`,
   });
 }

@@ -10,6 +10,9 @@
  *   d = depformer_in[k](h) + (k == 0 ? depformer_text_emb(text) : depformer_emb[k-1](audio[k-1]))
  *   logits[k] = linears[k](depformer_norms[k](depformer(d, step k)))          // [1, card]
  * Embeddings follow `ScaledEmbedding` (lm_utils.py): the zero token -1 embeds to exactly 0.
+ * With fusion on (plain multi-linear checkpoints), recordForwardText computes depformer_in[k](h) of
+ * every k in one matvec over the stacked blocks, and LMGen's sampling of the token step k reads adds
+ * its embedding there (fuseDepformerEmbedding): the same sums, fewer dispatches.
  * Extra heads (STT models: `extra_heads_num_heads` bias-free linears `extra_heads.{h}` on h, e.g. the
  * voice-activity heads of kyutai/stt-1b-en_fr): extra_logits[h] = extra_heads[h](h)  // [1, extra_heads_dim]
  */
@@ -17,6 +20,7 @@ import { type DType, type GpuContext, GpuLimitError, QuantizedTensor, type Recor
 import { addInPlace } from '../kernels/elementwise.ts';
 import { embedding, stackTables } from '../kernels/embedding.ts';
 import { linear } from '../kernels/linear.ts';
+import { canFuseSampleEmbedding } from '../kernels/sample.ts';
 import { ConditionProvider } from '../conditioners/base.ts';
 import { type NormWeights, applyNorm, freeNorm, loadNorm } from '../modules/norm.ts';
 import { StreamingTransformer, type TransformerConfig } from '../modules/transformer.ts';
@@ -109,6 +113,11 @@ export class LMModel {
   private readonly dIn: Tensor; // [1, Dd] depformer input
   private readonly dOut: Tensor; // [1, Dd] depformer output
   private readonly dNorm: Tensor | null; // [1, Dd] after depformer_norms[k]
+  private readonly dInAll: Tensor | null; // [1, nIn · Dd] depformer_in of every weight set (with depformerInStack)
+  /** dInAll holds this step's depformer_in outputs (recordForwardText, or the first depformer step that needed them). */
+  private dInAllFresh = false;
+  /** embPending[k]: the sampling of codebook k - 1 adds depformer_emb[k-1](token) to dInAll's block k (fuseDepformerEmbedding). */
+  private readonly embPending: boolean[] = [];
   private destroyed = false;
 
   private constructor(
@@ -125,7 +134,9 @@ export class LMModel {
     private readonly textLinearBias: Tensor | null, // [text_card_out]
     private readonly outNorm: NormWeights,
     readonly transformer: StreamingTransformer,
-    private readonly depformerIn: WeightTensor[], // dep_q (multi-linear) or 1 × [Dd, D]
+    private readonly depformerIn: WeightTensor[], // dep_q (multi-linear) or 1 × [Dd, D]; views into depformerInStack when it is set
+    /** depformer_in.{k}.weight stacked row-wise [nIn · Dd, D] (stackTables), or null: one tensor each. */
+    private readonly depformerInStack: Tensor | null,
     private readonly depformerEmb: WeightTensor[], // (dep_q - 1) × [card + 1, Dd]
     private readonly depformerTextEmb: WeightTensor | null, // [text_card + 1, Dd]
     readonly depformer: StreamingTransformer | null,
@@ -148,6 +159,7 @@ export class LMModel {
     this.dIn = ctx.tensor([1, Dd], 'f32', 'lm.depformer_in');
     this.dOut = ctx.tensor([1, Dd], 'f32', 'lm.depformer_out');
     this.dNorm = depformerNorms ? ctx.tensor([1, Dd], 'f32', 'lm.depformer_norm') : null;
+    this.dInAll = depformerInStack ? ctx.tensor([1, depformerInStack.shape[0]], 'f32', 'lm.depformer_in_all') : null;
     this.depformerLogits = Array.from({ length: cfg.depQ }, (_, k) => ctx.tensor([1, cfg.card], 'f32', `lm.depformer_logits.${k}`));
     const H = extraHeads.length;
     this.extraHeadRows = Array.from({ length: H }, (_, h) => ctx.tensor([1, cfg.extraHeadsDim], 'f32', `lm.extra_heads.${h}`));
@@ -250,7 +262,17 @@ export class LMModel {
         // (per binding range). Quantized or mismatched tables stay one tensor (one dispatch) each.
         const embStack = await stackTables(ctx, emb, 'lm.emb (stacked)');
         if (embStack) for (const t of emb) t.destroy();
-        return new LMModel(ctx, cfg, format, embStack ? [] : emb, embStack, textEmb, textLinear, textLinearBias, outNorm, transformer, depformerIn, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions, policy === 'f32', extraHeads);
+        // The depformer_in.{k} blocks in one tensor [nIn · Dd, D]: one matvec computes every
+        // codebook's depformer input at step 0 (they all read the same transformer_out). Each
+        // block stays usable on its own as a view (fusion off), so only blocks at 256-byte offsets stack.
+        const blockBytes = depformerIn[0] instanceof Tensor ? (depformerIn[0] as Tensor).byteLength : 1;
+        const dinStack = cfg.depQ > 1 && depformerIn.length > 1 && blockBytes % 256 === 0 ? await stackTables(ctx, depformerIn, 'lm.depformer_in (stacked)') : null;
+        let dinWeights = depformerIn;
+        if (dinStack) {
+          dinWeights = depformerIn.map((t, i) => new Tensor(dinStack.buffer, t.shape, dinStack.dtype, `lm.depformer_in.${i} (in the stack)`, dinStack.byteOffset + i * blockBytes, false));
+          for (const t of depformerIn) t.destroy();
+        }
+        return new LMModel(ctx, cfg, format, embStack ? [] : emb, embStack, textEmb, textLinear, textLinearBias, outNorm, transformer, dinWeights, dinStack, depformerEmb, depformerTextEmb, depformer, depformerNorms, linears, linearBiases, conditions, policy === 'f32', extraHeads);
       } catch (e) {
         transformer?.destroy();
         depformer?.destroy();
@@ -267,7 +289,7 @@ export class LMModel {
 
   /** Bytes of every weight on the GPU (embeddings, projections, norms, both transformers). */
   get weightBytes(): number {
-    const ts: (WeightTensor | null)[] = [...this.emb, this.embStack, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb, ...this.linears, ...this.linearBiases, ...this.extraHeads];
+    const ts: (WeightTensor | null)[] = [...this.emb, this.embStack, this.textEmb, this.textLinear, this.textLinearBias, ...(this.depformerInStack ? [this.depformerInStack] : this.depformerIn), ...this.depformerEmb, this.depformerTextEmb, ...this.linears, ...this.linearBiases, ...this.extraHeads];
     const norms = [this.outNorm, ...(this.depformerNorms ?? [])].flatMap((n) => [n.weight, n.bias]);
     return [...ts, ...norms].reduce((a, t) => a + (t?.byteLength ?? 0), 0) + this.transformer.weightBytes + (this.depformer?.weightBytes ?? 0);
   }
@@ -356,6 +378,14 @@ export class LMModel {
     this.transformer.forward(rec, this.x, this.h);
     applyNorm(rec, this.outNorm, this.h, this.transformerOut);
     linear(rec, this.transformerOut, this.textLinear, this.textLinearBias, this.textLogits);
+    // Every depformer codebook's depformer_in(transformer_out) in one matvec over the stacked blocks
+    // (the same row sums as one linear each), before the text sampling so that it can add codebook 0's embedding.
+    this.dInAllFresh = false;
+    if (this.depformerInStack && this.dInAll && this.ctx.kernelChoice.fusion !== 'off') {
+      linear(rec, this.transformerOut, this.depformerInStack, null, this.dInAll);
+      this.embPending.fill(false);
+      this.dInAllFresh = true;
+    }
   }
 
   /** Number of extra heads (`extra_heads_num_heads`; 0 for Moshi). */
@@ -397,10 +427,28 @@ export class LMModel {
     expectShape('depformer tokens', tokens, tokens.shape, ['i32']);
     if (tokenIndex < 0 || tokenIndex >= tokens.numel) throw new ShapeError(`depformer token index ${tokenIndex} outside '${tokens.label}' (${tokens.numel} elements)`);
     const schedule = this.cfg.depformer.weightsPerStepSchedule;
-    const inW = this.depformerIn[this.cfg.depformer.multiLinear ? (schedule ? schedule[k] : k) : 0];
-    linear(rec, this.transformerOut, inW, null, this.dIn);
-    const table = k === 0 ? this.depformerTextEmb! : this.depformerEmb[k - 1];
-    embedding(rec, table, tokens, this.dIn, { accumulate: true, idsOffset: tokenIndex, rows: 1 });
+    const wi = this.cfg.depformer.multiLinear ? (schedule ? schedule[k] : k) : 0;
+    const Dd = this.cfg.depformer.dim;
+    if (this.depformerInStack && this.dInAll && this.ctx.kernelChoice.fusion !== 'off') {
+      // This codebook's block of the stacked depformer_in output (recordForwardText computed it; again here if it did not).
+      if (!this.dInAllFresh) {
+        linear(rec, this.transformerOut, this.depformerInStack, null, this.dInAll);
+        this.embPending.fill(false);
+      }
+      this.dInAllFresh = true;
+      rec.copy(new Tensor(this.dInAll.buffer, [1, Dd], 'f32', `lm.depformer_in_all[${wi}]`, this.dInAll.byteOffset + 4 * wi * Dd, false), this.dIn, 4 * Dd);
+    } else {
+      linear(rec, this.transformerOut, this.depformerIn[wi], null, this.dIn);
+      if (k === 0) this.dInAllFresh = false;
+      this.embPending[k] = false; // dIn is fresh: look the embedding up below
+    }
+    if (this.embPending[k]) {
+      // The sampling of codebook k - 1 added depformer_emb[k-1](token) to this block (fuseDepformerEmbedding).
+      this.embPending[k] = false;
+    } else {
+      const table = k === 0 ? this.depformerTextEmb! : this.depformerEmb[k - 1];
+      embedding(rec, table, tokens, this.dIn, { accumulate: true, idsOffset: tokenIndex, rows: 1 });
+    }
     this.depformer.forward(rec, this.dIn, this.dOut, { step: k });
     let y = this.dOut;
     if (this.depformerNorms) {
@@ -408,6 +456,25 @@ export class LMModel {
       y = this.dNorm!;
     }
     linear(rec, y, this.linears[k], this.linearBiases[k], this.depformerLogits[k]);
+  }
+
+  /**
+   * Where the sampling of the token that depformer step k reads (the text token for k = 0, audio
+   * codebook k - 1 after) can add that step's input embedding itself (src/kernels/sample.ts
+   * `embed`: depformer_text_emb / depformer_emb[k-1](token) into this step's depformer_in output,
+   * dInAll's block k): returns the target and then recordForwardDepformer(k) records no embedding
+   * lookup; null (nothing changes) without the stacked depformer_in, with a weights-per-step schedule
+   * (blocks shared by steps), with fusion off, or a table bound in row ranges. Call after
+   * recordForwardText (k = 0) or recordForwardDepformer(k - 1), and pass the result to that sample.
+   */
+  fuseDepformerEmbedding(rec: Recorder, k: number): { table: WeightTensor; y: Tensor; yOffset: number } | null {
+    this.checkAlive();
+    if (!Number.isInteger(k) || k < 0 || k >= this.cfg.depQ) throw new RangeError(`depformer embedding step ${k} out of range [0, ${this.cfg.depQ})`);
+    if (!this.dInAll || !this.dInAllFresh || this.cfg.depformer.weightsPerStepSchedule || !this.cfg.depformer.multiLinear || rec.ctx.kernelChoice.fusion === 'off') return null;
+    const table = k === 0 ? this.depformerTextEmb! : this.depformerEmb[k - 1];
+    if (!canFuseSampleEmbedding(rec, table)) return null;
+    this.embPending[k] = true;
+    return { table, y: this.dInAll, yOffset: k * this.cfg.depformer.dim };
   }
 
   /** Resets all streaming state (temporal transformer KV cache and position, depformer). */
@@ -425,7 +492,7 @@ export class LMModel {
     if (this.destroyed) return;
     this.destroyed = true;
     const ts: (WeightTensor | null)[] = [
-      ...this.emb, this.embStack, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, ...this.depformerEmb, this.depformerTextEmb,
+      ...this.emb, this.embStack, this.textEmb, this.textLinear, this.textLinearBias, ...this.depformerIn, this.depformerInStack, this.dInAll, ...this.depformerEmb, this.depformerTextEmb,
       ...this.linears, ...this.linearBiases, ...this.extraHeads, ...this.extraHeadRows, this.extraHeadLogits, this.x, this.h, this.transformerOut, this.textLogits, this.dIn, this.dOut, this.dNorm, ...this.depformerLogits,
     ];
     for (const t of ts) t?.destroy();

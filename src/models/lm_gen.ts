@@ -241,14 +241,17 @@ export class LMGen {
       if (checks && !fused) finiteCheck(rec, logits, checks.flags, bit);
     };
     this.lm.recordForwardText(rec, this.input, this.condSum);
-    sample(rec, this.lm.textLogits, this.sampled, { temp: this.tempText, topK: this.topKText, seed: this.seed, draw: draw0, outOffset: 0, check: check(bits.text) });
+    const textEmbed = depQ > 0 ? this.lm.fuseDepformerEmbedding(rec, 0) ?? undefined : undefined; // depformer step 0's input embedding, where the model allows it
+    sample(rec, this.lm.textLogits, this.sampled, { temp: this.tempText, topK: this.topKText, seed: this.seed, draw: draw0, outOffset: 0, check: check(bits.text), embed: textEmbed });
     checkAfter(this.lm.textLogits, bits.text);
     if (depQ > 0) {
       this.lm.resetDepformer();
       for (let k = 0; k < depQ; k++) {
         const logits = this.lm.depformerLogits[k];
         this.lm.recordForwardDepformer(rec, k, this.sampled, k);
-        sample(rec, logits, this.sampled, { temp: this.temp, topK: this.topK, seed: this.seed, draw: draw0 + 1 + k, outOffset: 1 + k, check: check(bits.audio) });
+        // The next codebook's embedding of this token, in the sampling dispatch where the model allows it (else recordForwardDepformer looks it up).
+        const embed = k + 1 < depQ ? this.lm.fuseDepformerEmbedding(rec, k + 1) ?? undefined : undefined;
+        sample(rec, logits, this.sampled, { temp: this.temp, topK: this.topK, seed: this.seed, draw: draw0 + 1 + k, outOffset: 1 + k, check: check(bits.audio), embed });
         checkAfter(logits, bits.audio);
       }
     }

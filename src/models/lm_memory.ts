@@ -99,15 +99,17 @@ export function lmWeightBytes(cfg: LmConfig, s: LmStorage): number {
 }
 
 /**
- * GPU bytes of the KV caches (src/kernels/attention.ts KVCache: keys, values and flash-decoding
- * partials per layer): the temporal transformer over `context` steps plus the depformer's dep_q slots.
+ * GPU bytes of the KV caches (src/kernels/attention.ts KVCache: keys, values, flash-decoding
+ * partials and, on the depformer's short caches, the qkv rows per layer): the temporal transformer over `context` steps plus the depformer's dep_q slots.
  */
 export function lmKvCacheBytes(cfg: LmConfig, kv: 'f32' | 'f16', context = cfg.context): number {
   const layer = (d: number, h: number, cap: number) => {
     const dh = d / h;
     const kvBytes = kvTensorBytes(d, h, cap, kv);
     const splits = Math.ceil(cap / 256);
-    return 2 * kvBytes + (splits > 1 ? 4 * h * splits * (dh + 2) : 4);
+    // + KVCache.rows, f32 [cap, 3·d rounded up to 64], on caches of at most 16 slots (attention.ts kvRowsBytes, ROWS_MAX_SLOTS; not imported: this file stays free of GPU code).
+    const rows = cap <= 16 ? 4 * cap * Math.ceil((3 * d) / 64) * 64 : 0;
+    return 2 * kvBytes + (splits > 1 ? 4 * h * splits * (dh + 2) : 4) + rows;
   };
   const main = cfg.numLayers * layer(cfg.dim, cfg.numHeads, context);
   const dep = cfg.depQ > 0 ? cfg.depformer.numLayers * layer(cfg.depformer.dim, cfg.depformer.numHeads, cfg.depQ) : 0;

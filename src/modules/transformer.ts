@@ -19,7 +19,7 @@ import { type GpuContext, type Recorder, ShapeError, Tensor, type WeightTensor, 
 import { KVCache, attention } from '../kernels/attention.ts';
 import { ropeFreqsTensor } from '../kernels/rope.ts';
 import { addInPlace, addScaledInPlace, gatedSilu } from '../kernels/elementwise.ts';
-import { type LinearFusion, canFuseMatmul, canFuseMatvec, fusedMatmul, fusedMatvec, linear } from '../kernels/linear.ts';
+import { type LinearFusion, canFuseAttendMatvec, canFuseMatmul, canFuseMatvec, fusedAttendMatvec, fusedMatmul, fusedMatvec, linear } from '../kernels/linear.ts';
 import { unary } from '../kernels/unary.ts';
 import { gatingHidden } from './gating.ts';
 import { NORM_EPS, type NormWeights, type TransformerNorm, applyNorm, freeNorm, loadNorm, packedLayerNorm } from './norm.ts';
@@ -344,26 +344,34 @@ export class StreamingTransformer {
       const inProj = L.inProj[L.inProj.length === 1 ? 0 : this.weightIndex[step]];
       const r = rope && { freqs: ropeFreqsTensor(this.ctx, dh, rope.maxPeriod), headDim: dh, offset: L.cache.offset, rows: 2 * D };
       const qkvFusion: LinearFusion = { out: r ? 'rope' : 'store', rope: r };
-      let fused = false; // the in_proj ran with qkvFusion (q and k rotated by its epilogue)
-      if (T === 1 && !L.norm1.bias && canFuseMatvec(rec, y, inProj, qkvFusion.out)) {
-        fusedMatvec(rec, y, inProj, sc.qkv, { ...qkvFusion, rmsNorm: { alpha: L.norm1.weight, eps: L.norm1.eps } }); // one dispatch
-        fused = true;
+      const outProj = L.outProj[L.outProj.length === 1 ? 0 : this.weightIndex[step]];
+      if (T === 1 && !L.norm1.bias && canFuseMatvec(rec, y, inProj, qkvFusion.out) && canFuseAttendMatvec(rec, L.cache, outProj)) {
+        // A short cache (the depformer): norm1 + in_proj + RoPE into the cache's qkv row, then
+        // attention + out_proj + residual in one dispatch (each workgroup recomputes the attention).
+        fusedMatvec(rec, y, inProj, L.cache.rowAt(L.cache.offset % L.cache.capacity), { ...qkvFusion, rmsNorm: { alpha: L.norm1.weight, eps: L.norm1.eps } });
+        fusedAttendMatvec(rec, { cache: L.cache, w: outProj, y, context: this.cfg.context, out: 'residual', scale: L.scale1 });
       } else {
-        const ln1 = this.layerNormPrologue(rec, L.norm1, y, L.inProj, qkvFusion.out);
-        if (ln1) {
-          // norm1 + in_proj + RoPE, one dispatch (layerNormPrologue checked that the fused matmul takes it).
-          fused = this.fusedLinear(rec, y, L.inProj, step, sc.qkv, { ...qkvFusion, layerNorm: ln1 });
-          if (!fused) throw new Error('transformer: the LayerNorm prologue was refused after layerNormPrologue accepted it');
+        let fused = false; // the in_proj ran with qkvFusion (q and k rotated by its epilogue)
+        if (T === 1 && !L.norm1.bias && canFuseMatvec(rec, y, inProj, qkvFusion.out)) {
+          fusedMatvec(rec, y, inProj, sc.qkv, { ...qkvFusion, rmsNorm: { alpha: L.norm1.weight, eps: L.norm1.eps } }); // one dispatch
+          fused = true;
         } else {
-          applyNorm(rec, L.norm1, y, sc.norm); // norm: [T, D]
-          fused = this.fusedLinear(rec, sc.norm, L.inProj, step, sc.qkv, qkvFusion);
-          if (!fused) this.linearSteps(rec, sc.norm, L.inProj, step, sc.qkv, sc); // qkv: [T, 3D]
+          const ln1 = this.layerNormPrologue(rec, L.norm1, y, L.inProj, qkvFusion.out);
+          if (ln1) {
+            // norm1 + in_proj + RoPE, one dispatch (layerNormPrologue checked that the fused matmul takes it).
+            fused = this.fusedLinear(rec, y, L.inProj, step, sc.qkv, { ...qkvFusion, layerNorm: ln1 });
+            if (!fused) throw new Error('transformer: the LayerNorm prologue was refused after layerNormPrologue accepted it');
+          } else {
+            applyNorm(rec, L.norm1, y, sc.norm); // norm: [T, D]
+            fused = this.fusedLinear(rec, sc.norm, L.inProj, step, sc.qkv, qkvFusion);
+            if (!fused) this.linearSteps(rec, sc.norm, L.inProj, step, sc.qkv, sc); // qkv: [T, 3D]
+          }
         }
-      }
-      attention(rec, { qkv: sc.qkv, out: sc.attn, cache: L.cache, numHeads: this.cfg.numHeads, context: this.cfg.context, rope: fused ? null : rope }); // attn: [T, D]
-      if (!this.fusedLinear(rec, sc.attn, L.outProj, step, y, { out: 'residual', scale: L.scale1 })) {
-        this.linearSteps(rec, sc.attn, L.outProj, step, sc.upd, sc); // upd: [T, D]
-        this.residual(rec, y, sc.upd, L.scale1);
+        attention(rec, { qkv: sc.qkv, out: sc.attn, cache: L.cache, numHeads: this.cfg.numHeads, context: this.cfg.context, rope: fused ? null : rope }); // attn: [T, D]
+        if (!this.fusedLinear(rec, sc.attn, L.outProj, step, y, { out: 'residual', scale: L.scale1 })) {
+          this.linearSteps(rec, sc.attn, L.outProj, step, sc.upd, sc); // upd: [T, D]
+          this.residual(rec, y, sc.upd, L.scale1);
+        }
       }
       // Feed-forward block: y += ffn(norm2(y)).
       if (T === 1 && this.fusedFfn(rec, L, step, y, sc)) continue;

@@ -62,7 +62,8 @@ export async function withKernelPath<T>(ctx: GpuContext, path: KernelPath, body:
   const combine = count(/^attention\.combine$/);
   const whole = count(/^attention\.attend(\+write_kv)?$/);
   const fused = count(/^linear\.matvec(_quant)?(_sg)?\.[^+]+\+|^attention\.attend(_split)?\+write_kv$/);
-  const summary = `matvec: ${sg} subgroup, ${reduce} workgroup-reduce, ${fused} fused; attention: ${whole} whole, ${split} split + ${combine} combine`;
+  const attendFused = count(/^linear\.matvec(_quant)?(_sg)?\.attend\+/);
+  const summary = `matvec: ${sg} subgroup, ${reduce} workgroup-reduce, ${fused} fused (${attendFused} with the attention); attention: ${whole} whole, ${split} split + ${combine} combine`;
   const fail = (why: string) => {
     throw new Error(`kernel path '${path}' did not run as named: ${why} (${summary})`);
   };

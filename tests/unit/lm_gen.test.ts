@@ -226,8 +226,11 @@ describe('LMGen (tiny ref LM)', () => {
           }
           ctx.dispatchTally = null;
           const separate = tally.get('finite_check') ?? 0;
-          const folded = [...tally].reduce((n, [l, c]) => n + (l.endsWith('+finite') ? c : 0), 0);
+          const folded = [...tally].reduce((n, [l, c]) => n + (/\+finite(\+|$)/.test(l) ? c : 0), 0); // sample.*+finite[+embedding.*]
           expect([separate, folded], `fusion ${fusion}: finite_check vs sample+finite dispatches`).toEqual(fusion === 'on' ? [0, 2 * (1 + cfg.depQ)] : [2 * (1 + cfg.depQ), 0]);
+          // Fusion on: the text sampling and the audio samplings of codebooks 0 .. dep_q - 2 add the next depformer step's embedding (LMModel.fuseDepformerEmbedding), no embedding dispatch is left for the depformer.
+          const embedded = [...tally].reduce((n, [l, c]) => n + (l.includes('+embedding.') ? c : 0), 0);
+          expect(embedded, `fusion ${fusion}: samplings with the embedding`).toBe(fusion === 'on' ? 2 * cfg.depQ : 0);
           gen.destroy();
           lm.destroy();
         }
@@ -237,4 +240,54 @@ describe('LMGen (tiny ref LM)', () => {
       ctx.dispatchTally = null;
     }
   }, 300_000);
+});
+
+describe('LMModel depformer_in (tiny ref LM)', () => {
+  it('fusion on: every codebook\'s depformer_in in one matvec in forward_text (the stacked blocks); off: one per codebook; the same logits', async () => {
+    const ctx = await nodeContext();
+    const { lm, cfg } = await loadTiny(ctx);
+    const prev = ctx.kernelChoice;
+    const tokens = ctx.upload(Int32Array.from({ length: cfg.nQ + 1 }, (_, i) => (i * 7) % cfg.card), [cfg.nQ + 1], 'i32', 'tokens');
+    const perK: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    const logits: Record<'on' | 'off', Float32Array[]> = { on: [], off: [] };
+    const perText = { on: 0, off: 0 };
+    const perTextTransformer = { on: 0, off: 0 };
+    try {
+      for (const fusion of ['on', 'off'] as const) {
+        ctx.kernelChoice = { ...prev, fusion };
+        lm.reset();
+        const rec = ctx.record(`depformer_in ${fusion}`);
+        const t0 = rec.dispatchCount;
+        lm.recordForwardText(rec, tokens, null);
+        perText[fusion] = rec.dispatchCount - t0;
+        perTextTransformer[fusion] = lm.transformer.lastForwardDispatches;
+        lm.resetDepformer();
+        const reads: Promise<unknown>[] = [];
+        for (let k = 0; k < cfg.depQ; k++) {
+          const d0 = rec.dispatchCount;
+          lm.recordForwardDepformer(rec, k, tokens, k);
+          perK[fusion].push(rec.dispatchCount - d0);
+          reads.push(rec.readback(lm.depformerLogits[k]));
+        }
+        await rec.submit();
+        for (const p of reads) logits[fusion].push((await p) as Float32Array);
+      }
+    } finally {
+      ctx.kernelChoice = prev;
+      tokens.destroy();
+      lm.destroy();
+    }
+    // recordForwardText records the stacked matvec (one dispatch more with fusion on: see perText), the depformer steps none.
+    expect(new Set(perK.on).size).toBe(1);
+    expect(new Set(perK.off).size).toBe(1);
+    // forward_text outside its transformer, fusion on: the stacked audio embeddings, the text embedding, out_norm, text_linear, and the stacked depformer_in.
+    expect(perText.on - perTextTransformer.on).toBe(5);
+    expect(cfg.depQ).toBeGreaterThan(1);
+    for (let k = 0; k < cfg.depQ; k++) {
+      const a = logits.on[k];
+      const b = logits.off[k];
+      const worst = a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+      expect(worst, `codebook ${k} logits, fused vs unfused`).toBeLessThan(1e-4);
+    }
+  });
 });

@@ -193,7 +193,12 @@ describe('StreamingTransformer vs a CPU reference (node)', () => {
   });
 
   /** Streams `chunks` through GPU and CPU, `rounds` times with reset() in between; compares every chunk. */
-  async function streamCompare(name: string, cfg: TransformerConfig, chunks: number[], o: { dtype?: 'F32' | 'BF16'; rounds?: number; useStep?: boolean; seed: number }) {
+  async function streamCompare(name: string, cfg: TransformerConfig, chunks: number[], o: { dtype?: 'F32' | 'BF16'; rounds?: number; useStep?: boolean; seed: number; fusion?: ('on' | 'off')[] }): Promise<Map<string, number>> {
+    const tally = new Map<string, number>();
+    const prevTally = ctx.dispatchTally;
+    const prevChoice = ctx.kernelChoice;
+    ctx.dispatchTally = tally;
+    try {
     const prefix = 'model.tr';
     const w = makeWeights(cfg, prefix, o.seed);
     const vb = VarBuilder.fromEntries(ctx, toEntries(w, o.dtype ?? 'F32'));
@@ -213,19 +218,40 @@ describe('StreamingTransformer vs a CPU reference (node)', () => {
         const x = ctx.upload(xs, [t, D], 'f32', `x${i}`);
         const y = sentinelTensor(ctx, [t, D], `y${i}`);
         keep.push(x, y);
+        if (o.fusion) ctx.kernelChoice = { ...prevChoice, fusion: o.fusion[i] };
         tr.forward(rec, x, y, o.useStep ? { step: ref.offset } : {});
         reads.push({ p: rec.readback(y), want: ref.forward(xs, t), t, i });
       });
+      ctx.kernelChoice = prevChoice;
       await rec.submit();
       for (const r of reads) {
         assertClose(`${name} round ${round} chunk ${r.i}`, (await r.p) as Float32Array, r.want, { atol: 1e-5, scaleTol: 1e-5, rtol: 1e-4, shape: [r.t, D] });
       }
       expect(tr.offset).toBe(chunks.reduce((a, b) => a + b, 0));
     }
+    } finally {
+      ctx.dispatchTally = prevTally;
+      ctx.kernelChoice = prevChoice;
+    }
+    return tally;
   }
 
+  /** Dispatches of `tally` whose label matches `re`. */
+  const count = (tally: Map<string, number>, re: RegExp) => [...tally].reduce((n, [l, c]) => n + (re.test(l) ? c : 0), 0);
+
   it('depformer: 8 single steps with per-step weights (step k), twice with reset()', async () => {
-    await streamCompare('depformer', DEPFORMER, [1, 1, 1, 1, 1, 1, 1, 1], { rounds: 2, useStep: true, seed: 10 });
+    const tally = await streamCompare('depformer', DEPFORMER, [1, 1, 1, 1, 1, 1, 1, 1], { rounds: 2, useStep: true, seed: 10 });
+    // Every step of every layer took attention + out_proj in one dispatch (linear.ts fusedAttendMatvec), no attend pass.
+    expect(count(tally, /^linear\.matvec(_quant)?(_sg)?\.attend\+/)).toBe(2 * 8 * DEPFORMER.numLayers);
+    expect(count(tally, /^attention\./)).toBe(0);
+  });
+
+  it('depformer: the kernel path switched mid-stream (fused attention steps, then unfused ones, and back)', async () => {
+    const fusion: ('on' | 'off')[] = ['on', 'on', 'off', 'on', 'off', 'off', 'on', 'on'];
+    const tally = await streamCompare('depformer switch', DEPFORMER, [1, 1, 1, 1, 1, 1, 1, 1], { useStep: true, seed: 15, fusion });
+    expect(count(tally, /^linear\.matvec(_quant)?(_sg)?\.attend\+/)).toBe(5 * DEPFORMER.numLayers);
+    // attention() wrote k / v of every filled slot from the rows after fused steps: slots 0, 1 before step 2, 0..3 before step 4.
+    expect(count(tally, /^attention\.write_kv_rows$/)).toBe((2 + 4) * DEPFORMER.numLayers);
   });
 
   it('depformer: several steps per call (row t uses weights offset + t), per-step dim_feedforward list', async () => {

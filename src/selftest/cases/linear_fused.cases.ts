@@ -1,6 +1,7 @@
 import { roundThrough } from '../../gpu/dtype.ts';
 import type { Tensor, WeightTensor } from '../../gpu/index.ts';
-import { type LinearFusion, canFuseMatmul, canFuseMatvec, fusedMatmul, fusedMatvec } from '../../kernels/linear.ts';
+import { KVCache, kvRowStride } from '../../kernels/attention.ts';
+import { type LinearFusion, canFuseAttendMatvec, canFuseMatmul, canFuseMatvec, fusedAttendMatvec, fusedMatmul, fusedMatvec } from '../../kernels/linear.ts';
 import { ropeFreqs, ropeFreqsTensor } from '../../kernels/rope.ts';
 import { assertClose } from '../check.ts';
 import { type KernelCase, type KernelSuite, sentinelTensor } from '../kernel_case.ts';
@@ -163,11 +164,112 @@ function fusedCase(wt: Weights, k: number, n: number, norm: boolean, out: Linear
   };
 }
 
+/**
+ * CPU reference (f64) of the attention of one new step at absolute position `offset` over the
+ * qkv rows [cap, stride] (row = ring slot, q | k | v first; moshi StreamingMultiheadAttention.forward, T = 1, batch 1):
+ * slot j holds position pos_k = δ ≤ 0 ? offset + δ : offset + δ - cap (δ = j - offset % cap),
+ * attended iff pos_k ≥ 0 and offset - pos_k < context (null: no limit); scores q · k / sqrt(head_dim),
+ * softmax, Σ p · v. `half`: k and v rounded through f16 (the packed-half cache). Returns [D].
+ */
+export function attendRowsRef(rows: Float32Array, stride: number, cap: number, heads: number, dh: number, offset: number, context: number | null, half: boolean): Float64Array {
+  const d = heads * dh;
+  const kv = half ? roundThrough(rows, 'f16') : rows;
+  const e = offset % cap;
+  const nSlots = Math.min(offset + 1, cap);
+  const out = new Float64Array(d);
+  for (let h = 0; h < heads; h++) {
+    const s: number[] = [];
+    for (let j = 0; j < nSlots; j++) {
+      const delta = j - e;
+      const posK = delta <= 0 ? offset + delta : offset + delta - cap;
+      if (posK < 0 || (context !== null && offset - posK >= context)) {
+        s.push(-Infinity);
+        continue;
+      }
+      let dot = 0;
+      for (let t = 0; t < dh; t++) dot += rows[e * stride + h * dh + t] * kv[j * stride + d + h * dh + t];
+      s.push(dot / Math.sqrt(dh));
+    }
+    const m = Math.max(...s);
+    const p = s.map((v) => Math.exp(v - m));
+    const l = p.reduce((a, b) => a + b, 0);
+    for (let t = 0; t < dh; t++) {
+      let a = 0;
+      for (let j = 0; j < nSlots; j++) a += p[j] * kv[j * stride + 2 * d + h * dh + t];
+      out[h * dh + t] = a / l;
+    }
+  }
+  return out;
+}
+
+/**
+ * One fusedAttendMatvec case: a cache of `cap` slots, `heads` × `dh`, whose qkv rows hold random
+ * N(0, 1) steps (rows never written: NaN, so reading one fails the case) and the new step at
+ * `offset`; out_proj w [N, D] of format `wt`; 'residual' with a random y0 and optional LayerScale
+ * or 'store'. Checks y against attendRowsRef + fusedLinearRef and that the cache advanced.
+ */
+function fusedAttendCase(wt: Weights, o: { heads: number; dh: number; cap: number; offset: number; context: number | null; kv: 'f32' | 'f16'; n?: number; out: 'store' | 'residual'; scaled?: boolean; subgroups?: boolean }, seed: number): KernelCase {
+  const d = o.heads * o.dh;
+  const n = o.n ?? d;
+  const subgroups = o.subgroups ?? true;
+  const label = `fused attend+${wName(wt)} heads ${o.heads}×${o.dh} cap ${o.cap} offset ${o.offset}${o.context !== null ? ` context ${o.context}` : ''} kv ${o.kv} N=${n} ${o.out}${o.scaled ? ' (LayerScale)' : ''}${subgroups ? '' : ' (no subgroups)'}`;
+  return {
+    name: label,
+    setup(ctx) {
+      const rng = new Rng(seed);
+      const stride = kvRowStride(o.heads, o.dh);
+      const rowsHost = rng.normals(o.cap * stride);
+      const filled = Math.min(o.offset + 1, o.cap);
+      rowsHost.fill(Number.NaN, filled * stride);
+      for (let j = 0; j < filled; j++) rowsHost.fill(Number.NaN, j * stride + 3 * d, (j + 1) * stride); // row padding
+      let w: WeightTensor;
+      let deq: Float32Array;
+      if (typeof wt === 'string') {
+        deq = roundThrough(rng.normals(n * d, 1 / Math.sqrt(d)), wt);
+        w = ctx.upload(deq, [n, d], wt, 'w');
+      } else {
+        ({ w, deq } = makeQuantized(ctx, rng, wt, n, d));
+      }
+      const scales = o.scaled ? Float32Array.from({ length: n }, () => 0.1 + rng.next()) : null;
+      const y0 = o.out === 'residual' ? rng.normals(n) : null;
+      const cache = new KVCache(ctx, { numHeads: o.heads, headDim: o.dh, capacity: o.cap, label: 'kv', dtype: o.kv });
+      const rowsIn = ctx.upload(rowsHost, [o.cap, stride], 'f32', 'rows in');
+      const scale = scales ? ctx.upload(scales, [n], 'f32', 'scale') : null;
+      const y: Tensor = y0 ? ctx.upload(y0, [1, n], 'f32', 'y') : sentinelTensor(ctx, [1, n], 'y');
+      const prevChoice = ctx.kernelChoice;
+      return {
+        record: (rec) => {
+          rec.copy(rowsIn, cache.rows as Tensor);
+          cache.offset = o.offset;
+          if (!canFuseAttendMatvec(rec, cache, w)) throw new Error(`${label}: the fused path refused it`);
+          ctx.kernelChoice = subgroups ? prevChoice : { ...prevChoice, subgroupMatvec: 'off' };
+          try {
+            fusedAttendMatvec(rec, { cache, w, y, context: o.context, out: o.out, scale });
+          } finally {
+            ctx.kernelChoice = prevChoice;
+          }
+        },
+        async check(c) {
+          if (cache.offset !== o.offset + 1 || !cache.kvStale) throw new Error(`${label}: cache offset ${cache.offset} (want ${o.offset + 1}), kvStale ${cache.kvStale} (want true)`);
+          const got = await c.readF32(y);
+          const att = attendRowsRef(rowsHost, stride, o.cap, o.heads, o.dh, o.offset, o.context, o.kv === 'f16');
+          const want = fusedLinearRef(Float32Array.from(att), deq, 1, n, d, null, o.out, y0, null, scales);
+          // f16 k / v: WGSL's f32 -> f16 conversion may round to either neighbour (1 ulp = 2^-11), as in attention.cases.ts.
+          assertClose(label, got, want, { ...(o.kv === 'f16' ? { scaleTol: 1e-3, atol: 1e-6 } : TOL), shape: [1, n] });
+        },
+        flops: 2 * n * d + 4 * o.cap * d,
+        bytes: 4 * o.cap * stride + w.byteLength + 4 * n,
+        tensors: [rowsIn, y, w as Tensor, cache.k, cache.v, cache.part, cache.rows as Tensor, ...(scale ? [scale] : [])],
+      };
+    },
+  };
+}
+
 const FORMATS: Weights[] = ['f32', 'f16', 'bf16', { format: 'q8' }, { format: 'affine', bits: 4, groupSize: 32 }, { format: 'affine', bits: 8, groupSize: 64 }];
 
 /**
  * One row: every format × (rms_norm store, residual with and without LayerScale, rms_norm
- * gated_silu, gated_silu, rms_norm rope) with both reductions; several rows (the matmul epilogue):
+ * gated_silu, gated_silu, rms_norm rope, attention + out_proj) with both reductions; several rows (the matmul epilogue):
  * store, residual with LayerScale, rope, gelu, in f32 (Mimi), bf16 and q4; K and N not multiples
  * of the workgroup.
  */
@@ -185,6 +287,19 @@ function grid(): KernelCase[] {
       cases.push(fusedCase(wt, k, 36, true, 'rope', seed++, { subgroups }));
     }
   }
+  // Attention + out_proj (the depformer's short cache): every format, both reductions, a partly
+  // filled cache with f16 k / v (residual, LayerScale) and a wrapped ring with a context limit (store).
+  for (const wt of FORMATS) {
+    for (const subgroups of [true, false]) {
+      cases.push(fusedAttendCase(wt, { heads: 4, dh: 32, cap: 8, offset: 5, context: null, kv: 'f16', out: 'residual', scaled: true, subgroups }, seed++));
+      cases.push(fusedAttendCase(wt, { heads: 2, dh: 64, cap: 8, offset: 11, context: 6, kv: 'f32', out: 'store', subgroups }, seed++));
+    }
+  }
+  cases.push(fusedAttendCase('f32', { heads: 2, dh: 32, cap: 4, offset: 0, context: null, kv: 'f32', n: 37, out: 'residual' }, seed++));
+  // The tiny goldens' depformer (D = 32, rows padded from 96 to 128 elements); head_dim 8, context 2.
+  cases.push(fusedAttendCase('bf16', { heads: 2, dh: 16, cap: 4, offset: 2, context: null, kv: 'f16', out: 'residual', scaled: true }, seed++));
+  cases.push(fusedAttendCase('f32', { heads: 3, dh: 8, cap: 3, offset: 4, context: 2, kv: 'f16', out: 'store' }, seed++));
+  cases.push(fusedAttendCase('bf16', { heads: 16, dh: 64, cap: 8, offset: 7, context: null, kv: 'f16', out: 'residual' }, seed++));
   const several: Weights[] = ['f32', 'bf16', { format: 'affine', bits: 4, groupSize: 32 }];
   for (const wt of several) {
     for (const m of [2, 5, 33]) {
@@ -209,6 +324,7 @@ function bench(): KernelCase[] {
     fusedCase('bf16', 11264, 4096, false, 'residual', 3),
     fusedCase({ format: 'affine', bits: 4, groupSize: 32 }, 4096, 2 * 11264, true, 'gated_silu', 4),
     fusedCase('bf16', 1024, 2 * 2816, true, 'gated_silu', 5),
+    fusedAttendCase('bf16', { heads: 16, dh: 64, cap: 8, offset: 7, context: null, kv: 'f16', out: 'residual' }, 10),
     fusedCase('f32', 512, 3 * 512, false, 'rope', 6, { m: 2 }),
     fusedCase('f32', 512, 2048, false, 'gelu', 7, { m: 2 }),
     fusedCase('f32', 512, 3 * 512, false, 'rope', 8, { m: 2, layerNorm: true }),

@@ -1,7 +1,8 @@
-import type { GpuContext } from '../../gpu/index.ts';
-import { sample } from '../../kernels/sample.ts';
-import { assertEqualInts } from '../check.ts';
+import { type GpuContext, type Tensor, type WeightTensor, roundThrough } from '../../gpu/index.ts';
+import { canFuseSampleEmbedding, sample } from '../../kernels/sample.ts';
+import { assertClose, assertEqualInts } from '../check.ts';
 import type { KernelCase, KernelSuite } from '../kernel_case.ts';
+import { type QuantSpec, makeQuantized, specName } from './linear_quant.cases.ts';
 import { Rng } from '../rng.ts';
 import { ODD_SIZES } from '../sizes.ts';
 
@@ -328,6 +329,60 @@ function checkedCase(rows: number, v: number, temp: number, topK: number, badAt:
   };
 }
 
+type TableFormat = 'f32' | 'f16' | 'bf16' | QuantSpec;
+
+/**
+ * The embedding fused after the draw (opts.embed; the depformer's depformer_emb[k](token) added to
+ * its next input): one row of V logits, a table [V + 1, D] of `fmt` (card + 1 rows, as
+ * depformer_emb), y [yOffset + D + 5] random. Expects the same token as the sample without the
+ * embedding, y[yOffset + d] = y0 + table[token, d] (table as the GPU holds it), y elsewhere unchanged.
+ */
+function embedCase(fmt: TableFormat, v: number, d: number, temp: number, topK: number, yOffset: number, seed: number): KernelCase {
+  const name = `embedding ${typeof fmt === 'string' ? fmt : specName(fmt)} V=${v} D=${d} temp=${temp} k=${topK} at ${yOffset}`;
+  return {
+    name,
+    setup(ctx) {
+      const rng = new Rng(seed);
+      const data = rng.normals(v, 1);
+      const logits = ctx.upload(data, [1, v], 'f32', 'logits');
+      const out = sentinelInts(ctx, 2, 'tokens');
+      const ref = sentinelInts(ctx, 1, 'tokens (no embedding)');
+      let table: WeightTensor;
+      let deq: Float32Array;
+      if (typeof fmt === 'string') {
+        deq = roundThrough(rng.normals((v + 1) * d, 1), fmt);
+        table = ctx.upload(deq, [v + 1, d], fmt, 'table');
+      } else {
+        ({ w: table, deq } = makeQuantized(ctx, rng, fmt, v + 1, d));
+      }
+      const y0 = rng.normals(yOffset + d + 5, 1);
+      const y = ctx.upload(y0, [y0.length], 'f32', 'y');
+      return {
+        record(rec) {
+          if (!canFuseSampleEmbedding(rec, table)) throw new Error(`${name}: the fused embedding was refused`);
+          sample(rec, logits, out, { temp, topK, seed, draw: 3, outOffset: 1, embed: { table, y, yOffset } });
+          sample(rec, logits, ref, { temp, topK, seed, draw: 3 });
+        },
+        async check(c) {
+          const got = (await c.read(out)) as Int32Array;
+          assertEqualInts(`${name}: tokens with and without the embedding`, got.subarray(1, 2), (await c.read(ref)) as Int32Array);
+          if (got[0] !== -7) throw new Error(`${name}: out[0] changed to ${got[0]}`);
+          if (temp <= 0) assertEqualInts(`${name}: argmax`, got.subarray(1, 2), [argmaxRef(data)]);
+          const tok = got[1];
+          const want = Float64Array.from(y0);
+          for (let i = 0; i < d; i++) want[yOffset + i] += deq[tok * d + i];
+          assertClose(name, await c.readF32(y), want, { atol: 1e-6, rtol: 1e-6 });
+        },
+        flops: 2 * v + d,
+        bytes: 4 * v + 4 * 2 * d,
+        tensors: [logits, out, ref, y, table as Tensor],
+      };
+    },
+  };
+}
+
+const TABLE_FORMATS: TableFormat[] = ['f32', 'f16', 'bf16', { format: 'q8' }, { format: 'affine', bits: 4, groupSize: 32 }, { format: 'affine', bits: 8, groupSize: 64 }];
+
 export const sampleSuite: KernelSuite = {
   name: 'sample',
   tests: [
@@ -353,6 +408,10 @@ export const sampleSuite: KernelSuite = {
     checkedCase(1, 315, 1.1, 0, null, 0, 64),
     checkedCase(2, 300, 0.7, 260, 599, Infinity, 65),
     checkedCase(2, 300, 0.7, 260, null, 0, 66),
+    // The fused embedding: every table format on the model's path (top-k 250 of 2048, D 128, into block 2 of a stack),
+    // and the other paths (greedy, whole row, k > KMAX) in f32 and bf16.
+    ...TABLE_FORMATS.map((f, i) => embedCase(f, 2048, 128, 0.8, 250, 2 * 128, 70 + i)),
+    ...(['f32', 'bf16'] as const).flatMap((f, i) => [embedCase(f, 315, 64, 0, 0, 3, 80 + i), embedCase(f, 63, 64, 1.1, 0, 0, 82 + i), embedCase(f, 300, 96, 0.7, 260, 5, 84 + i)]),
   ],
   bench: [greedyCase(1, 32000, 1, 0), topKMembershipCase(1, 32000, 25, 0.7, 2), topKMembershipCase(8, 2048, 250, 0.8, 3)],
 };
