@@ -445,14 +445,17 @@ export function mountApp(root: HTMLElement): void {
   const saveTranscript = el<HTMLButtonElement>(root, 'button.save-transcript');
   const recordStatus = el(root, '.record-status');
   let recorded: { wav: Uint8Array; transcript: string } | null = null;
+  /** Whether the running conversation was started with Record on (unticking it meanwhile keeps it). */
+  let recordingNow = false;
   const clearRecording = () => {
     recorded = null;
+    recordingNow = recordBox.checked;
     hook.recording = null;
     saveWav.hidden = saveTranscript.hidden = true;
     recordStatus.textContent = recordBox.checked ? 'recording this conversation' : '';
   };
   const fetchRecording = async () => {
-    if (!client || !recordBox.checked) return;
+    if (!client || !recordingNow) return;
     const r = await client.recording();
     if (!r) return;
     recorded = { wav: r.wav, transcript: r.transcript };
