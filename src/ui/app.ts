@@ -667,7 +667,8 @@ export function loadErrorTitle(e: unknown): { title: string; advice: string } | 
     // The error's code (kept across the Worker boundary by src/engine/worker_errors.ts) says what failed.
     const code = (e as { code?: unknown }).code;
     const status = (e as { status?: unknown }).status;
-    if (code === 'network') return { title: 'Network error.', advice: 'Check the connection (or the base URL) and load again.' };
+    // A body that broke off mid-download (code 'truncated', "download interrupted") is the network's doing too.
+    if (code === 'network' || /download interrupted/.test(message)) return { title: 'Network error.', advice: 'Check the connection (or the base URL) and load again.' };
     if (code === 'http' && status === 404) return { title: 'Model file not found.', advice: 'Check the URL or the repository.' };
     if (code === 'http' && (status === 401 || status === 403)) return { title: 'Access denied.', advice: 'The server refused the file (a gated repository needs a login).' };
     if (code === 'http') return { title: 'Server error.', advice: 'Load again later.' };
