@@ -37,7 +37,8 @@ let cache: MemoryWeightCache;
 let parts: MemoryPartStore;
 let events: ProgressInfo[];
 const opts = () => ({
-  cache, parts, stallTimeoutMs: 300, retryDelayMs: 5, progressIntervalMs: 0, blobFoldBytes: 16 * 1024, onProgress: (e: ProgressInfo) => events.push(e),
+  cache, parts, stallTimeoutMs: 5000, // the stall test sets its own short one; elsewhere a loaded CI machine must not look stalled
+  retryDelayMs: 5, progressIntervalMs: 0, blobFoldBytes: 16 * 1024, onProgress: (e: ProgressInfo) => events.push(e),
 });
 
 beforeAll(async () => {
@@ -86,7 +87,7 @@ describe('resumed downloads', () => {
 
   it('a stalled server: the attempt times out, the retry resumes with Range', async () => {
     hub.fault(FILE, { kind: 'stall', after: 50_000 });
-    const r = await fetchWeights(hub.url(FILE), 'lmWeights', opts());
+    const r = await fetchWeights(hub.url(FILE), 'lmWeights', { ...opts(), stallTimeoutMs: 300 });
     expect(sha(new Uint8Array(await r.blob.arrayBuffer()))).toBe(sha(V1));
     const [first, second] = hub.cdnRequests(FILE);
     expect(first).toMatchObject({ range: null, sent: 50_000, closedEarly: true }); // the client hung up
