@@ -275,10 +275,11 @@ class EngineWorker implements EngineWorkerApi {
     const warned = new Set<string>(); // first fault of each kind per conversation goes to the page
     this.driver = new EngineDriver(engine, this.source, this.sink, {
       onStep: (r, input) => {
+        const caption = r.stt ? captionMeta(r.stt, sttTok) : null;
         if (record) {
           record.addFrame(input, r.pcm);
           if (r.text) record.addMoshiText(r.index, r.text);
-          if (r.stt?.token !== undefined) record.addUserText(r.stt.time, captionMeta(r.stt, sttTok).text ?? '');
+          if (caption) record.addUserText(caption.time, caption.text ?? '');
         }
         for (const f of r.faults) {
           if (warned.has(f.kind)) continue;
@@ -289,7 +290,7 @@ class EngineWorker implements EngineWorkerApi {
         if (t.final !== null) channel.sendText(t.final, true);
         if (t.partial !== null) channel.sendText(t.partial, false);
         // The user's words (an STT model beside Moshi), acknowledged like the STT-only captions.
-        if (r.stt) channel.sendMetadata(captionMeta(r.stt, sttTok), true);
+        if (caption) channel.sendMetadata(caption, true);
       },
       onError: (e) => {
         const err = e instanceof Error ? e : new Error(String(e));

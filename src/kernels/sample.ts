@@ -24,26 +24,20 @@ export const sampleKernel = new Kernel('sample', `${WEIGHT_FORMATS_WGSL}\n${samp
  * The flag word bound when a sample call checks nothing (check_bit = 0: the kernel never touches
  * it). One 16-byte buffer per context, outside `liveBytes` (not a model tensor), freed with the device.
  */
-const unusedFlags = new WeakMap<GpuContext, GPUBuffer>();
-function unusedFlagWord(ctx: GpuContext): GPUBufferBinding {
-  let b = unusedFlags.get(ctx);
+const unusedWords = new WeakMap<GpuContext, Map<string, GPUBuffer>>();
+function unusedWord(ctx: GpuContext, label: string): GPUBufferBinding {
+  let m = unusedWords.get(ctx);
+  if (!m) unusedWords.set(ctx, (m = new Map()));
+  let b = m.get(label);
   if (!b) {
-    b = ctx.device.createBuffer({ label: 'sample.unused_flags', size: 16, usage: GPUBufferUsage.STORAGE });
-    unusedFlags.set(ctx, b);
+    b = ctx.device.createBuffer({ label, size: 16, usage: GPUBufferUsage.STORAGE });
+    m.set(label, b);
   }
   return { buffer: b, offset: 0, size: 16 };
 }
-
-/** The `emb_y` word bound when a sample call embeds nothing (EMB 0: never touched); one per context, as unusedFlagWord. */
-const unusedEmbY = new WeakMap<GpuContext, GPUBuffer>();
-function unusedEmbWord(ctx: GpuContext): GPUBufferBinding {
-  let b = unusedEmbY.get(ctx);
-  if (!b) {
-    b = ctx.device.createBuffer({ label: 'sample.unused_emb_y', size: 16, usage: GPUBufferUsage.STORAGE });
-    unusedEmbY.set(ctx, b);
-  }
-  return { buffer: b, offset: 0, size: 16 };
-}
+const unusedFlagWord = (ctx: GpuContext) => unusedWord(ctx, 'sample.unused_flags');
+/** The `emb_y` word bound when a sample call embeds nothing (EMB 0: never touched); one per context, as the flag word. */
+const unusedEmbWord = (ctx: GpuContext) => unusedWord(ctx, 'sample.unused_emb_y');
 
 /** Whether `sample` can take `embed` with this table: bound whole (no row ranges). */
 export function canFuseSampleEmbedding(rec: Recorder, table: WeightTensor): boolean {

@@ -12,11 +12,11 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { decodeWav } from '../../src/audio/wav.ts';
 import { resolve } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
+import { beforeAll, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import { TextTokenizer } from '../../src/text/tokenizer.ts';
-import { FIXTURES_DIR, ROOT, launchChromium, startDevServer } from '../harness/browser.ts';
+import { FIXTURES_DIR, ROOT } from '../harness/browser.ts';
+import { useDevServerAndChromium } from '../harness/browser_hooks.ts';
 
 const SHOTS = resolve(ROOT, 'docs/screenshots');
 const SPM = '/tests/fixtures/spm/tiny_unigram.model';
@@ -29,22 +29,14 @@ const GOLD_STEPS = 54;
 /** Speech frames: Stop must come after the loop has taken all of them (queued input is not stepped after Stop). */
 const SPEECH_FRAMES = 36;
 
-let server: ViteDevServer;
+const env = useDevServerAndChromium();
 let url = '';
-let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
-  const s = await startDevServer();
-  server = s.server;
-  url = s.url;
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1200, height: 1000 }, acceptDownloads: true });
+  url = env.url;
+  page = await env.browser.newPage({ viewport: { width: 1200, height: 1000 }, acceptDownloads: true });
   mkdirSync(SHOTS, { recursive: true });
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
 });
 
 const user = () => page.evaluate(() => ({ ...window.__solacelive!.user }));
