@@ -19,6 +19,10 @@
 //            first, so no separate write dispatch runs: workgroup h (op 1), or the workgroup (h, s)
 //            whose slot range holds the new step's slot (op 2), stores k and v of step 0 to slot
 //            offset % cap, then storageBarrier() makes them visible to its own threads.
+//   WRITE = 2 (op 1, T > 1): workgroup (t, h) writes row t of head h to slot (offset + t) % cap and
+//            reads the keys and values of this call's rows (pos_k ≥ offset) from qkv instead of the
+//            cache (rounded to f16 first with KV_HALF, as the cache would hold them), so no workgroup
+//            reads a slot another one writes: the same result as op 0 then op 1.
 //   3 combine: workgroup h merges its n_split partials: M = max m_s,
 //            out[h·Dh + d] = Σ_s acc_s[d]·exp(m_s − M) / Σ_s l_s·exp(m_s − M)
 //            (the same softmax as the single pass, summed in another order). Dispatch [H].
@@ -45,6 +49,9 @@ struct Params { t_len: u32, heads: u32, head_dim: u32, cap: u32, offset: u32, n_
 var<workgroup> qs: array<f32, MAX_DH>;
 var<workgroup> ps: array<f32, WG>;
 var<workgroup> red: array<f32, WG>;
+/** WRITE = 2: per slot of the current tile, its row t in qkv when it is one of this call's rows, else NOT_IN_CALL. */
+var<workgroup> vsrc: array<u32, WG>;
+const NOT_IN_CALL: u32 = 0xffffffffu;
 
 const LOWEST: f32 = -3.402823e38;
 
@@ -67,10 +74,29 @@ fn v_at(e: u32) -> f32 {
   return bitcast<f32>(vc[e]);
 }
 
-/** Σ_{jj < cnt} ps[jj] · v[at + jj·row]: one output dim over a tile of slots. */
-fn weighted_v(at: u32, cnt: u32) -> f32 {
+/** A key or value element of qkv as the cache stores it: itself (f32) or rounded to f16 (KV_HALF). */
+fn as_cached(x: f32) -> f32 {
+  if (KV_HALF == 1u) { return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x; }
+  return x;
+}
+
+/**
+ * Σ_{jj < cnt} ps[jj] · v[at + jj·row]: output dim `dim` of head h over a tile of slots (with
+ * WRITE = 2, this call's rows read from qkv, see vsrc).
+ */
+fn weighted_v(at: u32, cnt: u32, h: u32, dim: u32) -> f32 {
   let row = row_len();
   var a = 0.0;
+  if (WRITE == 2u) {
+    let d_model = params.heads * params.head_dim;
+    for (var jj = 0u; jj < cnt; jj++) {
+      let r = vsrc[jj];
+      var v: f32;
+      if (r == NOT_IN_CALL) { v = v_at(at + jj * row); } else { v = as_cached(qkv[r * 3u * d_model + 2u * d_model + h * params.head_dim + dim]); }
+      a += ps[jj] * v;
+    }
+    return a;
+  }
   for (var jj = 0u; jj < cnt; jj++) { a += ps[jj] * v_at(at + jj * row); }
   return a;
 }
@@ -96,10 +122,18 @@ fn attend_range(t: u32, h: u32, lo: u32, hi: u32, lid: u32) -> Attend {
       let delta = i32(j) - e;
       let pos_k = select(last + delta - i32(cap), last + delta, delta <= 0);
       valid = pos_k >= 0 && pos_k <= pos_q && u32(pos_q - pos_k) < params.context;
+      let in_call = WRITE == 2u && pos_k >= i32(params.offset);
+      if (WRITE == 2u) { vsrc[lid] = select(NOT_IN_CALL, u32(pos_k) - params.offset, in_call); }
       if (valid) {
-        let kb = (h * cap + j) * row_len();
         var dot = 0.0;
-        for (var d = 0u; d < dh; d++) { dot += qs[d] * k_at(kb + d); }
+        if (in_call) {
+          let d_model = params.heads * dh;
+          let kq = (u32(pos_k) - params.offset) * 3u * d_model + d_model + h * dh;
+          for (var d = 0u; d < dh; d++) { dot += qs[d] * as_cached(qkv[kq + d]); }
+        } else {
+          let kb = (h * cap + j) * row_len();
+          for (var d = 0u; d < dh; d++) { dot += qs[d] * k_at(kb + d); }
+        }
         s = dot;
       }
     }
@@ -121,22 +155,25 @@ fn attend_range(t: u32, h: u32, lo: u32, hi: u32, lid: u32) -> Attend {
     // Threads without an output dim skip the loops (most of them when Dh < WG).
     acc = acc * alpha;
     let vb = (h * cap + base) * row_len() + lid;
-    if (lid < dh) { acc.x += weighted_v(vb, cnt); }
-    if (lid + WG < dh) { acc.y += weighted_v(vb + WG, cnt); }
-    if (lid + 2u * WG < dh) { acc.z += weighted_v(vb + 2u * WG, cnt); }
-    if (lid + 3u * WG < dh) { acc.w += weighted_v(vb + 3u * WG, cnt); }
+    if (lid < dh) { acc.x += weighted_v(vb, cnt, h, lid); }
+    if (lid + WG < dh) { acc.y += weighted_v(vb + WG, cnt, h, lid + WG); }
+    if (lid + 2u * WG < dh) { acc.z += weighted_v(vb + 2u * WG, cnt, h, lid + 2u * WG); }
+    if (lid + 3u * WG < dh) { acc.w += weighted_v(vb + 3u * WG, cnt, h, lid + 3u * WG); }
     m = m_new;
     workgroupBarrier();
   }
   return Attend(m, l, acc);
 }
 
-/** Op 0's write of row (t = 0, head h) by the WG threads of one workgroup, then storageBarrier(). */
-fn write_head(h: u32, lid: u32) {
+/**
+ * Op 0's write of row (t, head h) by the WG threads of one workgroup, then (WRITE = 1)
+ * storageBarrier(): its own threads read the slot back.
+ */
+fn write_head(t: u32, h: u32, lid: u32) {
   let dh = params.head_dim;
   let d_model = params.heads * dh;
-  let slot = params.offset % params.cap;
-  let kq = d_model + h * dh;
+  let slot = (params.offset + t) % params.cap;
+  let kq = t * 3u * d_model + d_model + h * dh;
   let vq = kq + d_model;
   if (KV_HALF == 1u) {
     let wpr = row_len() / 2u;
@@ -154,7 +191,7 @@ fn write_head(h: u32, lid: u32) {
       vc[dst] = bitcast<u32>(qkv[vq + d]);
     }
   }
-  storageBarrier();
+  if (WRITE == 1u) { storageBarrier(); }
 }
 
 /** Loads query t of head h, scaled, into `qs`. */
@@ -222,7 +259,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
       let lo = min(sp * params.split_len, params.n_slots);
       let hi = min(lo + params.split_len, params.n_slots);
       let slot = params.offset % params.cap;
-      if (WRITE == 1u && live && slot >= lo && slot < hi) { write_head(h, lid); }
+      if (WRITE == 1u && live && slot >= lo && slot < hi) { write_head(0u, h, lid); }
       let r = attend_range(0u, h, lo, hi, lid);
       if (live) {
         let pb = gg * (dh + 2u);
@@ -262,7 +299,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
       let gg = min(g, params.t_len * h_n - 1u);
       let t = gg / h_n;
       let h = gg - t * h_n;
-      if (WRITE == 1u && live) { write_head(h, lid); }
+      if (WRITE != 0u && live) { write_head(t, h, lid); }
       load_q(t, h, lid);
       let r = attend_range(t, h, 0u, params.n_slots, lid);
       if (live) { store4(t * d_model + h * dh, lid, r.acc / r.l); }

@@ -145,8 +145,9 @@ export function attendWorkgroupSize(capacity: number, headDim: number): number {
  * q and k IN PLACE in qkv at absolute positions cache.offset + t, writes k/v into the ring cache,
  * attends each query to the cached keys with pos_k ≤ pos_q and pos_q - pos_k < context (the
  * official mask, also when the ring wraps; context null = no limit), softmax scale 1/sqrt(Dh),
- * then advances cache.offset by T. Records 2 to 4 dispatches (RoPE, KV write, attend; one new step
- * over more than SPLIT_SLOTS cached slots attends in slot ranges plus a combine: flash-decoding),
+ * then advances cache.offset by T. Records 1 to 3 dispatches (RoPE, attend, which writes the new
+ * keys and values itself; with kernelChoice.fusion 'off' a separate KV write before it; one new
+ * step over more than SPLIT_SLOTS cached slots attends in slot ranges plus a combine: flash-decoding),
  * plus, after steps of fusedAttendMatvec (cache.kvStale), one KV write per filled slot from
  * `cache.rows`; a cache with `rows` gets the T rows copied there too.
  * A non-streaming official call over T ≤ capacity steps from a fresh cache gives the same result.
@@ -210,8 +211,10 @@ export function attention(
     }
     cache.kvStale = false;
   }
-  // One step (decode): the attend pass writes its head's k and v itself (WRITE = 1), no write dispatch.
-  const WRITE = t === 1 && rec.ctx.kernelChoice.fusion !== 'off' ? 1 : 0;
+  // The attend pass writes the k and v of its (step, head) itself, no write dispatch: one step
+  // (decode) writes and reads its slot back (WRITE = 1); T > 1 steps (Mimi's two per frame) read
+  // this call's rows from qkv (WRITE = 2).
+  const WRITE = rec.ctx.kernelChoice.fusion === 'off' ? 0 : t === 1 ? 1 : 2;
   const fused = WRITE ? '+write_kv' : '';
   if (!WRITE) {
     const writes = KV_HALF ? t * numHeads * Math.ceil(dh / 2) : t * d; // one thread per packed word with halves

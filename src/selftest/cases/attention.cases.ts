@@ -99,7 +99,7 @@ interface AttnSpec {
   split?: 'auto' | 'always' | 'never';
   /** KV cache storage (default f32). */
   kv?: 'f32' | 'f16';
-  /** Fusion forced off: one-step calls take the separate write pass instead of the attend pass's own write. */
+  /** Fusion forced off: calls take the separate write pass instead of the attend pass's own write. */
   unfused?: boolean;
 }
 
@@ -222,7 +222,7 @@ export const attentionSuite: KernelSuite = {
     attentionCase({ h: 1, dh: 3, cap: 5, context: 2, maxPeriod: null, chunks: [2, 3, 1, 4], seed: 52, kv: 'f16' }),
     attentionCase({ h: 2, dh: 128, cap: 300, context: 300, maxPeriod: 10000, chunks: [270, 1, 40, 1], seed: 53, kv: 'f16', split: 'always' }),
     attentionCase({ h: 4, dh: 8, cap: 8, context: null, maxPeriod: null, chunks: [1, 1, 1, 1, 1, 1, 1, 1], seed: 54, kv: 'f16' }),
-    // One-step calls with the separate write pass (fusion off), f32 / f16, whole and split.
+    // The separate write pass (fusion off): one-step and multi-step calls, f32 / f16, whole and split.
     attentionCase({ h: 4, dh: 8, cap: 8, context: null, maxPeriod: null, chunks: [1, 1, 1, 1, 1, 1, 1, 1], seed: 60, unfused: true }),
     attentionCase({ h: 3, dh: 6, cap: 7, context: 7, maxPeriod: 10000, chunks: [3, 1, 1, 1, 1, 1, 1], seed: 61, kv: 'f16', unfused: true }),
     attentionCase({ h: 2, dh: 34, cap: 257, context: 257, maxPeriod: 10000, chunks: [255, 1, 1, 1], seed: 62, split: 'always', unfused: true }),
