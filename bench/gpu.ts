@@ -1,6 +1,6 @@
 /**
  * `npm run bench:gpu [-- --probe-only] [--budget-s S] [--software]`: the `kernels`, `lm`
- * (`--format bf16,q8,mlx-q8,q4`) and `loop` benchmarks in Node on an NVIDIA GPU through the webgpu
+ * (`--format bf16,q8,mlx-q8,q4`), `loop` and (GPU only) `f16` benchmarks in Node on an NVIDIA GPU through the webgpu
  * package's dawn.node and NVIDIA's Vulkan driver, in under 8 minutes, with one summary JSON
  * (bench/results/gpu-<time>.json) beside the three benchmarks' own files.
  *
@@ -192,7 +192,7 @@ export async function run(args: string[]): Promise<void> {
 
   // On a GPU the full benchmarks; on a software adapter shortened ones (same code paths, fewer runs).
   const plan: [string, string[], number][] = gpu
-    ? [['kernels', [], 0.3], ['lm', ['--format', 'bf16,q8,mlx-q8,q4'], 0.5], ['loop', [], 0.2]]
+    ? [['kernels', [], 0.3], ['lm', ['--format', 'bf16,q8,mlx-q8,q4'], 0.5], ['loop', [], 0.2], ['f16', [], 0.05]]
     : // Software: one kernel family, the LM's depformer only, 2 loop steps (measured on SwiftShader,
       // 2 shared cores: all kernels > 135 s, lm with the 7B layer in 4 formats > 200 s, loop 104 s).
       [['kernels', ['--filter', 'linear', '--runs', '1', '--budget-ms', '50'], 0.3], ['lm', ['--format', 'bf16,q8,mlx-q8,q4', '--runs', '1', '--skip-layer'], 0.4], ['loop', ['--steps', '2', '--warmup', '1'], 0.3]];

@@ -24,8 +24,12 @@ export const RAISED_LIMITS = [
 ] as const;
 export type RaisedLimit = (typeof RAISED_LIMITS)[number];
 
-/** Optional features used when the adapter has them. */
-export const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+/**
+ * Optional features used when the adapter has them. Not `shader-f16`: no engine kernel computes
+ * in f16 (f16 arithmetic measured slower than unpacking to f32 on lavapipe, `npm run bench -- f16`);
+ * a caller that wants it asks through GpuContextOptions.features.
+ */
+export const OPTIONAL_FEATURES = ['subgroups', 'timestamp-query'] as const;
 
 /**
  * Engine-wide kernel choices: the defaults pick per device; tests and benchmarks force one path
@@ -73,6 +77,8 @@ export interface GpuContextOptions {
   maxBindingBytes?: number;
   /** Forced kernel paths (default DEFAULT_KERNEL_CHOICE); can also be changed later on `kernelChoice`. */
   kernels?: Partial<KernelChoice>;
+  /** More optional features to request where the adapter has them (bench/f16.ts: 'shader-f16'). */
+  features?: readonly GPUFeatureName[];
 }
 
 export interface AdapterSummary {
@@ -187,7 +193,7 @@ export class GpuContext {
       }
       requiredLimits[name] = have;
     }
-    const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+    const requiredFeatures = [...new Set([...OPTIONAL_FEATURES, ...(options.features ?? [])])].filter((f) => adapter.features.has(f)) as GPUFeatureName[];
     let device: GPUDevice;
     try {
       device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
