@@ -7,8 +7,9 @@
  *
  * Automation (e2e, tests/e2e/run_e2e.ts): query parameters select and start a model
  * (`?mimiConfig=URL&mimiWeights=URL&lmConfig=URL&lmWeights=URL[&tokenizer=URL][&condition=K=V]
- * [&temp=T&tempText=T&topK=N&topKText=N&seed=S]&autoload=1&autostart=1[&rawMic=1][&transport=packets]`), and `window.__solacelive`
- * exposes the state, metrics and counters (see `TestHook`).
+ * [&temp=T&tempText=T&topK=N&topKText=N&seed=S]&autoload=1&autostart=1[&rawMic=1][&transport=packets][&catchUp=0]`), and `window.__solacelive`
+ * exposes the state, metrics and counters (see `TestHook`). `catchUp=0` (also without autoload):
+ * every reply frame is decoded even when the loop is behind real time (StartOptions.catchUp).
  */
 import { type ClientEvent, EngineClient, HUB_DEFAULTS } from './engine_client.ts';
 import { type ModelPickerState, mountModelPicker } from './model_picker.ts';
@@ -353,7 +354,7 @@ export function mountApp(root: HTMLElement): void {
   };
 
   const ensureClient = async () => {
-    client ??= await EngineClient.create(onEvent, { micProcessing: q.get('rawMic') !== '1', forcePackets: q.get('transport') === 'packets' });
+    client ??= await EngineClient.create(onEvent, { micProcessing: q.get('rawMic') !== '1', forcePackets: q.get('transport') === 'packets', catchUp: q.get('catchUp') !== '0' });
     hook.adapter = client.adapter;
     return client;
   };
