@@ -272,6 +272,11 @@ export class EngineClient {
     return true;
   }
 
+  /** Whether the playback worklet is filling its jitter buffer (outputting silence); false before audio started (AudioIO.playbackBuffering). */
+  playbackBuffering(): boolean {
+    return this.audio?.playbackBuffering() ?? false;
+  }
+
   /** Samples the playback worklet consumed from the engine, their RMS, and underruns. */
   played(): { samples: number; rms: number; underruns: number } {
     const c = this.audio?.counters();
