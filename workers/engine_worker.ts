@@ -12,7 +12,8 @@
  *   MessageChannel (src/protocol/channel.ts), heartbeats every 5 s both ways.
  * - Backpressure: audio input is never dropped. When the loop falls behind real time (two frames
  *   or more waiting) or the channel to the page is over its budget (after dropping TEXT_PARTIAL),
- *   steps skip their Mimi decode until the loop has caught up (EngineDriver). If the page stops
+ *   steps skip their Mimi decode until the loop has caught up (EngineDriver; the lag rule is off
+ *   with StartOptions.catchUp false, the page's `?catchUp=0`). If the page stops
  *   reading altogether, the channel keeps at most 64 reply frames (5 s) queued and drops the
  *   oldest, counted in droppedPackets.AUDIO_CHUNK.
  * - Loading: one load at a time through a LoadSlot (src/engine/load_slot.ts); cancelLoad() aborts
@@ -296,7 +297,7 @@ class EngineWorker implements EngineWorkerApi {
         const err = e instanceof Error ? e : new Error(String(e));
         this.meta({ kind: 'error', name: err.name, message: err.message });
       },
-    }, 10, { skipDecodeBacklog: SKIP_DECODE_BACKLOG });
+    }, 10, opts.catchUp === false ? {} : { skipDecodeBacklog: SKIP_DECODE_BACKLOG });
     this.driver.pressure = channel.stats().pressure;
     this.loop = this.driver.run().catch(() => undefined);
     this.metricsTimer = setInterval(() => this.meta({ kind: 'metrics', ...this.snapshot() }), 250);

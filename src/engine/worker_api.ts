@@ -127,6 +127,14 @@ export interface StartOptions {
    * the model's time, both transcripts as turns; at most 10 minutes), for `recording()` after Stop.
    */
   record?: boolean;
+  /**
+   * Moshi: while the loop is behind real time (2 or more 80 ms input frames waiting), steps skip
+   * their Mimi decode (silence out, counted in metrics.skippedDecodes) until fewer than 1 frame
+   * waits. Default true. false: every produced frame is decoded and the reply falls behind
+   * instead (its latency grows; once the input ring is full the capture worklet drops input).
+   * Backpressure from the page's channel skips decodes either way.
+   */
+  catchUp?: boolean;
 }
 
 /** A recorded conversation (EngineWorkerApi.recording). */

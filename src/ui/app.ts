@@ -7,8 +7,9 @@
  *
  * Automation (e2e, tests/e2e/run_e2e.ts): query parameters select and start a model
  * (`?mimiConfig=URL&mimiWeights=URL&lmConfig=URL&lmWeights=URL[&tokenizer=URL][&condition=K=V]
- * [&temp=T&tempText=T&topK=N&topKText=N&seed=S]&autoload=1&autostart=1[&rawMic=1][&transport=packets]`), and `window.__solacelive`
- * exposes the state, metrics and counters (see `TestHook`).
+ * [&temp=T&tempText=T&topK=N&topKText=N&seed=S]&autoload=1&autostart=1[&rawMic=1][&transport=packets][&catchUp=0]`), and `window.__solacelive`
+ * exposes the state, metrics and counters (see `TestHook`). `catchUp=0` (also without autoload):
+ * every reply frame is decoded even when the loop is behind real time (StartOptions.catchUp).
  */
 import { type ClientEvent, EngineClient, HUB_DEFAULTS } from './engine_client.ts';
 import { type ModelPickerState, mountModelPicker } from './model_picker.ts';
@@ -60,6 +61,18 @@ export interface TestHook {
   turns: Turn[];
   /** Waveform frames drawn while running, and the lanes' peak |sample| of the last one (user, Moshi). */
   waveform: { frames: number; peaks: [number, number] };
+  /**
+   * While running: some reply frame Moshi produced over the last four metrics refreshes (~1 s)
+   * was left undecoded (metrics.skippedDecodes: the loop is behind real time, or the channel is
+   * over budget); such a frame plays as exact zeros. False when stopped.
+   */
+  decodesSkipped: boolean;
+  /**
+   * Why the output meter reads no level, when it is not plain silence: 'buffering' (the playback
+   * worklet is filling its jitter buffer, at the start or after an underrun), 'skipped' (exact
+   * zeros while `decodesSkipped`); '' otherwise. The meter's label and Moshi's lane say the same.
+   */
+  outputSilence: '' | 'buffering' | 'skipped';
   /** The last recorded conversation (Record), once fetched after Stop: its seconds and transcript. */
   recording: { seconds: number; transcript: string; droppedFrames: number } | null;
 }
@@ -87,6 +100,8 @@ export function mountApp(root: HTMLElement): void {
     turns: [],
     recording: null,
     waveform: { frames: 0, peaks: [0, 0] },
+    decodesSkipped: false,
+    outputSilence: '',
   };
   window.__solacelive = hook;
   const bannerList = el(root, '.banners');
@@ -353,7 +368,7 @@ export function mountApp(root: HTMLElement): void {
   };
 
   const ensureClient = async () => {
-    client ??= await EngineClient.create(onEvent, { micProcessing: q.get('rawMic') !== '1', forcePackets: q.get('transport') === 'packets' });
+    client ??= await EngineClient.create(onEvent, { micProcessing: q.get('rawMic') !== '1', forcePackets: q.get('transport') === 'packets', catchUp: q.get('catchUp') !== '0' });
     hook.adapter = client.adapter;
     return client;
   };
@@ -517,6 +532,8 @@ export function mountApp(root: HTMLElement): void {
       } else {
         await client.stop();
         running = false;
+        hook.decodesSkipped = false;
+        hook.outputSilence = '';
         await fetchRecording().catch((e: unknown) => banner('Could not keep the recording.', ` ${(e as Error).message}`, { warn: true, group: 'run' }));
         hook.state = 'ready';
         micBtn.textContent = 'Start microphone';
@@ -550,10 +567,30 @@ export function mountApp(root: HTMLElement): void {
   const outFill = el(root, '.fill.out');
   const inDb = el(root, '.in-db');
   const outDb = el(root, '.out-db');
-  const meter = (fill: HTMLElement, label: HTMLElement, rms: number) => {
+  /**
+   * One meter: `rms` linear (0 dB = full scale; the bar spans −60…0 dB). At rms 0, `silence`
+   * (TestHook.outputSilence) names the cause in the label, with a title that explains it.
+   */
+  const meter = (fill: HTMLElement, label: HTMLElement, rms: number, silence: '' | 'buffering' | 'skipped' = '') => {
     const db = rms > 0 ? 20 * Math.log10(rms) : -Infinity;
     fill.style.width = `${Math.max(0, Math.min(100, ((db + 60) / 60) * 100))}%`;
-    label.textContent = Number.isFinite(db) ? `${db.toFixed(0)} dB` : '–∞ dB';
+    label.textContent = Number.isFinite(db) ? `${db.toFixed(0)} dB` : silence || '–∞ dB';
+    label.title = Number.isFinite(db) || !silence ? '' : SILENCE_TITLES[silence];
+  };
+  const SILENCE_TITLES = {
+    skipped: "Moshi's voice is not decoded: this device runs the model slower than real time, so the loop skips Mimi's decode to keep up (see 'skipped decodes' in the metrics)",
+    buffering: "Playback is buffering: Moshi's reply has not arrived in time (the start, or an underrun: see 'underruns' in the metrics)",
+  } as const;
+  const LANE_TEXT = { skipped: "Moshi's voice skipped: the model runs slower than real time here", buffering: "Moshi's voice: buffering" } as const;
+  /** The metrics counters of the last five refreshes while running (oldest first), for TestHook.decodesSkipped; cleared when stopped or when a new conversation resets them. */
+  let decodeSeen: { steps: number; tokenSteps: number; skipped: number }[] = [];
+  const updateDecodesSkipped = (m: MetricsSnapshot) => {
+    if (!running || (decodeSeen.length > 0 && m.steps < decodeSeen[decodeSeen.length - 1].steps)) decodeSeen = [];
+    if (running) decodeSeen.push({ steps: m.steps, tokenSteps: m.tokenSteps, skipped: m.skippedDecodes });
+    if (decodeSeen.length > 5) decodeSeen.shift();
+    const first = decodeSeen[0];
+    const last = decodeSeen[decodeSeen.length - 1];
+    hook.decodesSkipped = running && first !== undefined && last.skipped > first.skipped;
   };
   const tbody = el(root, 'table.metrics tbody');
   const counters = el(root, 'dl.counters');
@@ -609,6 +646,12 @@ export function mountApp(root: HTMLElement): void {
       waveCtx.clearRect(0, 0, wave.width, wave.height);
       const pu = drawLane(waveCtx, waveIn, 0, h, '#2a9d8f');
       const pm = drawLane(waveCtx, waveOut, h, h, '#666');
+      if (pm === 0 && hook.outputSilence) {
+        // A flat lane that is not Moshi keeping quiet: say why.
+        waveCtx.fillStyle = '#666';
+        waveCtx.font = '12px sans-serif';
+        waveCtx.fillText(LANE_TEXT[hook.outputSilence], 6, h + h / 2 - 4);
+      }
       hook.waveform = { frames: hook.waveform.frames + 1, peaks: [pu, pm] };
     }
     requestAnimationFrame(drawWaves);
@@ -619,10 +662,13 @@ export function mountApp(root: HTMLElement): void {
       // Stopped: the meters rest at silence (the analysers would keep their last reading).
       const levels = running ? client.levels() : { input: 0, output: 0 };
       meter(inFill, inDb, levels.input);
-      meter(outFill, outDb, levels.output);
+      // Decoded audio is never exact zeros: a silent window is the worklet buffering, or skipped frames.
+      hook.outputSilence = !running || levels.output > 0 ? '' : client.playbackBuffering() ? 'buffering' : hook.decodesSkipped ? 'skipped' : '';
+      meter(outFill, outDb, levels.output, hook.outputSilence);
       try {
         const m = await client.stats();
         hook.metrics = m;
+        updateDecodesSkipped(m);
         hook.played = client.played();
         hook.captured = client.captured();
         hook.protocolErrors = m.protocolErrors;

@@ -180,6 +180,16 @@ export class AudioIO {
     this.outAnalyser.getFloatTimeDomainData(output);
   }
 
+  /**
+   * Whether the playback worklet is filling its jitter buffer (STAT.PLAY_STATE 0: silence out,
+   * at the start or after an underrun). Shared mode: its state now; message mode: as of its last
+   * 'stats' reply (up to 500 ms old), false before the first.
+   */
+  playbackBuffering(): boolean {
+    if (this.io.mode === 'message') return this.polled.playback !== null && this.polled.playback.PLAY_STATE === 0;
+    return Atomics.load(this.io.stats, STAT.PLAY_STATE) === 0;
+  }
+
   /** The AudioContext clock now as a capture stamp (24 kHz samples, Int32): file-input frames are stamped with it. */
   clockStamp(): number {
     return Math.round(this.context.currentTime * 24000) | 0;

@@ -54,19 +54,21 @@ export class EngineClient {
     private readonly micProcessing: boolean,
     /** AUDIO_CHUNK packets even where SharedArrayBuffer exists. */
     private readonly forcePackets: boolean,
+    /** Skip Moshi's decodes while the loop is behind real time (StartOptions.catchUp). */
+    private readonly catchUp: boolean,
   ) {}
 
   /**
    * Starts the engine Worker and its GPU device. Throws WebGPUUnavailableError (from the worker)
    * when WebGPU or an adapter is missing.
    */
-  static async create(emit: (e: ClientEvent) => void, opts: { micProcessing?: boolean; forcePackets?: boolean } = {}): Promise<EngineClient> {
+  static async create(emit: (e: ClientEvent) => void, opts: { micProcessing?: boolean; forcePackets?: boolean; catchUp?: boolean } = {}): Promise<EngineClient> {
     const worker = new Worker(new URL('../../workers/engine_worker.ts', import.meta.url), { type: 'module', name: 'solacelive-engine' });
     installErrorTransfer(); // the worker's errors arrive with their fields (ModelSourceError's code, status, file)
     const api = Comlink.wrap<EngineWorkerApi>(worker);
     try {
       const adapter = await api.init(Comlink.proxy((message: string) => emit({ type: 'device-lost', message })));
-      return new EngineClient(worker, api, adapter, emit, opts.micProcessing ?? true, opts.forcePackets ?? false);
+      return new EngineClient(worker, api, adapter, emit, opts.micProcessing ?? true, opts.forcePackets ?? false, opts.catchUp ?? true);
     } catch (e) {
       worker.terminate();
       throw e;
@@ -184,7 +186,7 @@ export class EngineClient {
     this.emit({ type: 'text', transcript: this.transcript.text, newSection: true });
     await this.audio.start();
     const endAtFileEnd = input.kind === 'file' && input.endAtFileEnd === true;
-    await this.api.start({ ...(endAtFileEnd ? { endAfterSamples: input.pcm.length } : {}), ...(input.record ? { record: true } : {}) });
+    await this.api.start({ ...(endAtFileEnd ? { endAfterSamples: input.pcm.length } : {}), ...(input.record ? { record: true } : {}), ...(this.catchUp ? {} : { catchUp: false }) });
     this.running = true;
     if (input.kind === 'file') this.feedFile(input.pcm, endAtFileEnd);
   }
@@ -268,6 +270,11 @@ export class EngineClient {
     if (!this.audio) return false;
     this.audio.waveforms(input, output);
     return true;
+  }
+
+  /** Whether the playback worklet is filling its jitter buffer (outputting silence); false before audio started (AudioIO.playbackBuffering). */
+  playbackBuffering(): boolean {
+    return this.audio?.playbackBuffering() ?? false;
   }
 
   /** Samples the playback worklet consumed from the engine, their RMS, and underruns. */

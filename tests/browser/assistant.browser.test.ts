@@ -2,8 +2,9 @@
 // models from ../shared/fixtures, Chromium's fake microphone): banners that can be dismissed and
 // that a later success clears, one place per message, titles that say what went wrong (a network
 // failure, a file not found); status lines in words; one Stop label; meters back to silence on
-// Stop; a transcript section per conversation (microphone, then a file); the Install button; the
-// no-WebGPU screen.
+// Stop; the output meter and Moshi's waveform lane honest about his voice (shown, or 'skipped'
+// when the loop is behind real time; shown with ?catchUp=0); a transcript section per
+// conversation (microphone, then a file); the Install button; the no-WebGPU screen.
 // Screenshots of these states go to docs/screenshots/ (README links them).
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -36,6 +37,22 @@ afterAll(async () => {
 const hook = () => page.evaluate(() => ({ ...window.__solacelive!, modelPicker: undefined, metrics: null }));
 const settled = () => page.waitForFunction(() => ['ready', 'error'].includes(window.__solacelive?.state ?? ''), undefined, { timeout: 120_000, polling: 200 });
 const bannerTexts = () => page.locator('.banner').allTextContents();
+/**
+ * The output side while running: 30 samples, 100 ms apart, of the output meter's label and the
+ * Moshi lane's peak |sample|, with the reply frames Moshi produced and those left undecoded over
+ * that window (metrics.tokenSteps, metrics.skippedDecodes).
+ */
+async function sampleOutput(): Promise<{ produced: number; skipped: number; samples: { label: string; peak: number }[] }> {
+  const counts = () => page.evaluate(() => ({ tok: window.__solacelive?.metrics?.tokenSteps ?? 0, sk: window.__solacelive?.metrics?.skippedDecodes ?? 0 }));
+  const m0 = await counts();
+  const samples: { label: string; peak: number }[] = [];
+  for (let i = 0; i < 30; i++) {
+    samples.push(await page.evaluate(() => ({ label: document.querySelector('.out-db')?.textContent ?? '', peak: window.__solacelive?.waveform.peaks[1] ?? 0 })));
+    await page.waitForTimeout(100);
+  }
+  const m1 = await counts();
+  return { produced: m1.tok - m0.tok, skipped: m1.sk - m0.sk, samples };
+}
 /** Loads through the URL source with these weights URLs (the tiny configs and tokenizer). */
 async function loadUrls(mimiWeights: string, lmWeights: string): Promise<void> {
   await page.check('input[name="src"][value="urls"]');
@@ -99,6 +116,15 @@ it('talking: one Stop label, meters at silence after Stop, a transcript section 
   expect(await page.textContent('button.mic')).toBe('Stop');
   // The waveform is drawn while running; the top lane is the (fake) microphone's signal.
   await page.waitForFunction(() => (window.__solacelive?.waveform.frames ?? 0) > 3 && (window.__solacelive?.waveform.peaks[0] ?? 0) > 1e-3, undefined, { timeout: 30_000, polling: 100 });
+  // While Moshi runs the output meter is (almost) never a bare '–∞ dB' that reads as dead: the tiny
+  // model's decoded audio is loud noise, so a silent meter is the worklet 'buffering' (after an
+  // underrun) or his decodes 'skipped' (the loop behind real time, as on a 2-core software
+  // adapter), which the metrics must then back.
+  const w = await sampleOutput();
+  const bare = w.samples.filter((x) => x.label === '–∞ dB').length;
+  expect(bare, JSON.stringify(w)).toBeLessThanOrEqual(5);
+  if (w.samples.some((x) => x.label === 'skipped')) expect(w.skipped, JSON.stringify(w)).toBeGreaterThan(0);
+  if (w.skipped === 0) expect(w.samples.filter((x) => x.peak > 1e-3).length, JSON.stringify(w)).toBeGreaterThan(w.samples.length / 3);
   await page.screenshot({ path: resolve(SHOTS, 'talking.png'), fullPage: true });
   await page.click('button.mic');
   await page.waitForFunction(() => window.__solacelive?.state === 'ready', undefined, { timeout: 30_000 });
@@ -126,6 +152,29 @@ it('talking: one Stop label, meters at silence after Stop, a transcript section 
   const [shown, held] = await page.evaluate(() => [document.querySelector('.transcript')?.textContent, window.__solacelive?.text]);
   expect(shown).toBe(held);
   await page.click('button.mic');
+}, 300_000);
+
+it("catchUp=0: every reply frame decoded, so Moshi's lane and the output meter carry his voice", async () => {
+  // Without the lag rule the tiny model's decoded noise (RMS ~0.5) plays even on a machine slower
+  // than real time: the output meter and the waveform's bottom lane must show it (at the point
+  // where the talking test looks, 40 steps in).
+  await page.goto(`${url}/?catchUp=0`);
+  await loadUrls(TINY.mimiWeights, TINY.lmWeights);
+  expect((await hook()).state).toBe('ready');
+  await page.click('button.mic');
+  try {
+    await page.waitForFunction(() => (window.__solacelive?.metrics?.steps ?? 0) >= 40, undefined, { timeout: 120_000, polling: 250 });
+    const w = await sampleOutput();
+    expect(w.skipped, JSON.stringify(w)).toBe(0);
+    expect(w.produced, JSON.stringify(w)).toBeGreaterThan(0);
+    // Underruns re-buffer in silence on a machine slower than real time: his voice in a third of the samples at least.
+    expect(w.samples.filter((x) => x.peak > 1e-3).length, JSON.stringify(w)).toBeGreaterThan(w.samples.length / 3);
+    expect(w.samples.filter((x) => /^-?\d+ dB$/.test(x.label)).length, JSON.stringify(w)).toBeGreaterThan(0);
+    expect(w.samples.some((x) => x.label === 'skipped'), JSON.stringify(w)).toBe(false);
+  } finally {
+    await page.click('button.mic');
+    await page.waitForFunction(() => window.__solacelive?.state === 'ready', undefined, { timeout: 30_000 });
+  }
 }, 300_000);
 
 it('Install: a button only where the browser offers installation, which asks the browser once', async () => {
