@@ -55,6 +55,10 @@ export interface KernelChoice {
   /** SEANet's ELU before a conv (src/modules/conv.ts placeAct): 'auto' (a separate pass on a fallback
    *  adapter, fused into the conv's input read otherwise), or forced. */
   convAct?: 'auto' | 'fused' | 'separate';
+  /** One step of a layer with a short cache (the depformer) as two split-K blocks
+   *  (src/kernels/layer_block.ts) where the device allows: 'on' (default when unset), or 'off' = the
+   *  four fused matvecs. Ignored when `fusion` is 'off'. */
+  layerBlocks?: 'on' | 'off';
 }
 
 export const DEFAULT_KERNEL_CHOICE: Readonly<KernelChoice> = { subgroupMatvec: 'auto', fusion: 'on', attentionSplit: 'auto' };

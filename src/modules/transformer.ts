@@ -21,6 +21,7 @@ import { ropeFreqsTensor } from '../kernels/rope.ts';
 import { addInPlace, addScaledInPlace, gatedSilu } from '../kernels/elementwise.ts';
 import { type LinearFusion, canFuseAttendMatvec, canFuseMatmul, canFuseMatvec, fusedAttendMatvec, fusedMatmul, fusedMatvec, linear } from '../kernels/linear.ts';
 import { unary } from '../kernels/unary.ts';
+import { BlockStream, type BlockVectors, attendBlock, blockParts, blockVectors, canRunLayerBlocks, ffnBlock, sumBlock } from '../kernels/layer_block.ts';
 import { gatingHidden } from './gating.ts';
 import { NORM_EPS, type NormWeights, type TransformerNorm, applyNorm, freeNorm, loadNorm, packedLayerNorm } from './norm.ts';
 import type { StoragePolicy, VarBuilder } from '../weights/var_builder.ts';
@@ -85,6 +86,8 @@ interface Layer {
   scale1: Tensor | null; // [D]
   scale2: Tensor | null; // [D]
   cache: KVCache;
+  /** The layer's vectors for the layer blocks (RMSNorm, silu gating, a cache with qkv rows), else null. */
+  blocks: BlockVectors | null;
 }
 
 /** A window of `rows` leading rows of a 2-D scratch tensor (offset 0, no copy). */
@@ -119,6 +122,8 @@ interface Scratch {
  */
 export class StreamingTransformer {
   private scratch: Scratch | null = null;
+  /** The residual stream of the layer blocks (created on the first step that takes them). */
+  private stream: BlockStream | null = null;
   /** Scratch buffers replaced by a larger allocation; kept until destroy() because a recording
    * that is not submitted yet may still use them. */
   private retired: Tensor[] = [];
@@ -201,7 +206,7 @@ export class StreamingTransformer {
           });
         }
         const scaled = cfg.layerScale !== null && cfg.layerScale !== undefined;
-        layers.push({
+        const L: Layer = {
           norm1: loadNorm(lv.pp('norm1'), cfg.norm, D, eps),
           norm2: loadNorm(lv.pp('norm2'), cfg.norm, D, eps),
           inProj,
@@ -210,7 +215,13 @@ export class StreamingTransformer {
           scale1: scaled ? lv.pp('layer_scale_1').tensor('scale', [D]) : null,
           scale2: scaled ? lv.pp('layer_scale_2').tensor('scale', [D]) : null,
           cache: new KVCache(ctx, { numHeads: H, headDim: D / H, capacity, label: `${vb.key('layers')}.${l}.kv`, dtype: cfg.kvDtype }),
-        });
+          blocks: null,
+        };
+        layers.push(L);
+        if (L.cache.rows && cfg.gating === 'silu' && !L.norm1.bias && !L.norm2.bias) {
+          const freqs = cfg.positionalEmbedding === 'rope' ? ropeFreqsTensor(ctx, D / H, cfg.maxPeriod) : null;
+          L.blocks = blockVectors(ctx, { alpha1: L.norm1.weight, alpha2: L.norm2.weight, scale1: L.scale1, scale2: L.scale2, freqs }, `${vb.key('layers')}.${l}.block_vectors`);
+        }
       }
     } catch (e) {
       for (const L of layers) destroyLayer(L);
@@ -335,6 +346,10 @@ export class StreamingTransformer {
       attn: rowsView(sc0.attn, T),
       upd: rowsView(sc0.upd, T),
     };
+    if (T === 1 && this.layers.length && this.layers.every((L) => this.takesBlocks(rec, L, step))) {
+      this.forwardBlocks(rec, x, y, step);
+      return;
+    }
     const rope = this.cfg.positionalEmbedding === 'rope' ? { maxPeriod: this.cfg.maxPeriod } : null;
     rec.copy(x, y, T * D * 4); // y is the residual stream from here on
     const dispatches0 = rec.dispatchCount;
@@ -383,6 +398,42 @@ export class StreamingTransformer {
       applyNorm(rec, L.norm2, y, sc.norm);
       this.ffn(rec, L, step, sc, T, y);
     }
+    this.lastForwardDispatches = rec.dispatchCount - dispatches0;
+  }
+
+  /** This step's weights of layer L (per-step weight set or the shared one). */
+  private weightsAt(L: Layer, step: number): { inProj: WeightTensor; outProj: WeightTensor; ffn: Ffn } {
+    const pick = <V>(a: V[]) => a[a.length === 1 ? 0 : this.weightIndex[step]];
+    return { inProj: pick(L.inProj), outProj: pick(L.outProj), ffn: pick(L.ffn) };
+  }
+
+  /** Whether layer L's step `step` can run as the two layer blocks (src/kernels/layer_block.ts canRunLayerBlocks). */
+  private takesBlocks(rec: Recorder, L: Layer, step: number): boolean {
+    if (!L.blocks) return false;
+    const w = this.weightsAt(L, step);
+    return canRunLayerBlocks(rec, { cache: L.cache, inProj: w.inProj, outProj: w.outProj, wIn: w.ffn.wIn, wOut: w.ffn.wOut });
+  }
+
+  /**
+   * One step (x, y: [1, D]) as 2 dispatches per layer plus one sum: the attention block and the FFN
+   * block of every layer (split-K partial sums between them), then y = the stream's sum.
+   */
+  private forwardBlocks(rec: Recorder, x: Tensor, y: Tensor, step: number): void {
+    const D = this.cfg.dModel;
+    if (!this.stream) {
+      const hid = Math.max(...this.layers.flatMap((L) => L.ffn.map((f) => f.hidden)));
+      this.stream = new BlockStream(this.ctx, D, blockParts(this.cfg.numHeads, hid), 'transformer.block_stream');
+    }
+    const s = this.stream;
+    const dispatches0 = rec.dispatchCount;
+    s.start(rec, x);
+    for (const L of this.layers) {
+      const v = L.blocks as BlockVectors;
+      const w = this.weightsAt(L, step);
+      attendBlock(rec, s, { cache: L.cache, inProj: w.inProj, outProj: w.outProj, v, eps: L.norm1.eps, context: this.cfg.context });
+      ffnBlock(rec, s, { wIn: w.ffn.wIn, wOut: w.ffn.wOut, v, eps: L.norm2.eps });
+    }
+    sumBlock(rec, s, y);
     this.lastForwardDispatches = rec.dispatchCount - dispatches0;
   }
 
@@ -489,6 +540,8 @@ export class StreamingTransformer {
     const s = this.scratch;
     if (s) for (const t of [s.norm, s.qkv, s.attn, s.upd, s.h, s.act, s.rowIn, s.rowOut]) t.destroy();
     for (const t of this.retired) t.destroy();
+    this.stream?.destroy();
+    this.stream = null;
     this.scratch = null;
     this.retired = [];
   }
@@ -503,4 +556,5 @@ function destroyLayer(L: Layer): void {
     f.wOut.destroy();
   }
   L.cache.destroy();
+  L.blocks?.vecs.destroy();
 }

@@ -7,8 +7,9 @@
  */
 import type { GpuContext, KernelChoice } from '../../src/gpu/index.ts';
 import { fixedSubgroupSizeOf } from '../../src/kernels/linear.ts';
+import { LAYER_BLOCK_STORAGE_BUFFERS } from '../../src/kernels/layer_block.ts';
 
-export type KernelPath = 'default' | 'matvec-reduce' | 'flash-decoding' | 'unfused';
+export type KernelPath = 'default' | 'matvec-reduce' | 'flash-decoding' | 'unfused' | 'matvecs';
 
 /** Slots per split when flash-decoding is forced: the tiny LMs' ~36 steps then split into up to 5. */
 export const FORCED_SPLIT_SLOTS = 8;
@@ -18,6 +19,7 @@ export const KERNEL_PATHS: Record<KernelPath, { title: string; choice: Partial<K
   'matvec-reduce': { title: 'subgroup matvec forced off', choice: { subgroupMatvec: 'off' } },
   'flash-decoding': { title: `flash-decoding forced (split every ${FORCED_SPLIT_SLOTS} slots)`, choice: { attentionSplit: 'always', attentionSplitSlots: FORCED_SPLIT_SLOTS } },
   unfused: { title: 'matvec fusion forced off (separate RMSNorm, linear, residual add, gated SiLU)', choice: { fusion: 'off' } },
+  matvecs: { title: "layer blocks off (the depformer's four fused matvecs per layer)", choice: { layerBlocks: 'off' } },
 };
 
 /**
@@ -25,11 +27,12 @@ export const KERNEL_PATHS: Record<KernelPath, { title: string; choice: Partial<K
  * LM goldens took 20-47 s each (barrier-heavy workgroup reductions on a CPU driver, 2 shared
  * cores) against 1-2 s on lavapipe; the same WGSL runs on lavapipe here, and on SwiftShader in the
  * kernel suites (linear cases with `subgroups: false`). 'unfused' (the kernels a model without
- * RMSNorm or with layer scales takes) runs on lavapipe. Browser suites run 'default'.
+ * RMSNorm or with layer scales takes) and 'matvecs' (the depformer without its layer blocks, as on
+ * a device with fewer than 9 storage buffers per stage) run on lavapipe. Browser suites run 'default'.
  */
 export const NODE_KERNEL_PATHS: Record<'swiftshader' | 'lavapipe', KernelPath[]> = {
   swiftshader: ['default', 'flash-decoding'],
-  lavapipe: ['default', 'matvec-reduce', 'flash-decoding', 'unfused'],
+  lavapipe: ['default', 'matvec-reduce', 'flash-decoding', 'unfused', 'matvecs'],
 };
 
 /** Options of the golden runners: the kernel path to force (default: the device's choice). */
@@ -63,7 +66,8 @@ export async function withKernelPath<T>(ctx: GpuContext, path: KernelPath, body:
   const whole = count(/^attention\.attend(\+write_kv)?$/);
   const fused = count(/^linear\.matvec(_quant)?(_sg)?\.[^+]+\+|^attention\.attend(_split)?\+write_kv$/);
   const attendFused = count(/^linear\.matvec(_quant)?(_sg)?\.attend\+/);
-  const summary = `matvec: ${sg} subgroup, ${reduce} workgroup-reduce, ${fused} fused (${attendFused} with the attention); attention: ${whole} whole, ${split} split + ${combine} combine`;
+  const blocks = count(/^layer_block\.(attend|ffn)\./);
+  const summary = `matvec: ${sg} subgroup, ${reduce} workgroup-reduce, ${fused} fused (${attendFused} with the attention); attention: ${whole} whole, ${split} split + ${combine} combine; layer blocks: ${blocks}`;
   const fail = (why: string) => {
     throw new Error(`kernel path '${path}' did not run as named: ${why} (${summary})`);
   };
@@ -76,6 +80,10 @@ export async function withKernelPath<T>(ctx: GpuContext, path: KernelPath, body:
   if (path === 'flash-decoding' && (split === 0 || combine === 0)) fail('no flash-decoding dispatch');
   if (path === 'unfused' && fused > 0) fail('fused matvec dispatches with fusion forced off');
   if (path !== 'unfused' && fused === 0) fail('no fused matvec dispatch (RMSNorm / residual / gated SiLU)');
+  // The LMs' depformers (short caches, RMSNorm, silu gating) run as layer blocks unless fusion or the blocks are off.
+  const blocksOn = path !== 'unfused' && path !== 'matvecs' && ctx.device.limits.maxStorageBuffersPerShaderStage >= LAYER_BLOCK_STORAGE_BUFFERS;
+  if (blocksOn && blocks === 0) fail('no layer block dispatch (the depformer)');
+  if (!blocksOn && blocks > 0) fail('layer block dispatches with the layer blocks off');
   if (path !== 'flash-decoding' && ctx.adapter.isFallbackAdapter && split > 0) fail('flash-decoding on a fallback adapter by default');
   return { result, summary };
 }

@@ -193,12 +193,14 @@ describe('StreamingTransformer vs a CPU reference (node)', () => {
   });
 
   /** Streams `chunks` through GPU and CPU, `rounds` times with reset() in between; compares every chunk. */
-  async function streamCompare(name: string, cfg: TransformerConfig, chunks: number[], o: { dtype?: 'F32' | 'BF16'; rounds?: number; useStep?: boolean; seed: number; fusion?: ('on' | 'off')[] }): Promise<Map<string, number>> {
+  async function streamCompare(name: string, cfg: TransformerConfig, chunks: number[], o: { dtype?: 'F32' | 'BF16'; rounds?: number; useStep?: boolean; seed: number; fusion?: ('on' | 'off')[]; layerBlocks?: 'on' | 'off'; blocks?: ('on' | 'off')[] }): Promise<Map<string, number>> {
     const tally = new Map<string, number>();
     const prevTally = ctx.dispatchTally;
     const prevChoice = ctx.kernelChoice;
     ctx.dispatchTally = tally;
     try {
+    const runChoice = o.layerBlocks ? { ...prevChoice, layerBlocks: o.layerBlocks } : prevChoice;
+    ctx.kernelChoice = runChoice;
     const prefix = 'model.tr';
     const w = makeWeights(cfg, prefix, o.seed);
     const vb = VarBuilder.fromEntries(ctx, toEntries(w, o.dtype ?? 'F32'));
@@ -218,11 +220,12 @@ describe('StreamingTransformer vs a CPU reference (node)', () => {
         const x = ctx.upload(xs, [t, D], 'f32', `x${i}`);
         const y = sentinelTensor(ctx, [t, D], `y${i}`);
         keep.push(x, y);
-        if (o.fusion) ctx.kernelChoice = { ...prevChoice, fusion: o.fusion[i] };
+        if (o.fusion) ctx.kernelChoice = { ...runChoice, fusion: o.fusion[i] };
+        if (o.blocks) ctx.kernelChoice = { ...runChoice, layerBlocks: o.blocks[i] };
         tr.forward(rec, x, y, o.useStep ? { step: ref.offset } : {});
         reads.push({ p: rec.readback(y), want: ref.forward(xs, t), t, i });
       });
-      ctx.kernelChoice = prevChoice;
+      ctx.kernelChoice = runChoice;
       await rec.submit();
       for (const r of reads) {
         assertClose(`${name} round ${round} chunk ${r.i}`, (await r.p) as Float32Array, r.want, { atol: 1e-5, scaleTol: 1e-5, rtol: 1e-4, shape: [r.t, D] });
@@ -239,19 +242,49 @@ describe('StreamingTransformer vs a CPU reference (node)', () => {
   /** Dispatches of `tally` whose label matches `re`. */
   const count = (tally: Map<string, number>, re: RegExp) => [...tally].reduce((n, [l, c]) => n + (re.test(l) ? c : 0), 0);
 
-  it('depformer: 8 single steps with per-step weights (step k), twice with reset()', async () => {
+  it('depformer: 8 single steps with per-step weights (step k), twice with reset(): two layer blocks per layer', async () => {
     const tally = await streamCompare('depformer', DEPFORMER, [1, 1, 1, 1, 1, 1, 1, 1], { rounds: 2, useStep: true, seed: 10 });
+    // Every step of every layer ran as the attention block + the FFN block (src/kernels/layer_block.ts), then one sum per step.
+    expect(count(tally, /^layer_block\.attend\./)).toBe(2 * 8 * DEPFORMER.numLayers);
+    expect(count(tally, /^layer_block\.ffn\./)).toBe(2 * 8 * DEPFORMER.numLayers);
+    expect(count(tally, /^layer_block\.sum$/)).toBe(2 * 8);
+    expect(count(tally, /^(attention|linear)\./)).toBe(0);
+  });
+
+  it('depformer: layer blocks with LayerScale over bf16 weights', async () => {
+    const tally = await streamCompare('depformer scaled', { ...DEPFORMER, layerScale: 0.1 }, [1, 1, 1, 1, 1, 1, 1, 1], { dtype: 'BF16', useStep: true, seed: 12 });
+    expect(count(tally, /^layer_block\.ffn\.bf16$/)).toBe(8 * DEPFORMER.numLayers);
+  });
+
+  it('depformer: 8 single steps with layer blocks off: attention + out_proj in one fused matvec', async () => {
+    const tally = await streamCompare('depformer matvecs', DEPFORMER, [1, 1, 1, 1, 1, 1, 1, 1], { rounds: 2, useStep: true, seed: 10, layerBlocks: 'off' });
     // Every step of every layer took attention + out_proj in one dispatch (linear.ts fusedAttendMatvec), no attend pass.
     expect(count(tally, /^linear\.matvec(_quant)?(_sg)?\.attend\+/)).toBe(2 * 8 * DEPFORMER.numLayers);
-    expect(count(tally, /^attention\./)).toBe(0);
+    expect(count(tally, /^(attention|layer_block)\./)).toBe(0);
   });
 
   it('depformer: the kernel path switched mid-stream (fused attention steps, then unfused ones, and back)', async () => {
     const fusion: ('on' | 'off')[] = ['on', 'on', 'off', 'on', 'off', 'off', 'on', 'on'];
-    const tally = await streamCompare('depformer switch', DEPFORMER, [1, 1, 1, 1, 1, 1, 1, 1], { useStep: true, seed: 15, fusion });
+    const tally = await streamCompare('depformer switch', DEPFORMER, [1, 1, 1, 1, 1, 1, 1, 1], { useStep: true, seed: 15, fusion, layerBlocks: 'off' });
     expect(count(tally, /^linear\.matvec(_quant)?(_sg)?\.attend\+/)).toBe(5 * DEPFORMER.numLayers);
     // attention() wrote k / v of every filled slot from the rows after fused steps: slots 0, 1 before step 2, 0..3 before step 4.
     expect(count(tally, /^attention\.write_kv_rows$/)).toBe((2 + 4) * DEPFORMER.numLayers);
+  });
+
+  it('depformer: layer blocks switched with unfused steps mid-stream', async () => {
+    const fusion: ('on' | 'off')[] = ['on', 'on', 'off', 'on', 'off', 'off', 'on', 'on'];
+    const tally = await streamCompare('depformer blocks switch', DEPFORMER, [1, 1, 1, 1, 1, 1, 1, 1], { useStep: true, seed: 16, fusion });
+    expect(count(tally, /^layer_block\.attend\./)).toBe(5 * DEPFORMER.numLayers);
+    expect(count(tally, /^attention\.write_kv_rows$/)).toBe((2 + 4) * DEPFORMER.numLayers);
+  });
+
+  it('depformer: layer blocks and the fused attention matvec alternating over one cache', async () => {
+    // Both read the cache's qkv rows; neither writes k / v, so no attention() pass runs.
+    const blocks: ('on' | 'off')[] = ['on', 'off', 'on', 'off', 'off', 'on', 'on', 'off'];
+    const tally = await streamCompare('depformer blocks/matvecs', DEPFORMER, [1, 1, 1, 1, 1, 1, 1, 1], { useStep: true, seed: 17, blocks });
+    expect(count(tally, /^layer_block\.attend\./)).toBe(4 * DEPFORMER.numLayers);
+    expect(count(tally, /^linear\.matvec(_quant)?(_sg)?\.attend\+/)).toBe(4 * DEPFORMER.numLayers);
+    expect(count(tally, /^attention\./)).toBe(0);
   });
 
   it('depformer: several steps per call (row t uses weights offset + t), per-step dim_feedforward list', async () => {
