@@ -1,5 +1,6 @@
 import source from '../../shaders/attention.wgsl?raw';
 import { type GpuContext, Kernel, ParamsLayout, type Recorder, ShapeError, Tensor, expectShape, grid1d, storageBindings } from '../gpu/index.ts';
+import { storageBytes } from '../gpu/dtype.ts';
 import { rope, ropeFreqsTensor } from './rope.ts';
 
 const WG = 64;
@@ -49,6 +50,9 @@ export const attentionKernel = new Kernel('attention', source, storageBindings({
  * model dtype); scores and softmax stay f32.
  */
 export class KVCache {
+  /** The one buffer holding `k` (from byte 0) and `v` (from vByteOffset), as u32 words. */
+  readonly kv: Tensor;
+  readonly vByteOffset: number;
   readonly k: Tensor; // [H, cap, Dh] f32 | [H, cap, Dh_pad] f16
   readonly v: Tensor; // [H, cap, Dh] f32 | [H, cap, Dh_pad] f16
   readonly dtype: 'f32' | 'f16';
@@ -87,8 +91,14 @@ export class KVCache {
     this.capacity = o.capacity;
     this.dtype = o.dtype ?? 'f32';
     const row = this.dtype === 'f16' ? o.headDim + (o.headDim & 1) : o.headDim;
-    this.k = ctx.tensor([o.numHeads, o.capacity, row], this.dtype, `${o.label}.k`);
-    this.v = ctx.tensor([o.numHeads, o.capacity, row], this.dtype, `${o.label}.v`);
+    // Keys and values in one buffer (values from a 256-byte boundary), so a kernel that attends and
+    // writes both can bind them as one (src/kernels/layer_block.ts); attention() binds each window.
+    const shape = [o.numHeads, o.capacity, row];
+    const kBytes = Math.max(4, storageBytes(this.dtype, shape[0] * shape[1] * shape[2]));
+    this.vByteOffset = Math.ceil(kBytes / 256) * 256;
+    this.kv = ctx.tensor([(this.vByteOffset + kBytes) / 4], 'u32', `${o.label}.kv`, { rangeBound: true });
+    this.k = new Tensor(this.kv.buffer, shape, this.dtype, `${o.label}.k`, 0, false);
+    this.v = new Tensor(this.kv.buffer, shape, this.dtype, `${o.label}.v`, this.vByteOffset, false);
     const forced = ctx.kernelChoice.attentionSplitSlots;
     if (forced !== undefined && (!Number.isInteger(forced) || forced <= 0)) throw new ShapeError(`KVCache '${o.label}': kernelChoice.attentionSplitSlots must be a positive integer, got ${forced}`);
     this.splitSlots = forced ?? SPLIT_SLOTS;
@@ -117,8 +127,7 @@ export class KVCache {
   }
 
   destroy(): void {
-    this.k.destroy();
-    this.v.destroy();
+    this.kv.destroy();
     this.part.destroy();
     this.rows?.destroy();
   }

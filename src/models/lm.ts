@@ -245,6 +245,8 @@ export class LMModel {
             gating: cfg.depformer.gating,
             layerScale: cfg.depformer.layerScale,
             kvDtype,
+            // dep_q sequential steps of small matrices per frame: dispatches, not bytes, bound them.
+            layerBlocks: true,
             ...(cfg.depformer.weightsPerStep ? { weightsPerStep: cfg.depQ, weightsPerStepSchedule: schedule } : {}),
           };
           depformer = await StreamingTransformer.load(ctx, vb.pp('depformer'), depCfg, policy);

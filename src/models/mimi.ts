@@ -82,6 +82,8 @@ export function mimiTransformerConfig(cfg: MimiConfig): TransformerConfig {
     norm: t.norm,
     gating: t.gating,
     layerScale: t.layer_scale,
+    // Two steps per frame through matrices of d_model 512: dispatches, not bytes, bound them.
+    layerBlocks: true,
   } as TransformerConfig;
 }
 

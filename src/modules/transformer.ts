@@ -21,7 +21,7 @@ import { ropeFreqsTensor } from '../kernels/rope.ts';
 import { addInPlace, addScaledInPlace, gatedSilu } from '../kernels/elementwise.ts';
 import { type LinearFusion, canFuseAttendMatvec, canFuseMatmul, canFuseMatvec, fusedAttendMatvec, fusedMatmul, fusedMatvec, linear } from '../kernels/linear.ts';
 import { unary } from '../kernels/unary.ts';
-import { BlockStream, type BlockVectors, attendBlock, blockParts, blockVectors, canRunLayerBlocks, ffnBlock, sumBlock } from '../kernels/layer_block.ts';
+import { BlockStream, type BlockVectors, type LayerBlockShape, attendBlock, blockParts, blockVectors, canRunLayerBlocks, ffnBlock, sumBlock } from '../kernels/layer_block.ts';
 import { gatingHidden } from './gating.ts';
 import { NORM_EPS, type NormWeights, type TransformerNorm, applyNorm, freeNorm, loadNorm, packedLayerNorm } from './norm.ts';
 import type { StoragePolicy, VarBuilder } from '../weights/var_builder.ts';
@@ -62,6 +62,12 @@ export interface TransformerConfig {
   kvCapacity?: number;
   /** KV cache storage: f32 (default) or packed f16 halves (src/kernels/attention.ts KVCache). */
   kvDtype?: 'f32' | 'f16';
+  /**
+   * Run each call as two split-K layer blocks per layer (src/kernels/layer_block.ts) where the
+   * device and shapes allow: for transformers of small matrices, where dispatches bound the step
+   * (the depformer, Mimi's transformers). Default false (the fused matvecs / matmuls).
+   */
+  layerBlocks?: boolean;
 }
 
 export { NORM_EPS };
@@ -218,9 +224,9 @@ export class StreamingTransformer {
           blocks: null,
         };
         layers.push(L);
-        if (L.cache.rows && cfg.gating === 'silu' && !L.norm1.bias && !L.norm2.bias) {
+        if (cfg.layerBlocks) {
           const freqs = cfg.positionalEmbedding === 'rope' ? ropeFreqsTensor(ctx, D / H, cfg.maxPeriod) : null;
-          L.blocks = blockVectors(ctx, { alpha1: L.norm1.weight, alpha2: L.norm2.weight, scale1: L.scale1, scale2: L.scale2, freqs }, `${vb.key('layers')}.${l}.block_vectors`);
+          L.blocks = blockVectors(ctx, { alpha1: L.norm1.weight, alpha2: L.norm2.weight, bias1: L.norm1.bias, bias2: L.norm2.bias, scale1: L.scale1, scale2: L.scale2, freqs }, `${vb.key('layers')}.${l}.block_vectors`);
         }
       }
     } catch (e) {
@@ -346,7 +352,7 @@ export class StreamingTransformer {
       attn: rowsView(sc0.attn, T),
       upd: rowsView(sc0.upd, T),
     };
-    if (T === 1 && this.layers.length && this.layers.every((L) => this.takesBlocks(rec, L, step))) {
+    if (this.layers.length && this.layers.every((L) => this.takesBlocks(rec, L, step, T))) {
       this.forwardBlocks(rec, x, y, step);
       return;
     }
@@ -407,31 +413,45 @@ export class StreamingTransformer {
     return { inProj: pick(L.inProj), outProj: pick(L.outProj), ffn: pick(L.ffn) };
   }
 
-  /** Whether layer L's step `step` can run as the two layer blocks (src/kernels/layer_block.ts canRunLayerBlocks). */
-  private takesBlocks(rec: Recorder, L: Layer, step: number): boolean {
-    if (!L.blocks) return false;
+  /** Layer L's call of T rows from step `step` as layer_block.ts describes it (this step's weight set). */
+  private blockShape(L: Layer, step: number, t: number): LayerBlockShape {
     const w = this.weightsAt(L, step);
-    return canRunLayerBlocks(rec, { cache: L.cache, inProj: w.inProj, outProj: w.outProj, wIn: w.ffn.wIn, wOut: w.ffn.wOut });
+    return {
+      cache: L.cache, inProj: w.inProj, outProj: w.outProj, wIn: w.ffn.wIn, wOut: w.ffn.wOut, gating: this.cfg.gating,
+      rope: this.cfg.positionalEmbedding === 'rope', layerNorm: L.norm1.bias !== null, t,
+    };
   }
 
   /**
-   * One step (x, y: [1, D]) as 2 dispatches per layer plus one sum: the attention block and the FFN
-   * block of every layer (split-K partial sums between them), then y = the stream's sum.
+   * Whether layer L's call of T rows can run as the two layer blocks: the transformer opted in
+   * (TransformerConfig.layerBlocks), one weight set for the call (T = 1 with per-step weights), both
+   * norms of one kind, and src/kernels/layer_block.ts canRunLayerBlocks.
+   */
+  private takesBlocks(rec: Recorder, L: Layer, step: number, t: number): boolean {
+    if (!L.blocks || (this.steps > 1 && t > 1) || (L.norm1.bias === null) !== (L.norm2.bias === null)) return false;
+    return canRunLayerBlocks(rec, this.blockShape(L, step, t));
+  }
+
+  /**
+   * One call (x, y: [T, D]) as 2 dispatches per layer plus one sum: the attention block and the
+   * FFN block of every layer (split-K partial sums between them), then y = the stream's sum.
    */
   private forwardBlocks(rec: Recorder, x: Tensor, y: Tensor, step: number): void {
     const D = this.cfg.dModel;
-    if (!this.stream) {
+    const T = x.shape[0];
+    if (!this.stream || this.stream.rows < T) {
+      if (this.stream) this.retired.push(this.stream.st, this.stream.spareRw, this.stream.spareRo);
       const hid = Math.max(...this.layers.flatMap((L) => L.ffn.map((f) => f.hidden)));
-      this.stream = new BlockStream(this.ctx, D, blockParts(this.cfg.numHeads, hid), 'transformer.block_stream');
+      this.stream = new BlockStream(this.ctx, D, blockParts(this.cfg.numHeads, hid), Math.max(T, this.stream?.rows ?? 0), 'transformer.block_stream');
     }
     const s = this.stream;
     const dispatches0 = rec.dispatchCount;
     s.start(rec, x);
     for (const L of this.layers) {
       const v = L.blocks as BlockVectors;
-      const w = this.weightsAt(L, step);
-      attendBlock(rec, s, { cache: L.cache, inProj: w.inProj, outProj: w.outProj, v, eps: L.norm1.eps, context: this.cfg.context });
-      ffnBlock(rec, s, { wIn: w.ffn.wIn, wOut: w.ffn.wOut, v, eps: L.norm2.eps });
+      const shape = this.blockShape(L, step, T);
+      attendBlock(rec, s, shape, { v, eps: L.norm1.eps, context: this.cfg.context });
+      ffnBlock(rec, s, shape, { v, eps: L.norm2.eps });
     }
     sumBlock(rec, s, y);
     this.lastForwardDispatches = rec.dispatchCount - dispatches0;

@@ -98,7 +98,7 @@ class TransformerRef {
     const D = cfg.dModel;
     const mult = cfg.weightsPerStep || 1;
     const cap = cfg.context ?? (mult > 1 ? mult : cfg.kvCapacity!);
-    this.caches = Array.from({ length: cfg.numLayers }, () => new RingAttentionRef(cfg.numHeads, D / cfg.numHeads, cap, cfg.context, cfg.positionalEmbedding === 'rope' ? cfg.maxPeriod : null));
+    this.caches = Array.from({ length: cfg.numLayers }, () => new RingAttentionRef(cfg.numHeads, D / cfg.numHeads, cap, cfg.context, cfg.positionalEmbedding === 'rope' ? cfg.maxPeriod : null, cfg.kvDtype ?? 'f32'));
     if (halfWeights) for (const v of w.values()) if (v.shape.length === 2) v.values = roundThrough(v.values, 'bf16');
   }
   private get(k: string): Float32Array {
@@ -171,7 +171,7 @@ class TransformerRef {
 
 const DEPFORMER: TransformerConfig = {
   dModel: 32, numHeads: 4, numLayers: 2, dimFeedforward: 132, causal: true, context: null, maxPeriod: 10000,
-  positionalEmbedding: 'none', norm: 'rms_norm_f32', gating: 'silu', layerScale: null, weightsPerStep: 8,
+  positionalEmbedding: 'none', norm: 'rms_norm_f32', gating: 'silu', layerScale: null, weightsPerStep: 8, layerBlocks: true,
 };
 const LM: TransformerConfig = {
   dModel: 48, numHeads: 3, numLayers: 2, dimFeedforward: 4 * 48, causal: true, context: 6, maxPeriod: 10000,
@@ -181,6 +181,8 @@ const MIMI: TransformerConfig = {
   dModel: 40, numHeads: 5, numLayers: 2, dimFeedforward: 80, causal: true, context: 5, maxPeriod: 10000,
   positionalEmbedding: 'rope', norm: 'layer_norm', gating: 'none', layerScale: 0.01,
 };
+/** Mimi-like with layer blocks over a ring of 20 slots (more than ROWS_MAX_SLOTS: keys and values, no qkv rows). */
+const MIMI_BLOCKS: TransformerConfig = { ...MIMI, context: 20, layerBlocks: true };
 
 describe('StreamingTransformer vs a CPU reference (node)', () => {
   let ctx: GpuContext;
@@ -296,7 +298,26 @@ describe('StreamingTransformer vs a CPU reference (node)', () => {
   });
 
   it('Mimi-like: LayerNorm + GELU + LayerScale, context 5 over 14 steps', async () => {
-    await streamCompare('mimi', MIMI, [5, 2, 1, 3, 3], { seed: 40 });
+    const tally = await streamCompare('mimi', MIMI, [5, 2, 1, 3, 3], { seed: 40 });
+    expect(count(tally, /^layer_block\./)).toBe(0);
+  });
+
+  it('Mimi-like layer blocks: LayerNorm + GELU + LayerScale + RoPE over a ring of 20, chunks of 1 to 5 as the ring wraps', async () => {
+    const chunks = [5, 2, 1, 3, 3, 2, 2, 2, 4, 2, 1];
+    const tally = await streamCompare('mimi blocks', MIMI_BLOCKS, chunks, { seed: 41, rounds: 2 });
+    expect(count(tally, /^layer_block\.attend\.f32$/)).toBe(2 * chunks.length * MIMI.numLayers);
+    expect(count(tally, /^layer_block\.ffn\.f32$/)).toBe(2 * chunks.length * MIMI.numLayers);
+    expect(count(tally, /^(attention|linear)\./)).toBe(0);
+  });
+
+  it('Mimi-like layer blocks: bf16 weights and an f16 key / value ring', async () => {
+    const tally = await streamCompare('mimi blocks f16', { ...MIMI_BLOCKS, kvDtype: 'f16' }, [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2], { seed: 42, dtype: 'BF16' });
+    expect(count(tally, /^layer_block\.attend\.bf16$/)).toBe(12 * MIMI.numLayers);
+  });
+
+  it('LM-like with layer blocks: RoPE over a short cache of qkv rows (one step), chunks of 2 on the other kernels', async () => {
+    const tally = await streamCompare('lm blocks', { ...LM, layerBlocks: true }, [1, 2, 1, 1, 2, 2, 1, 2, 1, 1, 2], { dtype: 'BF16', seed: 31 });
+    expect(count(tally, /^layer_block\.attend\.bf16$/)).toBe(6 * LM.numLayers);
   });
 
   it('errors: missing key, step/offset mismatch, too many steps, unsupported config', async () => {
