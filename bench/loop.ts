@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- loop [--steps N] [--warmup N] [--lm-dim D] [--lm-layers L] [--seed S]`
+ * `npm run bench -- loop [--steps N] [--warmup N] [--lm-dim D] [--lm-layers L] [--seed S] [--layer-blocks on|off|ab]`
  *
  * The per-step time split (encode / LM / decode) of the engine's 80 ms loop on this adapter
  * (Node, Dawn), with seeded random weights generated in memory (no weight file is read):
@@ -22,6 +22,10 @@
  * rest of the LM step (depformer, embeddings, heads, sampling, logit checks), c = Mimi encode +
  * decode, and N = 32·a + b + c is the count of the full 32-layer 7B step with this adapter's kernel
  * choices (a hardware adapter also splits long attention: flash-decoding adds a combine pass).
+ * `--layer-blocks`: the depformer's and Mimi's layers as split-K layer blocks (src/kernels/
+ * layer_block.ts; 'on', the default), as the fused matvecs ('off'), or 'ab': the timed steps
+ * alternate between the two in one run (even steps on, odd off), and a line gives each one's median
+ * step, its dispatch count and the ratio on ÷ off (the table then covers both).
  * Writes bench/results/loop-<time>.json.
  */
 import { readFileSync } from 'node:fs';
@@ -94,9 +98,12 @@ export async function run(args: string[]): Promise<unknown> {
       'lm-dim': { type: 'string', default: '512' },
       'lm-layers': { type: 'string', default: '2' },
       seed: { type: 'string', default: '1' },
+      'layer-blocks': { type: 'string', default: 'on' },
     },
     strict: true,
   });
+  const blocksMode = values['layer-blocks'];
+  if (blocksMode !== 'on' && blocksMode !== 'off' && blocksMode !== 'ab') throw new Error(`bench loop: --layer-blocks must be on, off or ab, got '${blocksMode}'`);
   const steps = Number(values.steps);
   const warmup = Number(values.warmup);
   const dim = Number(values['lm-dim']);
@@ -126,12 +133,24 @@ export async function run(args: string[]): Promise<unknown> {
     const frame = (t: number) => speech.subarray((t * FRAME_SAMPLES) % (speech.length - FRAME_SAMPLES), ((t * FRAME_SAMPLES) % (speech.length - FRAME_SAMPLES)) + FRAME_SAMPLES);
     // LMGen returns null on step 0 (no decode): warm up past it so every timed step decodes.
     const rows: { encodeMs: number; lmMs: number; decodeMs: number; totalMs: number }[] = [];
+    const byMode = { on: [] as number[], off: [] as number[] };
+    const workByMode: { on: GpuWork | null; off: GpuWork | null } = { on: null, off: null };
+    const base = ctx.kernelChoice;
     let work: GpuWork | null = null;
     for (let t = 0; t < Math.max(warmup, 1) + steps; t++) {
+      const mode = blocksMode === 'ab' ? (t % 2 === 0 ? 'on' : 'off') : blocksMode;
+      ctx.kernelChoice = { ...base, layerBlocks: mode };
       const r = await engine.step(frame(t));
-      if (t >= Math.max(warmup, 1)) rows.push(r.timings);
-      if (r.frame && !r.decodeSkipped) work = r.gpuWork;
+      if (t >= Math.max(warmup, 1)) {
+        rows.push(r.timings);
+        byMode[mode].push(r.timings.totalMs);
+      }
+      if (r.frame && !r.decodeSkipped) {
+        workByMode[mode] = r.gpuWork;
+        if (mode === (blocksMode === 'off' ? 'off' : 'on')) work = r.gpuWork;
+      }
     }
+    ctx.kernelChoice = base;
     if (!work) throw new Error('bench loop: no step decoded (raise --steps)');
     const perLayer = lm.transformer.lastForwardDispatches / layers;
     const lmRest = work.stages.lm - perLayer * layers;
@@ -147,7 +166,14 @@ export async function run(args: string[]): Promise<unknown> {
       `${label}\n${ctx.adapter.vendor} ${ctx.adapter.architecture} (${ctx.adapter.isFallbackAdapter ? 'software fallback adapter' : 'hardware'}), copy bandwidth ${copy.gbps.toFixed(2)} GB/s; ${steps} timed steps after ${Math.max(warmup, 1)} warm-up; load ${loadS.toFixed(1)} s; GPU memory ${(ctx.liveBytes / 2 ** 20).toFixed(0)} MiB`,
     );
     console.log(`${dispatchLine}\n  (N = 32 × temporal layer + depformer + mimi: the full 7B step with this adapter's kernel choices; measured here: ${work.dispatches} with ${layers} temporal layers)`);
-    const result = { label, adapter: ctx.adapter, copyBandwidthGBps: copy.gbps, steps, warmup: Math.max(warmup, 1), lm: { dim, layers, depformer: lmCfg.depformer }, split, rows, gpuBytes: ctx.liveBytes, gpuWork: { ...work, temporalLayer: perLayer, lmRest, mimi: mimiDispatches, dispatches7b, line: dispatchLine } };
+    let ab: { onMs: number; offMs: number; ratio: number; onDispatches: number; offDispatches: number } | null = null;
+    if (blocksMode === 'ab' && workByMode.on && workByMode.off && byMode.on.length && byMode.off.length) {
+      const onMs = percentiles(byMode.on).p50;
+      const offMs = percentiles(byMode.off).p50;
+      ab = { onMs, offMs, ratio: onMs / offMs, onDispatches: workByMode.on.dispatches, offDispatches: workByMode.off.dispatches };
+      console.log(`layer blocks, alternating steps in this run: on ${onMs.toFixed(1)} ms (${ab.onDispatches} dispatches measured), off ${offMs.toFixed(1)} ms (${ab.offDispatches}); on ÷ off = ${ab.ratio.toFixed(2)} (${ab.ratio < 1 ? 'blocks faster' : 'blocks slower'} on this adapter)`);
+    }
+    const result = { label, adapter: ctx.adapter, copyBandwidthGBps: copy.gbps, layerBlocks: blocksMode, layerBlocksAB: ab, steps, warmup: Math.max(warmup, 1), lm: { dim, layers, depformer: lmCfg.depformer }, split, rows, gpuBytes: ctx.liveBytes, gpuWork: { ...work, temporalLayer: perLayer, lmRest, mimi: mimiDispatches, dispatches7b, line: dispatchLine } };
     console.log(`results: ${writeResults('loop', result)}`);
     gen.destroy();
     mimi.destroy();

@@ -61,9 +61,14 @@ override KV_HALF: u32 = 0;  // attend_block: f16 cache
 override TM: u32 = 1;       // rows T of this call (= params.t_len)
 override XS: u32 = 1;       // ≥ D
 override NR: u32 = 1;       // ≥ the rows of the first product (3·head_dim, 2·B or B)
-override NP: u32 = 1;       // ≥ the ring's slots (cap), head_dim and B
-const WG: u32 = 64u;
-const LANES: u32 = 8u;      // threads per weight row in the first product (consecutive elements)
+override NP: u32 = 1;       // ≥ the ring's slots (cap) and B
+override NO: u32 = 1;       // ≥ head_dim
+// Threads per workgroup and threads per weight row in the first product (consecutive elements):
+// 64 and 4 on GPUs (4 keeps Mimi's attention block, T = 2, 192 rows, 250 slots, within WebGPU's
+// default 16 KiB of workgroup memory); 4 and 1 on CPU adapters, where every barrier of a wider
+// workgroup costs a switch between its SIMD groups (src/kernels/layer_block.ts blockThreads).
+override WG: u32 = 64u;
+override LANES: u32 = 4u;
 const NO_SCALE: u32 = 0xffffffffu;
 const LOWEST: f32 = -3.402823e38;
 
@@ -72,21 +77,18 @@ var<workgroup> red: array<f32, WG>;
 var<workgroup> part: array<f32, NR * LANES * TM>;    // lane partial sums of the first product
 var<workgroup> rowv: array<f32, NR * TM>;            // the first product's rows, row t at t·NR
 var<workgroup> pv: array<f32, NP * TM>;              // scores then p (attend) | activations (ffn)
-var<workgroup> ov: array<f32, NP * TM>;              // attend: o_t [head_dim] at t·NP
+var<workgroup> ov: array<f32, NO * TM>;              // attend: o_t [head_dim] at t·NO
 var<workgroup> rscale: array<f32, TM>;               // RMS: 1/rms of row t; LayerNorm: 1
 var<workgroup> psum: array<f32, TM>;
 
-/** Σ over the workgroup of each thread's v (uniform control flow). */
+/** Σ over the workgroup of each thread's v, the same in every thread (uniform control flow; two barriers). */
 fn wg_sum(t: u32, v: f32) -> f32 {
   red[t] = v;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] += red[t + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
+  var s = 0.0;
+  for (var i = 0u; i < WG; i++) { s += red[i]; }
   workgroupBarrier();
-  return r;
+  return s;
 }
 
 /** x_t = R_t + Σ partials into xs (normalized), R' = x by workgroup 0 when `keep`; sets rscale. */
@@ -99,16 +101,21 @@ fn load_input(t: u32, keep: bool) {
       var v = st[params.in_base + r * d + i];
       for (var p = 0u; p < params.n_in; p++) { v += st[params.in_base + ((p + 1u) * tl + r) * d + i]; }
       if (keep) { st[params.out_base + r * d + i] = v; }
-      xs[r * d + i] = v;
-      s1 += select(v * v, v, NORM == 1u);
+      if (NORM == 0u) {
+        // RMSNorm: the products run over alpha ⊙ x and are scaled by 1/sqrt(eps + mean(x²)).
+        xs[r * d + i] = v * vecs[params.o_alpha + i];
+        s1 += v * v;
+      } else {
+        xs[r * d + i] = v;
+        s1 += v;
+      }
     }
     let tot = wg_sum(t, s1);
     if (NORM == 0u) {
-      // RMSNorm: the products run over alpha ⊙ x and are scaled by 1/sqrt(eps + mean(x²)).
-      for (var i = t; i < d; i += WG) { xs[r * d + i] *= vecs[params.o_alpha + i]; }
       if (t == 0u) { rscale[r] = 1.0 / sqrt(params.eps + tot / f32(d)); }
     } else {
-      // LayerNorm: mean, then the biased variance of the centred values (two passes), weight and bias.
+      // LayerNorm: mean, then the biased variance of the centred values (two passes), weight and
+      // bias; each thread touches only its own elements until the barrier below.
       let mean = tot / f32(d);
       var s2 = 0.0;
       for (var i = t; i < d; i += WG) { let c = xs[r * d + i] - mean; s2 += c * c; }
@@ -190,7 +197,13 @@ fn value_at(h: u32, j: u32, e: u32) -> f32 {
   return ring_at((h * params.cap + j) * dh + e, true);
 }
 
-/** P'[p]_t = LayerScale ⊙ w2[:, c0 : c0 + nc] · a_t (a = ov or pv at t·NP), weights read once for the T rows. */
+/** Input c of row q of the second product: the attention output (ov) or the FFN activation (pv). */
+fn act_at(q: u32, c: u32, from_ov: bool) -> f32 {
+  if (from_ov) { return ov[q * NO + c]; }
+  return pv[q * NP + c];
+}
+
+/** P'[p]_t = LayerScale ⊙ w2[:, c0 : c0 + nc] · a_t (a = ov at t·NO or pv at t·NP), weights read once for the T rows. */
 fn second_product(t: u32, p: u32, c0: u32, nc: u32, kw2: u32, from_ov: bool) {
   let d = params.d;
   let tl = params.t_len;
@@ -199,8 +212,8 @@ fn second_product(t: u32, p: u32, c0: u32, nc: u32, kw2: u32, from_ov: bool) {
     var acc1 = 0.0;
     for (var c = 0u; c < nc; c++) {
       let wv = weight2_at(n * kw2 + c0 + c, kw2);
-      acc0 += wv * select(pv[c], ov[c], from_ov);
-      if (TM > 1u) { acc1 += wv * select(pv[NP + c], ov[NP + c], from_ov); }
+      acc0 += wv * act_at(0u, c, from_ov);
+      if (TM > 1u) { acc1 += wv * act_at(1u, c, from_ov); }
     }
     var ls = 1.0;
     if (params.o_scale != NO_SCALE) { ls = vecs[params.o_scale + n]; }
@@ -208,7 +221,7 @@ fn second_product(t: u32, p: u32, c0: u32, nc: u32, kw2: u32, from_ov: bool) {
     if (TM > 1u) { st[params.out_base + ((p + 1u) * tl + 1u) * d + n] = acc1 * ls; }
     for (var q = 2u; q < tl; q++) {
       var acc = 0.0;
-      for (var c = 0u; c < nc; c++) { acc += weight2_at(n * kw2 + c0 + c, kw2) * select(pv[q * NP + c], ov[q * NP + c], from_ov); }
+      for (var c = 0u; c < nc; c++) { acc += weight2_at(n * kw2 + c0 + c, kw2) * act_at(q, c, from_ov); }
       st[params.out_base + ((p + 1u) * tl + q) * d + n] = acc * ls;
     }
   }
@@ -258,8 +271,7 @@ fn attend_block(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
       if (KV_HALF == 1u) { kv[at] = pack2x16float(vec2<f32>(rowv[src + 2u * e], rowv[src + 2u * e + 1u])); } else { kv[at] = bitcast<u32>(rowv[src + e]); }
     }
   }
-  storageBarrier();
-  workgroupBarrier();
+  storageBarrier();   // also an execution barrier: the cache rows are visible to every thread
   // Scores (q · scale) · k_j of the attended slots of each row, softmax (max-shifted), o = Σ_j p_j v_j / Σ p.
   let n_slots = min(params.offset + tl, cap);
   for (var i = t; i < tl * n_slots; i += WG) {
@@ -276,17 +288,17 @@ fn attend_block(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     pv[q * NP + j] = s;
   }
   workgroupBarrier();
-  if (t < tl) {
+  for (var q = t; q < tl; q += WG) {
     var m = LOWEST;
-    for (var j = 0u; j < n_slots; j++) { m = max(m, pv[t * NP + j]); }
+    for (var j = 0u; j < n_slots; j++) { m = max(m, pv[q * NP + j]); }
     var l = 0.0;
     for (var j = 0u; j < n_slots; j++) {
-      let s = pv[t * NP + j];
+      let s = pv[q * NP + j];
       let p = select(0.0, exp(s - m), s > LOWEST);
-      pv[t * NP + j] = p;
+      pv[q * NP + j] = p;
       l += p;
     }
-    psum[t] = l;
+    psum[q] = l;
   }
   workgroupBarrier();
   for (var i = t; i < tl * dh; i += WG) {
@@ -294,7 +306,7 @@ fn attend_block(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     let e = i - q * dh;
     var a = 0.0;
     for (var j = 0u; j < n_slots; j++) { a += pv[q * NP + j] * value_at(h, j, e); }
-    ov[q * NP + e] = a / psum[q];
+    ov[q * NO + e] = a / psum[q];
   }
   workgroupBarrier();
   second_product(t, h, h * dh, dh, d, true);

@@ -59,6 +59,9 @@ export interface KernelChoice {
    *  (src/kernels/layer_block.ts) where the device allows: 'on' (default when unset), or 'off' = the
    *  four fused matvecs. Ignored when `fusion` is 'off'. */
   layerBlocks?: 'on' | 'off';
+  /** Threads per layer-block workgroup (src/kernels/layer_block.ts blockThreads): 64 on hardware
+   *  adapters, 4 on fallback ones when unset; a power of two 4..256 forces it. */
+  layerBlockThreads?: number;
 }
 
 export const DEFAULT_KERNEL_CHOICE: Readonly<KernelChoice> = { subgroupMatvec: 'auto', fusion: 'on', attentionSplit: 'auto' };

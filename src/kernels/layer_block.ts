@@ -43,8 +43,21 @@ export const attendBlockKernel = new Kernel('layer_block.attend', SOURCE, BINDIN
 export const ffnBlockKernel = new Kernel('layer_block.ffn', SOURCE, BINDINGS, PARAMS, 'ffn_block');
 export const sumBlockKernel = new Kernel('layer_block.sum', SOURCE, BINDINGS, PARAMS, 'sum_block');
 
-const WG = 64; // const WG in shaders/layer_block.wgsl
-const LANES = 8; // const LANES
+/**
+ * Threads per workgroup and per weight row of the block kernels (overrides WG, LANES): 64 and 4
+ * on a hardware adapter; 4 and 1 on a fallback (CPU) adapter, where a barrier in a 64-thread
+ * workgroup costs a switch between its 16 SIMD groups (on SwiftShader the 64-thread FFN block of
+ * the tiny test depformer took 6 ms a dispatch, about 40× its two fused matvecs), unless
+ * kernelChoice.layerBlockThreads forces one (the hardware-path goldens force 64).
+ */
+export function blockThreads(ctx: GpuContext): { WG: number; LANES: number } {
+  const forced = ctx.kernelChoice.layerBlockThreads;
+  if (forced !== undefined && !(Number.isInteger(forced) && forced >= 4 && forced <= 256 && (forced & (forced - 1)) === 0)) {
+    throw new ShapeError(`kernelChoice.layerBlockThreads must be a power of two in 4..256, got ${forced}`);
+  }
+  const wg = forced ?? (ctx.adapter.isFallbackAdapter ? 4 : 64);
+  return { WG: wg, LANES: wg >= 16 ? 4 : 1 };
+}
 const NO_SCALE = 0xffffffff;
 const NO_CONTEXT = 0xffffffff;
 /** Storage buffers per dispatch (BINDINGS.length): the device must allow this many per stage. */
@@ -60,12 +73,17 @@ export function blockParts(heads: number, hidden: number): number {
   return Math.max(heads, Math.ceil(hidden / ffnSlice(hidden)));
 }
 
-/** Workgroup bytes and override sizes of a block kernel for T rows (XS ≥ D, NR rows of the first product, NP ≥ slots / head_dim / slice). */
-function workgroupSizes(d: number, nr: number, np: number, t: number): { bytes: number; XS: number; NR: number; NP: number; TM: number } {
+/**
+ * Workgroup bytes and override sizes of a block kernel for T rows: XS ≥ D, NR rows of the first
+ * product, NP ≥ slots / slice, NO ≥ head_dim (shaders/layer_block.wgsl's workgroup arrays).
+ */
+function workgroupSizes(ctx: GpuContext, d: number, nr: number, np: number, no: number, t: number): { bytes: number; XS: number; NR: number; NP: number; NO: number; TM: number; WG: number; LANES: number } {
+  const { WG, LANES } = blockThreads(ctx);
   const XS = d;
   const NR = Math.max(1, nr);
   const NP = Math.max(1, np);
-  return { bytes: 4 * (t * (XS + NR * LANES + NR + 2 * NP + 2) + WG), XS, NR, NP, TM: t };
+  const NO = Math.max(1, no);
+  return { bytes: 4 * (t * (XS + NR * LANES + NR + NP + NO + 2) + WG), XS, NR, NP, NO, TM: t, WG, LANES };
 }
 
 /**
@@ -177,14 +195,14 @@ function kvMode(o: LayerBlockShape): 0 | 1 {
   return o.cache.rows && o.t === 1 ? 0 : 1;
 }
 
-function attendSizes(o: LayerBlockShape) {
+function attendSizes(ctx: GpuContext, o: LayerBlockShape) {
   const c = o.cache;
-  return workgroupSizes(c.numHeads * c.headDim, 3 * c.headDim, Math.max(c.capacity, c.headDim), o.t);
+  return workgroupSizes(ctx, c.numHeads * c.headDim, 3 * c.headDim, c.capacity, c.headDim, o.t);
 }
 
-function ffnSizes(d: number, hid: number, gating: 'silu' | 'none', t: number) {
+function ffnSizes(ctx: GpuContext, d: number, hid: number, gating: 'silu' | 'none', t: number) {
   const b = ffnSlice(hid);
-  return workgroupSizes(d, gating === 'silu' ? 2 * b : b, b, t);
+  return workgroupSizes(ctx, d, gating === 'silu' ? 2 * b : b, b, 1, t);
 }
 
 /**
@@ -212,7 +230,7 @@ export function canRunLayerBlocks(rec: Recorder, o: LayerBlockShape): boolean {
   if (!sameFormat(o.inProj, o.outProj) || !sameFormat(o.wIn, o.wOut)) return false;
   if (![o.inProj, o.outProj, o.wIn, o.wOut].every((w) => boundWhole(ctx, w))) return false;
   if (mode === 1 && cache.kv.byteLength > ctx.bindingLimit) return false;
-  return Math.max(attendSizes(o).bytes, ffnSizes(d, hid, o.gating, o.t).bytes) <= lim.maxComputeWorkgroupStorageSize;
+  return Math.max(attendSizes(ctx, o).bytes, ffnSizes(ctx, d, hid, o.gating, o.t).bytes) <= lim.maxComputeWorkgroupStorageSize;
 }
 
 function weightPair(a: WeightTensor, b: WeightTensor): Tensor[] {
@@ -246,7 +264,7 @@ export function attendBlock(rec: Recorder, s: BlockStream, o: LayerBlockShape, a
   if (o.layerNorm !== (a.v.bias1 !== null) || o.rope !== (a.v.freqs !== null)) throw new ShapeError(`attention block: the layer's vectors do not match its norm / RoPE ('${a.v.vecs.label}')`);
   if (!canRunLayerBlocks(rec, o)) throw new ShapeError(`attention block: cache '${cache.k.label}' with in_proj '${o.inProj.label}' cannot run as a layer block here (see canRunLayerBlocks)`);
   const mode = kvMode(o);
-  const wg = attendSizes(o);
+  const wg = attendSizes(rec.ctx, o);
   const rows = cache.rows;
   rec.dispatch(attendBlockKernel, {
     buffers: [s.st, ...weightPair(o.inProj, o.outProj), mode === 0 ? (rows as Tensor) : cache.kv, a.v.vecs],
@@ -256,9 +274,9 @@ export function attendBlock(rec: Recorder, s: BlockStream, o: LayerBlockShape, a
       offset: cache.offset, cap: cache.capacity, context, scale: 1 / Math.sqrt(cache.headDim),
       stride: mode === 0 ? (rows as Tensor).shape[1] : 0, v_base: mode === 0 ? 0 : cache.vByteOffset / 4, t_len: o.t,
     },
-    constants: { ...weightConstants(o.inProj), NORM: o.layerNorm ? 1 : 0, ROPE: o.rope ? 1 : 0, KVMODE: mode, KV_HALF: cache.dtype === 'f16' ? 1 : 0, TM: wg.TM, XS: wg.XS, NR: wg.NR, NP: wg.NP },
+    constants: { ...weightConstants(o.inProj), NORM: o.layerNorm ? 1 : 0, ROPE: o.rope ? 1 : 0, KVMODE: mode, KV_HALF: cache.dtype === 'f16' ? 1 : 0, TM: wg.TM, XS: wg.XS, NR: wg.NR, NP: wg.NP, NO: wg.NO, WG: wg.WG, LANES: wg.LANES },
     workgroups: [cache.numHeads],
-    label: `layer_block.attend.${weightFormatTag(o.inProj)}`,
+    label: `layer_block.attend.${weightFormatTag(o.inProj)}.wg${wg.WG}`,
   });
   s.from = 1 - s.from;
   s.nIn = cache.numHeads;
@@ -280,16 +298,16 @@ export function ffnBlock(rec: Recorder, s: BlockStream, o: LayerBlockShape, a: {
   const n = Math.ceil(hid / b);
   if (n > s.parts || o.t !== s.t) throw new ShapeError(`FFN block: ${n} slices of H ${hid} (T ${o.t}) do not fit the stream's ${s.parts} partial blocks (T ${s.t})`);
   if (o.layerNorm !== (a.v.bias2 !== null)) throw new ShapeError(`FFN block: the layer's vectors do not match its norm ('${a.v.vecs.label}')`);
-  const wg = ffnSizes(d, hid, o.gating, o.t);
+  const wg = ffnSizes(rec.ctx, d, hid, o.gating, o.t);
   rec.dispatch(ffnBlockKernel, {
     buffers: [s.st, ...weightPair(o.wIn, o.wOut), s.spareRw, a.v.vecs],
     params: {
       ...UNUSED, d, n_in: s.nIn, in_base: s.base(s.from), out_base: s.base(1 - s.from), hidden: hid, slice: b, eps: a.eps,
       o_alpha: a.v.alpha2, o_bias: a.v.bias2 ?? 0, o_scale: a.v.scale2 ?? NO_SCALE, t_len: o.t,
     },
-    constants: { ...weightConstants(o.wIn), NORM: o.layerNorm ? 1 : 0, ACT: o.gating === 'silu' ? 0 : 1, TM: wg.TM, XS: wg.XS, NR: wg.NR, NP: wg.NP },
+    constants: { ...weightConstants(o.wIn), NORM: o.layerNorm ? 1 : 0, ACT: o.gating === 'silu' ? 0 : 1, TM: wg.TM, XS: wg.XS, NR: wg.NR, NP: wg.NP, NO: wg.NO, WG: wg.WG, LANES: wg.LANES },
     workgroups: [n],
-    label: `layer_block.ffn.${weightFormatTag(o.wIn)}`,
+    label: `layer_block.ffn.${weightFormatTag(o.wIn)}.wg${wg.WG}`,
   });
   s.from = 1 - s.from;
   s.nIn = n;
@@ -305,8 +323,8 @@ export function sumBlock(rec: Recorder, s: BlockStream, y: Tensor): void {
     rec.dispatch(sumBlockKernel, {
       buffers: [s.st, ...Array<Tensor>(6).fill(s.spareRo), s.spareRw, s.spareRo],
       params: { ...UNUSED, d: s.d, n_in: s.nIn, in_base: s.base(s.from), out_base: s.base(1 - s.from), eps: 0, o_alpha: 0, o_scale: NO_SCALE, t_len: s.t },
-      constants: { TM: s.t, XS: 1, NR: 1, NP: 1 },
-      workgroups: grid1d(s.t * s.d, WG),
+      constants: { TM: s.t, XS: 1, NR: 1, NP: 1, NO: 1, WG: 64, LANES: 1 },
+      workgroups: grid1d(s.t * s.d, 64),
       label: 'layer_block.sum',
     });
     s.from = 1 - s.from;

@@ -92,7 +92,7 @@ interface Layer {
   scale1: Tensor | null; // [D]
   scale2: Tensor | null; // [D]
   cache: KVCache;
-  /** The layer's vectors for the layer blocks (RMSNorm, silu gating, a cache with qkv rows), else null. */
+  /** The layer's vectors for the layer blocks, copied from its norms and scales by the first call that takes them. */
   blocks: BlockVectors | null;
 }
 
@@ -224,10 +224,6 @@ export class StreamingTransformer {
           blocks: null,
         };
         layers.push(L);
-        if (cfg.layerBlocks) {
-          const freqs = cfg.positionalEmbedding === 'rope' ? ropeFreqsTensor(ctx, D / H, cfg.maxPeriod) : null;
-          L.blocks = blockVectors(ctx, { alpha1: L.norm1.weight, alpha2: L.norm2.weight, bias1: L.norm1.bias, bias2: L.norm2.bias, scale1: L.scale1, scale2: L.scale2, freqs }, `${vb.key('layers')}.${l}.block_vectors`);
-        }
       }
     } catch (e) {
       for (const L of layers) destroyLayer(L);
@@ -428,8 +424,19 @@ export class StreamingTransformer {
    * norms of one kind, and src/kernels/layer_block.ts canRunLayerBlocks.
    */
   private takesBlocks(rec: Recorder, L: Layer, step: number, t: number): boolean {
-    if (!L.blocks || (this.steps > 1 && t > 1) || (L.norm1.bias === null) !== (L.norm2.bias === null)) return false;
+    if (!this.cfg.layerBlocks || (this.steps > 1 && t > 1) || (L.norm1.bias === null) !== (L.norm2.bias === null)) return false;
     return canRunLayerBlocks(rec, this.blockShape(L, step, t));
+  }
+
+  /**
+   * Layer L's vectors in one buffer (layer_block.ts blockVectors). Copied on the queue at the first
+   * call, not at load: lazily loaded weights (VarBuilder uploadPending) are on the GPU by then.
+   */
+  private blockVectorsOf(L: Layer, l: number): BlockVectors {
+    const D = this.cfg.dModel;
+    const freqs = this.cfg.positionalEmbedding === 'rope' ? ropeFreqsTensor(this.ctx, D / this.cfg.numHeads, this.cfg.maxPeriod) : null;
+    L.blocks ??= blockVectors(this.ctx, { alpha1: L.norm1.weight, alpha2: L.norm2.weight, bias1: L.norm1.bias, bias2: L.norm2.bias, scale1: L.scale1, scale2: L.scale2, freqs }, `${L.cache.k.label.replace(/\.kv\.k$/, '')}.block_vectors (layer ${l})`);
+    return L.blocks;
   }
 
   /**
@@ -447,8 +454,8 @@ export class StreamingTransformer {
     const s = this.stream;
     const dispatches0 = rec.dispatchCount;
     s.start(rec, x);
-    for (const L of this.layers) {
-      const v = L.blocks as BlockVectors;
+    for (const [l, L] of this.layers.entries()) {
+      const v = this.blockVectorsOf(L, l);
       const shape = this.blockShape(L, step, T);
       attendBlock(rec, s, shape, { v, eps: L.norm1.eps, context: this.cfg.context });
       ffnBlock(rec, s, shape, { v, eps: L.norm2.eps });

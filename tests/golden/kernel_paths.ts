@@ -9,7 +9,7 @@ import type { GpuContext, KernelChoice } from '../../src/gpu/index.ts';
 import { fixedSubgroupSizeOf } from '../../src/kernels/linear.ts';
 import { LAYER_BLOCK_STORAGE_BUFFERS } from '../../src/kernels/layer_block.ts';
 
-export type KernelPath = 'default' | 'matvec-reduce' | 'flash-decoding' | 'unfused' | 'matvecs';
+export type KernelPath = 'default' | 'matvec-reduce' | 'flash-decoding' | 'unfused' | 'matvecs' | 'blocks-wg64';
 
 /** Slots per split when flash-decoding is forced: the tiny LMs' ~36 steps then split into up to 5. */
 export const FORCED_SPLIT_SLOTS = 8;
@@ -20,6 +20,7 @@ export const KERNEL_PATHS: Record<KernelPath, { title: string; choice: Partial<K
   'flash-decoding': { title: `flash-decoding forced (split every ${FORCED_SPLIT_SLOTS} slots)`, choice: { attentionSplit: 'always', attentionSplitSlots: FORCED_SPLIT_SLOTS } },
   unfused: { title: 'matvec fusion forced off (separate RMSNorm, linear, residual add, gated SiLU)', choice: { fusion: 'off' } },
   matvecs: { title: "layer blocks off (the depformer's four fused matvecs per layer)", choice: { layerBlocks: 'off' } },
+  'blocks-wg64': { title: "layer blocks with a hardware adapter's workgroup (64 threads)", choice: { layerBlockThreads: 64 } },
 };
 
 /**
@@ -27,12 +28,14 @@ export const KERNEL_PATHS: Record<KernelPath, { title: string; choice: Partial<K
  * LM goldens took 20-47 s each (barrier-heavy workgroup reductions on a CPU driver, 2 shared
  * cores) against 1-2 s on lavapipe; the same WGSL runs on lavapipe here, and on SwiftShader in the
  * kernel suites (linear cases with `subgroups: false`). 'unfused' (the kernels a model without
- * RMSNorm or with layer scales takes) and 'matvecs' (the depformer without its layer blocks, as on
- * a device with fewer than 9 storage buffers per stage) run on lavapipe. Browser suites run 'default'.
+ * RMSNorm or with layer scales takes), 'matvecs' (the depformer without its layer blocks, as on
+ * a device with fewer than 9 storage buffers per stage) and 'blocks-wg64' (the layer blocks with
+ * the 64-thread workgroup a hardware adapter gets; both software adapters get 4) run on lavapipe.
+ * Browser suites run 'default'.
  */
 export const NODE_KERNEL_PATHS: Record<'swiftshader' | 'lavapipe', KernelPath[]> = {
   swiftshader: ['default', 'flash-decoding'],
-  lavapipe: ['default', 'matvec-reduce', 'flash-decoding', 'unfused', 'matvecs'],
+  lavapipe: ['default', 'matvec-reduce', 'flash-decoding', 'unfused', 'matvecs', 'blocks-wg64'],
 };
 
 /** Options of the golden runners: the kernel path to force (default: the device's choice). */
@@ -84,6 +87,7 @@ export async function withKernelPath<T>(ctx: GpuContext, path: KernelPath, body:
   const blocksOn = path !== 'unfused' && path !== 'matvecs' && ctx.device.limits.maxStorageBuffersPerShaderStage >= LAYER_BLOCK_STORAGE_BUFFERS;
   if (blocksOn && blocks === 0) fail('no layer block dispatch (the depformer)');
   if (!blocksOn && blocks > 0) fail('layer block dispatches with the layer blocks off');
+  if (path === 'blocks-wg64' && count(/^layer_block\.(attend|ffn)\.[^.]+\.wg64$/) !== blocks) fail('layer blocks without the 64-thread workgroup');
   if (path !== 'flash-decoding' && ctx.adapter.isFallbackAdapter && split > 0) fail('flash-decoding on a fallback adapter by default');
   return { result, summary };
 }

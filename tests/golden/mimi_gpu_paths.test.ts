@@ -56,7 +56,10 @@ describe.skipIf(NODE_ADAPTER_MISSING)(`Mimi streaming golden on the hardware con
   afterAll(() => undefined);
 
   it('tiled conv + fused ELU forced: st_codes exact, st_decoded_audio within 5e-4; the tally shows the path', async () => {
-    const tally = await streamingGolden(ctx, fx, { ...ctx.kernelChoice, convPath: 'tiled', convAct: 'fused' });
+    const tally = await streamingGolden(ctx, fx, { ...ctx.kernelChoice, convPath: 'tiled', convAct: 'fused', layerBlockThreads: 64 });
+    // The transformers' layer blocks with the hardware workgroup (64 threads) too.
+    expect(count(tally, /^layer_block\.(attend|ffn)\.f32\.wg64$/)).toBeGreaterThan(0);
+    expect(count(tally, /^layer_block\.(attend|ffn)\.f32\.wg(?!64$)/)).toBe(0);
     const tiled = count(tally, /^conv(_transpose)?1d$/);
     const direct = count(tally, /^conv(_transpose)?1d\.direct$/);
     const elu = count(tally, /^unary\.elu$/);
@@ -72,5 +75,12 @@ describe.skipIf(NODE_ADAPTER_MISSING)(`Mimi streaming golden on the hardware con
     expect(count(tally, /^conv(_transpose)?1d\.direct$/)).toBeGreaterThan(0);
     expect(count(tally, /^conv(_transpose)?1d$/)).toBe(0);
     expect(count(tally, /^unary\.elu$/)).toBeGreaterThan(0);
+    expect(count(tally, /^layer_block\.(attend|ffn)\.f32\.wg4$/)).toBeGreaterThan(0);
+  }, 900_000);
+
+  it("layer blocks off: the transformers' fused matmuls (LayerNorm prologue, RoPE / GELU / residual epilogues)", async () => {
+    const tally = await streamingGolden(ctx, fx, { ...ctx.kernelChoice, layerBlocks: 'off' });
+    expect(count(tally, /^layer_block\./)).toBe(0);
+    expect(count(tally, /^linear\.matmul\.f32\+layer_norm\+rope$/)).toBeGreaterThan(0);
   }, 900_000);
 });

@@ -195,13 +195,13 @@ describe('StreamingTransformer vs a CPU reference (node)', () => {
   });
 
   /** Streams `chunks` through GPU and CPU, `rounds` times with reset() in between; compares every chunk. */
-  async function streamCompare(name: string, cfg: TransformerConfig, chunks: number[], o: { dtype?: 'F32' | 'BF16'; rounds?: number; useStep?: boolean; seed: number; fusion?: ('on' | 'off')[]; layerBlocks?: 'on' | 'off'; blocks?: ('on' | 'off')[] }): Promise<Map<string, number>> {
+  async function streamCompare(name: string, cfg: TransformerConfig, chunks: number[], o: { dtype?: 'F32' | 'BF16'; rounds?: number; useStep?: boolean; seed: number; fusion?: ('on' | 'off')[]; layerBlocks?: 'on' | 'off'; blocks?: ('on' | 'off')[]; threads?: number }): Promise<Map<string, number>> {
     const tally = new Map<string, number>();
     const prevTally = ctx.dispatchTally;
     const prevChoice = ctx.kernelChoice;
     ctx.dispatchTally = tally;
     try {
-    const runChoice = o.layerBlocks ? { ...prevChoice, layerBlocks: o.layerBlocks } : prevChoice;
+    const runChoice = { ...prevChoice, ...(o.layerBlocks ? { layerBlocks: o.layerBlocks } : {}), ...(o.threads ? { layerBlockThreads: o.threads } : {}) };
     ctx.kernelChoice = runChoice;
     const prefix = 'model.tr';
     const w = makeWeights(cfg, prefix, o.seed);
@@ -255,7 +255,7 @@ describe('StreamingTransformer vs a CPU reference (node)', () => {
 
   it('depformer: layer blocks with LayerScale over bf16 weights', async () => {
     const tally = await streamCompare('depformer scaled', { ...DEPFORMER, layerScale: 0.1 }, [1, 1, 1, 1, 1, 1, 1, 1], { dtype: 'BF16', useStep: true, seed: 12 });
-    expect(count(tally, /^layer_block\.ffn\.bf16$/)).toBe(8 * DEPFORMER.numLayers);
+    expect(count(tally, /^layer_block\.ffn\.bf16\.wg\d+$/)).toBe(8 * DEPFORMER.numLayers);
   });
 
   it('depformer: 8 single steps with layer blocks off: attention + out_proj in one fused matvec', async () => {
@@ -305,19 +305,26 @@ describe('StreamingTransformer vs a CPU reference (node)', () => {
   it('Mimi-like layer blocks: LayerNorm + GELU + LayerScale + RoPE over a ring of 20, chunks of 1 to 5 as the ring wraps', async () => {
     const chunks = [5, 2, 1, 3, 3, 2, 2, 2, 4, 2, 1];
     const tally = await streamCompare('mimi blocks', MIMI_BLOCKS, chunks, { seed: 41, rounds: 2 });
-    expect(count(tally, /^layer_block\.attend\.f32$/)).toBe(2 * chunks.length * MIMI.numLayers);
-    expect(count(tally, /^layer_block\.ffn\.f32$/)).toBe(2 * chunks.length * MIMI.numLayers);
+    expect(count(tally, /^layer_block\.attend\.f32\.wg\d+$/)).toBe(2 * chunks.length * MIMI.numLayers);
+    expect(count(tally, /^layer_block\.ffn\.f32\.wg\d+$/)).toBe(2 * chunks.length * MIMI.numLayers);
     expect(count(tally, /^(attention|linear)\./)).toBe(0);
   });
 
   it('Mimi-like layer blocks: bf16 weights and an f16 key / value ring', async () => {
     const tally = await streamCompare('mimi blocks f16', { ...MIMI_BLOCKS, kvDtype: 'f16' }, [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2], { seed: 42, dtype: 'BF16' });
-    expect(count(tally, /^layer_block\.attend\.bf16$/)).toBe(12 * MIMI.numLayers);
+    expect(count(tally, /^layer_block\.attend\.bf16\.wg\d+$/)).toBe(12 * MIMI.numLayers);
+  });
+
+  it('layer blocks with the hardware workgroup (64 threads, 4 lanes per row) on the depformer and Mimi-like configs', async () => {
+    const dep = await streamCompare('depformer blocks wg64', { ...DEPFORMER, layerScale: 0.1 }, [1, 1, 1, 1, 1, 1, 1, 1], { useStep: true, seed: 13, threads: 64 });
+    expect(count(dep, /^layer_block\.(attend|ffn)\.f32\.wg64$/)).toBe(2 * 8 * DEPFORMER.numLayers);
+    const mimi = await streamCompare('mimi blocks wg64', { ...MIMI_BLOCKS, kvDtype: 'f16' }, [5, 2, 1, 3, 3, 2, 2, 2, 4, 2, 1], { seed: 43, threads: 64 });
+    expect(count(mimi, /^layer_block\.(attend|ffn)\.f32\.wg64$/)).toBe(2 * 11 * MIMI.numLayers);
   });
 
   it('LM-like with layer blocks: RoPE over a short cache of qkv rows (one step), chunks of 2 on the other kernels', async () => {
     const tally = await streamCompare('lm blocks', { ...LM, layerBlocks: true }, [1, 2, 1, 1, 2, 2, 1, 2, 1, 1, 2], { dtype: 'BF16', seed: 31 });
-    expect(count(tally, /^layer_block\.attend\.bf16$/)).toBe(6 * LM.numLayers);
+    expect(count(tally, /^layer_block\.attend\.bf16\.wg\d+$/)).toBe(6 * LM.numLayers);
   });
 
   it('errors: missing key, step/offset mismatch, too many steps, unsupported config', async () => {
