@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- loop [--steps N] [--warmup N] [--lm-dim D] [--lm-layers L] [--seed S] [--layer-blocks on|off|ab]`
+ * `npm run bench -- loop [--steps N] [--warmup N] [--lm-dim D] [--lm-layers L] [--seed S] [--layer-blocks on|off|ab] [--models random-7b|ref]`
  *
  * The per-step time split (encode / LM / decode) of the engine's 80 ms loop on this adapter
  * (Node, Dawn), with seeded random weights generated in memory (no weight file is read):
@@ -25,7 +25,10 @@
  * `--layer-blocks`: the depformer's and Mimi's layers as split-K layer blocks (src/kernels/
  * layer_block.ts; 'on', the default), as the fused matvecs ('off'), or 'ab': the timed steps
  * alternate between the two in one run (even steps on, odd off), and a line gives each one's median
- * step, its dispatch count and the ratio on ÷ off (the table then covers both).
+ * step and stage split, its dispatch count and the ratio on ÷ off (the table then covers both).
+ * `--models ref`: the tiny fixture models of ../shared/fixtures/ref (real files, through
+ * loadEngine) instead of the random released-size ones: the loop the real-time tests run; prints
+ * the measured dispatches of that step (no 7B extrapolation).
  * Writes bench/results/loop-<time>.json.
  */
 import { readFileSync } from 'node:fs';
@@ -33,7 +36,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeWav } from '../src/audio/wav.ts';
 import { Engine, type GpuWork } from '../src/engine/engine.ts';
-import { mimiLmLoop } from '../src/engine/load.ts';
+import { loadEngine, mimiLmLoop } from '../src/engine/load.ts';
 import { FRAME_SAMPLES, STEP_BUDGET_MS, percentiles } from '../src/engine/metrics.ts';
 import { createNodeGpuContext } from '../src/gpu/node.ts';
 import { LMModel } from '../src/models/lm.ts';
@@ -99,11 +102,13 @@ export async function run(args: string[]): Promise<unknown> {
       'lm-layers': { type: 'string', default: '2' },
       seed: { type: 'string', default: '1' },
       'layer-blocks': { type: 'string', default: 'on' },
+      models: { type: 'string', default: 'random-7b' },
     },
     strict: true,
   });
   const blocksMode = values['layer-blocks'];
   if (blocksMode !== 'on' && blocksMode !== 'off' && blocksMode !== 'ab') throw new Error(`bench loop: --layer-blocks must be on, off or ab, got '${blocksMode}'`);
+  if (values.models !== 'random-7b' && values.models !== 'ref') throw new Error(`bench loop: --models must be random-7b or ref, got '${values.models}'`);
   const steps = Number(values.steps);
   const warmup = Number(values.warmup);
   const dim = Number(values['lm-dim']);
@@ -116,6 +121,7 @@ export async function run(args: string[]): Promise<unknown> {
 
   const ctx = await createNodeGpuContext();
   try {
+    if (values.models === 'ref') return await runRef(ctx, { steps, warmup, seed, blocksMode });
     const copy = await measureCopyBandwidth(ctx, { bytes: 32 * 1024 * 1024, runs: 3 });
     // Mimi, released size.
     const mimiKeys = (JSON.parse(readFileSync(resolve(FIXTURES_DIR, 'ref/mimi_keys_full.json'), 'utf8')) as { checkpoint_layout_keys: KeySpec[] }).checkpoint_layout_keys;
@@ -132,26 +138,7 @@ export async function run(args: string[]): Promise<unknown> {
     const speech = decodeWav(readFileSync(resolve(FIXTURES_DIR, 'ref/mimi/input_speech_24k_pcm16.wav'))).samples;
     const frame = (t: number) => speech.subarray((t * FRAME_SAMPLES) % (speech.length - FRAME_SAMPLES), ((t * FRAME_SAMPLES) % (speech.length - FRAME_SAMPLES)) + FRAME_SAMPLES);
     // LMGen returns null on step 0 (no decode): warm up past it so every timed step decodes.
-    const rows: { encodeMs: number; lmMs: number; decodeMs: number; totalMs: number }[] = [];
-    const byMode = { on: [] as number[], off: [] as number[] };
-    const workByMode: { on: GpuWork | null; off: GpuWork | null } = { on: null, off: null };
-    const base = ctx.kernelChoice;
-    let work: GpuWork | null = null;
-    for (let t = 0; t < Math.max(warmup, 1) + steps; t++) {
-      const mode = blocksMode === 'ab' ? (t % 2 === 0 ? 'on' : 'off') : blocksMode;
-      ctx.kernelChoice = { ...base, layerBlocks: mode };
-      const r = await engine.step(frame(t));
-      if (t >= Math.max(warmup, 1)) {
-        rows.push(r.timings);
-        byMode[mode].push(r.timings.totalMs);
-      }
-      if (r.frame && !r.decodeSkipped) {
-        workByMode[mode] = r.gpuWork;
-        if (mode === (blocksMode === 'off' ? 'off' : 'on')) work = r.gpuWork;
-      }
-    }
-    ctx.kernelChoice = base;
-    if (!work) throw new Error('bench loop: no step decoded (raise --steps)');
+    const { rows, byMode, workByMode, work } = await timedSteps(ctx, engine, frame, { steps, warmup, blocksMode });
     const perLayer = lm.transformer.lastForwardDispatches / layers;
     const lmRest = work.stages.lm - perLayer * layers;
     const mimiDispatches = work.stages.encode + work.stages.decode;
@@ -166,13 +153,7 @@ export async function run(args: string[]): Promise<unknown> {
       `${label}\n${ctx.adapter.vendor} ${ctx.adapter.architecture} (${ctx.adapter.isFallbackAdapter ? 'software fallback adapter' : 'hardware'}), copy bandwidth ${copy.gbps.toFixed(2)} GB/s; ${steps} timed steps after ${Math.max(warmup, 1)} warm-up; load ${loadS.toFixed(1)} s; GPU memory ${(ctx.liveBytes / 2 ** 20).toFixed(0)} MiB`,
     );
     console.log(`${dispatchLine}\n  (N = 32 × temporal layer + depformer + mimi: the full 7B step with this adapter's kernel choices; measured here: ${work.dispatches} with ${layers} temporal layers)`);
-    let ab: { onMs: number; offMs: number; ratio: number; onDispatches: number; offDispatches: number } | null = null;
-    if (blocksMode === 'ab' && workByMode.on && workByMode.off && byMode.on.length && byMode.off.length) {
-      const onMs = percentiles(byMode.on).p50;
-      const offMs = percentiles(byMode.off).p50;
-      ab = { onMs, offMs, ratio: onMs / offMs, onDispatches: workByMode.on.dispatches, offDispatches: workByMode.off.dispatches };
-      console.log(`layer blocks, alternating steps in this run: on ${onMs.toFixed(1)} ms (${ab.onDispatches} dispatches measured), off ${offMs.toFixed(1)} ms (${ab.offDispatches}); on ÷ off = ${ab.ratio.toFixed(2)} (${ab.ratio < 1 ? 'blocks faster' : 'blocks slower'} on this adapter)`);
-    }
+    const ab = blocksMode === 'ab' ? abLine(byMode, workByMode) : null;
     const result = { label, adapter: ctx.adapter, copyBandwidthGBps: copy.gbps, layerBlocks: blocksMode, layerBlocksAB: ab, steps, warmup: Math.max(warmup, 1), lm: { dim, layers, depformer: lmCfg.depformer }, split, rows, gpuBytes: ctx.liveBytes, gpuWork: { ...work, temporalLayer: perLayer, lmRest, mimi: mimiDispatches, dispatches7b, line: dispatchLine } };
     console.log(`results: ${writeResults('loop', result)}`);
     gen.destroy();
@@ -181,5 +162,77 @@ export async function run(args: string[]): Promise<unknown> {
     return result;
   } finally {
     ctx.destroy();
+  }
+}
+
+type StepTimings = { encodeMs: number; lmMs: number; decodeMs: number; totalMs: number };
+
+/**
+ * Steps the engine (warm-up steps first, at least 1: LMGen decodes nothing on step 0) with the
+ * layer blocks `blocksMode` ('ab': on for even steps, off for odd ones); returns the timed steps'
+ * timings, per mode, and the GPU work of the last decoding step of each mode.
+ */
+async function timedSteps(ctx: Awaited<ReturnType<typeof createNodeGpuContext>>, engine: Engine, frame: (t: number) => Float32Array, o: { steps: number; warmup: number; blocksMode: 'on' | 'off' | 'ab' }) {
+  const rows: StepTimings[] = [];
+  const byMode = { on: [] as StepTimings[], off: [] as StepTimings[] };
+  const workByMode: { on: GpuWork | null; off: GpuWork | null } = { on: null, off: null };
+  const base = ctx.kernelChoice;
+  let work: GpuWork | null = null;
+  try {
+    for (let t = 0; t < Math.max(o.warmup, 1) + o.steps; t++) {
+      const mode = o.blocksMode === 'ab' ? (t % 2 === 0 ? 'on' : 'off') : o.blocksMode;
+      ctx.kernelChoice = { ...base, layerBlocks: mode };
+      const r = await engine.step(frame(t));
+      if (t >= Math.max(o.warmup, 1)) {
+        rows.push(r.timings);
+        byMode[mode].push(r.timings);
+      }
+      if (r.frame && !r.decodeSkipped) {
+        workByMode[mode] = r.gpuWork;
+        if (mode === (o.blocksMode === 'off' ? 'off' : 'on')) work = r.gpuWork;
+      }
+    }
+  } finally {
+    ctx.kernelChoice = base;
+  }
+  if (!work) throw new Error('bench loop: no step decoded (raise --steps)');
+  return { rows, byMode, workByMode, work };
+}
+
+/** The --layer-blocks ab line: each mode's median step and stage split, dispatches, on ÷ off. */
+function abLine(byMode: { on: StepTimings[]; off: StepTimings[] }, workByMode: { on: GpuWork | null; off: GpuWork | null }) {
+  if (!workByMode.on || !workByMode.off || !byMode.on.length || !byMode.off.length) return null;
+  const med = (r: StepTimings[], k: keyof StepTimings) => percentiles(r.map((x) => x[k])).p50;
+  const split = (r: StepTimings[]) => ({ encodeMs: med(r, 'encodeMs'), lmMs: med(r, 'lmMs'), decodeMs: med(r, 'decodeMs'), totalMs: med(r, 'totalMs') });
+  const on = split(byMode.on);
+  const off = split(byMode.off);
+  const ab = { on, off, ratio: on.totalMs / off.totalMs, onDispatches: workByMode.on.dispatches, offDispatches: workByMode.off.dispatches, stepsEach: [byMode.on.length, byMode.off.length] };
+  const f = (x: typeof on) => `${x.totalMs.toFixed(1)} ms (encode ${x.encodeMs.toFixed(1)} / LM ${x.lmMs.toFixed(1)} / decode ${x.decodeMs.toFixed(1)})`;
+  console.log(`layer blocks, alternating steps in this run (${ab.stepsEach.join(' + ')} timed): on ${f(on)}, ${ab.onDispatches} dispatches measured; off ${f(off)}, ${ab.offDispatches}; on ÷ off = ${ab.ratio.toFixed(2)} (${ab.ratio < 1 ? 'blocks faster' : 'blocks slower'} on this adapter)`);
+  return ab;
+}
+
+/** --models ref: the tiny fixture Mimi + LM (the real-time tests' models) through loadEngine. */
+async function runRef(ctx: Awaited<ReturnType<typeof createNodeGpuContext>>, o: { steps: number; warmup: number; seed: number; blocksMode: 'on' | 'off' | 'ab' }): Promise<unknown> {
+  const dir = resolve(FIXTURES_DIR, 'ref');
+  const json = (f: string) => JSON.parse(readFileSync(resolve(dir, f), 'utf8'));
+  const loaded = await loadEngine(ctx, {
+    mimiConfig: json('mimi_tiny_config.json'), mimiWeights: new Uint8Array(readFileSync(resolve(dir, 'mimi_tiny.safetensors'))),
+    lmConfig: json('moshi_tiny_config.json'), lmWeights: new Uint8Array(readFileSync(resolve(dir, 'moshi_tiny.safetensors'))),
+    tokenizer: null, names: {}, origins: {},
+  }, { sampling: { temp: 0.8, tempText: 0.7, topK: 250, topKText: 25, seed: o.seed }, condition: null });
+  try {
+    const speech = decodeWav(readFileSync(resolve(dir, 'mimi/input_speech_24k_pcm16.wav'))).samples;
+    const frame = (t: number) => speech.subarray((t * FRAME_SAMPLES) % (speech.length - FRAME_SAMPLES), ((t * FRAME_SAMPLES) % (speech.length - FRAME_SAMPLES)) + FRAME_SAMPLES);
+    const { rows, byMode, workByMode, work } = await timedSteps(ctx, loaded.engine, frame, o);
+    const total = percentiles(rows.map((r) => r.totalMs));
+    const label = 'tiny fixture models (ref Mimi + LM, real files)';
+    console.log(`${label}\n${ctx.adapter.vendor} ${ctx.adapter.architecture} (${ctx.adapter.isFallbackAdapter ? 'software fallback adapter' : 'hardware'}); ${o.steps} timed steps after ${Math.max(o.warmup, 1)} warm-up\nstep median ${total.p50.toFixed(1)} ms, p95 ${total.p95.toFixed(1)} ms; dispatches in this step: ${work.dispatches}, submits: ${work.submits}, readbacks: ${work.readbacks}`);
+    const ab = o.blocksMode === 'ab' ? abLine(byMode, workByMode) : null;
+    const result = { label, adapter: ctx.adapter, layerBlocks: o.blocksMode, layerBlocksAB: ab, steps: o.steps, rows, gpuWork: work };
+    console.log(`results: ${writeResults('loop', result)}`);
+    return result;
+  } finally {
+    loaded.dispose();
   }
 }
