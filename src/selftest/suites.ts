@@ -15,6 +15,7 @@ import { sampleSuite } from './cases/sample.cases.ts';
 import { unarySuite } from './cases/unary.cases.ts';
 import { finiteSuite } from './cases/finite.cases.ts';
 import { peakFmaSuite } from './cases/peak_fma.cases.ts';
+import { layerBlockSuite } from './cases/layer_block.cases.ts';
 
 /**
  * Every kernel family's cases: run by the tests (Node: tests/kernels/kernels.node.test.ts,
@@ -22,4 +23,4 @@ import { peakFmaSuite } from './cases/peak_fma.cases.ts';
  * kernel page (/bench.html). The one list: a new case file goes in ./cases/<family>.cases.ts,
  * exports a KernelSuite, and is added here.
  */
-export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, linearQuantSuite, linearFusedSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, ropeSuite, attentionSuite, ffnSuite, finiteSuite, peakFmaSuite];
+export const ALL_SUITES: KernelSuite[] = [unarySuite, linearSuite, linearQuantSuite, linearFusedSuite, embeddingSuite, sampleSuite, conv1dSuite, convTr1dSuite, rvqSuite, normSuite, elementwiseSuite, ropeSuite, attentionSuite, ffnSuite, layerBlockSuite, finiteSuite, peakFmaSuite];
