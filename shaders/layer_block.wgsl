@@ -140,10 +140,18 @@ fn first_product(t: u32, nr: u32, row0: u32, rows_per_part: u32, part_stride: u3
     let row = row0 + (r / rows_per_part) * part_stride + r % rows_per_part;
     var acc0 = 0.0;
     var acc1 = 0.0;
-    for (var k = lane; k < d; k += LANES) {
-      let wv = weight_at(row * d + k, d);
-      acc0 += wv * xs[k];
-      if (TM > 1u) { acc1 += wv * xs[d + k]; }
+    // Word by word (D is a multiple of the elements per word, so rows start on a word): lanes read
+    // consecutive words.
+    let epw = weight_epw();
+    let wb = row * (d / epw);
+    for (var kw = lane; kw < d / epw; kw += LANES) {
+      let word = w[wb + kw];
+      for (var i = 0u; i < epw; i++) {
+        let k = kw * epw + i;
+        let wv = weight_in_word(word, i, row * d + k, d);
+        acc0 += wv * xs[k];
+        if (TM > 1u) { acc1 += wv * xs[d + k]; }
+      }
     }
     part[r * LANES + lane] = acc0;
     if (TM > 1u) { part[(NR + r) * LANES + lane] = acc1; }
@@ -210,7 +218,23 @@ fn second_product(t: u32, p: u32, c0: u32, nc: u32, kw2: u32, from_ov: bool) {
   for (var n = t; n < d; n += WG) {
     var acc0 = 0.0;
     var acc1 = 0.0;
-    for (var c = 0u; c < nc; c++) {
+    // Whole words of the segment (c0 and the row length kw2 multiples of the elements per word),
+    // then the elements past the last whole word one by one.
+    let epw = weight2_epw();
+    var c = 0u;
+    if (c0 % epw == 0u && kw2 % epw == 0u) {
+      let wb = (n * kw2 + c0) / epw;
+      for (var cw = 0u; cw < nc / epw; cw++) {
+        let word = w2[wb + cw];
+        for (var i = 0u; i < epw; i++) {
+          let wv = weight2_in_word(word, i, n * kw2 + c0 + c, kw2);
+          acc0 += wv * act_at(0u, c, from_ov);
+          if (TM > 1u) { acc1 += wv * act_at(1u, c, from_ov); }
+          c++;
+        }
+      }
+    }
+    for (; c < nc; c++) {
       let wv = weight2_at(n * kw2 + c0 + c, kw2);
       acc0 += wv * act_at(0u, c, from_ov);
       if (TM > 1u) { acc1 += wv * act_at(1u, c, from_ov); }

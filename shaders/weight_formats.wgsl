@@ -40,3 +40,26 @@ fn weight_at(e: u32, k: u32) -> f32 {
   let g = e / GS;
   return wscale_bf16(g) * f32(q) + wbias_bf16(g);
 }
+
+/** Elements per stored u32 word of `w`: 1 (f32), 2 (f16, bf16), 4 (q8), 32 / BITS (affine); rows start on a word when K is a multiple. */
+fn weight_epw() -> u32 {
+  if (DTYPE == 0u) { return 1u; }
+  if (DTYPE <= 2u) { return 2u; }
+  if (DTYPE == 3u) { return 4u; }
+  return 32u / BITS;
+}
+
+/**
+ * Element i (< weight_epw()) of the stored word `word` = w[e / weight_epw()] as f32, where e is that
+ * element's flat index into [N, K] and k = K: weight_at(e, k) without re-reading the word, for
+ * kernels that walk a row word by word (shaders/layer_block.wgsl). An affine word lies in one group.
+ */
+fn weight_in_word(word: u32, i: u32, e: u32, k: u32) -> f32 {
+  if (DTYPE == 0u) { return bitcast<f32>(word); }
+  if (DTYPE == 1u) { return unpack2x16float(word)[i]; }
+  if (DTYPE == 2u) { return bitcast<f32>(((word >> (16u * i)) & 0xffffu) << 16u); }
+  if (DTYPE == 3u) { return i8_value((word >> (8u * i)) & 0xffu) * bitcast<f32>(wscale[e / k]) / 127.0; }
+  let q = (word >> (BITS * i)) & ((1u << BITS) - 1u);
+  let g = e / GS;
+  return wscale_bf16(g) * f32(q) + wbias_bf16(g);
+}

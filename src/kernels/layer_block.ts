@@ -21,13 +21,13 @@ import type { KVCache } from './attention.ts';
 import { WEIGHT_FORMATS_WGSL, expectWeight, weightBuffers, weightConstants, weightFormatTag } from './weight_format.ts';
 import { weightRanges } from './weight_ranges.ts';
 
-/** shaders/weight_formats.wgsl renamed for the second weight (`w2`, `w2scale`, `w2bias`, `weight2_at`). */
+/** shaders/weight_formats.wgsl renamed for the second weight (`w2`, `w2scale`, `w2bias`, `weight2_at`, `weight2_epw`, `weight2_in_word`). */
 const WEIGHT2_WGSL = WEIGHT_FORMATS_WGSL.split('\n')
   .filter((l) => !/^override\s/.test(l) && !/^fn i8_value/.test(l))
   .join('\n')
   .replace(/\bwscale_bf16\b/g, 'w2scale_bf16')
   .replace(/\bwbias_bf16\b/g, 'w2bias_bf16')
-  .replace(/\bweight_at\b/g, 'weight2_at')
+  .replace(/\bweight_(at|epw|in_word)\b/g, 'weight2_$1')
   .replace(/\bw\[/g, 'w2[')
   .replace(/\bwscale\[/g, 'w2scale[')
   .replace(/\bwbias\[/g, 'w2bias[');
@@ -63,9 +63,12 @@ const NO_CONTEXT = 0xffffffff;
 /** Storage buffers per dispatch (BINDINGS.length): the device must allow this many per stage. */
 export const LAYER_BLOCK_STORAGE_BUFFERS = BINDINGS.length;
 
-/** Hidden units per workgroup of the FFN block for hidden size H: about 64 workgroups, at least 4 units each. */
+/**
+ * Hidden units per workgroup of the FFN block for hidden size H: about 64 workgroups, a multiple
+ * of 16 (whole u32 words of linear_out's columns in every format, 2-bit affine included).
+ */
 export function ffnSlice(hidden: number): number {
-  return Math.max(4, Math.ceil(hidden / 64));
+  return Math.max(16, Math.ceil(hidden / 64 / 16) * 16);
 }
 
 /** Partial-sum rows an attention block (heads) or FFN block (ceil(H / slice)) writes. */
@@ -173,6 +176,12 @@ function sameFormat(a: WeightTensor, b: WeightTensor): boolean {
   return x.DTYPE === y.DTYPE && x.BITS === y.BITS && x.GS === y.GS;
 }
 
+/** Elements per stored u32 word (shaders/weight_formats.wgsl weight_epw). */
+function elementsPerWord(w: WeightTensor): number {
+  const { DTYPE, BITS } = weightConstants(w);
+  return DTYPE === 0 ? 1 : DTYPE <= 2 ? 2 : DTYPE === 3 ? 4 : 32 / BITS;
+}
+
 function boundWhole(ctx: GpuContext, w: WeightTensor): boolean {
   return weightRanges(ctx, w, 1).length === 1;
 }
@@ -208,7 +217,8 @@ function ffnSizes(ctx: GpuContext, d: number, hid: number, gating: 'silu' | 'non
 /**
  * Whether a layer call can run as blocks on this device: fusion and the blocks not forced off; a
  * short cache with qkv rows for T = 1, or else T ≤ capacity over the key / value ring (no qkv rows
- * to keep up); head_dim even for RoPE or an f16 ring; in_proj [3D, D] with out_proj [D, D], and
+ * to keep up); head_dim even for RoPE or an f16 ring; D a multiple of the weights' elements per
+ * u32 word; in_proj [3D, D] with out_proj [D, D], and
  * linear_in [2H, D] with linear_out [D, H] (silu) or linear1 [F, D] with linear2 [D, F] (none),
  * each pair in one format and bound whole; the workgroup memory and LAYER_BLOCK_STORAGE_BUFFERS
  * within the device limits. The caller (src/modules/transformer.ts) records the other kernels otherwise.
@@ -228,6 +238,8 @@ export function canRunLayerBlocks(rec: Recorder, o: LayerBlockShape): boolean {
   if (o.inProj.shape[0] !== 3 * d || o.inProj.shape[1] !== d || o.outProj.shape[0] !== d || o.outProj.shape[1] !== d) return false;
   if (o.wIn.shape[0] !== (o.gating === 'silu' ? 2 : 1) * hid || o.wIn.shape[1] !== d || o.wOut.shape[0] !== d) return false;
   if (!sameFormat(o.inProj, o.outProj) || !sameFormat(o.wIn, o.wOut)) return false;
+  // The first products walk rows of D elements word by word: rows must start on a word.
+  if (d % elementsPerWord(o.inProj) !== 0 || d % elementsPerWord(o.wIn) !== 0) return false;
   if (![o.inProj, o.outProj, o.wIn, o.wOut].every((w) => boundWhole(ctx, w))) return false;
   if (mode === 1 && cache.kv.byteLength > ctx.bindingLimit) return false;
   return Math.max(attendSizes(ctx, o).bytes, ffnSizes(ctx, d, hid, o.gating, o.t).bytes) <= lim.maxComputeWorkgroupStorageSize;
