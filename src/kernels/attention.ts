@@ -50,8 +50,9 @@ export const attentionKernel = new Kernel('attention', source, storageBindings({
  * model dtype); scores and softmax stay f32.
  */
 export class KVCache {
-  /** The one buffer holding `k` (from byte 0) and `v` (from vByteOffset), as u32 words. */
-  readonly kv: Tensor;
+  /** The one buffer holding `k` (from byte 0) and `v` (from vByteOffset), as u32 words; null when
+   *  the two would exceed maxBufferSize together and are two buffers. */
+  readonly kv: Tensor | null;
   readonly vByteOffset: number;
   readonly k: Tensor; // [H, cap, Dh] f32 | [H, cap, Dh_pad] f16
   readonly v: Tensor; // [H, cap, Dh] f32 | [H, cap, Dh_pad] f16
@@ -93,12 +94,19 @@ export class KVCache {
     const row = this.dtype === 'f16' ? o.headDim + (o.headDim & 1) : o.headDim;
     // Keys and values in one buffer (values from a 256-byte boundary), so a kernel that attends and
     // writes both can bind them as one (src/kernels/layer_block.ts); attention() binds each window.
+    // Two buffers when one would exceed the device's maxBufferSize (kv is then null).
     const shape = [o.numHeads, o.capacity, row];
     const kBytes = Math.max(4, storageBytes(this.dtype, shape[0] * shape[1] * shape[2]));
     this.vByteOffset = Math.ceil(kBytes / 256) * 256;
-    this.kv = ctx.tensor([(this.vByteOffset + kBytes) / 4], 'u32', `${o.label}.kv`, { rangeBound: true });
-    this.k = new Tensor(this.kv.buffer, shape, this.dtype, `${o.label}.k`, 0, false);
-    this.v = new Tensor(this.kv.buffer, shape, this.dtype, `${o.label}.v`, this.vByteOffset, false);
+    if (this.vByteOffset + kBytes <= ctx.device.limits.maxBufferSize) {
+      this.kv = ctx.tensor([(this.vByteOffset + kBytes) / 4], 'u32', `${o.label}.kv`, { rangeBound: true });
+      this.k = new Tensor(this.kv.buffer, shape, this.dtype, `${o.label}.k`, 0, false);
+      this.v = new Tensor(this.kv.buffer, shape, this.dtype, `${o.label}.v`, this.vByteOffset, false);
+    } else {
+      this.kv = null;
+      this.k = ctx.tensor(shape, this.dtype, `${o.label}.k`);
+      this.v = ctx.tensor(shape, this.dtype, `${o.label}.v`);
+    }
     const forced = ctx.kernelChoice.attentionSplitSlots;
     if (forced !== undefined && (!Number.isInteger(forced) || forced <= 0)) throw new ShapeError(`KVCache '${o.label}': kernelChoice.attentionSplitSlots must be a positive integer, got ${forced}`);
     this.splitSlots = forced ?? SPLIT_SLOTS;
@@ -127,7 +135,11 @@ export class KVCache {
   }
 
   destroy(): void {
-    this.kv.destroy();
+    if (this.kv) this.kv.destroy();
+    else {
+      this.k.destroy();
+      this.v.destroy();
+    }
     this.part.destroy();
     this.rows?.destroy();
   }

@@ -241,7 +241,7 @@ export function canRunLayerBlocks(rec: Recorder, o: LayerBlockShape): boolean {
   // The first products walk rows of D elements word by word: rows must start on a word.
   if (d % elementsPerWord(o.inProj) !== 0 || d % elementsPerWord(o.wIn) !== 0) return false;
   if (![o.inProj, o.outProj, o.wIn, o.wOut].every((w) => boundWhole(ctx, w))) return false;
-  if (mode === 1 && cache.kv.byteLength > ctx.bindingLimit) return false;
+  if (mode === 1 && (!cache.kv || cache.kv.byteLength > ctx.bindingLimit)) return false;
   return Math.max(attendSizes(ctx, o).bytes, ffnSizes(ctx, d, hid, o.gating, o.t).bytes) <= lim.maxComputeWorkgroupStorageSize;
 }
 
@@ -279,7 +279,7 @@ export function attendBlock(rec: Recorder, s: BlockStream, o: LayerBlockShape, a
   const wg = attendSizes(rec.ctx, o);
   const rows = cache.rows;
   rec.dispatch(attendBlockKernel, {
-    buffers: [s.st, ...weightPair(o.inProj, o.outProj), mode === 0 ? (rows as Tensor) : cache.kv, a.v.vecs],
+    buffers: [s.st, ...weightPair(o.inProj, o.outProj), mode === 0 ? (rows as Tensor) : (cache.kv as Tensor), a.v.vecs],
     params: {
       ...UNUSED, d, head_dim: cache.headDim, n_in: s.nIn, in_base: s.base(s.from), out_base: s.base(1 - s.from), eps: a.eps,
       o_alpha: a.v.alpha1, o_bias: a.v.bias1 ?? 0, o_scale: a.v.scale1 ?? NO_SCALE, o_freqs: a.v.freqs ?? 0,

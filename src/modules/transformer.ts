@@ -314,6 +314,9 @@ export class StreamingTransformer {
 
   /**
    * Records T streaming steps: y = transformer(x). x, y: [T, dModel] f32, distinct tensors.
+   * With `cfg.layerBlocks`, a call every layer of which canRunLayerBlocks takes runs as two layer
+   * blocks per layer plus one sum (src/kernels/layer_block.ts); else the fused (or, with fusion
+   * off, the separate) kernels.
    * `opts.step` (per-step weights only) must equal the streaming offset: the depformer records
    * steps 0..S-1 in order after reset(), as the official `apply_weights_per_step`; other
    * transformers ignore it. Advances the offset by T. Scratch buffers grow on demand.
@@ -435,7 +438,7 @@ export class StreamingTransformer {
   private blockVectorsOf(L: Layer, l: number): BlockVectors {
     const D = this.cfg.dModel;
     const freqs = this.cfg.positionalEmbedding === 'rope' ? ropeFreqsTensor(this.ctx, D / this.cfg.numHeads, this.cfg.maxPeriod) : null;
-    L.blocks ??= blockVectors(this.ctx, { alpha1: L.norm1.weight, alpha2: L.norm2.weight, bias1: L.norm1.bias, bias2: L.norm2.bias, scale1: L.scale1, scale2: L.scale2, freqs }, `${L.cache.k.label.replace(/\.kv\.k$/, '')}.block_vectors (layer ${l})`);
+    L.blocks ??= blockVectors(this.ctx, { alpha1: L.norm1.weight, alpha2: L.norm2.weight, bias1: L.norm1.bias, bias2: L.norm2.bias, scale1: L.scale1, scale2: L.scale2, freqs }, `transformer layer ${l} block_vectors`);
     return L.blocks;
   }
 
