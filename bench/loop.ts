@@ -38,6 +38,7 @@ import { decodeWav } from '../src/audio/wav.ts';
 import { Engine, type GpuWork } from '../src/engine/engine.ts';
 import { loadEngine, mimiLmLoop } from '../src/engine/load.ts';
 import { FRAME_SAMPLES, STEP_BUDGET_MS, percentiles } from '../src/engine/metrics.ts';
+import type { GpuContext } from '../src/gpu/index.ts';
 import { createNodeGpuContext } from '../src/gpu/node.ts';
 import { LMModel } from '../src/models/lm.ts';
 import { MOSHI_7B_LM_KWARGS, mainDimFeedforward, parseLmConfig } from '../src/models/lm_config.ts';
@@ -172,7 +173,7 @@ type StepTimings = { encodeMs: number; lmMs: number; decodeMs: number; totalMs: 
  * layer blocks `blocksMode` ('ab': on for even steps, off for odd ones); returns the timed steps'
  * timings, per mode, and the GPU work of the last decoding step of each mode.
  */
-async function timedSteps(ctx: Awaited<ReturnType<typeof createNodeGpuContext>>, engine: Engine, frame: (t: number) => Float32Array, o: { steps: number; warmup: number; blocksMode: 'on' | 'off' | 'ab' }) {
+async function timedSteps(ctx: GpuContext, engine: Engine, frame: (t: number) => Float32Array, o: { steps: number; warmup: number; blocksMode: 'on' | 'off' | 'ab' }) {
   const rows: StepTimings[] = [];
   const byMode = { on: [] as StepTimings[], off: [] as StepTimings[] };
   const workByMode: { on: GpuWork | null; off: GpuWork | null } = { on: null, off: null };
@@ -213,7 +214,7 @@ function abLine(byMode: { on: StepTimings[]; off: StepTimings[] }, workByMode: {
 }
 
 /** --models ref: the tiny fixture Mimi + LM (the real-time tests' models) through loadEngine. */
-async function runRef(ctx: Awaited<ReturnType<typeof createNodeGpuContext>>, o: { steps: number; warmup: number; seed: number; blocksMode: 'on' | 'off' | 'ab' }): Promise<unknown> {
+async function runRef(ctx: GpuContext, o: { steps: number; warmup: number; seed: number; blocksMode: 'on' | 'off' | 'ab' }): Promise<unknown> {
   const dir = resolve(FIXTURES_DIR, 'ref');
   const json = (f: string) => JSON.parse(readFileSync(resolve(dir, f), 'utf8'));
   const loaded = await loadEngine(ctx, {

@@ -21,7 +21,8 @@
 //     x = R + Σ_p P[p];  silu gating: gate and up rows of the slice of linear_in · norm2(x),
 //     a = silu(gate) · up;  GELU: a = gelu(linear1 rows of the slice · norm2(x))
 //     P'[j] = s2 ⊙ linear_out[:, slice] · a;  R' = x (workgroup 0)
-//   sum_block (one thread per element): R' = R + Σ_p P[p], the layer stack's output.
+//   sum_block (one thread per element): y = R + Σ_p P[p], the layer stack's output, into the
+//     tensor bound as `kv`.
 // So x_next = R' + Σ P'[·]: the official layer's sums, associated per head / per slice (f32
 // rounding differs at the 1e-7 level). Workgroup counts: heads, ceil(H / B), ceil(T·D / 64).
 // Weights are read once per call for all T rows.
@@ -346,22 +347,14 @@ fn ffn_block(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
   let nc = min(b, hid - c0);
   let tl = params.t_len;
   load_input(t, j == 0u);
-  if (ACT == 0u) {
-    // Gate rows c0 .. c0 + nc of linear_in and the matching up rows H + c0 .. (ActivationGating: x.view(2, -1)).
-    first_product(t, 2u * nc, c0, nc, hid);
-    for (var i = t; i < tl * nc; i += WG) {
-      let q = i / nc;
-      let c = i - q * nc;
-      let g = rowv[q * NR + c];
-      pv[q * NP + c] = g / (1.0 + exp(-g)) * rowv[q * NR + nc + c];
-    }
-  } else {
-    first_product(t, nc, c0, nc, 0u);
-    for (var i = t; i < tl * nc; i += WG) {
-      let q = i / nc;
-      let c = i - q * nc;
-      pv[q * NP + c] = gelu(rowv[q * NR + c]);
-    }
+  // silu: gate rows c0 .. c0 + nc of linear_in and the matching up rows H + c0 .. (ActivationGating:
+  // x.view(2, -1)); GELU: rows c0 .. c0 + nc of linear1.
+  first_product(t, select(nc, 2u * nc, ACT == 0u), c0, nc, hid);
+  for (var i = t; i < tl * nc; i += WG) {
+    let q = i / nc;
+    let c = i - q * nc;
+    let g = rowv[q * NR + c];
+    if (ACT == 0u) { pv[q * NP + c] = g / (1.0 + exp(-g)) * rowv[q * NR + nc + c]; } else { pv[q * NP + c] = gelu(g); }
   }
   workgroupBarrier();
   second_product(t, j, c0, nc, hid, false);
@@ -377,5 +370,5 @@ fn sum_block(@builtin(global_invocation_id) gid: vec3<u32>) {
   let r = i / d;
   let e = i - r * d;
   for (var p = 0u; p < params.n_in; p++) { v += st[params.in_base + ((p + 1u) * tl + r) * d + e]; }
-  st[params.out_base + i] = v;
+  kv[i] = bitcast<u32>(v);   // the output y [T, D], bound as kv
 }

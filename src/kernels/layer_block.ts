@@ -96,9 +96,11 @@ function workgroupSizes(ctx: GpuContext, d: number, nr: number, np: number, no: 
  */
 export class BlockStream {
   readonly st: Tensor;
-  /** Bound where a block reads no cache (`kv`, read_write) and where the sum reads no weights (read only). */
+  /** Bound where the FFN block reads no cache (`kv`, read_write) and where the sum reads no weights (read only). */
   readonly spareRw: Tensor;
   readonly spareRo: Tensor;
+  /** [rows, D]: the sum's output when y cannot be bound (a window at an unaligned offset). */
+  readonly out: Tensor;
   from = 0;
   nIn = 0;
   t = 1;
@@ -106,6 +108,7 @@ export class BlockStream {
     this.st = ctx.tensor([2, 1 + parts, rows, d], 'f32', label);
     this.spareRw = ctx.tensor([1], 'u32', `${label}.spare_rw`);
     this.spareRo = ctx.tensor([1], 'u32', `${label}.spare_ro`);
+    this.out = ctx.tensor([rows, d], 'f32', `${label}.out`);
   }
   /** f32 offset of half `i` in `st`. */
   base(i: number): number {
@@ -126,7 +129,7 @@ export class BlockStream {
     this.nIn = 0;
   }
   destroy(): void {
-    for (const t of [this.st, this.spareRw, this.spareRo]) t.destroy();
+    for (const t of [this.st, this.spareRw, this.spareRo, this.out]) t.destroy();
   }
 }
 
@@ -326,21 +329,33 @@ export function ffnBlock(rec: Recorder, s: BlockStream, o: LayerBlockShape, a: {
 }
 
 /**
- * The stream's value x = residual + Σ partials [T, D] into the residual of the other half
- * (shaders/layer_block.wgsl `sum_block`), then copied into y [T, D].
+ * The stream's value y = residual + Σ partials [T, D] (shaders/layer_block.wgsl `sum_block`,
+ * writing y itself); with no partials pending a copy of the residual, and for a y window no
+ * binding can start at, the sum into the stream's `out` and then a copy.
  */
 export function sumBlock(rec: Recorder, s: BlockStream, y: Tensor): void {
   expectShape('layer block output', y, [s.t, s.d], ['f32']);
+  if (s.nIn > 0 && y.byteOffset % rec.ctx.device.limits.minStorageBufferOffsetAlignment === 0) {
+    rec.dispatch(sumBlockKernel, sumArgs(s, y));
+    s.nIn = 0;
+    return;
+  }
+  let src = s.residual(s.from);
   if (s.nIn > 0) {
-    rec.dispatch(sumBlockKernel, {
-      buffers: [s.st, ...Array<Tensor>(6).fill(s.spareRo), s.spareRw, s.spareRo],
-      params: { ...UNUSED, d: s.d, n_in: s.nIn, in_base: s.base(s.from), out_base: s.base(1 - s.from), eps: 0, o_alpha: 0, o_scale: NO_SCALE, t_len: s.t },
-      constants: { TM: s.t, XS: 1, NR: 1, NP: 1, NO: 1, WG: 64, LANES: 1 },
-      workgroups: grid1d(s.t * s.d, 64),
-      label: 'layer_block.sum',
-    });
-    s.from = 1 - s.from;
+    src = new Tensor(s.out.buffer, [s.t, s.d], 'f32', s.out.label, s.out.byteOffset, false);
+    rec.dispatch(sumBlockKernel, sumArgs(s, src));
     s.nIn = 0;
   }
-  rec.copy(s.residual(s.from), y, 4 * s.t * s.d);
+  rec.copy(src, y, 4 * s.t * s.d);
+}
+
+/** sum_block's dispatch writing the stream's value into `out` [T, D]. */
+function sumArgs(s: BlockStream, out: Tensor) {
+  return {
+    buffers: [s.st, ...Array<Tensor>(6).fill(s.spareRo), out, s.spareRo],
+    params: { ...UNUSED, d: s.d, n_in: s.nIn, in_base: s.base(s.from), out_base: 0, eps: 0, o_alpha: 0, o_scale: NO_SCALE, t_len: s.t },
+    constants: { TM: s.t, XS: 1, NR: 1, NP: 1, NO: 1, WG: 64, LANES: 1 },
+    workgroups: grid1d(s.t * s.d, 64),
+    label: 'layer_block.sum',
+  };
 }

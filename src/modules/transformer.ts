@@ -343,6 +343,10 @@ export class StreamingTransformer {
         throw new ShapeError(`transformer: steps ${step}..${step + T - 1} exceed the ${this.steps} steps with per-step weights (call reset() between frames)`);
       }
     }
+    if (this.layers.length && this.layers.every((L) => this.takesBlocks(rec, L, step, T))) {
+      this.forwardBlocks(rec, x, y, step);
+      return;
+    }
     const sc0 = this.ensureScratch(T);
     const sc: Scratch = {
       ...sc0,
@@ -351,10 +355,6 @@ export class StreamingTransformer {
       attn: rowsView(sc0.attn, T),
       upd: rowsView(sc0.upd, T),
     };
-    if (this.layers.length && this.layers.every((L) => this.takesBlocks(rec, L, step, T))) {
-      this.forwardBlocks(rec, x, y, step);
-      return;
-    }
     const rope = this.cfg.positionalEmbedding === 'rope' ? { maxPeriod: this.cfg.maxPeriod } : null;
     rec.copy(x, y, T * D * 4); // y is the residual stream from here on
     const dispatches0 = rec.dispatchCount;
@@ -436,9 +436,10 @@ export class StreamingTransformer {
    * call, not at load: lazily loaded weights (VarBuilder uploadPending) are on the GPU by then.
    */
   private blockVectorsOf(L: Layer, l: number): BlockVectors {
-    const D = this.cfg.dModel;
-    const freqs = this.cfg.positionalEmbedding === 'rope' ? ropeFreqsTensor(this.ctx, D / this.cfg.numHeads, this.cfg.maxPeriod) : null;
-    L.blocks ??= blockVectors(this.ctx, { alpha1: L.norm1.weight, alpha2: L.norm2.weight, bias1: L.norm1.bias, bias2: L.norm2.bias, scale1: L.scale1, scale2: L.scale2, freqs }, `transformer layer ${l} block_vectors`);
+    if (L.blocks) return L.blocks;
+    const dh = this.cfg.dModel / this.cfg.numHeads;
+    const freqs = this.cfg.positionalEmbedding === 'rope' ? ropeFreqsTensor(this.ctx, dh, this.cfg.maxPeriod) : null;
+    L.blocks = blockVectors(this.ctx, { alpha1: L.norm1.weight, alpha2: L.norm2.weight, bias1: L.norm1.bias, bias2: L.norm2.bias, scale1: L.scale1, scale2: L.scale2, freqs }, `transformer layer ${l} block_vectors`);
     return L.blocks;
   }
 
@@ -450,7 +451,7 @@ export class StreamingTransformer {
     const D = this.cfg.dModel;
     const T = x.shape[0];
     if (!this.stream || this.stream.rows < T) {
-      if (this.stream) this.retired.push(this.stream.st, this.stream.spareRw, this.stream.spareRo);
+      if (this.stream) this.retired.push(this.stream.st, this.stream.spareRw, this.stream.spareRo, this.stream.out);
       const hid = Math.max(...this.layers.flatMap((L) => L.ffn.map((f) => f.hidden)));
       this.stream = new BlockStream(this.ctx, D, blockParts(this.cfg.numHeads, hid), Math.max(T, this.stream?.rows ?? 0), 'transformer.block_stream');
     }

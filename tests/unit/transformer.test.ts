@@ -9,7 +9,7 @@
  * - errors: missing keys, step/offset mismatch, too many steps.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GpuContext, roundThrough } from '../../src/gpu/index.ts';
+import { type GpuContext, Tensor, roundThrough } from '../../src/gpu/index.ts';
 import { NORM_EPS, StreamingTransformer, type TransformerConfig, gatingHidden } from '../../src/modules/transformer.ts';
 import type { TensorEntry } from '../../src/weights/safetensors.ts';
 import { VarBuilder, WeightError, hostToEntry } from '../../src/weights/var_builder.ts';
@@ -280,6 +280,29 @@ describe('StreamingTransformer vs a CPU reference (node)', () => {
     const tally = await streamCompare('depformer blocks switch', DEPFORMER, [1, 1, 1, 1, 1, 1, 1, 1], { useStep: true, seed: 16, fusion });
     expect(count(tally, /^layer_block\.attend\./)).toBe(5 * DEPFORMER.numLayers);
     expect(count(tally, /^attention\.write_kv_rows$/)).toBe((2 + 4) * DEPFORMER.numLayers);
+  });
+
+  it('layer blocks into an output window no binding can start at (sum into the stream, then a copy) equal the bound output', async () => {
+    const D = DEPFORMER.dModel;
+    const prefix = 'model.tr';
+    const w = makeWeights(DEPFORMER, prefix, 18);
+    const tr = StreamingTransformer.load(ctx, VarBuilder.fromEntries(ctx, toEntries(w, 'F32')).pp('model').pp('tr'), DEPFORMER);
+    keep.push(tr);
+    const x = ctx.upload(new Rng(19).normals(D, 1), [1, D], 'f32', 'x');
+    const aligned = sentinelTensor(ctx, [1, D], 'y aligned');
+    const big = sentinelTensor(ctx, [2, D], 'y big');
+    const window = new Tensor(big.buffer, [1, D], 'f32', 'y window', 4 * D, false); // 128 bytes in: not a binding offset
+    keep.push(x, aligned, big);
+    const got: Float32Array[] = [];
+    for (const y of [aligned, window]) {
+      tr.reset();
+      const rec = ctx.record('window');
+      tr.forward(rec, x, y, { step: 0 });
+      const p = rec.readback(y);
+      await rec.submit();
+      got.push((await p) as Float32Array);
+    }
+    expect(Array.from(got[1])).toEqual(Array.from(got[0]));
   });
 
   it('depformer: layer blocks and the fused attention matvec alternating over one cache', async () => {

@@ -134,7 +134,7 @@ function blockCase(s: BlockSpec): KernelCase {
         },
         flops: 2 * steps * (3 * d * d + d * d + inRows * d + d * s.hidden),
         bytes: steps * 8 * d + (s.dtype === 'f32' ? 4 : 2) * (4 * d * d + inRows * d + d * s.hidden) * s.chunks.length,
-        tensors: [...tensors, ...(cache.kv ? [cache.kv] : [cache.k, cache.v]), cache.part, ...(cache.rows ? [cache.rows] : []), stream.st, stream.spareRw, stream.spareRo],
+        tensors: [...tensors, ...(cache.kv ? [cache.kv] : [cache.k, cache.v]), cache.part, ...(cache.rows ? [cache.rows] : []), stream.st, stream.spareRw, stream.spareRo, stream.out],
       };
     },
   };
